@@ -1,0 +1,6 @@
+"""poststelle.routing — see README.md."""
+
+if __name__ != "poststelle.routing":
+    # The charter installs this folder only as poststelle.routing; importing it bare from a
+    # checkout would create a second, divergent copy of every module-level registry.
+    raise ImportError("import this package as 'poststelle.routing', not 'routing'")
