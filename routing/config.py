@@ -1,16 +1,201 @@
-"""Hub configuration: one TOML or YAML file plus ``POSTSTELLE_*`` environment variables."""
+"""Hub configuration: one TOML or YAML file plus ``POSTSTELLE_*`` environment variables.
+
+Precedence, highest first: command-line flags, environment variables, the config file,
+built-in defaults. A bad value stops start-up with a ``ConfigError`` naming the key.
+"""
 
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-__all__ = ["DEFAULT_DATA_DIR", "resolve_data_dir"]
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "BackendConfig",
+    "ConfigError",
+    "HttpConfig",
+    "HubConfig",
+    "NatsConfig",
+    "StaticRoute",
+    "load_config",
+    "resolve_data_dir",
+]
 
 DEFAULT_DATA_DIR = Path(".poststelle")
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# XTA's container limit; larger bodies are refused before anything is stored.
+DEFAULT_MAX_BODY_BYTES = 40 * 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the reason."""
 
 
 def resolve_data_dir(cli_value: str | Path | None = None) -> Path:
     """``--data-dir`` wins over ``POSTSTELLE_DATA_DIR``, which wins over ``./.poststelle``."""
     chosen = cli_value or os.environ.get("POSTSTELLE_DATA_DIR") or DEFAULT_DATA_DIR
     return Path(chosen).expanduser().resolve()
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NatsConfig(_Section):
+    url: str | None = Field(
+        default=None, description="External NATS (comma-separated for a cluster); empty: embedded"
+    )
+    replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas: 3 in a cluster")
+    domain: str | None = Field(default=None, description="JetStream domain of this hub")
+    credentials: Path | None = None
+    connect_timeout: float = Field(default=5.0, gt=0)
+    sync_interval: str | None = Field(
+        default=None, description="Embedded server fsync interval, e.g. 'always' or '10s'"
+    )
+
+
+class HttpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+
+
+class BackendConfig(_Section):
+    tenant: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG)
+    kind: Literal["filedrop"] = "filedrop"
+    directory: Path | None = Field(
+        default=None, description="File drop root; default <data-dir>/outbox"
+    )
+    max_deliver: int = Field(default=10, ge=1)
+
+
+class StaticRoute(_Section):
+    """A routing rule in its simplest form; the routing table supersedes it."""
+
+    standard: str | None = None
+    message_type: str | None = None
+    tenant: str = Field(pattern=SLUG)
+    backend: str = Field(pattern=SLUG)
+
+
+class HubConfig(_Section):
+    data_dir: Path = DEFAULT_DATA_DIR
+    nats: NatsConfig = Field(default_factory=NatsConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    backends: list[BackendConfig] = Field(default_factory=list)
+    routes: list[StaticRoute] = Field(default_factory=list)
+    router_batch_size: int = Field(default=256, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _routes_name_declared_backends(self) -> HubConfig:
+        declared = {(b.tenant, b.name) for b in self.backends}
+        for index, route in enumerate(self.routes):
+            if (route.tenant, route.backend) not in declared:
+                raise ValueError(
+                    f"routes[{index}] names back end {route.tenant}/{route.backend}, "
+                    f"which is not declared under [[backends]]"
+                )
+        return self
+
+    def backend_directory(self, backend: BackendConfig) -> Path:
+        return (backend.directory or self.data_dir / "outbox").resolve()
+
+    @classmethod
+    def demo(cls, data_dir: Path) -> HubConfig:
+        """What ``make run`` starts: every XBau 2.6 building application to one authority."""
+        return cls(
+            data_dir=data_dir,
+            backends=[BackendConfig(tenant="bauaufsicht-demo", name="filedrop")],
+            routes=[
+                StaticRoute(
+                    standard="xbau",
+                    message_type="baugenehmigung.antrag.0200",
+                    tenant="bauaufsicht-demo",
+                    backend="filedrop",
+                )
+            ],
+        )
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in {".yaml", ".yml"}:
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {path}: use a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:]}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a table of settings")
+    return data
+
+
+_ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "POSTSTELLE_NATS_URL": ("nats", "url"),
+    "POSTSTELLE_NATS_REPLICAS": ("nats", "replicas"),
+    "POSTSTELLE_NATS_CREDENTIALS": ("nats", "credentials"),
+    "POSTSTELLE_HTTP_HOST": ("http", "host"),
+    "POSTSTELLE_HTTP_PORT": ("http", "port"),
+    "POSTSTELLE_MAX_BODY_BYTES": ("http", "max_body_bytes"),
+}
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        node = tree.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: expected a table of settings, got {type(node).__name__}")
+        tree = node
+    tree[path[-1]] = value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {key}: {item['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> HubConfig:
+    """Build the configuration. Without a file, the demo set-up of ``make run`` applies.
+
+    ``overrides`` are dotted keys from command-line flags (``{"http.port": 9000}``).
+    """
+    env = os.environ if environ is None else environ
+    file_path = path or (Path(env["POSTSTELLE_CONFIG"]) if env.get("POSTSTELLE_CONFIG") else None)
+    raw: dict[str, Any] = _read_file(file_path) if file_path else {}
+    for variable, key_path in _ENVIRONMENT.items():
+        if env.get(variable):
+            _set(raw, key_path, env[variable])
+    data_dir_flag = (overrides or {}).get("data_dir")
+    raw["data_dir"] = resolve_data_dir(data_dir_flag or env.get("POSTSTELLE_DATA_DIR") or raw.get("data_dir"))
+    for dotted, value in (overrides or {}).items():
+        if value is not None and dotted != "data_dir":
+            _set(raw, tuple(dotted.split(".")), value)
+    if file_path is None and "backends" not in raw and "routes" not in raw:
+        demo = HubConfig.demo(raw["data_dir"]).model_dump(include={"backends", "routes"})
+        raw.update(demo)
+    try:
+        return HubConfig.model_validate(raw)
+    except ValidationError as exc:
+        source = f" (from {file_path})" if file_path else ""
+        raise ConfigError(_describe(exc) + source) from exc

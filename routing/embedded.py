@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-
+import os
 import shutil
 import signal
 import subprocess
@@ -135,6 +135,24 @@ class EmbeddedNatsServer:
         self.stop()
         raise NatsServerError(f"nats-server did not report its port within {self.startup_timeout}s")
 
+    @staticmethod
+    def discover(store_dir: Path) -> str | None:
+        """The client URL of a live server already using ``store_dir``, if any.
+
+        Lets CLI commands join the store of a running ``poststelle run`` instead of starting
+        a second server on the same files.
+        """
+        for ports_file in (store_dir / "run").glob("*.ports"):
+            pid = int(ports_file.stem.rsplit("_", 1)[-1]) if "_" in ports_file.stem else 0
+            if pid <= 0 or not _pid_alive(pid):
+                continue
+            try:
+                listening = json.loads(ports_file.read_text())["nats"][0]
+            except (OSError, ValueError, KeyError, IndexError):
+                continue
+            return f"nats://{listening.split('://', 1)[-1]}"
+        return None
+
     def stop(self, *, graceful: bool = True) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
@@ -159,3 +177,13 @@ class EmbeddedNatsServer:
         self.stop()
 
 
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

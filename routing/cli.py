@@ -1,0 +1,217 @@
+"""``poststelle``: the hub's command line.
+
+Each area contributes its sub-commands through a ``register(subparsers)`` function, listed
+in ``_COMMAND_MODULES``; this module owns only the shared options and the hub commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from poststelle.routing.config import ConfigError, HubConfig, load_config
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("poststelle")
+
+# Modules that add sub-commands: each exposes ``register(subparsers)``.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML or YAML config file ($POSTSTELLE_CONFIG)")
+    parser.add_argument("--data-dir", help="data folder ($POSTSTELLE_DATA_DIR, default ./.poststelle)")
+    parser.add_argument("--nats-url", help="external NATS ($POSTSTELLE_NATS_URL); default embedded")
+
+
+def config_from(args: argparse.Namespace, **overrides: Any) -> HubConfig:
+    return load_config(
+        args.config,
+        overrides={"data_dir": args.data_dir, "nats.url": args.nats_url, **overrides},
+    )
+
+
+def run_async(func: Callable[[], Awaitable[int]]) -> int:
+    return asyncio.run(func())  # type: ignore[arg-type]
+
+
+# -- run -------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from poststelle.routing.hub import Hub
+
+    config = config_from(args, **{"http.port": args.http_port})
+
+    async def serve() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with Hub(config) as hub:
+            outboxes = sorted({str(config.backend_directory(b)) for b in config.backends})
+            print(f"Poststelle hub running (NATS {hub.nats_url})", flush=True)
+            print(f"  submit XÖV messages:  POST {hub.http_url}/v1/submissions", flush=True)
+            print(f"  health:               GET  {hub.http_url}/healthz", flush=True)
+            print(f"  API documentation:    {hub.http_url}/docs", flush=True)
+            for folder in outboxes:
+                print(f"  deliveries appear in: {folder}/<tenant>/<backend>/", flush=True)
+            print("Press Ctrl+C to stop.", flush=True)
+            await stop.wait()
+        return 0
+
+    return asyncio.run(serve())
+
+
+# -- commands that talk to a running hub's NATS -----------------------------------------
+
+
+async def _with_js(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Connect to the configured NATS, or to the embedded server's store when none runs."""
+    from poststelle.routing.hub import Hub
+
+    config = config_from(args)
+    hub = Hub(config)
+    try:
+        await hub.start(http=False, workers=False)
+    except Exception as exc:
+        print(f"error: cannot reach NATS: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return await work(hub)
+    finally:
+        await hub.stop()
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    async def work(hub: Any) -> int:
+        entries = await hub.audit.read(args.case_id)
+        if not entries:
+            print(f"no audit trail for case {args.case_id}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
+            return 0
+        print(f"case {args.case_id}")
+        for entry in entries:
+            details = " ".join(f"{key}={value}" for key, value in entry.detail.items())
+            print(f"  {entry.at.isoformat(timespec='milliseconds')}  {entry.hop:<13} {details}")
+        return 0
+
+    return asyncio.run(_with_js(args, work))
+
+
+def _cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from poststelle.routing.quarantine import list_quarantined
+
+    async def work(hub: Any) -> int:
+        items = await list_quarantined(hub.js, reason=args.reason)
+        if args.json:
+            print(json.dumps([item.as_json() for item in items], indent=2))
+            return 0
+        if not items:
+            print("quarantine is empty")
+            return 0
+        for item in items:
+            when = datetime.fromisoformat(item.time).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"#{item.sequence:<6} {when}  {item.step}/{item.reason}  case={item.case_id}")
+            print(f"         {item.detail}")
+        return 0
+
+    return asyncio.run(_with_js(args, work))
+
+
+def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
+    from poststelle.routing.quarantine import replay_quarantined
+
+    async def work(hub: Any) -> int:
+        replayed = await replay_quarantined(hub.js, reason=args.reason, sequences=args.seq)
+        print(f"replayed {len(replayed)} message(s) into INBOX")
+        return 0
+
+    return asyncio.run(_with_js(args, work))
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from poststelle.contracts.events import CASE_EVENT_SCHEMA_PATH, case_event_json_schema
+
+    text = json.dumps(case_event_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.write:
+        CASE_EVENT_SCHEMA_PATH.write_text(text, encoding="utf-8")
+        print(f"wrote {CASE_EVENT_SCHEMA_PATH}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poststelle",
+        description="Poststelle: the digital mailroom of German public administration.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="start the hub (embedded NATS unless configured)")
+    _common(run)
+    run.add_argument("--http-port", type=int, help="portal intake port (default 8080)")
+    run.set_defaults(func=_cmd_run)
+
+    trace = commands.add_parser("trace", help="show a case's hops in order")
+    _common(trace)
+    trace.add_argument("case_id")
+    trace.add_argument("--json", action="store_true")
+    trace.set_defaults(func=_cmd_trace)
+
+    quarantine = commands.add_parser("quarantine", help="parked messages")
+    quarantine_commands = quarantine.add_subparsers(dest="quarantine_command", required=True)
+    q_list = quarantine_commands.add_parser("list", help="what is parked, with step and reason")
+    _common(q_list)
+    q_list.add_argument("--reason", help="only this reason (e.g. not-xml, unroutable)")
+    q_list.add_argument("--json", action="store_true")
+    q_list.set_defaults(func=_cmd_quarantine_list)
+    q_replay = quarantine_commands.add_parser("replay", help="send parked messages through again")
+    _common(q_replay)
+    q_replay.add_argument("--reason", help="replay everything parked with this reason")
+    q_replay.add_argument("--seq", type=int, action="append", help="replay this record (repeatable)")
+    q_replay.set_defaults(func=_cmd_quarantine_replay)
+
+    schema = commands.add_parser("schema", help="print the CaseEvent JSON Schema")
+    schema.add_argument("--write", action="store_true", help="update contracts/ in place")
+    schema.set_defaults(func=_cmd_schema)
+
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

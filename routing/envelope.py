@@ -1,0 +1,62 @@
+"""What travels with a message on the hub's streams: header names and subject builders.
+
+Subjects are built only from tokens the hub controls (slugs, registry names, UUIDs); any
+other text is reduced to a safe token first, because a ``.`` or ``*`` from a sender would
+otherwise change which consumers see the message.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "H_ADAPTER",
+    "H_CASE_ID",
+    "H_CHANNEL",
+    "H_CONTENT_TYPE",
+    "H_DETAIL",
+    "H_MSG_ID",
+    "H_REASON",
+    "H_RECEIVED_AT",
+    "H_SOURCE_ID",
+    "H_STEP",
+    "audit_subject",
+    "case_subject",
+    "inbox_subject",
+    "quarantine_subject",
+    "safe_token",
+]
+
+H_MSG_ID = "Nats-Msg-Id"
+H_CHANNEL = "Poststelle-Channel"
+H_ADAPTER = "Poststelle-Adapter"
+H_SOURCE_ID = "Poststelle-Source-Id"
+H_CASE_ID = "Poststelle-Case-Id"
+H_CONTENT_TYPE = "Content-Type"
+H_RECEIVED_AT = "Poststelle-Received-At"
+H_STEP = "Poststelle-Step"
+H_REASON = "Poststelle-Reason"
+H_DETAIL = "Poststelle-Detail"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_token(text: str) -> str:
+    """One subject token: letters, digits, ``_`` and ``-`` only, never empty."""
+    return _UNSAFE.sub("_", text)[:128] or "_"
+
+
+def inbox_subject(channel: str, adapter: str) -> str:
+    return f"inbox.{safe_token(channel)}.{safe_token(adapter)}"
+
+
+def case_subject(tenant: str, backend: str, message_type: str) -> str:
+    return f"case.{safe_token(tenant)}.{safe_token(backend)}.{safe_token(message_type)}"
+
+
+def quarantine_subject(step: str, reason: str) -> str:
+    return f"quarantine.{safe_token(step)}.{safe_token(reason)}"
+
+
+def audit_subject(case_id: str) -> str:
+    return f"audit.{safe_token(case_id)}"

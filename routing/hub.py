@@ -1,0 +1,253 @@
+"""The hub process: NATS (embedded or external), topology, routing core, delivery, intake.
+
+``Hub`` is an async context manager so tests and ``poststelle run`` drive the very same
+object; everything runs on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import nats
+import uvicorn
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from poststelle.adapters.filedrop import FileDropBackend
+from poststelle.adapters.portal import create_portal_app
+from poststelle.routing.audit import AuditTrail
+from poststelle.routing.config import HubConfig
+from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
+from poststelle.routing.delivery import DeliveryWorker
+from poststelle.routing.embedded import EmbeddedNatsServer
+from poststelle.routing.intake import Accepted, Intake
+from poststelle.routing.metrics import Counters
+from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
+from poststelle.routing.topology import CASES, INBOX, ensure_topology
+
+__all__ = ["Hub", "connect"]
+
+log = logging.getLogger(__name__)
+
+_RESTART_DELAY = 1.0
+
+
+async def connect(config: HubConfig, url: str | None = None) -> NatsClient:
+    """A client that reconnects for ever: the hub outlives server restarts."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error=%r", exc)
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    servers = [part.strip() for part in (url or config.nats.url or "").split(",") if part.strip()]
+    options: dict[str, Any] = {}
+    if config.nats.credentials:
+        options["user_credentials"] = str(config.nats.credentials)
+    return await nats.connect(
+        servers=servers,
+        connect_timeout=config.nats.connect_timeout,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        **options,
+    )
+
+
+class Hub:
+    def __init__(self, config: HubConfig, *, resolver: RouteResolver | None = None) -> None:
+        self.config = config
+        self.counters = Counters()
+        self.embedded: EmbeddedNatsServer | None = None
+        self._joined_url: str | None = None
+        self.nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self.resolver = resolver or StaticRouteResolver(config.routes)
+        self.core: RoutingCore | None = None
+        self.workers: list[DeliveryWorker] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: uvicorn.Server | None = None
+        self._http_socket: socket.socket | None = None
+        self.intake: Intake | None = None
+        self.audit: AuditTrail | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("hub not started")
+        return self._js
+
+    @property
+    def nats_url(self) -> str:
+        if self.config.nats.url:
+            return self.config.nats.url
+        if self._joined_url:
+            return self._joined_url
+        if self.embedded is None:
+            raise RuntimeError("hub not started")
+        return self.embedded.client_url
+
+    @property
+    def http_url(self) -> str:
+        if self._http_socket is None:
+            raise RuntimeError("HTTP intake not started")
+        host, port = self._http_socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def start(self, *, http: bool = True, workers: bool = True) -> Hub:
+        """``workers=False`` gives a client of the hub's NATS (the CLI), not a second hub."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = self.config.data_dir / "nats"
+        if not self.config.nats.url and not workers:
+            self._joined_url = EmbeddedNatsServer.discover(store)
+        if not self.config.nats.url and not self._joined_url:
+            self.embedded = EmbeddedNatsServer(
+                store_dir=store,
+                domain=self.config.nats.domain,
+                sync_interval=self.config.nats.sync_interval,
+            )
+            await asyncio.to_thread(self.embedded.start)
+        self.nc = await connect(self.config, self.nats_url)
+        self._js = self.nc.jetstream(domain=self.config.nats.domain)
+        await ensure_topology(self.js, replicas=self.config.nats.replicas)
+        self.audit = AuditTrail(self.js)
+        self.intake = Intake(self.js, self.audit, self.counters)
+        if workers:
+            self._start_workers()
+        if http:
+            await self._start_http()
+        log.info("hub started nats=%s", self.nats_url)
+        return self
+
+    def _start_workers(self) -> None:
+        self.core = RoutingCore(self.js, self.resolver, self.audit, self.counters,
+                                batch_size=self.config.router_batch_size)
+        self._supervise("routing-core", self.core.run)
+        for backend_config in self.config.backends:
+            backend = FileDropBackend(
+                backend_config.tenant, backend_config.name,
+                self.config.backend_directory(backend_config),
+            )
+            worker = DeliveryWorker(self.js, backend, self.audit, self.counters,
+                                    max_deliver=backend_config.max_deliver)
+            self.workers.append(worker)
+            self._supervise(worker.durable, worker.run)
+
+    def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Keep a worker alive across NATS hiccups; a crash restarts it after a pause."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await run()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("worker crashed, restarting name=%s", name)
+                    await asyncio.sleep(_RESTART_DELAY)
+
+        self._tasks.append(asyncio.create_task(loop(), name=name))
+
+    async def _start_http(self) -> None:
+        app = create_portal_app(self)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.http.host, self.config.http.port))
+        self._http_socket = sock
+        server_config = uvicorn.Config(app, log_level="warning", lifespan="off",
+                                       h11_max_incomplete_event_size=64 * 1024)
+        self._http = uvicorn.Server(server_config)
+        self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
+        while not self._http.started:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+        if self.core is not None:
+            self.core.stop()
+        for worker in self.workers:
+            worker.stop()
+        if self._tasks:
+            _, still_running = await asyncio.wait(self._tasks, timeout=5.0)
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*still_running, return_exceptions=True)
+        self._tasks.clear()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+        if self._http_socket is not None:
+            self._http_socket.close()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+        log.info("hub stopped")
+
+    async def __aenter__(self) -> Hub:
+        try:
+            return await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- services for adapters -----------------------------------------------------------
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.config.http.max_body_bytes
+
+    async def accept(self, raw: bytes, **kwargs: Any) -> Accepted:
+        if self.intake is None:
+            raise RuntimeError("hub not started")
+        return await self.intake.accept(raw, **kwargs)
+
+    async def health(self) -> dict[str, Any]:
+        connected = self.nc is not None and self.nc.is_connected
+        report: dict[str, Any] = {
+            "status": "ok" if connected else "degraded",
+            "nats": {"connected": connected, "url": self.nats_url,
+                     "embedded": self.embedded is not None},
+            "consumers": {},
+            "counters": self.counters.snapshot(),
+        }
+        if not connected:
+            return report
+        consumers = [(INBOX, ROUTER_DURABLE)] + [(CASES, w.durable) for w in self.workers]
+        for stream, durable in consumers:
+            try:
+                info = await self.js.consumer_info(stream, durable, timeout=2.0)
+            except (NotFoundError, TimeoutError):
+                report["consumers"][durable] = {"present": False}
+                report["status"] = "degraded"
+                continue
+            report["consumers"][durable] = {
+                "present": True,
+                "stream": stream,
+                "pending": info.num_pending,
+                "ack_pending": info.num_ack_pending,
+                "redelivered": info.num_redelivered,
+            }
+        for worker in self.workers:
+            report["consumers"][worker.durable]["backend"] = worker.backend.health()
+        return report

@@ -1,0 +1,144 @@
+"""The hub's JetStream topology, created idempotently at start.
+
+Limits here are deliberate: every stream is bounded in age; sizes are bounded by the
+server's ``max_file_store`` unless a ``max_bytes`` is given (JetStream reserves a stream's
+``max_bytes`` up front, so fixed sizes would refuse to start on a small disk). The dedupe windows are long enough to cover a source that
+re-sends after a day-long outage (XÖV keeps ``nachrichtenUUID`` on re-send).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+__all__ = [
+    "ATTACHMENTS_BUCKET",
+    "AUDIT",
+    "CASES",
+    "CASES_BUCKET",
+    "DLQ",
+    "INBOX",
+    "OUTBOX",
+    "QUARANTINE",
+    "REPLIES",
+    "ROUTES_BUCKET",
+    "STREAMS",
+    "StreamSpec",
+    "ensure_topology",
+]
+
+log = logging.getLogger(__name__)
+
+DAY = 24 * 3600.0
+
+INBOX = "INBOX"
+CASES = "CASES"
+REPLIES = "REPLIES"
+OUTBOX = "OUTBOX"
+QUARANTINE = "QUARANTINE"
+DLQ = "DLQ"
+AUDIT = "AUDIT"
+ROUTES_BUCKET = "routes"
+CASES_BUCKET = "cases"
+ATTACHMENTS_BUCKET = "attachments"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    max_age: float
+    duplicate_window: float
+    max_bytes: int = -1
+    retention: RetentionPolicy = RetentionPolicy.LIMITS
+    description: str = ""
+
+    def config(self, replicas: int, max_bytes: int | None = None) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            description=self.description,
+            subjects=list(self.subjects),
+            retention=self.retention,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            max_age=self.max_age,
+            max_bytes=self.max_bytes if max_bytes is None else max_bytes,
+            # Refuse new data rather than silently dropping unprocessed arrivals.
+            discard=DiscardPolicy.NEW,
+            duplicate_window=self.duplicate_window,
+            max_msg_size=-1,
+            allow_direct=True,
+        )
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec(INBOX, ("inbox.>",), 30 * DAY, DAY, description="raw arrivals"),
+    StreamSpec(CASES, ("case.>",), 90 * DAY, DAY, description="canonical CaseEvents"),
+    StreamSpec(REPLIES, ("reply.>",), 90 * DAY, DAY, description="back-end answers"),
+    StreamSpec(OUTBOX, ("outbox.>",), 30 * DAY, DAY, description="answers to origins"),
+    StreamSpec(
+        QUARANTINE, ("quarantine.>",), 365 * DAY, DAY, description="parked + reason"
+    ),
+    StreamSpec(DLQ, ("dlq.>",), 365 * DAY, DAY, description="exhausted deliveries"),
+    StreamSpec(AUDIT, ("audit.>",), 365 * DAY, 2 * 60.0, description="case hops"),
+)
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        existing = await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("stream created name=%s replicas=%s", config.name, config.num_replicas)
+        return
+    # Keep the replica count a running cluster already has: changing it is an operator's call.
+    wanted = replace(config, num_replicas=existing.config.num_replicas)
+    try:
+        await js.update_stream(wanted)
+    except BadRequestError as exc:
+        log.warning("stream kept as is name=%s reason=%s", config.name, exc.description)
+
+
+async def ensure_topology(js: JetStreamContext, *, replicas: int = 1) -> None:
+    """Create or update every stream and bucket; never deletes or resets data."""
+    for spec in STREAMS:
+        await _ensure_stream(js, spec.config(replicas))
+    for bucket, history, description in (
+        (ROUTES_BUCKET, 5, "routing table snapshots and pointer"),
+        (CASES_BUCKET, 10, "case registry: origin, correlation ids, state"),
+    ):
+        try:
+            await js.key_value(bucket)
+        except (NotFoundError, BadRequestError):
+            await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    description=description,
+                    history=history,
+                    storage=StorageType.FILE,
+                    replicas=replicas,
+                )
+            )
+    try:
+        await js.object_store(ATTACHMENTS_BUCKET)
+    except (NotFoundError, BadRequestError):
+        await js.create_object_store(
+            ATTACHMENTS_BUCKET,
+            config=ObjectStoreConfig(
+                description="claim check: attachments and original messages",
+                storage=StorageType.FILE,
+                replicas=replicas,
+            ),
+        )

@@ -1,0 +1,57 @@
+"""A hub wired to its own fresh nats-server for each test: no state leaks between tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from poststelle.routing.config import HubConfig, load_config
+from poststelle.routing.embedded import EmbeddedNatsServer
+from poststelle.routing.hub import Hub
+
+
+@pytest.fixture
+def fresh_nats(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
+    with EmbeddedNatsServer(store_dir=tmp_path / "nats-store") as server:
+        yield server
+
+
+@pytest.fixture
+def hub_config(tmp_path: Path, fresh_nats: EmbeddedNatsServer) -> HubConfig:
+    return load_config(
+        environ={},
+        overrides={"data_dir": tmp_path / "data", "nats.url": fresh_nats.client_url,
+                   "http.port": 0},
+    )
+
+
+@pytest.fixture
+async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
+    async with Hub(hub_config) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=hub.http_url, timeout=10.0) as client:
+        yield client
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+    """Poll ``check`` until it returns a truthy value; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {result!r})")
+        await asyncio.sleep(0.05)
