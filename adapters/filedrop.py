@@ -58,7 +58,8 @@ class FileDropBackend:
     async def deliver(self, event: CaseEvent) -> None:
         if event.data.tenant != self.tenant or event.data.backend != self.name:
             raise PermanentDeliveryError(
-                f"event for {event.data.tenant}/{event.data.backend} reached {self.tenant}/{self.name}"
+                f"event for {event.data.tenant}/{event.data.backend} "
+                f"reached {self.tenant}/{self.name}"
             )
         body = event.model_dump_json(indent=2).encode()
         try:

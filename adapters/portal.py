@@ -6,7 +6,6 @@ The answer ``202`` is sent only after JetStream stored the raw bytes. Errors are
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -22,8 +21,19 @@ XML_MEDIA_TYPES = {"application/xml", "text/xml"}
 class PortalServices(Protocol):
     """What the intake needs from the hub."""
 
-    max_body_bytes: int
-    accept: Callable[..., Awaitable[Accepted]]
+    @property
+    def max_body_bytes(self) -> int: ...
+
+    async def accept(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        adapter: str,
+        source_message_id: str | None = None,
+        content_type: str = "application/xml",
+        extra_headers: dict[str, str] | None = None,
+    ) -> Accepted: ...
 
     async def health(self) -> dict[str, Any]: ...
 
@@ -62,33 +72,47 @@ def create_portal_app(services: PortalServices, *, adapter_name: str = "http") -
         "/v1/submissions",
         status_code=202,
         summary="Submit one XÖV message (raw XML body)",
-        responses={413: {"description": "Body over the size limit"},
-                   415: {"description": "Not an XML media type"},
-                   503: {"description": "The hub could not store the message"}},
+        responses={
+            413: {"description": "Body over the size limit"},
+            415: {"description": "Not an XML media type"},
+            503: {"description": "The hub could not store the message"},
+        },
     )
     async def submit(request: Request) -> JSONResponse:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in XML_MEDIA_TYPES:
-            return problem(415, "Unsupported media type",
-                           f"send the XÖV message as application/xml, not {media_type or 'nothing'}")
+            return problem(
+                415,
+                "Unsupported media type",
+                f"send the XÖV message as application/xml, not {media_type or 'nothing'}",
+            )
         try:
             raw = await _read_limited(request, services.max_body_bytes)
         except _BodyTooLarge:
-            return problem(413, "Submission too large",
-                           f"the body exceeds the limit of {services.max_body_bytes} bytes",
-                           limit=services.max_body_bytes)
+            return problem(
+                413,
+                "Submission too large",
+                f"the body exceeds the limit of {services.max_body_bytes} bytes",
+                limit=services.max_body_bytes,
+            )
         if not raw.strip():
             return problem(400, "Empty submission", "the body is empty")
         try:
             accepted = await services.accept(
-                raw, channel=CHANNEL, adapter=adapter_name, content_type=media_type,
+                raw,
+                channel=CHANNEL,
+                adapter=adapter_name,
+                content_type=media_type,
                 source_message_id=request.headers.get("idempotency-key"),
             )
         except Exception as exc:  # nothing was stored: the sender must try again
             return problem(503, "Hub unavailable", f"the message was not stored: {exc!r}")
         return JSONResponse(
-            {"case_id": accepted.case_id, "message_id": accepted.message_id,
-             "duplicate": accepted.duplicate},
+            {
+                "case_id": accepted.case_id,
+                "message_id": accepted.message_id,
+                "duplicate": accepted.duplicate,
+            },
             status_code=202,
         )
 

@@ -45,9 +45,7 @@ class InspectedMessage:
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def _authority(element: etree._Element | None) -> str | None:
@@ -69,7 +67,9 @@ def inspect_message(raw: bytes) -> InspectedMessage:
     known = KNOWN_ROOTS.get((qname.namespace or "", qname.localname))
     if known is None:
         raise MessageRejected(
-            "identify", "unknown-message", f"no contract for root {{{qname.namespace}}}{qname.localname}"
+            "identify",
+            "unknown-message",
+            f"no contract for root {{{qname.namespace}}}{qname.localname}",
         )
     head = root.find("nachrichtenkopf.g2g")
     return InspectedMessage(
@@ -77,7 +77,9 @@ def inspect_message(raw: bytes) -> InspectedMessage:
         version=known[1],
         message_type=qname.localname,
         namespace=qname.namespace or "",
-        nachrichten_uuid=root.findtext("nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID"),
+        nachrichten_uuid=root.findtext(
+            "nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID"
+        ),
         author=_authority(head.find("autor") if head is not None else None),
         reader=_authority(head.find("leser") if head is not None else None),
     )

@@ -31,7 +31,9 @@ _COMMAND_MODULES: tuple[str, ...] = ()
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML or YAML config file ($POSTSTELLE_CONFIG)")
-    parser.add_argument("--data-dir", help="data folder ($POSTSTELLE_DATA_DIR, default ./.poststelle)")
+    parser.add_argument(
+        "--data-dir", help="data folder ($POSTSTELLE_DATA_DIR, default ./.poststelle)"
+    )
     parser.add_argument("--nats-url", help="external NATS ($POSTSTELLE_NATS_URL); default embedded")
 
 
@@ -184,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     q_replay = quarantine_commands.add_parser("replay", help="send parked messages through again")
     _common(q_replay)
     q_replay.add_argument("--reason", help="replay everything parked with this reason")
-    q_replay.add_argument("--seq", type=int, action="append", help="replay this record (repeatable)")
+    q_replay.add_argument(
+        "--seq", type=int, action="append", help="replay this record (repeatable)"
+    )
     q_replay.set_defaults(func=_cmd_quarantine_replay)
 
     schema = commands.add_parser("schema", help="print the CaseEvent JSON Schema")

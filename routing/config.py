@@ -187,7 +187,9 @@ def load_config(
         if env.get(variable):
             _set(raw, key_path, env[variable])
     data_dir_flag = (overrides or {}).get("data_dir")
-    raw["data_dir"] = resolve_data_dir(data_dir_flag or env.get("POSTSTELLE_DATA_DIR") or raw.get("data_dir"))
+    raw["data_dir"] = resolve_data_dir(
+        data_dir_flag or env.get("POSTSTELLE_DATA_DIR") or raw.get("data_dir")
+    )
     for dotted, value in (overrides or {}).items():
         if value is not None and dotted != "data_dir":
             _set(raw, tuple(dotted.split(".")), value)

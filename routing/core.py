@@ -147,8 +147,11 @@ class RoutingCore:
             try:
                 await asyncio.wait_for(asyncio.gather(*futures), timeout=_PUBLISH_TIMEOUT)
             except Exception as exc:  # the server did not take it: try the whole message again
-                log.warning("publish not acknowledged, redelivering inbox_msg=%s error=%r",
-                            _header(msg, H_MSG_ID), exc)
+                log.warning(
+                    "publish not acknowledged, redelivering inbox_msg=%s error=%r",
+                    _header(msg, H_MSG_ID),
+                    exc,
+                )
                 await msg.nak(delay=2.0)
                 continue
             await msg.ack_sync()
@@ -159,8 +162,9 @@ class RoutingCore:
         try:
             inspected = inspect_message(msg.data)
         except MessageRejected as rejected:
-            return await self._quarantine(msg, case_id, rejected.step, rejected.reason,
-                                          rejected.detail), "quarantined"
+            return await self._quarantine(
+                msg, case_id, rejected.step, rejected.reason, rejected.detail
+            ), "quarantined"
         facts = RoutingFacts(
             standard=inspected.standard,
             message_type=inspected.message_type,
@@ -171,17 +175,26 @@ class RoutingCore:
         )
         target = self.resolver.resolve(facts)
         if target is None:
-            detail = (f"no routing rule for {inspected.standard} {inspected.message_type} "
-                      f"leistung={inspected.leistung} ars={inspected.region} "
-                      f"reader={inspected.reader}")
-            return await self._quarantine(msg, case_id, "route", "unroutable", detail), \
-                "quarantined"
+            detail = (
+                f"no routing rule for {inspected.standard} {inspected.message_type} "
+                f"leistung={inspected.leistung} ars={inspected.region} "
+                f"reader={inspected.reader}"
+            )
+            return await self._quarantine(
+                msg, case_id, "route", "unroutable", detail
+            ), "quarantined"
         event = self._case_event(msg, case_id, inspected, target.tenant, target.backend)
         record = CaseRecord(
-            case_id=case_id, state="routed", origin=event.data.origin.model_dump(),
-            tenant=target.tenant, backend=target.backend, standard=inspected.standard,
-            version=inspected.version, message_type=inspected.message_type,
-            nachrichten_uuid=inspected.nachrichten_uuid, author=inspected.author,
+            case_id=case_id,
+            state="routed",
+            origin=event.data.origin.model_dump(),
+            tenant=target.tenant,
+            backend=target.backend,
+            standard=inspected.standard,
+            version=inspected.version,
+            message_type=inspected.message_type,
+            nachrichten_uuid=inspected.nachrichten_uuid,
+            author=inspected.author,
             reader=inspected.reader,
         )
         futures = [
@@ -193,8 +206,13 @@ class RoutingCore:
             # A KV put is a publish to the bucket's subject; batching it keeps the hot path async.
             await self._js.publish_async(f"$KV.{CASES_BUCKET}.{case_id}", record.encode()),
             await self._audit.append_async(
-                case_id, "routed", tenant=target.tenant, backend=target.backend,
-                rule=target.rule, event_id=event.id, message_type=inspected.message_type,
+                case_id,
+                "routed",
+                tenant=target.tenant,
+                backend=target.backend,
+                rule=target.rule,
+                event_id=event.id,
+                message_type=inspected.message_type,
             ),
         ]
         return futures, "routed"
@@ -237,19 +255,21 @@ class RoutingCore:
         self, msg: Msg, case_id: str, step: str, reason: str, detail: str
     ) -> list[asyncio.Future[Any]]:
         log.info("quarantined case_id=%s step=%s reason=%s", case_id, step, reason)
-        headers = {
-            key: value for key, value in (msg.headers or {}).items() if key != H_MSG_ID
-        }
-        headers.update({
-            # One quarantine record per arrival, however often the arrival is redelivered.
-            H_MSG_ID: f"quarantine:{_header(msg, H_MSG_ID)}",
-            H_STEP: step,
-            H_REASON: reason,
-            H_DETAIL: " ".join(detail.split())[:_MAX_DETAIL],
-        })
+        headers = {key: value for key, value in (msg.headers or {}).items() if key != H_MSG_ID}
+        headers.update(
+            {
+                # One quarantine record per arrival, however often the arrival is redelivered.
+                H_MSG_ID: f"quarantine:{_header(msg, H_MSG_ID)}",
+                H_STEP: step,
+                H_REASON: reason,
+                H_DETAIL: " ".join(detail.split())[:_MAX_DETAIL],
+            }
+        )
         return [
-            await self._js.publish_async(quarantine_subject(step, reason), msg.data,
-                                         headers=headers),
-            await self._audit.append_async(case_id, "quarantined", step=step, reason=reason,
-                                           detail=detail[:_MAX_DETAIL]),
+            await self._js.publish_async(
+                quarantine_subject(step, reason), msg.data, headers=headers
+            ),
+            await self._audit.append_async(
+                case_id, "quarantined", step=step, reason=reason, detail=detail[:_MAX_DETAIL]
+            ),
         ]

@@ -112,15 +112,26 @@ class DeliveryWorker:
                 await self._dead_letter(msg, f"retries exhausted: {exc}")
                 return
             delay = retry_delay(attempt)
-            log.warning("delivery failed durable=%s attempt=%s retry_in=%.1fs error=%s",
-                        self.durable, attempt, delay, exc)
+            log.warning(
+                "delivery failed durable=%s attempt=%s retry_in=%.1fs error=%s",
+                self.durable,
+                attempt,
+                delay,
+                exc,
+            )
             self._counters.incr("delivery.retried")
             await msg.nak(delay=delay)
             return
         await msg.ack_sync()
         self._counters.incr("delivery.delivered")
-        await self._audit.append(event.data.case_id, "delivered", backend=self.backend.name,
-                                 tenant=self.backend.tenant, event_id=event.id, attempt=attempt)
+        await self._audit.append(
+            event.data.case_id,
+            "delivered",
+            backend=self.backend.name,
+            tenant=self.backend.tenant,
+            event_id=event.id,
+            attempt=attempt,
+        )
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         case_id = (msg.headers or {}).get(H_CASE_ID, "")

@@ -177,8 +177,6 @@ class EmbeddedNatsServer:
         self.stop()
 
 
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -123,26 +123,33 @@ class Hub:
         self.nc = await connect(self.config, self.nats_url)
         self._js = self.nc.jetstream(domain=self.config.nats.domain)
         await ensure_topology(self.js, replicas=self.config.nats.replicas)
-        self.audit = AuditTrail(self.js)
-        self.intake = Intake(self.js, self.audit, self.counters)
+        self.audit = audit = AuditTrail(self.js)
+        self.intake = Intake(self.js, audit, self.counters)
         if workers:
-            self._start_workers()
+            self._start_workers(audit)
         if http:
             await self._start_http()
         log.info("hub started nats=%s", self.nats_url)
         return self
 
-    def _start_workers(self) -> None:
-        self.core = RoutingCore(self.js, self.resolver, self.audit, self.counters,
-                                batch_size=self.config.router_batch_size)
+    def _start_workers(self, audit: AuditTrail) -> None:
+        self.core = RoutingCore(
+            self.js,
+            self.resolver,
+            audit,
+            self.counters,
+            batch_size=self.config.router_batch_size,
+        )
         self._supervise("routing-core", self.core.run)
         for backend_config in self.config.backends:
             backend = FileDropBackend(
-                backend_config.tenant, backend_config.name,
+                backend_config.tenant,
+                backend_config.name,
                 self.config.backend_directory(backend_config),
             )
-            worker = DeliveryWorker(self.js, backend, self.audit, self.counters,
-                                    max_deliver=backend_config.max_deliver)
+            worker = DeliveryWorker(
+                self.js, backend, audit, self.counters, max_deliver=backend_config.max_deliver
+            )
             self.workers.append(worker)
             self._supervise(worker.durable, worker.run)
 
@@ -168,11 +175,13 @@ class Hub:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.config.http.host, self.config.http.port))
         self._http_socket = sock
-        server_config = uvicorn.Config(app, log_level="warning", lifespan="off",
-                                       h11_max_incomplete_event_size=64 * 1024)
+        server_config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", h11_max_incomplete_event_size=64 * 1024
+        )
         self._http = uvicorn.Server(server_config)
         self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
-        while not self._http.started:
+        # uvicorn exposes readiness only as a flag.
+        while not self._http.started:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
@@ -217,17 +226,36 @@ class Hub:
     def max_body_bytes(self) -> int:
         return self.config.http.max_body_bytes
 
-    async def accept(self, raw: bytes, **kwargs: Any) -> Accepted:
+    async def accept(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        adapter: str,
+        source_message_id: str | None = None,
+        content_type: str = "application/xml",
+        extra_headers: dict[str, str] | None = None,
+    ) -> Accepted:
         if self.intake is None:
             raise RuntimeError("hub not started")
-        return await self.intake.accept(raw, **kwargs)
+        return await self.intake.accept(
+            raw,
+            channel=channel,
+            adapter=adapter,
+            source_message_id=source_message_id,
+            content_type=content_type,
+            extra_headers=extra_headers,
+        )
 
     async def health(self) -> dict[str, Any]:
         connected = self.nc is not None and self.nc.is_connected
         report: dict[str, Any] = {
             "status": "ok" if connected else "degraded",
-            "nats": {"connected": connected, "url": self.nats_url,
-                     "embedded": self.embedded is not None},
+            "nats": {
+                "connected": connected,
+                "url": self.nats_url,
+                "embedded": self.embedded is not None,
+            },
             "consumers": {},
             "counters": self.counters.snapshot(),
         }

@@ -54,7 +54,7 @@ def source_message_id_of(raw: bytes) -> str:
         parser.feed(raw[: 64 * 1024])
         for count, (_, element) in enumerate(parser.read_events()):
             if etree.QName(element).localname == "nachrichtenUUID" and element.text:
-                return element.text.strip()
+                return str(element.text).strip()
             if count > _HEADER_SCAN_EVENTS:
                 break
     except etree.XMLSyntaxError:
@@ -97,10 +97,17 @@ class Intake:
         else:
             self._counters.incr("intake.received")
             await self._audit.append(
-                case_id, "received", channel=channel, adapter=adapter, source_message_id=source_id,
-                inbox_seq=ack.seq, size=len(raw),
+                case_id,
+                "received",
+                channel=channel,
+                adapter=adapter,
+                source_message_id=source_id,
+                inbox_seq=ack.seq,
+                size=len(raw),
             )
         return Accepted(
-            case_id=case_id, message_id=source_id, duplicate=bool(ack.duplicate),
+            case_id=case_id,
+            message_id=source_id,
+            duplicate=bool(ack.duplicate),
             stream_sequence=ack.seq,
         )

@@ -2,8 +2,9 @@
 
 Limits here are deliberate: every stream is bounded in age; sizes are bounded by the
 server's ``max_file_store`` unless a ``max_bytes`` is given (JetStream reserves a stream's
-``max_bytes`` up front, so fixed sizes would refuse to start on a small disk). The dedupe windows are long enough to cover a source that
-re-sends after a day-long outage (XÖV keeps ``nachrichtenUUID`` on re-send).
+``max_bytes`` up front, so fixed sizes would refuse to start on a small disk). The dedupe
+windows are long enough to cover a source that re-sends after a day-long outage (XÖV
+keeps ``nachrichtenUUID`` on re-send).
 """
 
 from __future__ import annotations
@@ -87,9 +88,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(CASES, ("case.>",), 90 * DAY, DAY, description="canonical CaseEvents"),
     StreamSpec(REPLIES, ("reply.>",), 90 * DAY, DAY, description="back-end answers"),
     StreamSpec(OUTBOX, ("outbox.>",), 30 * DAY, DAY, description="answers to origins"),
-    StreamSpec(
-        QUARANTINE, ("quarantine.>",), 365 * DAY, DAY, description="parked + reason"
-    ),
+    StreamSpec(QUARANTINE, ("quarantine.>",), 365 * DAY, DAY, description="parked + reason"),
     StreamSpec(DLQ, ("dlq.>",), 365 * DAY, DAY, description="exhausted deliveries"),
     StreamSpec(AUDIT, ("audit.>",), 365 * DAY, 2 * 60.0, description="case hops"),
 )

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import nats
 import pytest
-
 from poststelle.routing.embedded import EmbeddedNatsServer, NatsServerError
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from poststelle.routing.config import HubConfig, load_config
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.hub import Hub
@@ -26,8 +25,11 @@ def fresh_nats(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
 def hub_config(tmp_path: Path, fresh_nats: EmbeddedNatsServer) -> HubConfig:
     return load_config(
         environ={},
-        overrides={"data_dir": tmp_path / "data", "nats.url": fresh_nats.client_url,
-                   "http.port": 0},
+        overrides={
+            "data_dir": tmp_path / "data",
+            "nats.url": fresh_nats.client_url,
+            "http.port": 0,
+        },
     )
 
 
@@ -43,9 +45,9 @@ async def http(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
     """Poll ``check`` until it returns a truthy value; fail with its last value."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -53,5 +55,5 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {result!r})")
+            raise AssertionError(f"condition not met within {within}s (last value: {result!r})")
         await asyncio.sleep(0.05)

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import httpx
-
 from poststelle.contracts.events import CaseEvent
 from poststelle.routing.hub import Hub
 from poststelle.routing.quarantine import list_quarantined
 from poststelle.routing.topology import CASES, INBOX
+
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 
@@ -72,8 +72,8 @@ async def test_same_message_twice_is_delivered_once(hub: Hub, http: httpx.AsyncC
 async def test_resent_message_with_changed_bytes_but_same_uuid_is_one_case(
     hub: Hub, http: httpx.AsyncClient
 ) -> None:
-    body, nachrichten_uuid = xbau_antrag()
-    again = body.replace(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>", b"<?xml version=\"1.0\"?>")
+    body, _ = xbau_antrag()
+    again = body.replace(b'<?xml version="1.0" encoding="UTF-8"?>', b'<?xml version="1.0"?>')
     assert again != body
     first = await http.post("/v1/submissions", content=body, headers=XML)
     second = await http.post("/v1/submissions", content=again, headers=XML)
@@ -114,8 +114,9 @@ async def test_body_over_limit_gets_413_and_is_not_stored(
     hub: Hub, http: httpx.AsyncClient
 ) -> None:
     limit = hub.config.http.max_body_bytes
-    response = await http.post("/v1/submissions", content=b"<a>" + b"x" * limit + b"</a>",
-                               headers=XML)
+    response = await http.post(
+        "/v1/submissions", content=b"<a>" + b"x" * limit + b"</a>", headers=XML
+    )
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 413
@@ -123,8 +124,9 @@ async def test_body_over_limit_gets_413_and_is_not_stored(
 
 
 async def test_wrong_media_type_is_a_problem_document(http: httpx.AsyncClient) -> None:
-    response = await http.post("/v1/submissions", content=b"{}",
-                               headers={"Content-Type": "application/json"})
+    response = await http.post(
+        "/v1/submissions", content=b"{}", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 415
     problem = response.json()
     assert problem["title"] == "Unsupported media type"
@@ -132,9 +134,7 @@ async def test_wrong_media_type_is_a_problem_document(http: httpx.AsyncClient) -
 
 
 async def test_healthz_reports_nats_and_consumers(hub: Hub, http: httpx.AsyncClient) -> None:
-    response = await eventually(
-        lambda: _ok(http.get("/healthz"))
-    )
+    response = await eventually(lambda: _ok(http.get("/healthz")))
     report = response.json()
     assert report["nats"]["connected"] is True
     assert set(report["consumers"]) == {"router", "deliver-bauaufsicht-demo-filedrop"}
