@@ -11,11 +11,13 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path
+from typing import ClassVar, Literal
 
+from poststelle.adapters.base import AdapterContext, AdapterSettings
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
 
-__all__ = ["FileDropBackend", "write_atomically"]
+__all__ = ["FileDropBackend", "FileDropSettings", "write_atomically"]
 
 
 def write_atomically(path: Path, content: bytes) -> None:
@@ -32,15 +34,25 @@ def write_atomically(path: Path, content: bytes) -> None:
         raise
 
 
+class FileDropSettings(AdapterSettings):
+    directory: Path | None = None
+    """Root of the drop; files go to ``<directory>/<tenant>/<backend>/``. Default
+    ``<data-dir>/outbox``."""
+
+
 class FileDropBackend:
     """Writes ``<directory>/<tenant>/<backend>/<case-id>.json``."""
 
-    kind = "filedrop"
+    kind: ClassVar[Literal["outbound"]] = "outbound"
+    settings_model: ClassVar[type[AdapterSettings]] = FileDropSettings
 
-    def __init__(self, tenant: str, name: str, directory: Path) -> None:
-        self.tenant = tenant
+    def __init__(
+        self, *, name: str, tenant: str, settings: FileDropSettings, context: AdapterContext
+    ) -> None:
         self.name = name
-        self.folder = directory / tenant / name
+        self.tenant = tenant
+        self.root = (settings.directory or context.data_dir / "outbox").resolve()
+        self.folder = self.root / tenant / name
 
     async def start(self) -> None:
         await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
@@ -49,8 +61,7 @@ class FileDropBackend:
         return None
 
     def health(self) -> dict[str, object]:
-        writable = os.access(self.folder, os.W_OK)
-        return {"ok": writable, "folder": str(self.folder)}
+        return {"ok": os.access(self.folder, os.W_OK), "folder": str(self.folder)}
 
     def path_for(self, event: CaseEvent) -> Path:
         return self.folder / f"{event.data.case_id}.json"

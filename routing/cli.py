@@ -62,13 +62,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with Hub(config) as hub:
-            outboxes = sorted({str(config.backend_directory(b)) for b in config.backends})
             print(f"Poststelle hub running (NATS {hub.nats_url})", flush=True)
             print(f"  submit XÖV messages:  POST {hub.http_url}/v1/submissions", flush=True)
             print(f"  health:               GET  {hub.http_url}/healthz", flush=True)
             print(f"  API documentation:    {hub.http_url}/docs", flush=True)
-            for folder in outboxes:
-                print(f"  deliveries appear in: {folder}/<tenant>/<backend>/", flush=True)
+            for worker in hub.workers:
+                where = worker.backend.health().get("folder") or worker.backend.kind
+                backend = f"{worker.backend.tenant}/{worker.backend.name}"
+                print(f"  deliveries for {backend}: {where}", flush=True)
             print("Press Ctrl+C to stop.", flush=True)
             await stop.wait()
         return 0

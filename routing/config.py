@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -67,11 +67,13 @@ class HttpConfig(_Section):
 
 
 class BackendConfig(_Section):
+    """One back end of one tenant, served by the outbound adapter named ``kind``."""
+
     tenant: str = Field(pattern=SLUG)
     name: str = Field(pattern=SLUG)
-    kind: Literal["filedrop"] = "filedrop"
-    directory: Path | None = Field(
-        default=None, description="File drop root; default <data-dir>/outbox"
+    kind: str = Field(default="filedrop", description="Adapter name (entry point)")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Validated by the adapter's own settings model"
     )
     max_deliver: int = Field(default=10, ge=1)
 
@@ -103,9 +105,6 @@ class HubConfig(_Section):
                     f"which is not declared under [[backends]]"
                 )
         return self
-
-    def backend_directory(self, backend: BackendConfig) -> Path:
-        return (backend.directory or self.data_dir / "outbox").resolve()
 
     @classmethod
     def demo(cls, data_dir: Path) -> HubConfig:

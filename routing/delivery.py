@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
+from poststelle.adapters.base import OutboundAdapter
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
 from poststelle.routing.audit import AuditTrail
@@ -23,19 +24,9 @@ from poststelle.routing.metrics import Counters
 from poststelle.routing.topology import CASES
 from pydantic import ValidationError
 
-__all__ = ["DeliveryWorker", "OutboundBackend", "consumer_name", "retry_delay"]
+__all__ = ["DeliveryWorker", "consumer_name", "retry_delay"]
 
 log = logging.getLogger(__name__)
-
-
-class OutboundBackend(Protocol):
-    tenant: str
-    name: str
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    def health(self) -> dict[str, object]: ...
-    async def deliver(self, event: CaseEvent) -> None: ...
 
 
 def consumer_name(tenant: str, backend: str) -> str:
@@ -51,7 +42,7 @@ class DeliveryWorker:
     def __init__(
         self,
         js: JetStreamContext,
-        backend: OutboundBackend,
+        backend: OutboundAdapter,
         audit: AuditTrail,
         counters: Counters,
         *,

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 import nats
-import uvicorn
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from poststelle.adapters.filedrop import FileDropBackend
-from poststelle.adapters.portal import create_portal_app
+from poststelle.adapters.base import AdapterContext, OutboundAdapter
+from poststelle.adapters.portal import PortalAdapter, PortalSettings
+from poststelle.adapters.registry import AdapterRegistry, default_registry
 from poststelle.routing.audit import AuditTrail
-from poststelle.routing.config import HubConfig
+from poststelle.routing.backends import build_backends
+from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import DeliveryWorker
 from poststelle.routing.embedded import EmbeddedNatsServer
@@ -66,8 +66,16 @@ async def connect(config: HubConfig, url: str | None = None) -> NatsClient:
 
 
 class Hub:
-    def __init__(self, config: HubConfig, *, resolver: RouteResolver | None = None) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        *,
+        resolver: RouteResolver | None = None,
+        registry: AdapterRegistry | None = None,
+    ) -> None:
         self.config = config
+        self.registry = registry or default_registry()
+        self._backends: list[tuple[BackendConfig, OutboundAdapter]] = []
         self.counters = Counters()
         self.embedded: EmbeddedNatsServer | None = None
         self._joined_url: str | None = None
@@ -77,8 +85,7 @@ class Hub:
         self.core: RoutingCore | None = None
         self.workers: list[DeliveryWorker] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._http: uvicorn.Server | None = None
-        self._http_socket: socket.socket | None = None
+        self.portal: PortalAdapter | None = None
         self.intake: Intake | None = None
         self.audit: AuditTrail | None = None
 
@@ -102,14 +109,18 @@ class Hub:
 
     @property
     def http_url(self) -> str:
-        if self._http_socket is None:
+        if self.portal is None:
             raise RuntimeError("HTTP intake not started")
-        host, port = self._http_socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return self.portal.url
 
     async def start(self, *, http: bool = True, workers: bool = True) -> Hub:
         """``workers=False`` gives a client of the hub's NATS (the CLI), not a second hub."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        if workers:
+            # Bad adapter settings stop start-up before anything is connected.
+            self._backends = build_backends(
+                self.config, self.registry, AdapterContext(data_dir=self.config.data_dir)
+            )
         store = self.config.data_dir / "nats"
         if not self.config.nats.url and not workers:
             self._joined_url = EmbeddedNatsServer.discover(store)
@@ -141,12 +152,7 @@ class Hub:
             batch_size=self.config.router_batch_size,
         )
         self._supervise("routing-core", self.core.run)
-        for backend_config in self.config.backends:
-            backend = FileDropBackend(
-                backend_config.tenant,
-                backend_config.name,
-                self.config.backend_directory(backend_config),
-            )
+        for backend_config, backend in self._backends:
             worker = DeliveryWorker(
                 self.js, backend, audit, self.counters, max_deliver=backend_config.max_deliver
             )
@@ -170,23 +176,21 @@ class Hub:
         self._tasks.append(asyncio.create_task(loop(), name=name))
 
     async def _start_http(self) -> None:
-        app = create_portal_app(self)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.http.host, self.config.http.port))
-        self._http_socket = sock
-        server_config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", h11_max_incomplete_event_size=64 * 1024
+        http = self.config.http
+        self.portal = PortalAdapter(
+            name="http",
+            settings=PortalSettings(
+                host=http.host, port=http.port, max_body_bytes=http.max_body_bytes
+            ),
+            context=AdapterContext(
+                data_dir=self.config.data_dir, publish=self.accept, extras={"health": self.health}
+            ),
         )
-        self._http = uvicorn.Server(server_config)
-        self._tasks.append(asyncio.create_task(self._http.serve(sockets=[sock]), name="http"))
-        # uvicorn exposes readiness only as a flag.
-        while not self._http.started:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await self.portal.start()
 
     async def stop(self) -> None:
-        if self._http is not None:
-            self._http.should_exit = True
+        if self.portal is not None:
+            await self.portal.stop()
         if self.core is not None:
             self.core.stop()
         for worker in self.workers:
@@ -199,8 +203,6 @@ class Hub:
         self._tasks.clear()
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.close()
-        if self._http_socket is not None:
-            self._http_socket.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
         log.info("hub stopped")

@@ -62,4 +62,4 @@ def test_hub_config_of_the_deployment_is_valid() -> None:
     assert config.nats.replicas == 3
     assert config.nats.url is not None and config.nats.url.count("nats://") == 3
     mount = next(v for v in services["hub-1"]["volumes"] if v.startswith("filedrop:"))
-    assert str(config.backends[0].directory) == mount.split(":", 1)[1]
+    assert config.backends[0].settings["directory"] == mount.split(":", 1)[1]

@@ -18,8 +18,7 @@ XML = {"Content-Type": "application/xml"}
 
 
 def delivered_file(hub: Hub, case_id: str) -> Path:
-    backend = hub.config.backends[0]
-    return hub.config.backend_directory(backend) / backend.tenant / backend.name / f"{case_id}.json"
+    return hub.workers[0].backend.folder / f"{case_id}.json"  # type: ignore[attr-defined, no-any-return]
 
 
 async def test_submission_is_delivered_to_the_file_drop(hub: Hub, http: httpx.AsyncClient) -> None:

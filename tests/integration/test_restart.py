@@ -18,7 +18,7 @@ XML = {"Content-Type": "application/xml"}
 
 def _delivered(config: HubConfig) -> set[str]:
     backend = config.backends[0]
-    folder = config.backend_directory(backend) / backend.tenant / backend.name
+    folder = config.data_dir / "outbox" / backend.tenant / backend.name
     return {path.stem for path in folder.glob("*.json")} if folder.exists() else set()
 
 

@@ -1,0 +1,84 @@
+"""The adapter protocol: what every inbound and outbound adapter promises the hub.
+
+Kept deliberately small, as httpx keeps its transport base: an adapter has a name, a
+validated settings model, ``start``/``stop``/``health``; inbound adapters hand raw arrivals
+to a ``Publish`` callable, outbound adapters implement ``deliver`` and raise
+``RetryableDeliveryError`` or ``PermanentDeliveryError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from poststelle.contracts.events import CaseEvent
+from poststelle.routing.intake import Accepted
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "AdapterContext",
+    "AdapterSettings",
+    "InboundAdapter",
+    "OutboundAdapter",
+    "Publish",
+]
+
+
+class AdapterSettings(BaseModel):
+    """Base for per-instance settings: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Publish(Protocol):
+    """Store one raw arrival in ``INBOX``; returns after JetStream acknowledged it.
+
+    An inbound adapter acknowledges its source (HTTP 2xx, XTA ``close``) only after this
+    returned; if it raises, the source keeps the message.
+    """
+
+    async def __call__(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        adapter: str,
+        source_message_id: str | None = None,
+        content_type: str = "application/xml",
+        extra_headers: dict[str, str] | None = None,
+    ) -> Accepted: ...
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    """What the hub lends an adapter: where it may keep files, how to publish arrivals."""
+
+    data_dir: Path
+    publish: Publish | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class _Lifecycle(Protocol):
+    kind: ClassVar[Literal["inbound", "outbound"]]
+    settings_model: ClassVar[type[AdapterSettings]]
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def health(self) -> dict[str, object]: ...
+
+
+@runtime_checkable
+class InboundAdapter(_Lifecycle, Protocol):
+    """Polls or listens at a source and publishes what arrives."""
+
+
+@runtime_checkable
+class OutboundAdapter(_Lifecycle, Protocol):
+    """Delivers CaseEvents to one back end of one tenant."""
+
+    tenant: str
+
+    async def deliver(self, event: CaseEvent) -> None: ...

@@ -1,0 +1,122 @@
+"""Webhook back end: the CaseEvent as an HTTP POST, signed with HMAC-SHA256.
+
+The signature covers ``<timestamp>.<body>`` so a receiver can refuse replays older than its
+tolerance. 5xx, 429 and transport errors are retryable; any other 4xx is permanent — the
+receiver has said it will never take this event — and goes to ``DLQ`` with the response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import ClassVar, Literal
+
+import httpx
+from poststelle.adapters.base import AdapterContext, AdapterSettings
+from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
+from poststelle.contracts.events import CaseEvent
+from pydantic import Field, HttpUrl, SecretStr
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WebhookBackend",
+    "WebhookSettings",
+    "sign",
+    "verify",
+]
+
+SIGNATURE_HEADER = "Poststelle-Signature"
+TIMESTAMP_HEADER = "Poststelle-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_EXCERPT = 300
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify(
+    secret: bytes, timestamp: str, body: bytes, signature: str, *, tolerance: float = 300.0
+) -> bool:
+    """Receiver side: the signature matches and the timestamp is recent."""
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookSettings(AdapterSettings):
+    url: HttpUrl
+    secret: SecretStr = Field(description="Shared HMAC key")
+    timeout: float = Field(default=10.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class WebhookBackend:
+    kind: ClassVar[Literal["outbound"]] = "outbound"
+    settings_model: ClassVar[type[AdapterSettings]] = WebhookSettings
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        tenant: str,
+        settings: WebhookSettings,
+        context: AdapterContext,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.tenant = tenant
+        self.settings = settings
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._last_status: int | None = None
+
+    async def start(self) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.settings.timeout, transport=self._transport
+            )
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def health(self) -> dict[str, object]:
+        ok = self._last_status is None or self._last_status < 500
+        return {"ok": ok, "url": str(self.settings.url), "last_status": self._last_status}
+
+    async def deliver(self, event: CaseEvent) -> None:
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        body = event.model_dump_json().encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            **self.settings.headers,
+            "Content-Type": "application/cloudevents+json",
+            IDEMPOTENCY_HEADER: event.id,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(
+                self.settings.secret.get_secret_value().encode(), timestamp, body
+            ),
+        }
+        try:
+            response = await self._client.post(
+                str(self.settings.url), content=body, headers=headers
+            )
+        except httpx.TransportError as exc:
+            self._last_status = 599
+            raise RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        self._last_status = response.status_code
+        if response.is_success:
+            return
+        summary = f"HTTP {response.status_code}: {response.text[:_EXCERPT]}"
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise RetryableDeliveryError(summary)
+        raise PermanentDeliveryError(summary)
