@@ -33,7 +33,7 @@ class XtaTransport(Transport):
         self,
         locator: XtaSchemaLocator,
         session: requests.Session,
-        operation_timeout: float | None,
+        operation_timeout: float | tuple[float, float] | None,
     ) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
             session=session, operation_timeout=operation_timeout, timeout=10
