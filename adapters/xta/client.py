@@ -256,13 +256,18 @@ class XtaClient:
         return _fetched(result, envelope)
 
     def close(self, reader: PartyId, request_id: str, message_ids: Sequence[str]) -> None:
-        """Confirm receipt: the server removes the listed messages from the mailbox."""
-        self._call(
+        """Confirm receipt: the server removes the listed messages from the mailbox.
+
+        When an attempt's answer was lost and the retry finds the fetch iterator unknown
+        (``InvalidMessageIDException``), the lost attempt closed it: that counts as success.
+        """
+        self._call_raw(
             "MsgBoxPort",
             "close",
             _author_header(reader),
             MsgBoxRequestID=request_id,
             LastMsgReceived=_last_received(message_ids),
+            _accept_on_retry=XtaInvalidMessageId,
         )
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -273,16 +278,32 @@ class XtaClient:
         return self._call_raw(port, operation, headers, *args, **kw)[0]
 
     def _call_raw(
-        self, port: str, operation: str, headers: dict[str, Any], *args: Any, **kw: Any
+        self,
+        port: str,
+        operation: str,
+        headers: dict[str, Any],
+        *args: Any,
+        _accept_on_retry: type[XtaError] | None = None,
+        **kw: Any,
     ) -> tuple[Any, Any]:
         method = getattr(self._services[port], operation)
+        attempts = 0
 
         def attempt() -> tuple[Any, Any]:
+            nonlocal attempts
+            attempts += 1
             try:
                 result = method(*args, _soapheaders=headers, **kw)
             except BaseException as exc:
                 self._capture.take()
-                raise _translate(operation, exc) from exc
+                error = _translate(operation, exc)
+                if _accept_on_retry and attempts > 1 and isinstance(error, _accept_on_retry):
+                    logger.info(
+                        "xta call took effect before its answer was lost",
+                        extra={"operation": operation, "attempt": attempts, "error": str(error)},
+                    )
+                    return None, None
+                raise error from exc
             return result, self._capture.take()
 
         return self._retrying(operation, attempt)

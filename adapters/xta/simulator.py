@@ -147,6 +147,8 @@ class _State:
         self.sent: dict[str, _Sent] = {}
         self.faults: list[FaultRule] = []
         self.exchanges: list[Exchange] = []
+        # Operation names in order of arrival (an exchange is recorded only once answered).
+        self.arrivals: list[str] = []
 
 
 def _new_message_id() -> str:
@@ -196,7 +198,10 @@ class XtaSimulator:
         self._server = ThreadingHTTPServer((self._host, self._port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="xta-simulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="xta-simulator",
+            daemon=True,
         )
         self._thread.start()
         logger.info("xta simulator listening", extra={"url": self.url})
@@ -289,7 +294,9 @@ class XtaSimulator:
             return list(self._state.exchanges)
 
     def calls(self, operation: str) -> int:
-        return sum(1 for e in self.exchanges if e.operation == operation)
+        """How many requests for ``operation`` arrived (answered or not)."""
+        with self._state.lock:
+            return self._state.arrivals.count(operation)
 
     # -- request handling (called from handler threads) ----------------------------------------
 
@@ -297,10 +304,11 @@ class XtaSimulator:
         with self._state.lock:
             for rule in self._state.faults:
                 if rule.operation in ("*", operation):
+                    taken = replace(rule, times=1)
                     rule.times -= 1
                     if rule.times <= 0:
                         self._state.faults.remove(rule)
-                    return replace(rule)
+                    return taken
         return None
 
     def _record(self, exchange: Exchange) -> None:
@@ -329,6 +337,8 @@ class XtaSimulator:
         action = action.strip() or _action_from_content_type(content_type)
         relates_to = header.findtext(x.q(x.NS_WSA, "MessageID")) if header is not None else None
         operation = ACTIONS.get(action, "unknown")
+        with self._state.lock:
+            self._state.arrivals.append(operation)
         rule = self._take_fault(operation)
         if rule is not None and rule.kind == "delay":
             time.sleep(rule.delay)
@@ -685,7 +695,14 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         sim = self.simulator
-        reply, operation, rule = sim.handle_soap(body, self.headers.get("Content-Type", ""))
+        try:
+            reply, operation, rule = sim.handle_soap(body, self.headers.get("Content-Type", ""))
+        except Exception:
+            # A simulator bug must show up as a server error, not as a dropped connection that
+            # the client would retry as if it had been injected.
+            logger.exception("xta simulator failed")
+            self._send(500, "text/plain", b"simulator error")
+            return
         if reply is None or (rule is not None and rule.kind == "drop"):
             sim._record(Exchange(operation, body, None, 0))
             self.close_connection = True
