@@ -16,7 +16,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-
 from poststelle.adapters.xta.simulator import XtaSimulator
 
 __all__ = ["register"]
