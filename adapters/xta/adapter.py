@@ -1,0 +1,213 @@
+"""XTA adapter glue for the hub: an inbound mailbox poller and an outbound answer sender.
+
+zeep is synchronous, so every XTA call runs in a worker thread (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from poststelle.adapters.xta._config import XtaConnectionSettings
+from poststelle.adapters.xta._errors import XtaError
+from poststelle.adapters.xta._model import (
+    FetchedMessage,
+    MessageType,
+    PartyId,
+    TransportReport,
+    XtaMessage,
+    XtaMetadata,
+)
+from poststelle.adapters.xta.client import SendOutcome, XtaClient
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "PublishRaw",
+    "SentAnswer",
+    "XtaAdapterConfig",
+    "XtaInboundAdapter",
+    "XtaOutboundSender",
+    "XtaParty",
+]
+
+logger = logging.getLogger(__name__)
+
+# Supplied by the hub: store the raw message durably (awaiting JetStream's ack) and return.
+# Raising means "not stored": the message stays in the mailbox and is fetched again later.
+PublishRaw = Callable[[bytes, str, dict[str, Any]], Awaitable[None]]
+
+
+class XtaParty(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    identifier: str = Field(min_length=1)
+    type: str = Field(default="xoev", min_length=1)
+    name: str | None = None
+
+    def party(self) -> PartyId:
+        return PartyId(self.identifier, self.type, self.name)
+
+
+class XtaAdapterConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connection: XtaConnectionSettings
+    # The mailboxes the hub reads (each an XTA reader identity of the hub).
+    readers: list[XtaParty] = Field(min_length=1)
+    poll_interval: float = Field(default=30.0, gt=0)
+    max_list_items: int = Field(default=100, ge=1, le=10_000)
+
+
+def _transport_facts(fetched: FetchedMessage, reader: PartyId) -> dict[str, Any]:
+    m = fetched.message
+    md = m.metadata
+    return {
+        "channel": "xta",
+        "xta_message_id": md.message_id,
+        "reader": reader.value,
+        "reader_type": reader.type,
+        "author": md.author.value,
+        "author_type": md.author.type,
+        "service": md.service,
+        "business_scenario": md.business_scenario,
+        "message_type": md.message_type.code,
+        "payload_schema": md.message_type.payload_schema,
+        "subject": md.subject,
+        "in_reply_to": list(md.in_reply_to),
+        "filename": m.filename,
+        "content_type": m.content_type,
+        "delivery": md.delivery.isoformat() if md.delivery else None,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": len(a.content)}
+            for a in m.attachments
+        ],
+    }
+
+
+class XtaInboundAdapter:
+    """Polls the configured mailboxes; a message is closed (removed from the mailbox) only after
+    ``publish_raw`` returned, so a crash in between delivers it again (the hub dedupes on the
+    XTA MessageID)."""
+
+    def __init__(
+        self,
+        config: XtaAdapterConfig,
+        publish_raw: PublishRaw,
+        *,
+        client: XtaClient | None = None,
+    ) -> None:
+        self.config = config
+        self._publish_raw = publish_raw
+        self._client = client or XtaClient(config.connection)
+        self._stop = asyncio.Event()
+        self.healthy = False
+
+    async def poll_once(self) -> int:
+        """Read every mailbox once; returns how many messages were published and closed."""
+        done = 0
+        for reader in (r.party() for r in self.config.readers):
+            listing = await asyncio.to_thread(
+                self._client.get_status_list, reader, self.config.max_list_items
+            )
+            for entry in listing.entries:
+                fetched = await asyncio.to_thread(
+                    self._client.get_message, reader, entry.message_id
+                )
+                await self._publish_raw(
+                    fetched.message.content, fetched.message_id, _transport_facts(fetched, reader)
+                )
+                await asyncio.to_thread(
+                    self._client.close, reader, fetched.request_id, [fetched.message_id]
+                )
+                done += 1
+                logger.info(
+                    "xta message received",
+                    extra={"reader": reader.value, "xta_message_id": fetched.message_id},
+                )
+        return done
+
+    async def run(self) -> None:
+        """Poll until :meth:`stop`; errors are logged and the next round tries again."""
+        self._stop.clear()
+        while not self._stop.is_set():
+            try:
+                await self.poll_once()
+                self.healthy = True
+            except (XtaError, Exception) as exc:
+                self.healthy = False
+                logger.error("xta poll failed", extra={"error": str(exc)}, exc_info=exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.config.poll_interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass(frozen=True, slots=True)
+class SentAnswer:
+    message_id: str
+    outcome: SendOutcome
+    report: TransportReport | None
+
+
+class XtaOutboundSender:
+    """Sends an answer: ``createMessageId`` + ``sendMessage`` + ``getTransportReport``."""
+
+    def __init__(self, client: XtaClient) -> None:
+        self._client = client
+
+    async def send(
+        self,
+        content: bytes,
+        *,
+        author: PartyId,
+        reader: PartyId,
+        service: str,
+        message_type: MessageType,
+        business_scenario: str,
+        filename: str | None = None,
+        subject: str | None = None,
+        in_reply_to: tuple[str, ...] = (),
+        message_id: str | None = None,
+    ) -> SentAnswer:
+        """Send ``content``. Pass the ``message_id`` of an earlier attempt to resend idempotently
+        (the hub should store the id from the first attempt before sending)."""
+        if message_id is None:
+            message_id = await asyncio.to_thread(self._client.create_message_id, author)
+        message = XtaMessage(
+            metadata=XtaMetadata(
+                message_id=message_id,
+                author=author,
+                reader=reader,
+                service=service,
+                message_type=message_type,
+                business_scenario=business_scenario,
+                subject=subject,
+                in_reply_to=in_reply_to,
+            ),
+            content=content,
+            filename=filename,
+        )
+        outcome = await asyncio.to_thread(self._client.send_message, message)
+        try:
+            report = await asyncio.to_thread(self._client.get_transport_report, author, message_id)
+        except XtaError as exc:
+            # The message is accepted; a missing report is worth logging, not failing the send.
+            logger.warning(
+                "xta transport report unavailable",
+                extra={"xta_message_id": message_id, "error": str(exc)},
+            )
+            report = None
+        logger.info(
+            "xta answer sent",
+            extra={
+                "xta_message_id": message_id,
+                "outcome": outcome.value,
+                "status": report.status.name if report else None,
+            },
+        )
+        return SentAnswer(message_id, outcome, report)

@@ -1,0 +1,114 @@
+"""``poststelle xta-sim``: run the XTA simulator, drop files into its mailboxes, list them.
+
+poststelle xta-sim [--host 127.0.0.1] [--port 8470] [--xsd-dir DIR] [--mailbox ID ...]
+poststelle xta-sim put  --url URL --reader ID [--author ID] FILE
+poststelle xta-sim list --url URL --reader ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from poststelle.adapters.xta.simulator import XtaSimulator
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8470
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sim = subparsers.add_parser(
+        "xta-sim", help="run an XTA 2.1.1 simulator (SOAP 1.2 on loopback) with mailboxes"
+    )
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    sim.add_argument(
+        "--xsd-dir", type=Path, help="official XTA 2.1.1 XSDs: reject schema-invalid requests"
+    )
+    sim.add_argument(
+        "--mailbox", action="append", default=[], metavar="ID", help="create a mailbox (repeat)"
+    )
+    sim.add_argument("--mtom", action="store_true", help="answer getMessage with MTOM")
+    sim.set_defaults(func=_serve)
+    actions = sim.add_subparsers(dest="xta_sim_action", required=False)
+
+    put = actions.add_parser("put", help="drop a file into a mailbox of a running simulator")
+    put.add_argument("--url", required=True, help="simulator base URL, e.g. http://127.0.0.1:8470")
+    put.add_argument("--reader", required=True, help="mailbox (reader identifier)")
+    put.add_argument("--author", default="sim:absender", help="sender identifier")
+    put.add_argument("--content-type", default="application/xml")
+    put.add_argument("file", type=Path)
+    put.set_defaults(func=_put)
+
+    lst = actions.add_parser("list", help="list the messages waiting in a mailbox")
+    lst.add_argument("--url", required=True)
+    lst.add_argument("--reader", required=True)
+    lst.set_defaults(func=_list)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        simulator = XtaSimulator(args.host, args.port, xsd_dir=args.xsd_dir, mtom=args.mtom)
+        url = simulator.start()
+    except (OSError, LookupError) as exc:
+        print(f"xta-sim: cannot start: {exc}", file=sys.stderr)
+        return 2
+    for reader in args.mailbox:
+        simulator.create_mailbox(reader)
+    base = url.rsplit("/", 1)[0]
+    print(f"XTA simulator: service {url}  admin {base}/admin/mailboxes", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()
+    return 0
+
+
+def _admin_url(url: str, reader: str) -> str:
+    base = url.rstrip("/")
+    if base.endswith("/xta"):
+        base = base[: -len("/xta")]
+    return f"{base}/admin/mailboxes/{quote(reader, safe='')}/messages"
+
+
+def _put(args: argparse.Namespace) -> int:
+    try:
+        content = args.file.read_bytes()
+    except OSError as exc:
+        print(f"xta-sim put: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    params = {"author": args.author, "filename": args.file.name, "content_type": args.content_type}
+    try:
+        response = httpx.post(_admin_url(args.url, args.reader), params=params, content=content)
+    except httpx.HTTPError as exc:
+        print(f"xta-sim put: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 201:
+        print(f"xta-sim put: HTTP {response.status_code}: {response.text}", file=sys.stderr)
+        return 1
+    print(response.json()["message_id"])
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        response = httpx.get(_admin_url(args.url, args.reader))
+    except httpx.HTTPError as exc:
+        print(f"xta-sim list: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"xta-sim list: HTTP {response.status_code}: {response.text}", file=sys.stderr)
+        return 1
+    print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    return 0
