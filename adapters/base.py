@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict
+
 from poststelle.contracts.events import CaseEvent
 from poststelle.routing.intake import Accepted
-from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "AdapterContext",

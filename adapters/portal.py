@@ -15,8 +15,9 @@ from typing import Any, ClassVar, Literal
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from pydantic import Field
+
+from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 
 __all__ = ["PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
 

@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from poststelle.adapters.base import AdapterSettings, InboundAdapter, OutboundAdapter
 from poststelle.adapters.errors import DeliveryError
 from poststelle.contracts.events import CaseEvent, CaseEventData, Origin
 from poststelle.routing.intake import Accepted
-from pydantic import ValidationError
 
 __all__ = [
     "InboundAdapterContract",

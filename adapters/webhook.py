@@ -13,10 +13,11 @@ import time
 from typing import ClassVar, Literal
 
 import httpx
+from pydantic import Field, HttpUrl, SecretStr
+
 from poststelle.adapters.base import AdapterContext, AdapterSettings
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
-from pydantic import Field, HttpUrl, SecretStr
 
 __all__ = [
     "SIGNATURE_HEADER",

@@ -10,9 +10,10 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from pydantic import BaseModel
+
 from poststelle.routing.envelope import audit_subject
 from poststelle.routing.topology import AUDIT
-from pydantic import BaseModel
 
 __all__ = ["AuditEntry", "AuditTrail"]
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from poststelle.adapters.base import AdapterContext, OutboundAdapter
 from poststelle.adapters.registry import AdapterRegistry, UnknownAdapterError
 from poststelle.routing.config import BackendConfig, ConfigError, HubConfig
-from pydantic import ValidationError
 
 __all__ = ["build_backend", "build_backends"]
 

@@ -26,7 +26,7 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger("poststelle")
 
 # Modules that add sub-commands: each exposes ``register(subparsers)``.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("poststelle.adapters.xta.cli",)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
+from pydantic import ValidationError
+
 from poststelle.adapters.base import OutboundAdapter
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
@@ -22,7 +24,6 @@ from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import H_CASE_ID, H_DETAIL, H_MSG_ID, H_REASON, safe_token
 from poststelle.routing.metrics import Counters
 from poststelle.routing.topology import CASES
-from pydantic import ValidationError
 
 __all__ = ["DeliveryWorker", "consumer_name", "retry_delay"]
 

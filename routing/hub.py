@@ -16,6 +16,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+
 from poststelle.adapters.base import AdapterContext, OutboundAdapter
 from poststelle.adapters.portal import PortalAdapter, PortalSettings
 from poststelle.adapters.registry import AdapterRegistry, default_registry

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 from nats.js import JetStreamContext
+
 from poststelle.contracts.events import deterministic_case_id
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import (

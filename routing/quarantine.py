@@ -8,6 +8,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_CASE_ID,

@@ -9,6 +9,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+
 from poststelle.routing.embedded import EmbeddedNatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from poststelle.routing.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
+
 from poststelle.contracts.events import (
     CASE_EVENT_SCHEMA_PATH,
     CaseEvent,
@@ -11,7 +13,6 @@ from poststelle.contracts.events import (
     case_event_json_schema,
     deterministic_event_id,
 )
-from pydantic import ValidationError
 
 
 def test_committed_schema_matches_the_model() -> None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import nats
 import pytest
+
 from poststelle.routing.embedded import EmbeddedNatsServer, NatsServerError
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from poststelle.adapters.xta._schemas import PROJECT_WSDL
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from poststelle.adapters.xta._schemas import PROJECT_WSDL
 
 __all__ = ["XtaConnectionSettings"]
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
+
 from poststelle.adapters.xta._model import (
     Attachment,
     MessageType,

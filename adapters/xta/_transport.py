@@ -9,8 +9,9 @@ from typing import Any
 
 import requests
 from lxml import etree
-from poststelle.adapters.xta._schemas import XtaSchemaLocator
 from zeep.transports import Transport
+
+from poststelle.adapters.xta._schemas import XtaSchemaLocator
 
 __all__ = ["XtaTransport", "inline_xop"]
 

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta._errors import XtaError
 from poststelle.adapters.xta._model import (
@@ -23,7 +25,6 @@ from poststelle.adapters.xta._model import (
     XtaMetadata,
 )
 from poststelle.adapters.xta.client import SendOutcome, XtaClient
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "PublishRaw",

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+
 from poststelle.adapters.xta.simulator import XtaSimulator
 
 __all__ = ["register"]

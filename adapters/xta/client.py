@@ -25,6 +25,16 @@ import requests
 import zeep
 import zeep.exceptions
 from lxml import etree
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+from zeep import xsd
+from zeep.plugins import Plugin
+
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta._errors import (
     FAULT_MESSAGE_ID_ALREADY_USED,
@@ -49,15 +59,6 @@ from poststelle.adapters.xta._model import (
 )
 from poststelle.adapters.xta._schemas import XtaSchemaLocator
 from poststelle.adapters.xta._transport import XtaTransport
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
-from zeep import xsd
-from zeep.plugins import Plugin
 
 __all__ = ["SendOutcome", "XtaClient"]
 

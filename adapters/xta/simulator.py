@@ -32,6 +32,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from lxml import etree
+
 from poststelle.adapters.xta import _simxml as x
 from poststelle.adapters.xta._model import (
     MessageType,

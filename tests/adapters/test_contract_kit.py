@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from poststelle.adapters.base import AdapterContext
 from poststelle.adapters.filedrop import FileDropBackend, FileDropSettings
 from poststelle.adapters.portal import PortalAdapter, PortalSettings
@@ -19,7 +20,6 @@ from poststelle.adapters.testing import (
     RecordingPublisher,
 )
 from poststelle.adapters.webhook import WebhookBackend, WebhookSettings
-
 from tests.adapters.receiver import Receiver, webhook_receiver
 
 

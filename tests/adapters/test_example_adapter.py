@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from poststelle.adapters.base import AdapterContext
 from poststelle.adapters.testing import InboundAdapterContract, RecordingPublisher
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from poststelle.adapters.filedrop import FileDropBackend
 from poststelle.adapters.registry import AdapterRegistry, UnknownAdapterError
 from poststelle.routing.config import ConfigError, load_config
@@ -22,7 +23,7 @@ def test_typo_suggests_the_closest_name() -> None:
 
 
 def test_nothing_close_lists_what_exists() -> None:
-    with pytest.raises(UnknownAdapterError, match="registered: .*filedrop") as raised:
+    with pytest.raises(UnknownAdapterError, match=r"registered: .*filedrop") as raised:
         AdapterRegistry().get("zzzzzz")
     assert raised.value.suggestions == []
 

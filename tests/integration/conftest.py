@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from poststelle.routing.config import HubConfig, load_config
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.hub import Hub

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
-from poststelle.routing.hub import Hub
 
+from poststelle.routing.hub import Hub
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

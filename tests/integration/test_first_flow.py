@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import httpx
+
 from poststelle.contracts.events import CaseEvent
 from poststelle.routing.hub import Hub
 from poststelle.routing.quarantine import list_quarantined
 from poststelle.routing.topology import CASES, INBOX
-
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

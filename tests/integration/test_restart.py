@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+
 from poststelle.routing.config import HubConfig, load_config
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.hub import Hub
 from poststelle.routing.topology import CASES, INBOX, ensure_topology
-
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta._model import PartyId
 from poststelle.adapters.xta.client import XtaClient

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from poststelle.adapters.xta._model import MessageType, TransportStatus
 from poststelle.adapters.xta.adapter import (
     XtaAdapterConfig,

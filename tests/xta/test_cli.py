@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from poststelle.adapters.xta.cli import register
 from poststelle.adapters.xta.simulator import XtaSimulator
 

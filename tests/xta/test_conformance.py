@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+
 from poststelle.adapters.xta._model import MessageType, XtaMessage, XtaMetadata
 from poststelle.adapters.xta._schemas import XtaSchemaValidator
 from poststelle.adapters.xta.client import XtaClient

@@ -11,6 +11,7 @@ import pytest
 import requests
 import zeep
 from lxml import etree
+
 from poststelle.adapters.xta._schemas import (
     PROJECT_WSDL,
     SchemaLocationError,

@@ -12,11 +12,12 @@ import pytest
 import requests
 import zeep
 import zeep.exceptions
+from zeep.transports import Transport
+
 from poststelle.adapters.xta._schemas import PROJECT_WSDL, XtaSchemaLocator
 from poststelle.adapters.xta._transport import XtaTransport
 from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
-from zeep.transports import Transport
 
 from .conftest import HUB, make_settings
 

@@ -14,8 +14,9 @@ import logging
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from pydantic import Field
+
+from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 
 __all__ = ["SpoolInbound", "SpoolSettings"]
 
