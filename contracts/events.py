@@ -68,6 +68,10 @@ class Origin(_Strict):
     reply_address: str | None = Field(
         default=None, description="Where the origin's adapter sends answers (mailbox, callback)"
     )
+    reply_route: dict[str, str] = Field(
+        default_factory=dict,
+        description="Transport facts the origin's adapter needs to answer (e.g. XTA parties)",
+    )
 
 
 class AttachmentRef(_Strict):

@@ -21,6 +21,7 @@ __all__ = [
     "ConfigError",
     "HttpConfig",
     "HubConfig",
+    "InboundConfig",
     "NatsConfig",
     "StaticRoute",
     "load_config",
@@ -78,6 +79,14 @@ class BackendConfig(_Section):
     max_deliver: int = Field(default=10, ge=1)
 
 
+class InboundConfig(_Section):
+    """A source the hub reads from (an XTA mailbox, a spool folder, ...)."""
+
+    name: str = Field(pattern=SLUG)
+    kind: str = Field(description="Adapter name (entry point)")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class StaticRoute(_Section):
     """A routing rule in its simplest form; the routing table supersedes it."""
 
@@ -92,6 +101,7 @@ class HubConfig(_Section):
     nats: NatsConfig = Field(default_factory=NatsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     backends: list[BackendConfig] = Field(default_factory=list)
+    inbound: list[InboundConfig] = Field(default_factory=list)
     routes: list[StaticRoute] = Field(default_factory=list)
     router_batch_size: int = Field(default=256, ge=1, le=10_000)
 

@@ -38,6 +38,7 @@ from poststelle.routing.envelope import (
     H_DETAIL,
     H_MSG_ID,
     H_REASON,
+    H_REPLY_ROUTE,
     H_SOURCE_ID,
     H_STEP,
     case_subject,
@@ -83,6 +84,17 @@ def _authority(value: str | None) -> Authority | None:
         return None
     prefix, code = value.split(":", 1)
     return Authority(prefix=prefix, code=code)
+
+
+def _reply_route(msg: Msg) -> dict[str, str]:
+    raw = _header(msg, H_REPLY_ROUTE)
+    try:
+        route = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(route, dict):
+        return {}
+    return {str(key): str(value) for key, value in route.items()}
 
 
 def _header(msg: Msg, name: str, default: str = "") -> str:
@@ -225,6 +237,7 @@ class RoutingCore:
             channel=_header(msg, H_CHANNEL, "unknown"),
             adapter=_header(msg, H_ADAPTER, "unknown"),
             source_message_id=_header(msg, H_SOURCE_ID) or _header(msg, H_MSG_ID),
+            reply_route=_reply_route(msg),
         )
         stream_seq = msg.metadata.sequence.stream
         original = AttachmentRef(

@@ -18,6 +18,7 @@ __all__ = [
     "H_MSG_ID",
     "H_REASON",
     "H_RECEIVED_AT",
+    "H_REPLY_ROUTE",
     "H_SOURCE_ID",
     "H_STEP",
     "audit_subject",
@@ -37,6 +38,8 @@ H_RECEIVED_AT = "Poststelle-Received-At"
 H_STEP = "Poststelle-Step"
 H_REASON = "Poststelle-Reason"
 H_DETAIL = "Poststelle-Detail"
+# JSON object: how the origin's adapter answers (e.g. XTA sender and mailbox).
+H_REPLY_ROUTE = "Poststelle-Reply-Route"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

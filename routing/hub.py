@@ -17,11 +17,10 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from poststelle.adapters.base import AdapterContext, OutboundAdapter
+from poststelle.adapters.base import AdapterContext, InboundAdapter, OutboundAdapter
 from poststelle.adapters.portal import PortalAdapter, PortalSettings
 from poststelle.adapters.registry import AdapterRegistry, default_registry
 from poststelle.routing.audit import AuditTrail
-from poststelle.routing.backends import build_backends
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import DeliveryWorker
@@ -30,6 +29,7 @@ from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
 from poststelle.routing.topology import CASES, INBOX, ensure_topology
+from poststelle.routing.wiring import build_backends, build_inbound
 
 __all__ = ["Hub", "connect"]
 
@@ -77,6 +77,7 @@ class Hub:
         self.config = config
         self.registry = registry or default_registry()
         self._backends: list[tuple[BackendConfig, OutboundAdapter]] = []
+        self.inbound: list[InboundAdapter] = []
         self.counters = Counters()
         self.embedded: EmbeddedNatsServer | None = None
         self._joined_url: str | None = None
@@ -122,6 +123,11 @@ class Hub:
             self._backends = build_backends(
                 self.config, self.registry, AdapterContext(data_dir=self.config.data_dir)
             )
+            self.inbound = build_inbound(
+                self.config,
+                self.registry,
+                AdapterContext(data_dir=self.config.data_dir, publish=self.accept),
+            )
         store = self.config.data_dir / "nats"
         if not self.config.nats.url and not workers:
             self._joined_url = EmbeddedNatsServer.discover(store)
@@ -139,6 +145,9 @@ class Hub:
         self.intake = Intake(self.js, audit, self.counters)
         if workers:
             self._start_workers(audit)
+            # Sources are read only once everything behind them runs.
+            for adapter in self.inbound:
+                await adapter.start()
         if http:
             await self._start_http()
         log.info("hub started nats=%s", self.nats_url)
@@ -192,6 +201,8 @@ class Hub:
     async def stop(self) -> None:
         if self.portal is not None:
             await self.portal.stop()
+        for adapter in self.inbound:
+            await adapter.stop()
         if self.core is not None:
             self.core.stop()
         for worker in self.workers:

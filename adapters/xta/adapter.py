@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from poststelle.adapters.base import AdapterContext, AdapterSettings
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta._errors import XtaError
 from poststelle.adapters.xta._model import (
@@ -25,12 +27,15 @@ from poststelle.adapters.xta._model import (
     XtaMetadata,
 )
 from poststelle.adapters.xta.client import SendOutcome, XtaClient
+from poststelle.routing.envelope import H_REPLY_ROUTE as REPLY_ROUTE_HEADER
 
 __all__ = [
     "PublishRaw",
     "SentAnswer",
     "XtaAdapterConfig",
     "XtaInboundAdapter",
+    "XtaMailboxAdapter",
+    "XtaMailboxSettings",
     "XtaOutboundSender",
     "XtaParty",
 ]
@@ -212,3 +217,90 @@ class XtaOutboundSender:
             },
         )
         return SentAnswer(message_id, outcome, report)
+
+
+class XtaMailboxSettings(AdapterSettings):
+    """Settings of the ``xta`` inbound adapter (``[[inbound]] kind = "xta"``)."""
+
+    connection: XtaConnectionSettings
+    readers: list[XtaParty] = Field(min_length=1)
+    poll_interval: float = Field(default=30.0, gt=0)
+    max_list_items: int = Field(default=100, ge=1, le=10_000)
+
+
+class XtaMailboxAdapter:
+    """The XTA mailbox poller as an SDK inbound adapter.
+
+    Each fetched message is published with the XTA MessageID as its dedupe key; the sender
+    (XTA author) and the mailbox it arrived in travel along as the reply route, so answers
+    go back to the sender from the same mailbox.
+    """
+
+    kind: ClassVar[Literal["inbound"]] = "inbound"
+    settings_model: ClassVar[type[AdapterSettings]] = XtaMailboxSettings
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: XtaMailboxSettings,
+        context: AdapterContext,
+        client: XtaClient | None = None,
+    ) -> None:
+        if context.publish is None:
+            raise ValueError("the XTA adapter needs the hub's publish callable")
+        self.name = name
+        self.settings = settings
+        self._publish = context.publish
+        self.poller = XtaInboundAdapter(
+            XtaAdapterConfig(
+                connection=settings.connection,
+                readers=settings.readers,
+                poll_interval=settings.poll_interval,
+                max_list_items=settings.max_list_items,
+            ),
+            self._publish_raw,
+            client=client,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def _publish_raw(
+        self, body: bytes, source_message_id: str, facts: dict[str, Any]
+    ) -> None:
+        reply = {
+            "reader": str(facts["author"]),
+            "reader_type": str(facts["author_type"]),
+            "author": str(facts["reader"]),
+            "author_type": str(facts["reader_type"]),
+            "service": str(facts.get("service") or ""),
+            "business_scenario": str(facts.get("business_scenario") or ""),
+            "in_reply_to": source_message_id,
+        }
+        await self._publish(
+            body,
+            channel="xta",
+            adapter=self.name,
+            source_message_id=source_message_id,
+            content_type=str(facts.get("content_type") or "application/xml"),
+            extra_headers={REPLY_ROUTE_HEADER: json.dumps(reply, separators=(",", ":"))},
+        )
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.poller.run(), name=f"xta-{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self.poller.stop()
+        if task is not None:
+            await asyncio.wait({task}, timeout=10.0)
+            if not task.done():
+                task.cancel()
+
+    def health(self) -> dict[str, object]:
+        running = self._task is not None and not self._task.done()
+        return {
+            "ok": running,
+            "last_poll_ok": self.poller.healthy,
+            "readers": [r.identifier for r in self.settings.readers],
+        }
