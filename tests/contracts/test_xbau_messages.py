@@ -10,17 +10,21 @@ from lxml import etree
 from .conftest import EXAMPLE_0200, MESSAGES
 
 XBAU_NS = "http://www.xleitstelle.de/xbau/2/6"
-ALL_MESSAGES = sorted(MESSAGES.glob("xbau-*.xml")) + [EXAMPLE_0200]
+ALL_MESSAGES = [*sorted(MESSAGES.glob("xbau-*.xml")), EXAMPLE_0200]
 
 
 @pytest.fixture(scope="module")
 def baugenehmigung_schema(xbau_xsd_dir: Path) -> etree.XMLSchema:
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    return etree.XMLSchema(etree.parse(str(xbau_xsd_dir / "xbau-nachrichten-baugenehmigung.xsd"), parser))
+    return etree.XMLSchema(
+        etree.parse(str(xbau_xsd_dir / "xbau-nachrichten-baugenehmigung.xsd"), parser)
+    )
 
 
 @pytest.mark.parametrize("path", ALL_MESSAGES, ids=lambda p: p.name)
-def test_message_is_valid_against_xbau_26(path: Path, baugenehmigung_schema: etree.XMLSchema) -> None:
+def test_message_is_valid_against_xbau_26(
+    path: Path, baugenehmigung_schema: etree.XMLSchema
+) -> None:
     doc = etree.parse(str(path))
     ok = baugenehmigung_schema.validate(doc)
     assert ok, [f"{e.line}: {e.message}" for e in baugenehmigung_schema.error_log]
