@@ -33,6 +33,8 @@ class Contract:
     entry_points: Mapping[str, tuple[str, ...]]
     namespace_pattern: re.Pattern[str] | None = None
     strict_xsd_version: str = "1.0"
+    format: str = "xml"
+    json_roots: tuple[str, ...] = ()
     source: str = ""
     _entry_of: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -40,6 +42,8 @@ class Contract:
         for entry, messages in self.entry_points.items():
             for message in messages:
                 self._entry_of[message] = entry
+        for root in self.json_roots:  # JSON submissions have message types but no schema
+            self._entry_of.setdefault(root, "")
 
     @property
     def key(self) -> str:
@@ -50,7 +54,7 @@ class Contract:
         return tuple(self._entry_of)
 
     def entry_point_for(self, message_type: str) -> str | None:
-        return self._entry_of.get(message_type)
+        return self._entry_of.get(message_type) or None
 
     def version_from_namespace(self, namespace: str) -> str | None:
         """The version a namespace of this standard's family names, e.g. xbau/2/5 -> '2.5'."""
@@ -73,8 +77,17 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
         raise ContractError(f"{where}: a contract descriptor must be a mapping")
     standard = _require(data, "standard", str, where)
     version = str(_require(data, "version", str | float | int, where))  # type: ignore[arg-type]
-    namespaces = _require(data, "namespaces", list, where)
-    entry_points = _require(data, "entry_points", dict, where)
+    fmt = data.get("format", "xml")
+    if fmt not in {"xml", "json"}:
+        raise ContractError(f"{where}: format must be xml or json")
+    json_roots: list[Any] = []
+    if fmt == "json":
+        json_roots = _require(data, "json_roots", list, where)
+        namespaces = data.get("namespaces") or []
+        entry_points = data.get("entry_points") or {}
+    else:
+        namespaces = _require(data, "namespaces", list, where)
+        entry_points = _require(data, "entry_points", dict, where)
     header = data.get("header", "none")
     if header not in HEADER_STYLES:
         raise ContractError(
@@ -105,5 +118,7 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
         entry_points=entries,
         namespace_pattern=compiled,
         strict_xsd_version=xsd_version,
+        format=fmt,
+        json_roots=tuple(str(r) for r in json_roots),
         source=where,
     )

@@ -163,6 +163,18 @@ class ContractRegistry:
             f"no contract for root {{{namespace}}}{name}",
         )
 
+    def identify_json(self, document: Any) -> Identification:
+        """A JSON submission is identified by its top-level key (e.g. ``formData``)."""
+        if isinstance(document, dict):
+            for contract in self._contracts.values():
+                for root in contract.json_roots:
+                    if root in document:
+                        return Identification(contract, root, "")
+        keys = sorted(document)[:5] if isinstance(document, dict) else type(document).__name__
+        raise MessageRejected(
+            "identify", "unknown-json", f"no JSON contract matches a document with keys {keys}"
+        )
+
     # -- validation -----------------------------------------------------------------------
 
     def _schema_path(self, ident: Identification) -> Path | None:
