@@ -137,14 +137,6 @@ class ContractRegistry:
                 "unknown-message-type",
                 f"{known.title} ({namespace}) has no message type '{name}'",
             )
-        homes = self._by_localname.get(name)
-        if homes:
-            expected = ", ".join(sorted({ns for c in homes for ns in c.namespaces}))
-            raise MessageRejected(
-                "identify",
-                "wrong-namespace",
-                f"root '{name}' is in namespace '{namespace or '(none)'}', expected {expected}",
-            )
         for contract in self._contracts.values():
             version = contract.version_from_namespace(namespace)
             if version is not None:
@@ -157,6 +149,14 @@ class ContractRegistry:
                     f"{contract.standard} version {version} ({namespace}) is not registered; "
                     f"known versions: {', '.join(registered)}",
                 )
+        homes = self._by_localname.get(name)
+        if homes:
+            expected = ", ".join(sorted({ns for c in homes for ns in c.namespaces}))
+            raise MessageRejected(
+                "identify",
+                "wrong-namespace",
+                f"root '{name}' is in namespace '{namespace or '(none)'}', expected {expected}",
+            )
         raise MessageRejected(
             "identify",
             "unknown-namespace",

@@ -106,6 +106,9 @@ _COMPATIBLE: dict[str, frozenset[str]] = {
 }
 
 
+_PROBE = etree.Element("probe")
+
+
 class MappingError(ValueError):
     """A mapping file that cannot be used: ``file:line: reason``."""
 
@@ -282,6 +285,11 @@ class _Compiler:
         try:
             compiled = etree.XPath(expression, namespaces=self.namespaces, smart_strings=False)
         except etree.XPathSyntaxError as exc:
+            raise self.error(line, f"bad XPath {expression!r}: {exc}") from exc
+        try:
+            # Compiling accepts undeclared prefixes and unknown functions; a dry run does not.
+            compiled(_PROBE)
+        except etree.XPathEvalError as exc:
             raise self.error(line, f"bad XPath {expression!r}: {exc}") from exc
         if nodes and _xpath_kind(expression) != "any":
             raise self.error(line, f"'each' must select nodes, {expression!r} does not")

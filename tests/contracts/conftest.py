@@ -24,3 +24,22 @@ def messages_dir() -> Path:
 @pytest.fixture(scope="session")
 def example_0200() -> bytes:
     return EXAMPLE_0200.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def registered_data_dir(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
+    """A data folder with the corpus' XBau and xdomea schema sets registered, once per session."""
+    from poststelle.contracts.registry import ContractRegistry
+
+    data_dir = tmp_path_factory.mktemp("data")
+    registry = ContractRegistry.for_data_dir(data_dir)
+    registry.add_schema_set(corpus_dir / "xbau-2.6" / "xsd")
+    registry.add_schema_set(corpus_dir / "xdomea" / "schemes")
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def inspector(registered_data_dir: Path) -> object:
+    from poststelle.contracts.inspection import MessageInspector
+
+    return MessageInspector(registered_data_dir)
