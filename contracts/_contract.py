@@ -33,6 +33,7 @@ class Contract:
     entry_points: Mapping[str, tuple[str, ...]]
     namespace_pattern: re.Pattern[str] | None = None
     strict_xsd_version: str = "1.0"
+    entry_namespaces: Mapping[str, str] = field(default_factory=dict)
     format: str = "xml"
     json_roots: tuple[str, ...] = ()
     source: str = ""
@@ -55,6 +56,14 @@ class Contract:
 
     def entry_point_for(self, message_type: str) -> str | None:
         return self._entry_of.get(message_type) or None
+
+    def namespaces_of(self, message_type: str) -> tuple[str, ...]:
+        """The namespace(s) a message type's root element may have."""
+        entry = self._entry_of.get(message_type)
+        if entry and entry in self.entry_namespaces:
+            return (self.entry_namespaces[entry],)
+        unbound = set(self.entry_namespaces.values())
+        return tuple(ns for ns in self.namespaces if ns not in unbound) or self.namespaces
 
     def version_from_namespace(self, namespace: str) -> str | None:
         """The version a namespace of this standard's family names, e.g. xbau/2/5 -> '2.5'."""
@@ -99,7 +108,18 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
     except re.error as exc:
         raise ContractError(f"{where}: namespace_pattern is not a regular expression: {exc}") from exc
     entries: dict[str, tuple[str, ...]] = {}
+    entry_namespaces: dict[str, str] = {}
     for entry, messages in entry_points.items():
+        if isinstance(messages, Mapping):
+            # An entry point whose messages live in one of several namespaces of the standard.
+            namespace = messages.get("namespace")
+            if namespace not in namespaces:
+                raise ContractError(
+                    f"{where}: entry point '{entry}' names namespace {namespace!r} "
+                    "that is not among the contract's namespaces"
+                )
+            entry_namespaces[str(entry)] = str(namespace)
+            messages = messages.get("messages")
         if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
             raise ContractError(f"{where}: entry point '{entry}' must list message type names")
         if "/" in entry or "\\" in entry:
@@ -118,6 +138,7 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
         entry_points=entries,
         namespace_pattern=compiled,
         strict_xsd_version=xsd_version,
+        entry_namespaces=entry_namespaces,
         format=fmt,
         json_roots=tuple(str(r) for r in json_roots),
         source=where,

@@ -267,5 +267,10 @@ def _descriptor_dict(contract: Contract) -> dict[str, Any]:
         else None,
         "header": contract.header,
         "strict": {"xsd_version": contract.strict_xsd_version},
-        "entry_points": {k: list(v) for k, v in contract.entry_points.items()},
+        "entry_points": {
+            k: {"namespace": contract.entry_namespaces[k], "messages": list(v)}
+            if k in contract.entry_namespaces
+            else list(v)
+            for k, v in contract.entry_points.items()
+        },
     }

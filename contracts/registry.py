@@ -96,7 +96,8 @@ class ContractRegistry:
         self._contracts[contract.key] = contract
         for namespace in contract.namespaces:
             self._by_namespace.setdefault(namespace, contract)
-            for message in contract.message_types:
+        for message in contract.message_types:
+            for namespace in contract.namespaces_of(message):
                 self._by_qname[(namespace, message)] = (contract, message)
         for message in contract.message_types:
             self._by_localname[message].append(contract)
