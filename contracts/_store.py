@@ -98,8 +98,10 @@ def _extract_zip(archive: Path, target: Path) -> None:
                 shutil.copyfileobj(src, dst)
 
 
-def _copy_tree(source: Path, target: Path) -> None:
+def _copy_tree(source: Path, target: Path, skip: Path) -> None:
     for path in source.rglob("*"):
+        if path.is_relative_to(skip):  # the store itself may lie inside the folder added
+            continue
         if path.is_file() and path.name.lower().endswith(_KEPT_SUFFIXES):
             destination = target / path.relative_to(source)
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +170,7 @@ class SchemaStore:
         staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.root))
         try:
             if path.is_dir():
-                _copy_tree(path, staging)
+                _copy_tree(path, staging, self.root.resolve())
             elif zipfile.is_zipfile(path):
                 _extract_zip(path, staging)
             else:

@@ -152,7 +152,11 @@ class MessageInspector:
                     f"{len(outcome.errors)} schema error(s), first: {first}",
                     errors=outcome.errors,
                 )
-        mapped = self._map(document, ident)
+        # An invalid message (kept only for reporting) is not mapped: its facts are untrusted.
+        if outcome.status == "invalid":
+            mapped = MappedMessage(event={}, applicant=None, fields={})
+        else:
+            mapped = self._map(document, ident)
         event = mapped.event
         return InspectedMessage(
             standard=ident.standard,
