@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 __all__ = ["HEADER_STYLES", "Contract", "ContractError", "contract_from_mapping"]
@@ -106,7 +105,9 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
     try:
         compiled = re.compile(pattern) if pattern else None
     except re.error as exc:
-        raise ContractError(f"{where}: namespace_pattern is not a regular expression: {exc}") from exc
+        raise ContractError(
+            f"{where}: namespace_pattern is not a regular expression: {exc}"
+        ) from exc
     entries: dict[str, tuple[str, ...]] = {}
     entry_namespaces: dict[str, str] = {}
     for entry, messages in entry_points.items():

@@ -42,7 +42,7 @@ ALLOWED_ENCODINGS = frozenset(
 )
 
 _STEP = "parse"
-_PROLOG_ITEM = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
+_PROLOG = re.compile(r"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
 _DECLARED_ENCODING = re.compile(r"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _local = threading.local()
 
@@ -89,6 +89,7 @@ def _prolog_text(raw: bytes) -> tuple[str, str | None]:
     if head[:2] in (b"<\x00", b"\x00<"):  # UTF-16 without BOM, as XML 1.0 appendix F allows
         codec = "utf-16-le" if head[0] == 0x3C else "utf-16-be"
         return head[: len(head) // 2 * 2].decode(codec, "replace"), codec
+    # Latin-1 maps every byte, so the prolog can be read before the real encoding is known.
     return head.decode("latin-1"), None
 
 
@@ -114,12 +115,7 @@ def _check_prolog(raw: bytes) -> None:
             )
     # A DOCTYPE can only stand in the prolog; scanning just that keeps a CDATA section
     # mentioning '<!DOCTYPE' from being refused.
-    pos = 0
-    while True:
-        item = _PROLOG_ITEM.match(text, pos)
-        if item is None or item.end() == pos:
-            break
-        pos = item.end()
+    pos = _PROLOG.match(text).end()  # type: ignore[union-attr]  # '*' always matches
     if text.startswith("<!DOCTYPE", pos) or text.startswith("<!doctype", pos):
         raise _reject("dtd-forbidden", "a document type declaration (DTD) is not accepted")
 

@@ -350,4 +350,5 @@ def build_answer(reply: ReplyEvent) -> bytes:
     """The XBau 2.6 message answering ``reply.answered``; raises ``ValueError`` when the
     reply lacks what the message type requires."""
     root = _BUILDERS[reply.kind](reply)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return data

@@ -28,7 +28,7 @@ PREVIEW_BACKEND = "unrouted"
 def _data_dir(args: argparse.Namespace) -> Path:
     from poststelle.routing.config import resolve_data_dir
 
-    return resolve_data_dir(getattr(args, "data_dir", None))
+    return Path(resolve_data_dir(getattr(args, "data_dir", None)))
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +89,9 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def _human(report: dict[str, Any]) -> str:
     status = report["status"]
     if status in {"rejected", "error"}:
-        return f"{report['file']}: REJECTED {report['step']}/{report['reason']}: {report['detail']}\n"
+        return (
+            f"{report['file']}: REJECTED {report['step']}/{report['reason']}: {report['detail']}\n"
+        )
     head = (
         f"{report['file']}: {status.upper()} "
         f"{report['standard']} {report['version']} {report['message_type']}"
@@ -210,9 +212,7 @@ def _cmd_contracts_list(args: argparse.Namespace, out: TextIO | None = None) -> 
         schemas = row["schema_set"] or (
             "none needed (JSON)" if row["format"] == "json" else "NOT REGISTERED"
         )
-        out.write(
-            f"{row['standard']:<14}{row['version']:<9}{row['message_types']:>6}  {schemas}\n"
-        )
+        out.write(f"{row['standard']:<14}{row['version']:<9}{row['message_types']:>6}  {schemas}\n")
     return 0
 
 
@@ -248,9 +248,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     commands = contracts.add_subparsers(dest="contracts_command", required=True)
     add = commands.add_parser("add", help="register an XSD set (folder or zip)")
     add.add_argument("path", metavar="PATH")
-    add.add_argument(
-        "--descriptor", help="contract YAML for a standard the project does not ship"
-    )
+    add.add_argument("--descriptor", help="contract YAML for a standard the project does not ship")
     _add_data_dir(add)
     add.set_defaults(func=_cmd_contracts_add)
     listing = commands.add_parser("list", help="show known standards and their schema sets")

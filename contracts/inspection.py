@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-
 from poststelle.mappings.engine import (
     BUILTIN_MAPPINGS_DIR,
     Attachment,

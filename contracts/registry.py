@@ -76,8 +76,12 @@ class ContractRegistry:
         self._by_localname: dict[str, list[Contract]] = defaultdict(list)
         self._contracts: dict[str, Contract] = {}
         self._schemas: dict[str, tuple[SchemaSet, dict[str, str]]] = {}
+        self._paths: dict[tuple[str, str], Path | None] = {}
         sets = store.sets()
-        for contract in [*(contracts or _builtin_contracts()), *(c for s in sets for c in s.contracts)]:
+        for contract in [
+            *(contracts or _builtin_contracts()),
+            *(c for s in sets for c in s.contracts),
+        ]:
             self._add_contract(contract)
         for schema_set in sets:  # sorted by folder name; later sets win for the same contract
             for served in schema_set.serves:
@@ -120,6 +124,7 @@ class ContractRegistry:
             self._add_contract(contract)
         for served in added.serves:
             self._schemas[f"{served.standard}-{served.version}"] = (added, served.entry_points)
+        self._paths.clear()
         return added
 
     # -- identification -------------------------------------------------------------------
@@ -179,6 +184,15 @@ class ContractRegistry:
     # -- validation -----------------------------------------------------------------------
 
     def _schema_path(self, ident: Identification) -> Path | None:
+        # Hot path: one dict lookup per message once the entry point has been resolved.
+        key = (ident.contract.key, ident.message_type)
+        if key in self._paths:
+            return self._paths[key]
+        path = self._resolve_schema_path(ident)
+        self._paths[key] = path
+        return path
+
+    def _resolve_schema_path(self, ident: Identification) -> Path | None:
         found = self._schemas.get(ident.contract.key)
         entry = ident.contract.entry_point_for(ident.message_type)
         if found is None or entry is None or entry not in found[1]:
@@ -254,7 +268,9 @@ class ContractRegistry:
             )
             if len(errors) >= _MAX_ERRORS:
                 break
-        status = "invalid" if errors else "valid"
         return ValidationOutcome(
-            status=status, mode="strict", schema=schema_name, errors=tuple(errors)
+            status="invalid" if errors else "valid",
+            mode="strict",
+            schema=schema_name,
+            errors=tuple(errors),
         )

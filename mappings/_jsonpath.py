@@ -46,6 +46,12 @@ def _steps(path: str) -> list[str | int | None]:
     return steps
 
 
+def _has(value: Any, step: str | int | None) -> bool:
+    if isinstance(step, int):
+        return isinstance(value, list) and step < len(value)
+    return isinstance(step, str) and isinstance(value, dict) and step in value
+
+
 def compile_json_path(path: str) -> Callable[[Any], Any]:
     """Return a function taking a JSON value to the selected value (list when fanned out)."""
     steps = _steps(path)
@@ -58,9 +64,7 @@ def compile_json_path(path: str) -> Callable[[Any], Any]:
             for value in current:
                 if step is None and isinstance(value, list):
                     following.extend(value)
-                elif isinstance(step, int) and isinstance(value, list) and step < len(value):
-                    following.append(value[step])
-                elif isinstance(step, str) and isinstance(value, dict) and step in value:
+                elif _has(value, step):
                     following.append(value[step])
             current = following
         if fans_out:

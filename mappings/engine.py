@@ -77,9 +77,7 @@ APPLICANT_TARGETS: dict[str, str] = {
     "postfach": "str",
 }
 APPLICANT_KINDS = frozenset({"person", "organisation", "unknown"})
-FIELD_TYPES = frozenset(
-    {"str", "int", "float", "bool", "date", "datetime", "authority", "list"}
-)
+FIELD_TYPES = frozenset({"str", "int", "float", "bool", "date", "datetime", "authority", "list"})
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TOP_KEYS = frozenset(
     {
@@ -95,7 +93,9 @@ _TOP_KEYS = frozenset(
         "description",
     }
 )
-_ATTACHMENT_KEYS = frozenset({"each", "kind", "name", "media_type", "content", "ref", "size", "sha256"})
+_ATTACHMENT_KEYS = frozenset(
+    {"each", "kind", "name", "media_type", "content", "ref", "size", "sha256"}
+)
 # What an XPath expression yields can be told from its outermost function for the cases
 # that matter: a number or boolean can never become a date, and so on.
 _NUMBER_FUNCS = ("count(", "sum(", "number(", "floor(", "ceiling(", "round(", "string-length(")
@@ -274,7 +274,7 @@ class _Compiler:
     def error(self, line: int | None, reason: str) -> MappingError:
         return MappingError(self.file, line, reason)
 
-    def selector(self, expression: Any, line: int, *, nodes: bool = False) -> Selector:
+    def selector(self, expression: Any, line: int | None, *, nodes: bool = False) -> Selector:
         if not isinstance(expression, str) or not expression.strip():
             raise self.error(line, "an expression must be a non-empty string")
         if self.fmt == "json":
@@ -295,7 +295,7 @@ class _Compiler:
             raise self.error(line, f"'each' must select nodes, {expression!r} does not")
         return compiled  # type: ignore[no-any-return]
 
-    def _join(self, target: str, spec: dict[str, Any], line: int) -> _Value:
+    def _join(self, target: str, spec: dict[str, Any], line: int | None) -> _Value:
         """``join: [expr, ...]`` glues the non-empty parts; portals split what XÖV keeps whole."""
         parts = spec["join"]
         if not isinstance(parts, list) or not parts:
@@ -314,7 +314,7 @@ class _Compiler:
             target, kind, select, required=bool(spec.get("required")), expression=str(parts)
         )
 
-    def value(self, target: str, spec: Any, line: int, default_kind: str) -> _Value:
+    def value(self, target: str, spec: Any, line: int | None, default_kind: str) -> _Value:
         kind = default_kind
         required = False
         if isinstance(spec, dict):
@@ -510,8 +510,7 @@ def load_mapping(
             raise MappingError(
                 file,
                 line,
-                f"unknown target field {target!r} "
-                f"(one of {sorted([*EVENT_TARGETS, 'applicant'])})",
+                f"unknown target field {target!r} (one of {sorted([*EVENT_TARGETS, 'applicant'])})",
             )
         mapping.event[target] = compiler.value(target, spec, line, EVENT_TARGETS[target])
     fields = data.get("fields") or {}
@@ -553,7 +552,9 @@ def _includes(file: Path, data: LineDict, namespaces: dict[str, str], depth: int
     return parts
 
 
-def _compile_attachment(compiler: _Compiler, rule: Any, line: int, index: int) -> _AttachmentRule:
+def _compile_attachment(
+    compiler: _Compiler, rule: Any, line: int | None, index: int
+) -> _AttachmentRule:
     if not isinstance(rule, dict):
         raise compiler.error(line, f"attachments[{index}] must be a mapping")
     rule_lines = getattr(rule, "lines", {})
@@ -570,7 +571,10 @@ def _compile_attachment(compiler: _Compiler, rule: Any, line: int, index: int) -
     types = {"size": "int", "sha256": "str"}
     parts = {
         key: compiler.value(
-            f"attachments[{index}].{key}", rule[key], rule_lines.get(key, line), types.get(key, "str")
+            f"attachments[{index}].{key}",
+            rule[key],
+            rule_lines.get(key, line),
+            types.get(key, "str"),
         )
         for key in ("name", "media_type", "content", "ref", "size", "sha256")
         if key in rule

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-
 from poststelle.contracts.answers import (
     AnlageRef,
     AnsweredMessage,
@@ -118,7 +117,10 @@ def test_answers_are_identified_and_mapped_by_the_hub(inspector: MessageInspecto
     decision = inspector.inspect(build_answer(REPLIES["decision"]))
     assert decision.fields["ist_genehmigung"] is True
     texts = {a.name: a.content for a in decision.attachments if a.kind == "inline"}
-    assert texts["begruendung.txt"] == "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).".encode()
+    assert (
+        texts["begruendung.txt"]
+        == "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).".encode()
+    )
     rejection = inspector.inspect(build_answer(REPLIES["rejection"]))
     assert rejection.message_type == "prozessnachrichten.rueckweisung.G2G.1100"
     assert rejection.validation.status == "valid"

@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from poststelle.contracts.cli import main
 from poststelle.contracts.inspection import MessageInspector
 
@@ -131,7 +130,8 @@ def test_validate_reports_invalid_with_exit_1(
 ) -> None:
     broken = tmp_path / "broken.xml"
     broken.write_bytes(
-        EXAMPLE_0200.read_bytes().replace(b"<xbau:bezeichnungDesBauvorhabens>", b"<!--")
+        EXAMPLE_0200.read_bytes()
+        .replace(b"<xbau:bezeichnungDesBauvorhabens>", b"<!--")
         .replace(b"</xbau:bezeichnungDesBauvorhabens>", b"-->")
     )
     args = ["validate", str(EXAMPLE_0200), str(broken), "--data-dir", str(registered_data_dir)]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-
 from poststelle.contracts.inspection import MessageInspector, MessageRejected
 
 from .conftest import EXAMPLE_0200, MESSAGES
@@ -45,8 +44,12 @@ def test_every_xdomea_message_identifies_validates_and_maps(
         assert result.fields["prozess_id"] == "242f44e8-bebf-4503-a086-db252c6a4277"
 
 
-def test_xdomea_0503_names_its_primary_document(corpus_dir: Path, inspector: MessageInspector) -> None:
-    raw = (corpus_dir / "xdomea/messages/xdomea_3.0.0/xx_Aussonderung.Aussonderung.0503.xml").read_bytes()
+def test_xdomea_0503_names_its_primary_document(
+    corpus_dir: Path, inspector: MessageInspector
+) -> None:
+    raw = (
+        corpus_dir / "xdomea/messages/xdomea_3.0.0/xx_Aussonderung.Aussonderung.0503.xml"
+    ).read_bytes()
     (attachment,) = inspector.inspect(raw).attachments
     assert attachment.kind == "reference"
     assert attachment.name.endswith("_PDF-A1b_CMYK_20150731.pdf")
@@ -150,7 +153,9 @@ def test_unregistered_schema_set_means_validation_not_performed(tmp_path: Path) 
 def test_missing_required_mapped_field_is_a_map_rejection(tmp_path: Path) -> None:
     raw = _mutated(
         EXAMPLE_0200.read_bytes(),
-        lambda root: root.remove(root.find("{http://www.xleitstelle.de/xbau/2/6}referenzAntragsservice")),
+        lambda root: root.remove(
+            root.find("{http://www.xleitstelle.de/xbau/2/6}referenzAntragsservice")
+        ),
     )
     with pytest.raises(MessageRejected) as caught:
         MessageInspector(tmp_path).inspect(raw)  # no schema: mapping is the only guard

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-
 from poststelle.mappings.engine import (
     MappingError,
     MappingFailed,
@@ -63,8 +62,16 @@ def test_shipped_mappings_all_load() -> None:
         ("fields:\n  a: {xpath: m:x, const: 1}\n", 6, "exactly one"),
         ("fields:\n  a: m:x\n b: [\n", 7, "not valid YAML"),
         ("fields:\n  a: q:x\n", 6, "bad XPath"),  # undeclared prefix
-        ("attachments:\n  - each: count(m:x)\n    name: m:n\n    ref: m:r\n", 6, "must select nodes"),
-        ("attachments:\n  - each: m:x\n    kind: inline\n    name: m:n\n", 6, "'content' is required"),
+        (
+            "attachments:\n  - each: count(m:x)\n    name: m:n\n    ref: m:r\n",
+            6,
+            "must select nodes",
+        ),
+        (
+            "attachments:\n  - each: m:x\n    kind: inline\n    name: m:n\n",
+            6,
+            "'content' is required",
+        ),
         ("event:\n  author: {xpath: m:a, type: int}\n", 6, "type must be authority"),
     ],
 )
