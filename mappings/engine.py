@@ -238,6 +238,14 @@ class _Value:
         if self.select is None:
             return self.const
         raw = self.select(context)
+        # Hot path: most values are the text of one element and typed str.
+        if self.kind == "str" and raw.__class__ is list and len(raw) == 1:
+            node = raw[0]
+            text = node.text if isinstance(node, etree._Element) else node
+            if text.__class__ is str:
+                text = text.strip()
+                if text:
+                    return text
         try:
             value = _convert(raw, self.kind)
         except (ValueError, TypeError) as exc:
