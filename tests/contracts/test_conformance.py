@@ -12,12 +12,6 @@ from poststelle.contracts.inspection import MessageInspector, MessageRejected
 
 from .conftest import EXAMPLE_0200, MESSAGES
 
-XDOMEA_MESSAGES = sorted(
-    (Path(__file__).resolve().parents[3] / "shared" / "corpus" / "xdomea" / "messages").rglob(
-        "*.xml"
-    )
-)
-
 
 def _xdomea_messages(corpus_dir: Path) -> list[Path]:
     found = sorted((corpus_dir / "xdomea" / "messages").rglob("*.xml"))
