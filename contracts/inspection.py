@@ -1,33 +1,45 @@
-"""Safe parsing and identification of an XÖV message: the first step of the routing core.
+"""Message understanding in one call: safe parse -> identify -> validate -> map.
 
-``inspect_message`` turns raw bytes into an ``InspectedMessage`` or raises
-``MessageRejected`` with the pipeline step and a short machine-readable reason.
+``inspect_message(raw)`` is what the routing core calls for every arrival. It returns an
+``InspectedMessage`` carrying everything a ``CaseEventData`` needs except the routing result
+and transport facts, or raises ``MessageRejected(step, reason, detail)``: the message goes to
+quarantine under ``quarantine.<step>.<reason>``.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
-__all__ = ["InspectedMessage", "MessageRejected", "inspect_message"]
+from poststelle.mappings.engine import (
+    BUILTIN_MAPPINGS_DIR,
+    Attachment,
+    MappedMessage,
+    MappingFailed,
+    MappingSet,
+)
 
-XBAU_26_NS = "http://www.xleitstelle.de/xbau/2/6"
-KNOWN_ROOTS: dict[tuple[str, str], tuple[str, str]] = {
-    (XBAU_26_NS, "baugenehmigung.antrag.0200"): ("xbau", "2.6"),
-    (XBAU_26_NS, "baugenehmigung.formellePruefung.0201"): ("xbau", "2.6"),
-    (XBAU_26_NS, "baugenehmigung.bescheid.0205"): ("xbau", "2.6"),
-}
+from ._errors import MessageRejected
+from ._safexml import DEFAULT_MAX_BYTES, parse_json, parse_xml
+from .events import Applicant, AttachmentRef, Authority, CaseEventData, Origin
+from .registry import ContractRegistry, Identification
+from .validation import ValidationOutcome
 
+__all__ = [
+    "InspectedMessage",
+    "MessageInspector",
+    "MessageRejected",
+    "inspect_message",
+]
 
-class MessageRejected(Exception):
-    """A message that cannot go on; it is quarantined under ``step`` and ``reason``."""
+log = logging.getLogger(__name__)
 
-    def __init__(self, step: str, reason: str, detail: str) -> None:
-        super().__init__(f"{step}/{reason}: {detail}")
-        self.step = step
-        self.reason = reason
-        self.detail = detail
+_JSON_TYPES = ("application/json", "+json")
 
 
 @dataclass(frozen=True)
@@ -37,49 +49,176 @@ class InspectedMessage:
     message_type: str
     namespace: str
     nachrichten_uuid: str | None = None
-    author: str | None = None
+    author: str | None = None  # "praefix:kennung"
     reader: str | None = None
     leistung: str | None = None
     region: str | None = None
-    fields: dict[str, object] = field(default_factory=dict)
-
-
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
-def _authority(element: etree._Element | None) -> str | None:
-    if element is None:
-        return None
-    prefix = element.findtext(".//praefix/code") or element.findtext(".//praefix")
-    code = element.findtext(".//kennung")
-    if not code:
-        return None
-    return f"{(prefix or '').strip()}:{code.strip()}"
-
-
-def inspect_message(raw: bytes) -> InspectedMessage:
-    try:
-        root = etree.fromstring(raw, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise MessageRejected("parse", "not-xml", str(exc)) from exc
-    qname = etree.QName(root)
-    known = KNOWN_ROOTS.get((qname.namespace or "", qname.localname))
-    if known is None:
-        raise MessageRejected(
-            "identify",
-            "unknown-message",
-            f"no contract for root {{{qname.namespace}}}{qname.localname}",
-        )
-    head = root.find("nachrichtenkopf.g2g")
-    return InspectedMessage(
-        standard=known[0],
-        version=known[1],
-        message_type=qname.localname,
-        namespace=qname.namespace or "",
-        nachrichten_uuid=root.findtext(
-            "nachrichtenkopf.g2g/identifikation.nachricht/nachrichtenUUID"
-        ),
-        author=_authority(head.find("autor") if head is not None else None),
-        reader=_authority(head.find("leser") if head is not None else None),
+    applicant: dict[str, Any] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    validation: ValidationOutcome = field(
+        default_factory=lambda: ValidationOutcome(status="not-performed")
     )
+    format: str = "xml"
+
+    def case_event_data(
+        self,
+        *,
+        case_id: str,
+        origin: Origin,
+        tenant: str,
+        backend: str,
+        attachments: list[AttachmentRef] | None = None,
+        original: AttachmentRef | None = None,
+    ) -> CaseEventData:
+        """The CaseEvent payload, once routing and the claim check have done their part."""
+        return CaseEventData(
+            case_id=case_id,
+            standard=self.standard,
+            version=self.version,
+            message_type=self.message_type,
+            nachrichten_uuid=self.nachrichten_uuid,
+            leistung=self.leistung,
+            region=self.region,
+            author=_authority(self.author),
+            reader=_authority(self.reader),
+            origin=origin,
+            tenant=tenant,
+            backend=backend,
+            applicant=Applicant(**self.applicant) if self.applicant else None,
+            fields=dict(self.fields),
+            attachments=list(attachments or []),
+            original=original,
+        )
+
+
+def _authority(value: str | None) -> Authority | None:
+    if not value:
+        return None
+    prefix, _, code = value.partition(":")
+    return Authority(prefix=prefix, code=code)
+
+
+class MessageInspector:
+    """The pipeline with its registry and mappings loaded once; safe to share."""
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        registry: ContractRegistry | None = None,
+        mappings: MappingSet | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        if registry is None:
+            if data_dir is None:
+                from poststelle.routing.config import resolve_data_dir
+
+                data_dir = resolve_data_dir()
+            registry = ContractRegistry.for_data_dir(data_dir)
+        if mappings is None:
+            dirs = [BUILTIN_MAPPINGS_DIR]
+            if data_dir is not None:
+                dirs.append(data_dir / "mappings")
+            mappings = MappingSet.load(dirs)
+        self.registry = registry
+        self.mappings = mappings
+        self.max_bytes = max_bytes
+
+    def inspect(
+        self,
+        raw: bytes,
+        *,
+        content_type: str | None = None,
+        strict: bool = False,
+        require_valid: bool = True,
+    ) -> InspectedMessage:
+        """Run the pipeline; ``require_valid=False`` reports invalidity instead of raising."""
+        is_json = content_type is not None and any(t in content_type for t in _JSON_TYPES)
+        document: Any
+        if is_json:
+            document = parse_json(raw, max_bytes=self.max_bytes)
+            ident = self.registry.identify_json(document)
+            outcome = ValidationOutcome(status="not-performed", note="JSON has no schema")
+        else:
+            document = parse_xml(raw, max_bytes=self.max_bytes)
+            ident = self.registry.identify(document)
+            outcome = self.registry.validate(document, ident, strict=strict)
+            if outcome.status == "invalid" and require_valid:
+                first = outcome.errors[0] if outcome.errors else None
+                raise MessageRejected(
+                    "validate",
+                    "schema-invalid",
+                    f"{len(outcome.errors)} schema error(s), first: {first}",
+                    errors=outcome.errors,
+                )
+        # An invalid message (kept only for reporting) is not mapped: its facts are untrusted.
+        if outcome.status == "invalid":
+            mapped = MappedMessage(event={}, applicant=None, fields={})
+        else:
+            mapped = self._map(document, ident)
+        event = mapped.event
+        return InspectedMessage(
+            standard=ident.standard,
+            version=ident.version,
+            message_type=ident.message_type,
+            namespace=ident.namespace,
+            nachrichten_uuid=event.get("nachrichten_uuid"),
+            author=event.get("author"),
+            reader=event.get("reader"),
+            leistung=event.get("leistung"),
+            region=event.get("region"),
+            applicant=mapped.applicant,
+            fields=mapped.fields,
+            attachments=mapped.attachments,
+            validation=outcome,
+            format="json" if is_json else "xml",
+        )
+
+    def _map(self, document: Any, ident: Identification) -> MappedMessage:
+        mapping = self.mappings.get(ident.standard, ident.version, ident.message_type)
+        if mapping is None:
+            mapping = self.mappings.header_mapping(ident.contract.header, ident.namespace)
+        if mapping is None:
+            return MappedMessage(event={}, applicant=None, fields={})
+        try:
+            return mapping.apply(document)
+        except MappingFailed as exc:
+            raise MessageRejected("map", exc.reason, f"{mapping.file.name}: {exc.detail}") from exc
+        except etree.XPathEvalError as exc:
+            raise MessageRejected("map", "xpath-failed", f"{mapping.file.name}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _inspector_for(data_dir: Path | None) -> MessageInspector:
+    return MessageInspector(data_dir)
+
+
+def inspect_message(
+    raw: bytes,
+    *,
+    data_dir: Path | None = None,
+    content_type: str | None = None,
+    strict: bool = False,
+    inspector: MessageInspector | None = None,
+) -> InspectedMessage:
+    """Safe parse -> identify -> validate (when the schema set is registered) -> map.
+
+    Raises ``MessageRejected`` with ``step`` in parse/identify/validate/map. The default
+    inspector for a data folder is built once and reused.
+    """
+    if inspector is None:
+        if data_dir is None:
+            from poststelle.routing.config import resolve_data_dir
+
+            data_dir = resolve_data_dir()
+        inspector = _inspector_for(data_dir)
+    result = inspector.inspect(raw, content_type=content_type, strict=strict)
+    log.debug(
+        "message inspected standard=%s version=%s type=%s validation=%s",
+        result.standard,
+        result.version,
+        result.message_type,
+        result.validation.status,
+    )
+    return result

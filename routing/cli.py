@@ -26,7 +26,10 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger("poststelle")
 
 # Modules that add sub-commands: each exposes ``register(subparsers)``.
-_COMMAND_MODULES: tuple[str, ...] = ("poststelle.adapters.xta.cli",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "poststelle.contracts.cli",
+    "poststelle.adapters.xta.cli",
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

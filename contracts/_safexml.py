@@ -1,0 +1,204 @@
+"""Hostile-input-proof XML and JSON parsing: the first step of every message's life.
+
+Policy (each violation is a ``MessageRejected(step="parse", reason=...)``):
+
+* no DTD at all (``dtd-forbidden``): it is the carrier of XXE and entity-expansion attacks, and no
+  XÖV standard uses one; entities are never resolved and the network is never touched;
+* size (``too-large``) and nesting depth (``too-deep``) are bounded;
+* encodings: UTF-8 (with or without BOM), UTF-16 with BOM, and the Latin family some legacy
+  Fachverfahren still declare; anything else is refused by name (``encoding-unsupported``) rather
+  than guessed, and a BOM contradicting the declaration is refused (``encoding-conflict``);
+* empty (``empty``), binary (``not-xml``), truncated (``truncated``) and otherwise malformed
+  (``not-well-formed``) input is told apart so operators see at a glance what arrived.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import threading
+from typing import Any
+
+from lxml import etree
+
+from ._errors import MessageRejected
+
+__all__ = [
+    "ALLOWED_ENCODINGS",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "parse_json",
+    "parse_xml",
+]
+
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# libxml2 refuses anything deeper than 256 levels without XML_PARSE_HUGE; we keep that ceiling
+# and let callers go lower.
+DEFAULT_MAX_DEPTH = 256
+
+ALLOWED_ENCODINGS = frozenset(
+    {"utf-8", "utf-16", "utf-16-le", "utf-16-be", "iso8859-1", "iso8859-15", "cp1252", "ascii"}
+)
+
+_STEP = "parse"
+_PROLOG = re.compile(r"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.DOTALL)
+_DECLARED_ENCODING = re.compile(r"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    # lxml parsers must not be shared between threads; one per thread is reused because
+    # building a parser costs about as much as parsing a small message.
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=False,
+            collect_ids=False,
+        )
+        _local.parser = parser
+    return parser
+
+
+def _reject(reason: str, detail: str) -> MessageRejected:
+    return MessageRejected(_STEP, reason, detail)
+
+
+def _canonical(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError as exc:
+        raise _reject("encoding-unsupported", f"unknown encoding {encoding!r}") from exc
+
+
+def _prolog_text(raw: bytes) -> tuple[str, str | None]:
+    """Decode enough of the head to read the XML declaration; return it and the BOM's encoding."""
+    head = raw[:4096]
+    if head.startswith(codecs.BOM_UTF8):
+        return head[3:].decode("utf-8", "replace"), "utf-8"
+    # UTF-32's little-endian BOM begins with UTF-16's: test the longer one first.
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise _reject("encoding-unsupported", "UTF-32 is not accepted")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return head.decode("utf-16", "replace"), "utf-16"
+    if head[:2] in (b"<\x00", b"\x00<"):  # UTF-16 without BOM, as XML 1.0 appendix F allows
+        codec = "utf-16-le" if head[0] == 0x3C else "utf-16-be"
+        return head[: len(head) // 2 * 2].decode(codec, "replace"), codec
+    # Latin-1 maps every byte, so the prolog can be read before the real encoding is known.
+    return head.decode("latin-1"), None
+
+
+def _check_prolog(raw: bytes) -> None:
+    text, bom = _prolog_text(raw)
+    stripped = text.lstrip()
+    if not stripped.startswith("<"):
+        kind = "binary data" if "\x00" in text[:512] else "text that does not start with '<'"
+        raise _reject("not-xml", f"input is {kind}")
+    match = _DECLARED_ENCODING.match(text)
+    if match:
+        declared = _canonical(match.group(1))
+        if declared not in ALLOWED_ENCODINGS:
+            raise _reject(
+                "encoding-unsupported",
+                f"declared encoding {match.group(1)!r} is not one of UTF-8, UTF-16, "
+                "ISO-8859-1/-15, windows-1252",
+            )
+        if bom is not None and not declared.startswith(bom[:5]):
+            raise _reject(
+                "encoding-conflict",
+                f"byte order mark says {bom}, declaration says {match.group(1)!r}",
+            )
+    # A DOCTYPE can only stand in the prolog; scanning just that keeps a CDATA section
+    # mentioning '<!DOCTYPE' from being refused.
+    pos = _PROLOG.match(text).end()  # type: ignore[union-attr]  # '*' always matches
+    if text.startswith("<!DOCTYPE", pos) or text.startswith("<!doctype", pos):
+        raise _reject("dtd-forbidden", "a document type declaration (DTD) is not accepted")
+
+
+def _depth_exceeds(root: etree._Element, limit: int) -> bool:
+    # Only runs when a caller asks for less than libxml2's own ceiling.
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in element)
+    return False
+
+
+def parse_xml(
+    raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> etree._Element:
+    """Parse ``raw`` into its root element or raise ``MessageRejected(step="parse")``."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise _reject("not-xml", f"expected bytes, got {type(raw).__name__}")
+    if len(raw) == 0:
+        raise _reject("empty", "the message is empty")
+    if len(raw) > max_bytes:
+        raise _reject("too-large", f"{len(raw)} bytes exceed the limit of {max_bytes}")
+    raw = bytes(raw)
+    _check_prolog(raw)
+    try:
+        root = etree.fromstring(raw, _parser())
+    except etree.XMLSyntaxError as exc:
+        message = str(exc)
+        if "Excessive depth" in message:
+            raise _reject("too-deep", f"nesting deeper than {DEFAULT_MAX_DEPTH}") from exc
+        if "Premature end" in message or "EndTag" in message or "end of data" in message:
+            raise _reject("truncated", message) from exc
+        if "encoding" in message.lower() or "Input is not proper UTF-8" in message:
+            raise _reject("bad-encoding", message) from exc
+        raise _reject("not-well-formed", message) from exc
+    except ValueError as exc:  # lxml raises this for some undecodable inputs
+        raise _reject("bad-encoding", str(exc)) from exc
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        # Defence in depth: the prolog scan should have caught it already.
+        raise _reject("dtd-forbidden", "a document type declaration (DTD) is not accepted")
+    if max_depth < DEFAULT_MAX_DEPTH and _depth_exceeds(root, max_depth):
+        raise _reject("too-deep", f"nesting deeper than {max_depth}")
+    return root
+
+
+def parse_json(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = 64) -> Any:
+    """Parse a JSON submission with the same size, depth and encoding discipline as XML."""
+    if len(raw) == 0:
+        raise _reject("empty", "the message is empty")
+    if len(raw) > max_bytes:
+        raise _reject("too-large", f"{len(raw)} bytes exceed the limit of {max_bytes}")
+    try:
+        text = bytes(raw).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _reject("bad-encoding", f"JSON must be UTF-8: {exc}") from exc
+    depth = 0
+    deepest = 0
+    in_string = False
+    escaped = False
+    # json.loads recurses per nesting level; bound the depth before it can exhaust the stack.
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > max_depth:
+                raise _reject("too-deep", f"JSON nesting deeper than {max_depth}")
+        elif char in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        reason = "truncated" if exc.pos >= len(text.rstrip()) else "not-well-formed"
+        raise _reject(reason, f"invalid JSON: {exc}") from exc

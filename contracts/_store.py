@@ -1,0 +1,278 @@
+"""The schema store under ``<data-dir>/schemas/``: XSD sets an operator registered.
+
+The project ships no third-party schema: operators download the official sets (XRepository,
+the standard's own site) and run ``poststelle contracts add PATH``. Each registered set is
+copied into its own folder with a manifest (``poststelle-set.yaml``) naming the standard
+versions it serves and where their entry points lie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from lxml import etree
+
+from ._contract import Contract, ContractError, contract_from_mapping
+
+__all__ = ["DESCRIPTOR_NAME", "MANIFEST_NAME", "SchemaSet", "SchemaStore", "ServedContract"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "poststelle-set.yaml"
+# An operator adding a standard the project does not know puts this next to the XSDs.
+DESCRIPTOR_NAME = "poststelle-contract.yaml"
+_KEPT_SUFFIXES = (".xsd", ".xml", ".yaml", ".yml", ".sch", ".wsdl")
+_MAX_ZIP_BYTES = 200 * 1024 * 1024
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+
+
+@dataclass(frozen=True)
+class ServedContract:
+    standard: str
+    version: str
+    entry_points: dict[str, str]  # entry file name -> path relative to the set folder
+
+
+@dataclass(frozen=True)
+class SchemaSet:
+    id: str
+    folder: Path
+    source: str
+    added: str
+    sha256: str
+    serves: tuple[ServedContract, ...]
+    contracts: tuple[Contract, ...]  # descriptors shipped with the set (standards we don't ship)
+
+
+def _schema_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def _target_namespaces(folder: Path) -> dict[Path, str]:
+    found: dict[Path, str] = {}
+    for path in sorted(folder.rglob("*.xsd")):
+        try:
+            root = etree.parse(str(path), _schema_parser()).getroot()
+        except etree.XMLSyntaxError as exc:
+            raise ContractError(f"{path}: not a well-formed schema: {exc}") from exc
+        if root.tag != f"{_XS}schema":
+            continue
+        found[path] = root.get("targetNamespace", "")
+    return found
+
+
+def _digest(folder: Path) -> str:
+    sha = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        sha.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+def _extract_zip(archive: Path, target: Path) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        total = 0
+        for info in zf.infolist():
+            name = PurePosixPath(info.filename)
+            if info.is_dir() or not name.name.lower().endswith(_KEPT_SUFFIXES):
+                continue
+            # Refuse zip-slip: absolute names and '..' would write outside the store.
+            if name.is_absolute() or ".." in name.parts:
+                raise ContractError(f"{archive}: unsafe member name {info.filename!r}")
+            total += info.file_size
+            if total > _MAX_ZIP_BYTES:
+                raise ContractError(f"{archive}: more than {_MAX_ZIP_BYTES} bytes of schemas")
+            destination = target.joinpath(*name.parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, destination.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def _copy_tree(source: Path, target: Path, skip: Path) -> None:
+    for path in source.rglob("*"):
+        if path.is_relative_to(skip):  # the store itself may lie inside the folder added
+            continue
+        if path.is_file() and path.name.lower().endswith(_KEPT_SUFFIXES):
+            destination = target / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, destination)
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML: {exc}") from exc
+
+
+class SchemaStore:
+    """Registered XSD sets under one folder (normally ``<data-dir>/schemas``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def sets(self) -> list[SchemaSet]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for manifest in sorted(self.root.glob(f"*/{MANIFEST_NAME}")):
+            found.append(self._read_manifest(manifest))
+        return found
+
+    def _read_manifest(self, manifest: Path) -> SchemaSet:
+        data = _load_yaml(manifest) or {}
+        folder = manifest.parent
+        contracts = tuple(
+            contract_from_mapping(entry, f"{manifest}#contracts[{i}]")
+            for i, entry in enumerate(data.get("contracts") or [])
+        )
+        serves = tuple(
+            ServedContract(str(s["standard"]), str(s["version"]), dict(s["entry_points"]))
+            for s in data.get("serves") or []
+        )
+        return SchemaSet(
+            id=folder.name,
+            folder=folder,
+            source=str(data.get("source", "")),
+            added=str(data.get("added", "")),
+            sha256=str(data.get("sha256", "")),
+            serves=serves,
+            contracts=contracts,
+        )
+
+    def add(
+        self,
+        path: Path,
+        known: Sequence[Contract],
+        *,
+        descriptor: Path | None = None,
+    ) -> SchemaSet:
+        """Copy a folder or zip of XSDs into the store and record which contracts it serves.
+
+        The set serves every known contract one of whose namespaces some schema in it targets;
+        a descriptor (``--descriptor`` or ``poststelle-contract.yaml`` in the set) declares a
+        contract the project does not ship.
+        """
+        path = path.expanduser().resolve()
+        if not path.exists():
+            raise ContractError(f"{path}: no such file or folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.root))
+        try:
+            if path.is_dir():
+                _copy_tree(path, staging, self.root.resolve())
+            elif zipfile.is_zipfile(path):
+                _extract_zip(path, staging)
+            else:
+                raise ContractError(f"{path}: neither a folder nor a zip archive")
+            descriptors = self._descriptors(staging, descriptor)
+            namespaces = _target_namespaces(staging)
+            if not namespaces:
+                raise ContractError(f"{path}: contains no XML Schema (.xsd) file")
+            serves = self._match(staging, namespaces, [*known, *descriptors])
+            if not serves:
+                seen = sorted({ns for ns in namespaces.values() if ns})
+                raise ContractError(
+                    f"{path}: no registered standard uses any of the target namespaces "
+                    f"{seen}; add a descriptor ({DESCRIPTOR_NAME}) for a new standard"
+                )
+            digest = _digest(staging)
+            set_id = f"{serves[0].standard}-{serves[0].version}-{digest[:10]}"
+            manifest = {
+                "source": str(path),
+                "added": datetime.now(UTC).isoformat(timespec="seconds"),
+                "sha256": digest,
+                "serves": [
+                    {"standard": s.standard, "version": s.version, "entry_points": s.entry_points}
+                    for s in serves
+                ],
+                "contracts": [_descriptor_dict(d) for d in descriptors],
+            }
+            (staging / MANIFEST_NAME).write_text(
+                yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
+            final = self.root / set_id
+            if final.exists():  # the same content again: replace, stay idempotent
+                shutil.rmtree(final)
+            staging.rename(final)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+        log.info(
+            "schema set added id=%s source=%s serves=%s",
+            set_id,
+            path,
+            ",".join(f"{s.standard}-{s.version}" for s in serves),
+        )
+        return self._read_manifest(final / MANIFEST_NAME)
+
+    def _descriptors(self, staging: Path, descriptor: Path | None) -> list[Contract]:
+        files = [descriptor] if descriptor else sorted(staging.rglob(DESCRIPTOR_NAME))
+        contracts = []
+        for file in files:
+            contracts.append(contract_from_mapping(_load_yaml(file), str(file)))
+        return contracts
+
+    @staticmethod
+    def _match(
+        staging: Path, namespaces: dict[Path, str], candidates: Iterable[Contract]
+    ) -> list[ServedContract]:
+        served = []
+        seen: set[str] = set()
+        for contract in candidates:
+            if contract.key in seen or not set(contract.namespaces) & set(namespaces.values()):
+                continue
+            entries: dict[str, str] = {}
+            for entry in contract.entry_points:
+                hits = [
+                    p
+                    for p, ns in namespaces.items()
+                    if p.name == entry and ns in contract.namespaces
+                ]
+                if len(hits) == 1:
+                    entries[entry] = hits[0].relative_to(staging).as_posix()
+                elif len(hits) > 1:
+                    raise ContractError(
+                        f"{contract.key}: entry point {entry} found {len(hits)} times"
+                    )
+            if entries:
+                seen.add(contract.key)
+                missing = sorted(set(contract.entry_points) - set(entries))
+                if missing:
+                    log.warning(
+                        "schema set lacks entry points contract=%s missing=%s",
+                        contract.key,
+                        ",".join(missing),
+                    )
+                served.append(ServedContract(contract.standard, contract.version, entries))
+        return served
+
+
+def _descriptor_dict(contract: Contract) -> dict[str, Any]:
+    return {
+        "standard": contract.standard,
+        "version": contract.version,
+        "title": contract.title,
+        "namespaces": list(contract.namespaces),
+        "namespace_pattern": contract.namespace_pattern.pattern
+        if contract.namespace_pattern
+        else None,
+        "header": contract.header,
+        "strict": {"xsd_version": contract.strict_xsd_version},
+        "entry_points": {
+            k: {"namespace": contract.entry_namespaces[k], "messages": list(v)}
+            if k in contract.entry_namespaces
+            else list(v)
+            for k, v in contract.entry_points.items()
+        },
+    }

@@ -1,0 +1,269 @@
+"""CLI commands for message understanding, without NATS.
+
+``register(subparsers)`` adds ``validate``, ``map`` and ``contracts add|list`` to the
+``poststelle`` command; ``main(argv)`` runs them stand-alone (tests, debugging).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .events import AttachmentRef, CaseEvent, Origin, deterministic_case_id
+from .inspection import InspectedMessage, MessageInspector, MessageRejected
+from .registry import ContractError, ContractRegistry
+
+__all__ = ["PREVIEW_BACKEND", "PREVIEW_TENANT", "main", "register"]
+
+# `poststelle map` runs without a routing table: tenant and back end say so explicitly.
+PREVIEW_TENANT = "unrouted"
+PREVIEW_BACKEND = "unrouted"
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from poststelle.routing.config import resolve_data_dir
+
+    return Path(resolve_data_dir(getattr(args, "data_dir", None)))
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS keeps a global --data-dir given before the subcommand from being overwritten.
+    parser.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        help="hub data folder (default: $POSTSTELLE_DATA_DIR or ./.poststelle)",
+    )
+
+
+def _content_type(path: Path, given: str | None) -> str | None:
+    if given:
+        return given
+    return "application/json" if path.suffix.lower() == ".json" else None
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    inspector = MessageInspector(_data_dir(args))
+    reports: list[dict[str, Any]] = []
+    failed = False
+    for name in args.files:
+        path = Path(name)
+        report: dict[str, Any] = {"file": str(path)}
+        try:
+            raw = path.read_bytes()
+            result = inspector.inspect(
+                raw,
+                content_type=_content_type(path, args.content_type),
+                strict=args.strict,
+                require_valid=False,
+            )
+        except OSError as exc:
+            report.update(status="error", step="read", reason="unreadable", detail=str(exc))
+        except MessageRejected as exc:
+            report.update(status="rejected", step=exc.step, reason=exc.reason, detail=exc.detail)
+        else:
+            report.update(
+                standard=result.standard,
+                version=result.version,
+                message_type=result.message_type,
+                **result.validation.as_dict(),
+            )
+        bad = report["status"] in {"invalid", "rejected", "error"}
+        bad = bad or (args.require_schema and report["status"] == "not-performed")
+        failed = failed or bad
+        reports.append(report)
+    if args.json:
+        json.dump(reports, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        for report in reports:
+            out.write(_human(report))
+    return 1 if failed else 0
+
+
+def _human(report: dict[str, Any]) -> str:
+    status = report["status"]
+    if status in {"rejected", "error"}:
+        return (
+            f"{report['file']}: REJECTED {report['step']}/{report['reason']}: {report['detail']}\n"
+        )
+    head = (
+        f"{report['file']}: {status.upper()} "
+        f"{report['standard']} {report['version']} {report['message_type']}"
+    )
+    if status == "not-performed":
+        return f"{head} ({report['note']})\n"
+    lines = [f"{head} [{report['mode']}: {report['schema']}]\n"]
+    for error in report["errors"]:
+        lines.append(f"  line {error['line']}: {error['path']}: {error['message']}\n")
+    return "".join(lines)
+
+
+def preview_event(result: InspectedMessage, raw: bytes, *, channel: str = "cli") -> CaseEvent:
+    """A CaseEvent as the hub would publish it, with routing left as 'unrouted'."""
+    digest = hashlib.sha256(raw).hexdigest()
+    source_id = result.nachrichten_uuid or digest
+    refs = [
+        AttachmentRef(
+            name=a.name,
+            media_type=a.media_type,
+            size=a.size or 0,
+            sha256=a.sha256 or "",
+            ref=f"attachments/{a.sha256}",
+        )
+        for a in result.attachments
+        if a.kind == "inline" and a.sha256
+    ]
+    data = result.case_event_data(
+        case_id=deterministic_case_id(channel, source_id),
+        origin=Origin(channel=channel, adapter="poststelle-map", source_message_id=source_id),
+        tenant=PREVIEW_TENANT,
+        backend=PREVIEW_BACKEND,
+        attachments=refs,
+        original=AttachmentRef(
+            name="original",
+            media_type="application/json" if result.format == "json" else "application/xml",
+            size=len(raw),
+            sha256=digest,
+            ref=f"attachments/{digest}",
+        ),
+    )
+    return CaseEvent.received(data)
+
+
+def _cmd_map(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    path = Path(args.file)
+    try:
+        raw = path.read_bytes()
+        inspector = MessageInspector(_data_dir(args))
+        result = inspector.inspect(
+            raw, content_type=_content_type(path, args.content_type), strict=args.strict
+        )
+    except OSError as exc:
+        sys.stderr.write(f"{path}: cannot read: {exc}\n")
+        return 2
+    except MessageRejected as exc:
+        sys.stderr.write(f"{path}: REJECTED {exc.step}/{exc.reason}: {exc.detail}\n")
+        for error in exc.errors:
+            sys.stderr.write(f"  {error}\n")
+        return 1
+    event = preview_event(result, raw)
+    out.write(event.model_dump_json(indent=2))
+    out.write("\n")
+    references = [a for a in result.attachments if a.kind == "reference"]
+    if references:
+        sys.stderr.write(f"{len(references)} referenced attachment(s) not carried inline:\n")
+        for attachment in references:
+            sys.stderr.write(f"  {attachment.name} -> {attachment.ref}\n")
+    return 0
+
+
+def _cmd_contracts_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    registry = ContractRegistry.for_data_dir(_data_dir(args))
+    try:
+        added = registry.add_schema_set(
+            Path(args.path), descriptor=Path(args.descriptor) if args.descriptor else None
+        )
+    except ContractError as exc:
+        sys.stderr.write(f"contracts add: {exc}\n")
+        return 1
+    out.write(f"registered schema set {added.id} in {added.folder}\n")
+    for served in added.serves:
+        contract = registry.contract(served.standard, served.version)
+        total = len(contract.entry_points) if contract else len(served.entry_points)
+        out.write(
+            f"  {served.standard} {served.version}: "
+            f"{len(served.entry_points)}/{total} entry points found\n"
+        )
+    return 0
+
+
+def _cmd_contracts_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    registry = ContractRegistry.for_data_dir(_data_dir(args))
+    rows = []
+    for contract in sorted(registry.contracts, key=lambda c: c.key):
+        schema_set = registry.schema_set_for(contract)
+        rows.append(
+            {
+                "standard": contract.standard,
+                "version": contract.version,
+                "title": contract.title,
+                "format": contract.format,
+                "namespaces": list(contract.namespaces),
+                "message_types": len(contract.message_types),
+                "schema_set": schema_set.id if schema_set else None,
+                "source": "shipped" if "contracts/registry" in contract.source else "store",
+            }
+        )
+    if args.json:
+        json.dump(rows, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return 0
+    out.write(f"{'standard':<14}{'version':<9}{'types':>6}  schemas\n")
+    for row in rows:
+        schemas = row["schema_set"] or (
+            "none needed (JSON)" if row["format"] == "json" else "NOT REGISTERED"
+        )
+        out.write(f"{row['standard']:<14}{row['version']:<9}{row['message_types']:>6}  {schemas}\n")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's commands to the ``poststelle`` CLI."""
+    validate = subparsers.add_parser(
+        "validate", help="identify and validate XÖV messages (exit 1 if any is invalid)"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--json", action="store_true", help="machine-readable report")
+    validate.add_argument(
+        "--strict", action="store_true", help="validate with xmlschema (IDREF, XSD 1.1)"
+    )
+    validate.add_argument(
+        "--require-schema",
+        action="store_true",
+        help="fail when a message's schema set is not registered",
+    )
+    validate.add_argument("--content-type", help="e.g. application/json (default: by suffix)")
+    _add_data_dir(validate)
+    validate.set_defaults(func=_cmd_validate)
+
+    mapper = subparsers.add_parser(
+        "map", help="print the CaseEvent a message becomes (routing left 'unrouted')"
+    )
+    mapper.add_argument("file", metavar="FILE")
+    mapper.add_argument("--strict", action="store_true")
+    mapper.add_argument("--content-type")
+    _add_data_dir(mapper)
+    mapper.set_defaults(func=_cmd_map)
+
+    contracts = subparsers.add_parser("contracts", help="registered standards and schema sets")
+    commands = contracts.add_subparsers(dest="contracts_command", required=True)
+    add = commands.add_parser("add", help="register an XSD set (folder or zip)")
+    add.add_argument("path", metavar="PATH")
+    add.add_argument("--descriptor", help="contract YAML for a standard the project does not ship")
+    _add_data_dir(add)
+    add.set_defaults(func=_cmd_contracts_add)
+    listing = commands.add_parser("list", help="show known standards and their schema sets")
+    listing.add_argument("--json", action="store_true")
+    _add_data_dir(listing)
+    listing.set_defaults(func=_cmd_contracts_list)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="poststelle")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""The contract registry: which standard, version and message type a message is, and its schema.
+
+Contracts come from two places: the descriptors the project ships (``contracts/standards/*.yaml``)
+and descriptors registered with a schema set in the store (standards the project does not ship).
+Schemas come only from the store. Each entry point is compiled on first use and then kept, so
+a hub with many registered standards starts without compiling anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lxml import etree
+
+from ._contract import Contract, ContractError, contract_from_mapping
+from ._errors import MessageRejected
+from ._store import SchemaSet, SchemaStore
+from .validation import SchemaError, ValidationOutcome
+
+__all__ = [
+    "BUILTIN_REGISTRY_DIR",
+    "Contract",
+    "ContractError",
+    "ContractRegistry",
+    "Identification",
+    "SchemaSet",
+    "SchemaStore",
+]
+
+log = logging.getLogger(__name__)
+
+BUILTIN_REGISTRY_DIR = Path(__file__).with_name("standards")
+_MAX_ERRORS = 50
+
+
+@dataclass(frozen=True)
+class Identification:
+    contract: Contract
+    message_type: str
+    namespace: str
+
+    @property
+    def standard(self) -> str:
+        return self.contract.standard
+
+    @property
+    def version(self) -> str:
+        return self.contract.version
+
+
+def _builtin_contracts() -> list[Contract]:
+    contracts = []
+    for path in sorted(BUILTIN_REGISTRY_DIR.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        contracts.append(contract_from_mapping(data, str(path)))
+    return contracts
+
+
+class ContractRegistry:
+    """Identification and validation against the contracts known to one hub."""
+
+    def __init__(self, store: SchemaStore, contracts: list[Contract] | None = None) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._lxml: dict[Path, etree.XMLSchema] = {}
+        self._strict: dict[Path, Any] = {}
+        self._by_qname: dict[tuple[str, str], tuple[Contract, str]] = {}
+        self._by_namespace: dict[str, Contract] = {}
+        self._by_localname: dict[str, list[Contract]] = defaultdict(list)
+        self._contracts: dict[str, Contract] = {}
+        self._schemas: dict[str, tuple[SchemaSet, dict[str, str]]] = {}
+        self._paths: dict[tuple[str, str], Path | None] = {}
+        sets = store.sets()
+        for contract in [
+            *(contracts or _builtin_contracts()),
+            *(c for s in sets for c in s.contracts),
+        ]:
+            self._add_contract(contract)
+        for schema_set in sets:  # sorted by folder name; later sets win for the same contract
+            for served in schema_set.serves:
+                self._schemas[f"{served.standard}-{served.version}"] = (
+                    schema_set,
+                    served.entry_points,
+                )
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> ContractRegistry:
+        return cls(SchemaStore(data_dir / "schemas"))
+
+    def _add_contract(self, contract: Contract) -> None:
+        if contract.key in self._contracts:
+            return  # the shipped descriptor wins over a copy stored with a schema set
+        self._contracts[contract.key] = contract
+        for namespace in contract.namespaces:
+            self._by_namespace.setdefault(namespace, contract)
+        for message in contract.message_types:
+            for namespace in contract.namespaces_of(message):
+                self._by_qname[(namespace, message)] = (contract, message)
+        for message in contract.message_types:
+            self._by_localname[message].append(contract)
+
+    @property
+    def contracts(self) -> list[Contract]:
+        return list(self._contracts.values())
+
+    def contract(self, standard: str, version: str) -> Contract | None:
+        return self._contracts.get(f"{standard}-{version}")
+
+    def schema_set_for(self, contract: Contract) -> SchemaSet | None:
+        found = self._schemas.get(contract.key)
+        return found[0] if found else None
+
+    def add_schema_set(self, path: Path, *, descriptor: Path | None = None) -> SchemaSet:
+        """``poststelle contracts add``: register a folder or zip and use it from now on."""
+        added = self.store.add(path, self.contracts, descriptor=descriptor)
+        for contract in added.contracts:
+            self._add_contract(contract)
+        for served in added.serves:
+            self._schemas[f"{served.standard}-{served.version}"] = (added, served.entry_points)
+        self._paths.clear()
+        return added
+
+    # -- identification -------------------------------------------------------------------
+
+    def identify(self, root: etree._Element) -> Identification:
+        qname = etree.QName(root)
+        namespace = qname.namespace or ""
+        name = qname.localname
+        hit = self._by_qname.get((namespace, name))
+        if hit is not None:
+            return Identification(hit[0], hit[1], namespace)
+        known = self._by_namespace.get(namespace)
+        if known is not None:
+            raise MessageRejected(
+                "identify",
+                "unknown-message-type",
+                f"{known.title} ({namespace}) has no message type '{name}'",
+            )
+        for contract in self._contracts.values():
+            version = contract.version_from_namespace(namespace)
+            if version is not None:
+                registered = sorted(
+                    c.version for c in self._contracts.values() if c.standard == contract.standard
+                )
+                raise MessageRejected(
+                    "identify",
+                    "unknown-version",
+                    f"{contract.standard} version {version} ({namespace}) is not registered; "
+                    f"known versions: {', '.join(registered)}",
+                )
+        homes = self._by_localname.get(name)
+        if homes:
+            expected = ", ".join(sorted({ns for c in homes for ns in c.namespaces}))
+            raise MessageRejected(
+                "identify",
+                "wrong-namespace",
+                f"root '{name}' is in namespace '{namespace or '(none)'}', expected {expected}",
+            )
+        raise MessageRejected(
+            "identify",
+            "unknown-namespace",
+            f"no contract for root {{{namespace}}}{name}",
+        )
+
+    def identify_json(self, document: Any) -> Identification:
+        """A JSON submission is identified by its top-level key (e.g. ``formData``)."""
+        if isinstance(document, dict):
+            for contract in self._contracts.values():
+                for root in contract.json_roots:
+                    if root in document:
+                        return Identification(contract, root, "")
+        keys = sorted(document)[:5] if isinstance(document, dict) else type(document).__name__
+        raise MessageRejected(
+            "identify", "unknown-json", f"no JSON contract matches a document with keys {keys}"
+        )
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _schema_path(self, ident: Identification) -> Path | None:
+        # Hot path: one dict lookup per message once the entry point has been resolved.
+        key = (ident.contract.key, ident.message_type)
+        if key in self._paths:
+            return self._paths[key]
+        path = self._resolve_schema_path(ident)
+        self._paths[key] = path
+        return path
+
+    def _resolve_schema_path(self, ident: Identification) -> Path | None:
+        found = self._schemas.get(ident.contract.key)
+        entry = ident.contract.entry_point_for(ident.message_type)
+        if found is None or entry is None or entry not in found[1]:
+            return None
+        return found[0].folder / found[1][entry]
+
+    def lxml_schema(self, path: Path) -> etree.XMLSchema:
+        schema = self._lxml.get(path)
+        if schema is None:
+            with self._lock:
+                schema = self._lxml.get(path)
+                if schema is None:
+                    started = time.perf_counter()
+                    parser = etree.XMLParser(
+                        resolve_entities=False, no_network=True, load_dtd=False
+                    )
+                    schema = etree.XMLSchema(etree.parse(str(path), parser))
+                    self._lxml[path] = schema
+                    log.info(
+                        "schema compiled engine=lxml entry=%s ms=%.0f",
+                        path.name,
+                        (time.perf_counter() - started) * 1000,
+                    )
+        return schema
+
+    def _strict_schema(self, path: Path, xsd_version: str) -> Any:
+        import xmlschema  # only strict mode pays for importing it
+
+        schema = self._strict.get(path)
+        if schema is None:
+            with self._lock:
+                schema = self._strict.get(path)
+                if schema is None:
+                    cls = xmlschema.XMLSchema11 if xsd_version == "1.1" else xmlschema.XMLSchema10
+                    schema = cls(str(path), allow="local", defuse="always")
+                    self._strict[path] = schema
+        return schema
+
+    def validate(
+        self, root: etree._Element, ident: Identification, *, strict: bool = False
+    ) -> ValidationOutcome:
+        path = self._schema_path(ident)
+        if path is None:
+            return ValidationOutcome(
+                status="not-performed",
+                note=f"no schema set registered for {ident.contract.key} "
+                f"(poststelle contracts add PATH)",
+            )
+        schema_name = f"{ident.contract.key}/{path.name}"
+        if strict:
+            return self._validate_strict(root, path, ident.contract, schema_name)
+        schema = self.lxml_schema(path)
+        if schema.validate(root):
+            return ValidationOutcome(status="valid", mode="lxml", schema=schema_name)
+        errors = tuple(
+            SchemaError(line=e.line or None, path=e.path or None, message=e.message)
+            for e in list(schema.error_log)[:_MAX_ERRORS]
+        )
+        return ValidationOutcome(status="invalid", mode="lxml", schema=schema_name, errors=errors)
+
+    def _validate_strict(
+        self, root: etree._Element, path: Path, contract: Contract, schema_name: str
+    ) -> ValidationOutcome:
+        schema = self._strict_schema(path, contract.strict_xsd_version)
+        errors = []
+        for error in schema.iter_errors(root):
+            errors.append(
+                SchemaError(
+                    line=getattr(error, "sourceline", None),
+                    path=getattr(error, "path", None),
+                    message=str(error.reason or error.message),
+                )
+            )
+            if len(errors) >= _MAX_ERRORS:
+                break
+        return ValidationOutcome(
+            status="invalid" if errors else "valid",
+            mode="strict",
+            schema=schema_name,
+            errors=tuple(errors),
+        )

@@ -1,0 +1,173 @@
+"""The hostile-input set: every attack or damaged input ends in a precise parse rejection."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import socket
+import threading
+
+import pytest
+
+from poststelle.contracts._errors import MessageRejected
+from poststelle.contracts._safexml import parse_json, parse_xml
+
+
+def _reason(raw: bytes, **kwargs: int) -> str:
+    with pytest.raises(MessageRejected) as caught:
+        parse_xml(raw, **kwargs)
+    assert caught.value.step == "parse"
+    return caught.value.reason
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol9 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+]>
+<lolz>&lol9;</lolz>"""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>',
+            id="xxe-file",
+        ),
+        pytest.param(BILLION_LAUGHS, id="billion-laughs"),
+        pytest.param(b'<!DOCTYPE x SYSTEM "http://example.invalid/x.dtd"><x/>', id="external-dtd"),
+        pytest.param(
+            b'<!DOCTYPE x [<!ENTITY % p SYSTEM "http://example.invalid/p.dtd"> %p;]><x/>',
+            id="parameter-entity",
+        ),
+        pytest.param(b"<!-- harmless -->\n<!DOCTYPE x><x/>", id="after-comment"),
+        pytest.param(codecs.BOM_UTF8 + b"<!DOCTYPE x><x/>", id="after-bom"),
+        pytest.param("<!DOCTYPE x><x/>".encode("utf-16"), id="utf16"),
+    ],
+)
+def test_any_dtd_is_forbidden(raw: bytes) -> None:
+    assert _reason(raw) == "dtd-forbidden"
+
+
+def test_xxe_url_never_touches_the_network() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.3)
+    port = listener.getsockname()[1]
+    hits: list[object] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            hits.append(listener.accept())
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    raw = (
+        f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "http://127.0.0.1:{port}/x">]>'
+        "<x>&e;</x>"
+    ).encode()
+    try:
+        assert _reason(raw) == "dtd-forbidden"
+    finally:
+        thread.join()
+        listener.close()
+    assert hits == []
+
+
+def test_undeclared_entity_is_not_well_formed() -> None:
+    assert _reason(b"<x>&e;</x>") == "not-well-formed"
+
+
+def test_xinclude_is_not_processed() -> None:
+    raw = (
+        b'<x xmlns:xi="http://www.w3.org/2001/XInclude">'
+        b'<xi:include href="/etc/passwd" parse="text"/></x>'
+    )
+    root = parse_xml(raw)
+    assert "root:" not in (root.xpath("string()") or "")
+    assert len(root) == 1
+
+
+def test_doctype_text_inside_cdata_is_fine() -> None:
+    root = parse_xml(b"<x><![CDATA[<!DOCTYPE x>]]></x>")
+    assert root.text == "<!DOCTYPE x>"
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (codecs.BOM_UTF8 + "<x>Größe</x>".encode(), "Größe"),
+        ('<?xml version="1.0" encoding="UTF-16"?><x>Straße</x>'.encode("utf-16"), "Straße"),
+        ('<?xml version="1.0" encoding="ISO-8859-1"?><x>Müller</x>'.encode("latin-1"), "Müller"),
+        ('<?xml version="1.0" encoding="ISO-8859-15"?><x>5 €</x>'.encode("iso8859-15"), "5 €"),
+        ('<?xml version="1.0" encoding="windows-1252"?><x>„Zitat“</x>'.encode("cp1252"), "„Zitat“"),
+    ],
+    ids=["utf8-bom", "utf16-bom", "latin1", "latin9", "cp1252"],
+)
+def test_accepted_encodings_decode_correctly(raw: bytes, text: str) -> None:
+    assert parse_xml(raw).text == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'<?xml version="1.0" encoding="EBCDIC-US"?><x/>', "encoding-unsupported"),
+        (b'<?xml version="1.0" encoding="UTF-7"?><x/>', "encoding-unsupported"),
+        (b'<?xml version="1.0" encoding="klingon"?><x/>', "encoding-unsupported"),
+        (codecs.BOM_UTF8 + b'<?xml version="1.0" encoding="ISO-8859-1"?><x/>', "encoding-conflict"),
+        ("<x/>".encode("utf-32"), "encoding-unsupported"),
+        (b'<?xml version="1.0" encoding="UTF-8"?><x>M\xfcller</x>', "bad-encoding"),
+    ],
+    ids=["ebcdic", "utf7", "unknown", "bom-conflict", "utf32", "invalid-utf8"],
+)
+def test_refused_encodings_are_named(raw: bytes, reason: str) -> None:
+    assert _reason(raw) == reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not-xml"),
+        (bytes(range(256)), "not-xml"),
+        (b"%PDF-1.7\n", "not-xml"),
+        (b'<?xml version="1.0"?><a><b>text</b><c>', "truncated"),
+        (b"<a><b></a>", "not-well-formed"),
+    ],
+    ids=["empty", "png", "binary", "pdf", "truncated", "mismatched-tags"],
+)
+def test_damaged_input_is_told_apart(raw: bytes, reason: str) -> None:
+    assert _reason(raw) == reason
+
+
+def test_size_limit() -> None:
+    raw = b"<x>" + b"a" * 2000 + b"</x>"
+    assert _reason(raw, max_bytes=1000) == "too-large"
+    assert parse_xml(raw, max_bytes=5000).text == "a" * 2000
+
+
+def test_depth_limits() -> None:
+    deep = b"<a>" * 300 + b"</a>" * 300
+    assert _reason(deep) == "too-deep"
+    medium = b"<a>" * 40 + b"</a>" * 40
+    assert _reason(medium, max_depth=32) == "too-deep"
+    assert parse_xml(medium).tag == "a"
+
+
+def test_json_submissions() -> None:
+    assert parse_json(codecs.BOM_UTF8 + b'{"a": [1, {"b": "]"}]}') == {"a": [1, {"b": "]"}]}
+    for raw, reason in [
+        (b"[" * 100 + b"]" * 100, "too-deep"),
+        (b'{"a": [1, 2', "truncated"),
+        (b'{"a": 1,}', "not-well-formed"),
+        (b'{"a": "M\xfcller"}', "bad-encoding"),
+        (b"", "empty"),
+    ]:
+        with pytest.raises(MessageRejected) as caught:
+            parse_json(raw)
+        assert (caught.value.step, caught.value.reason) == ("parse", reason), raw
