@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .events import AttachmentRef, CaseEvent, Origin, deterministic_case_id
-from .inspection import InspectedMessage, MessageInspector, MessageRejected
+from .inspection import (
+    InspectedMessage,
+    MessageInspector,
+    MessageRejected,
+    attachment_object_name,
+    attachment_refs,
+)
 from .registry import ContractError, ContractRegistry
 
 __all__ = ["PREVIEW_BACKEND", "PREVIEW_TENANT", "main", "register"]
@@ -108,29 +114,20 @@ def preview_event(result: InspectedMessage, raw: bytes, *, channel: str = "cli")
     """A CaseEvent as the hub would publish it, with routing left as 'unrouted'."""
     digest = hashlib.sha256(raw).hexdigest()
     source_id = result.nachrichten_uuid or digest
-    refs = [
-        AttachmentRef(
-            name=a.name,
-            media_type=a.media_type,
-            size=a.size or 0,
-            sha256=a.sha256 or "",
-            ref=f"attachments/{a.sha256}",
-        )
-        for a in result.attachments
-        if a.kind == "inline" and a.sha256
-    ]
+    case_id = deterministic_case_id(channel, source_id)
     data = result.case_event_data(
-        case_id=deterministic_case_id(channel, source_id),
+        case_id=case_id,
         origin=Origin(channel=channel, adapter="poststelle-map", source_message_id=source_id),
         tenant=PREVIEW_TENANT,
         backend=PREVIEW_BACKEND,
-        attachments=refs,
+        attachments=attachment_refs(case_id, result.attachments),
         original=AttachmentRef(
             name="original",
             media_type="application/json" if result.format == "json" else "application/xml",
+            kind="original",
             size=len(raw),
             sha256=digest,
-            ref=f"attachments/{digest}",
+            ref=f"attachments/{attachment_object_name(case_id, digest)}",
         ),
     )
     return CaseEvent.received(data)

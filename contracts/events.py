@@ -75,11 +75,20 @@ class Origin(_Strict):
 
 
 class AttachmentRef(_Strict):
+    """An attachment the back end can fetch.
+
+    ``inline`` attachments came inside the message and were claim-checked into the object
+    store (``ref`` = ``attachments/<object name>``, size and sha256 always known);
+    ``reference`` attachments travel beside the message (XBau Anlage links, xdomea
+    Primärdokumente) and ``ref`` is the reference as the sender gave it.
+    """
+
     name: str
     media_type: str
-    size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    ref: str = Field(description="Object-store reference: 'attachments/<object name>'")
+    kind: Literal["inline", "reference", "original"] = "inline"
+    size: int | None = Field(default=None, ge=0)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    ref: str = Field(description="Object-store reference or the sender's reference")
 
 
 class Applicant(_Strict):

@@ -9,7 +9,9 @@ quarantine under ``quarantine.<step>.<reason>``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ __all__ = [
     "InspectedMessage",
     "MessageInspector",
     "MessageRejected",
+    "attachment_object_name",
+    "attachment_refs",
     "inspect_message",
 ]
 
@@ -90,6 +94,42 @@ class InspectedMessage:
             attachments=list(attachments or []),
             original=original,
         )
+
+
+def attachment_object_name(case_id: str, sha256: str) -> str:
+    """Where an inline attachment lives in the ``attachments`` object store."""
+    return f"{case_id}/{sha256}"
+
+
+def attachment_refs(case_id: str, attachments: Sequence[Attachment]) -> list[AttachmentRef]:
+    """The CaseEvent's view of a message's attachments: inline ones by their claim check
+    (the caller stores ``content`` under ``attachment_object_name``), references as given."""
+    refs: list[AttachmentRef] = []
+    for attachment in attachments:
+        if attachment.kind == "inline" and attachment.content is not None:
+            digest = attachment.sha256 or hashlib.sha256(attachment.content).hexdigest()
+            refs.append(
+                AttachmentRef(
+                    name=attachment.name,
+                    media_type=attachment.media_type,
+                    kind="inline",
+                    size=len(attachment.content),
+                    sha256=digest,
+                    ref=f"attachments/{attachment_object_name(case_id, digest)}",
+                )
+            )
+        elif attachment.ref:
+            refs.append(
+                AttachmentRef(
+                    name=attachment.name,
+                    media_type=attachment.media_type,
+                    kind="reference",
+                    size=attachment.size,
+                    sha256=attachment.sha256,
+                    ref=attachment.ref,
+                )
+            )
+    return refs
 
 
 def _authority(value: str | None) -> Authority | None:

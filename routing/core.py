@@ -22,14 +22,14 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
-from poststelle.contracts.events import (
-    AttachmentRef,
-    Authority,
-    CaseEvent,
-    CaseEventData,
-    Origin,
+from poststelle.contracts.events import AttachmentRef, CaseEvent, Origin
+from poststelle.contracts.inspection import (
+    InspectedMessage,
+    MessageInspector,
+    MessageRejected,
+    attachment_object_name,
+    attachment_refs,
 )
-from poststelle.contracts.inspection import InspectedMessage, MessageRejected, inspect_message
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import (
     H_ADAPTER,
@@ -46,7 +46,7 @@ from poststelle.routing.envelope import (
 )
 from poststelle.routing.metrics import Counters
 from poststelle.routing.routes_static import RouteResolver, RoutingFacts
-from poststelle.routing.topology import CASES_BUCKET, INBOX
+from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES_BUCKET, INBOX
 
 __all__ = ["ROUTER_DURABLE", "CaseRecord", "RoutingCore"]
 
@@ -73,17 +73,25 @@ class CaseRecord:
     nachrichten_uuid: str | None
     author: str | None
     reader: str | None
+    # What an answer in the origin's language refers to (XÖV header of the message).
+    answered: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def encode(self) -> bytes:
-        return json.dumps(self.__dict__, separators=(",", ":")).encode()
+        return json.dumps(self.__dict__, separators=(",", ":"), default=str).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> CaseRecord:
+        return cls(**json.loads(raw))
 
 
-def _authority(value: str | None) -> Authority | None:
-    if not value or ":" not in value:
-        return None
-    prefix, code = value.split(":", 1)
-    return Authority(prefix=prefix, code=code)
+def _answered_facts(inspected: InspectedMessage) -> dict[str, Any]:
+    fields = inspected.fields
+    return {
+        key: fields[key]
+        for key in ("erstellungszeitpunkt", "author_name", "reader_name", "referenz_antragsservice")
+        if fields.get(key) is not None
+    }
 
 
 def _reply_route(msg: Msg) -> dict[str, str]:
@@ -109,9 +117,11 @@ class RoutingCore:
         audit: AuditTrail,
         counters: Counters,
         *,
+        inspector: MessageInspector,
         batch_size: int = 256,
     ) -> None:
         self._js = js
+        self._inspector = inspector
         self.resolver = resolver
         self._audit = audit
         self._counters = counters
@@ -173,7 +183,9 @@ class RoutingCore:
     async def _handle(self, msg: Msg) -> tuple[list[asyncio.Future[Any]], str]:
         case_id = _header(msg, H_CASE_ID)
         try:
-            inspected = inspect_message(msg.data)
+            inspected = self._inspector.inspect(
+                msg.data, content_type=_header(msg, "Content-Type") or None
+            )
         except MessageRejected as rejected:
             return await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
@@ -196,7 +208,7 @@ class RoutingCore:
             return await self._quarantine(
                 msg, case_id, "route", "unroutable", detail
             ), "quarantined"
-        event = self._case_event(msg, case_id, inspected, target.tenant, target.backend)
+        event = await self._case_event(msg, case_id, inspected, target.tenant, target.backend)
         record = CaseRecord(
             case_id=case_id,
             state="routed",
@@ -209,6 +221,7 @@ class RoutingCore:
             nachrichten_uuid=inspected.nachrichten_uuid,
             author=inspected.author,
             reader=inspected.reader,
+            answered=_answered_facts(inspected),
         )
         futures = [
             await self._js.publish_async(
@@ -230,7 +243,7 @@ class RoutingCore:
         ]
         return futures, "routed"
 
-    def _case_event(
+    async def _case_event(
         self, msg: Msg, case_id: str, inspected: InspectedMessage, tenant: str, backend: str
     ) -> CaseEvent:
         origin = Origin(
@@ -239,31 +252,37 @@ class RoutingCore:
             source_message_id=_header(msg, H_SOURCE_ID) or _header(msg, H_MSG_ID),
             reply_route=_reply_route(msg),
         )
-        stream_seq = msg.metadata.sequence.stream
+        attachments = attachment_refs(case_id, inspected.attachments)
+        await self._claim_check(case_id, inspected)
         original = AttachmentRef(
-            name=f"{inspected.message_type}.xml",
+            name=f"{inspected.message_type}.{inspected.format}",
             media_type=_header(msg, "Content-Type", "application/xml"),
+            kind="original",
             size=len(msg.data),
             sha256=hashlib.sha256(msg.data).hexdigest(),
-            ref=f"stream:{INBOX}/{stream_seq}",
+            ref=f"stream:{INBOX}/{msg.metadata.sequence.stream}",
         )
-        data = CaseEventData(
+        data = inspected.case_event_data(
             case_id=case_id,
-            standard=inspected.standard,
-            version=inspected.version,
-            message_type=inspected.message_type,
-            nachrichten_uuid=inspected.nachrichten_uuid,
-            leistung=inspected.leistung,
-            region=inspected.region,
-            author=_authority(inspected.author),
-            reader=_authority(inspected.reader),
             origin=origin,
             tenant=tenant,
             backend=backend,
-            fields=dict(inspected.fields),
+            attachments=attachments,
             original=original,
         )
         return CaseEvent.received(data)
+
+    async def _claim_check(self, case_id: str, inspected: InspectedMessage) -> None:
+        """Inline attachments leave the event for the object store; names are content
+        addressed per case, so a redelivered message overwrites with identical bytes."""
+        inline = [a for a in inspected.attachments if a.kind == "inline" and a.content]
+        if not inline:
+            return
+        store = await self._js.object_store(ATTACHMENTS_BUCKET)
+        for attachment in inline:
+            assert attachment.content is not None
+            digest = attachment.sha256 or hashlib.sha256(attachment.content).hexdigest()
+            await store.put(attachment_object_name(case_id, digest), attachment.content)
 
     async def _quarantine(
         self, msg: Msg, case_id: str, step: str, reason: str, detail: str

@@ -20,6 +20,7 @@ from nats.js.errors import NotFoundError
 from poststelle.adapters.base import AdapterContext, InboundAdapter, OutboundAdapter
 from poststelle.adapters.portal import PortalAdapter, PortalSettings
 from poststelle.adapters.registry import AdapterRegistry, default_registry
+from poststelle.contracts.inspection import MessageInspector
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
@@ -159,6 +160,7 @@ class Hub:
             self.resolver,
             audit,
             self.counters,
+            inspector=MessageInspector(self.config.data_dir),
             batch_size=self.config.router_batch_size,
         )
         self._supervise("routing-core", self.core.run)
