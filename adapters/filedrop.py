@@ -3,21 +3,37 @@
 Files appear atomically (written to a temporary name in the same folder, flushed to disk,
 then renamed), so a watcher never reads half a file. A redelivered event rewrites the same
 name with the same content, which makes at-least-once delivery harmless.
+
+The legacy software answers the same way: it drops ``<anything>.json`` with ``case_id`` and
+a reply (``kind`` = status, decision, rejection, receipt, plus its fields) into the ``in/``
+folder. Accepted files move to ``in/done/``; files that cannot be a reply move to
+``in/rejected/`` beside a ``.reason.txt`` — kept, never deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar, Literal
+
+from pydantic import Field, ValidationError
 
 from poststelle.adapters.base import AdapterContext, AdapterSettings
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
+from poststelle.contracts.replies import CaseReply
 
 __all__ = ["FileDropBackend", "FileDropSettings", "write_atomically"]
+
+log = logging.getLogger(__name__)
+
+AcceptReply = Callable[..., Awaitable[str]]
 
 
 def write_atomically(path: Path, content: bytes) -> None:
@@ -38,6 +54,9 @@ class FileDropSettings(AdapterSettings):
     directory: Path | None = None
     """Root of the drop; files go to ``<directory>/<tenant>/<backend>/``. Default
     ``<data-dir>/outbox``."""
+    replies: bool = True
+    """Read replies from ``<folder>/in/``."""
+    reply_poll_interval: float = Field(default=1.0, gt=0)
 
 
 class FileDropBackend:
@@ -53,12 +72,56 @@ class FileDropBackend:
         self.tenant = tenant
         self.root = (settings.directory or context.data_dir / "outbox").resolve()
         self.folder = self.root / tenant / name
+        self.inbox = self.folder / "in"
+        self.settings = settings
+        self._accept_reply: AcceptReply | None = context.extras.get("accept_reply")
+        self._reply_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+        if self.settings.replies and self._accept_reply and self._reply_task is None:
+            await asyncio.to_thread(self.inbox.mkdir, exist_ok=True)
+            self._reply_task = asyncio.create_task(self._read_replies(), name=f"in-{self.name}")
 
     async def stop(self) -> None:
-        return None
+        task, self._reply_task = self._reply_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _read_replies(self) -> None:
+        while True:
+            for path in sorted(self.inbox.glob("*.json")):
+                await self._take_reply(path)
+            await asyncio.sleep(self.settings.reply_poll_interval)
+
+    async def _take_reply(self, path: Path) -> None:
+        assert self._accept_reply is not None
+        try:
+            document = json.loads(await asyncio.to_thread(path.read_bytes))
+            case_id = str(document.pop("case_id"))
+            reply = CaseReply.model_validate(document)
+            await self._accept_reply(case_id, reply, via=f"filedrop:{self.tenant}/{self.name}")
+        except (ValueError, KeyError, TypeError, ValidationError, LookupError) as exc:
+            await asyncio.to_thread(self._park, path, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:  # the hub is unavailable: the file stays for the next poll
+            log.warning("reply not stored yet file=%s error=%r", path.name, exc)
+            return
+        await asyncio.to_thread(self._archive, path)
+
+    def _archive(self, path: Path) -> None:
+        done = self.inbox / "done"
+        done.mkdir(exist_ok=True)
+        path.replace(done / path.name)
+
+    def _park(self, path: Path, reason: str) -> None:
+        log.warning("reply file rejected file=%s reason=%s", path.name, reason)
+        rejected = self.inbox / "rejected"
+        rejected.mkdir(exist_ok=True)
+        path.replace(rejected / path.name)
+        (rejected / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
 
     def health(self) -> dict[str, object]:
         return {"ok": os.access(self.folder, os.W_OK), "folder": str(self.folder)}

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Literal
 
+import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, HttpUrl, SecretStr
 
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
+from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
+from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from poststelle.contracts.replies import Answer, CaseReply
 
 __all__ = ["PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
 
 CHANNEL = "portal"
 XML_MEDIA_TYPES = {"application/xml", "text/xml"}
 HealthReport = Callable[[], Awaitable[dict[str, Any]]]
+AcceptReply = Callable[..., Awaitable[str]]
+CaseStatus = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
 async def _no_hub_health() -> dict[str, Any]:
@@ -58,6 +65,8 @@ def create_portal_app(
     *,
     max_body_bytes: int,
     health: HealthReport = _no_hub_health,
+    accept_reply: AcceptReply | None = None,
+    case_status: CaseStatus | None = None,
     adapter_name: str = "http",
 ) -> FastAPI:
     app = FastAPI(
@@ -114,6 +123,33 @@ def create_portal_app(
             status_code=202,
         )
 
+    if accept_reply is not None:
+
+        @app.post(
+            "/v1/cases/{case_id}/events",
+            status_code=202,
+            summary="A back end reports status, decision or rejection for a case",
+            responses={404: {"description": "No such case"}},
+        )
+        async def case_event(case_id: str, reply: CaseReply) -> JSONResponse:
+            try:
+                key = await accept_reply(case_id, reply, via="http")
+            except LookupError as exc:
+                return problem(404, "Unknown case", str(exc))
+            except Exception as exc:
+                return problem(503, "Hub unavailable", f"the reply was not stored: {exc!r}")
+            return JSONResponse({"case_id": case_id, "reply_id": key}, status_code=202)
+
+    if case_status is not None:
+
+        @app.get("/v1/cases/{case_id}", summary="A case's state and last reply")
+        async def case(case_id: str) -> JSONResponse:
+            record = await case_status(case_id)
+            if record is None:
+                return problem(404, "Unknown case", f"no case {case_id!r} is registered")
+            keys = ("case_id", "state", "message_type", "tenant", "backend", "last_reply")
+            return JSONResponse({key: record.get(key) for key in keys})
+
     @app.get("/healthz", summary="NATS connectivity and consumer state")
     async def healthz() -> JSONResponse:
         report = await health()
@@ -126,6 +162,10 @@ class PortalSettings(AdapterSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
+    callback_url: HttpUrl | None = Field(
+        default=None, description="The portal's status endpoint; answers are POSTed there"
+    )
+    callback_secret: SecretStr | None = Field(default=None, description="HMAC key for callbacks")
 
 
 class PortalAdapter:
@@ -143,6 +183,8 @@ class PortalAdapter:
             context.publish,
             max_body_bytes=settings.max_body_bytes,
             health=context.extras.get("health", _no_hub_health),
+            accept_reply=context.extras.get("accept_reply"),
+            case_status=context.extras.get("case_status"),
             adapter_name=name,
         )
         self._server: uvicorn.Server | None = None
@@ -185,3 +227,36 @@ class PortalAdapter:
     def health(self) -> dict[str, object]:
         running = self._task is not None and not self._task.done()
         return {"ok": running, "url": self.url if self._socket else None}
+
+    async def answer(self, answer: Answer) -> dict[str, object]:
+        """Tell the portal about the case: POST the status to its callback, if it has one.
+
+        Without a callback the status is still available at ``GET /v1/cases/{case_id}``.
+        """
+        if self.settings.callback_url is None:
+            return {"callback": "none"}
+        secret = self.settings.callback_secret
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": answer.content_type,
+            "Idempotency-Key": f"{answer.case_id}:{answer.kind}",
+            TIMESTAMP_HEADER: timestamp,
+        }
+        if secret is not None:
+            headers[SIGNATURE_HEADER] = sign(
+                secret.get_secret_value().encode(), timestamp, answer.content
+            )
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                response = await client.post(
+                    str(self.settings.callback_url), content=answer.content, headers=headers
+                )
+        except httpx.TransportError as exc:
+            raise RetryableDeliveryError(f"portal callback: {exc!r}") from exc
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise RetryableDeliveryError(f"portal callback: HTTP {response.status_code}")
+        if not response.is_success:
+            raise PermanentDeliveryError(
+                f"portal callback: HTTP {response.status_code}: {response.text[:300]}"
+            )
+        return {"callback": str(self.settings.callback_url), "status": response.status_code}

@@ -33,6 +33,7 @@ __all__ = [
     "AnsweredMessage",
     "HeaderAuthority",
     "RejectionReason",
+    "ReplyContent",
     "ReplyEvent",
     "build_answer",
 ]
@@ -111,16 +112,10 @@ class AnlageRef(_Model):
     datum: date | None = None
 
 
-class ReplyEvent(_Model):
-    """What a back end (or the hub itself) says back to the origin of a case."""
+class ReplyContent(_Model):
+    """What a back end says about a case: the business content of an answer."""
 
-    case_id: str
     kind: Literal["receipt", "status", "decision", "rejection"]
-    answered: AnsweredMessage
-    nachrichten_uuid: str | None = Field(
-        default=None, description="Id of the answer; derived from case and kind when absent"
-    )
-    created: datetime | None = None
     vorgang: str | None = Field(default=None, description="The authority's file number")
     # status (formelle Prüfung)
     antrag_vollstaendig: bool | None = None
@@ -138,6 +133,17 @@ class ReplyEvent(_Model):
     errors: list[RejectionReason] = Field(default_factory=list)
     # receipt
     information: list[str] = Field(default_factory=list)
+
+
+class ReplyEvent(ReplyContent):
+    """A reply bound to the message it answers: what the XÖV builders need."""
+
+    case_id: str
+    answered: AnsweredMessage
+    nachrichten_uuid: str | None = Field(
+        default=None, description="Id of the answer; derived from case and kind when absent"
+    )
+    created: datetime | None = None
 
 
 # -- building blocks -------------------------------------------------------------------------

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -65,6 +73,10 @@ class HttpConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    callback_url: HttpUrl | None = Field(
+        default=None, description="Portal status endpoint; case answers are POSTed there"
+    )
+    callback_secret: SecretStr | None = None
 
 
 class BackendConfig(_Section):

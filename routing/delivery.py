@@ -1,15 +1,17 @@
-"""Delivery to back ends: one durable pull consumer per back end on ``CASES``.
+"""Delivery workers: durable pull consumers that hand messages to adapters.
 
-Failures never spin: a retryable error naks with a delay that grows with the delivery count
-(FastStream's and JetStream's own redelivery would be immediate), a permanent one records the
-event in ``DLQ`` with the reason and terminates it.
+``DeliveryWorker`` feeds one back end from ``CASES``; ``AnswerWorker`` feeds an origin's
+adapter from ``OUTBOX``. Both share one failure policy: a retryable error naks with a delay
+that grows with the delivery count (FastStream's and JetStream's own redelivery would be
+immediate: a hot loop), a permanent one records the message in ``DLQ`` with the reason and
+terminates it, and so does the last allowed attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -20,12 +22,20 @@ from pydantic import ValidationError
 from poststelle.adapters.base import OutboundAdapter
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
+from poststelle.contracts.replies import Answer
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import H_CASE_ID, H_DETAIL, H_MSG_ID, H_REASON, safe_token
 from poststelle.routing.metrics import Counters
-from poststelle.routing.topology import CASES
+from poststelle.routing.topology import CASES, OUTBOX
 
-__all__ = ["DeliveryWorker", "consumer_name", "retry_delay"]
+__all__ = [
+    "AnswerWorker",
+    "AnsweringAdapter",
+    "ConsumerWorker",
+    "DeliveryWorker",
+    "consumer_name",
+    "retry_delay",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +49,47 @@ def retry_delay(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float
     return float(min(cap, base * 2 ** max(0, attempt - 1)))
 
 
-class DeliveryWorker:
+class ConsumerWorker:
+    """One durable pull consumer; subclasses say what handling a message means."""
+
+    stream: str
+    counter_prefix: str
+
     def __init__(
         self,
         js: JetStreamContext,
-        backend: OutboundAdapter,
+        *,
+        durable: str,
+        subject: str,
         audit: AuditTrail,
         counters: Counters,
-        *,
         max_deliver: int = 10,
         batch_size: int = 32,
     ) -> None:
         self._js = js
-        self.backend = backend
+        self.durable = durable
+        self._subject = subject
         self._audit = audit
         self._counters = counters
         self._max_deliver = max_deliver
         self._batch_size = batch_size
         self._stopping = asyncio.Event()
-        self.durable = consumer_name(backend.tenant, backend.name)
+
+    async def handle(self, msg: Msg) -> None:
+        raise NotImplementedError
+
+    async def on_start(self) -> None:
+        return None
+
+    async def on_stop(self) -> None:
+        return None
 
     async def run(self) -> None:
-        await self.backend.start()
+        await self.on_start()
         subscription = await self._js.pull_subscribe(
-            f"case.{safe_token(self.backend.tenant)}.{safe_token(self.backend.name)}.>",
+            self._subject,
             durable=self.durable,
-            stream=CASES,
+            stream=self.stream,
             config=ConsumerConfig(
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
@@ -73,7 +98,7 @@ class DeliveryWorker:
                 max_ack_pending=1000,
             ),
         )
-        log.info("delivery worker started durable=%s", self.durable)
+        log.info("worker started durable=%s subject=%s", self.durable, self._subject)
         try:
             while not self._stopping.is_set():
                 try:
@@ -81,21 +106,17 @@ class DeliveryWorker:
                 except (FetchTimeoutError, TimeoutError):
                     continue
                 for msg in batch:
-                    await self._deliver(msg)
+                    await self._process(msg)
         finally:
-            await self.backend.stop()
+            await self.on_stop()
 
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _deliver(self, msg: Msg) -> None:
+    async def _process(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
         try:
-            event = CaseEvent.model_validate_json(msg.data)
-            await self.backend.deliver(event)
-        except ValidationError as exc:
-            await self._dead_letter(msg, f"not a CaseEvent: {exc.error_count()} errors")
-            return
+            await self.handle(msg)
         except PermanentDeliveryError as exc:
             await self._dead_letter(msg, str(exc))
             return
@@ -111,30 +132,119 @@ class DeliveryWorker:
                 delay,
                 exc,
             )
-            self._counters.incr("delivery.retried")
+            self._counters.incr(f"{self.counter_prefix}.retried")
             await msg.nak(delay=delay)
             return
         await msg.ack_sync()
-        self._counters.incr("delivery.delivered")
-        await self._audit.append(
-            event.data.case_id,
-            "delivered",
-            backend=self.backend.name,
-            tenant=self.backend.tenant,
-            event_id=event.id,
-            attempt=attempt,
-        )
+        self._counters.incr(f"{self.counter_prefix}.delivered")
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         case_id = (msg.headers or {}).get(H_CASE_ID, "")
         headers: dict[str, Any] = {
+            **(msg.headers or {}),
             H_MSG_ID: f"dlq:{self.durable}:{msg.metadata.sequence.stream}",
             H_CASE_ID: case_id,
             H_REASON: "delivery-failed",
             H_DETAIL: " ".join(reason.split())[:1000],
         }
-        await self._js.publish(f"dlq.{self.durable}", msg.data, headers=headers)
+        await self._js.publish(f"dlq.{safe_token(self.durable)}", msg.data, headers=headers)
         await msg.term()
-        self._counters.incr("delivery.dead_lettered")
+        self._counters.incr(f"{self.counter_prefix}.dead_lettered")
+        log.warning("dead-lettered durable=%s case_id=%s reason=%s", self.durable, case_id, reason)
         if case_id:
             await self._audit.append(case_id, "dead-lettered", consumer=self.durable, reason=reason)
+
+
+class DeliveryWorker(ConsumerWorker):
+    """``CASES`` → one back end."""
+
+    stream = CASES
+    counter_prefix = "delivery"
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        backend: OutboundAdapter,
+        audit: AuditTrail,
+        counters: Counters,
+        *,
+        max_deliver: int = 10,
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__(
+            js,
+            durable=consumer_name(backend.tenant, backend.name),
+            subject=f"case.{safe_token(backend.tenant)}.{safe_token(backend.name)}.>",
+            audit=audit,
+            counters=counters,
+            max_deliver=max_deliver,
+            batch_size=batch_size,
+        )
+        self.backend = backend
+
+    async def on_start(self) -> None:
+        await self.backend.start()
+
+    async def on_stop(self) -> None:
+        await self.backend.stop()
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            event = CaseEvent.model_validate_json(msg.data)
+        except ValidationError as exc:
+            raise PermanentDeliveryError(f"not a CaseEvent: {exc.error_count()} errors") from exc
+        await self.backend.deliver(event)
+        await self._audit.append(
+            event.data.case_id,
+            "delivered",
+            tenant=self.backend.tenant,
+            backend=self.backend.name,
+            event_id=event.id,
+            attempt=msg.metadata.num_delivered,
+        )
+
+
+class AnsweringAdapter(Protocol):
+    """An inbound adapter that can also answer its origin (XTA mailbox, portal)."""
+
+    name: str
+
+    async def answer(self, answer: Answer) -> dict[str, object]: ...
+
+
+class AnswerWorker(ConsumerWorker):
+    """``OUTBOX`` → the origin's adapter, which answers in the origin's language."""
+
+    stream = OUTBOX
+    counter_prefix = "answer"
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        adapter: AnsweringAdapter,
+        audit: AuditTrail,
+        counters: Counters,
+        *,
+        max_deliver: int = 10,
+    ) -> None:
+        super().__init__(
+            js,
+            durable=f"answer-{safe_token(adapter.name)}",
+            subject=f"outbox.*.{safe_token(adapter.name)}",
+            audit=audit,
+            counters=counters,
+            max_deliver=max_deliver,
+        )
+        self.adapter = adapter
+
+    async def handle(self, msg: Msg) -> None:
+        answer = Answer.from_message(msg.data, dict(msg.headers or {}))
+        facts = await self.adapter.answer(answer)
+        await self._audit.append(
+            answer.case_id,
+            "answered",
+            adapter=self.adapter.name,
+            kind=answer.kind,
+            message_type=answer.message_type,
+            **facts,
+        )

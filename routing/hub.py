@@ -21,13 +21,15 @@ from poststelle.adapters.base import AdapterContext, InboundAdapter, OutboundAda
 from poststelle.adapters.portal import PortalAdapter, PortalSettings
 from poststelle.adapters.registry import AdapterRegistry, default_registry
 from poststelle.contracts.inspection import MessageInspector
+from poststelle.contracts.replies import CaseReply
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
-from poststelle.routing.delivery import DeliveryWorker
+from poststelle.routing.delivery import AnswerWorker, DeliveryWorker
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
+from poststelle.routing.replies import ReplyIntake, ReplyRouter, load_case
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
 from poststelle.routing.topology import CASES, INBOX, ensure_topology
 from poststelle.routing.wiring import build_backends, build_inbound
@@ -89,6 +91,9 @@ class Hub:
         self.workers: list[DeliveryWorker] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.portal: PortalAdapter | None = None
+        self.replies: ReplyIntake | None = None
+        self.reply_router: ReplyRouter | None = None
+        self.answer_workers: list[AnswerWorker] = []
         self.intake: Intake | None = None
         self.audit: AuditTrail | None = None
 
@@ -119,16 +124,21 @@ class Hub:
     async def start(self, *, http: bool = True, workers: bool = True) -> Hub:
         """``workers=False`` gives a client of the hub's NATS (the CLI), not a second hub."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        context = AdapterContext(
+            data_dir=self.config.data_dir,
+            publish=self.accept,
+            extras={
+                "health": self.health,
+                "accept_reply": self.accept_reply,
+                "case_status": self.case_status,
+            },
+        )
         if workers:
             # Bad adapter settings stop start-up before anything is connected.
-            self._backends = build_backends(
-                self.config, self.registry, AdapterContext(data_dir=self.config.data_dir)
-            )
-            self.inbound = build_inbound(
-                self.config,
-                self.registry,
-                AdapterContext(data_dir=self.config.data_dir, publish=self.accept),
-            )
+            self._backends = build_backends(self.config, self.registry, context)
+            self.inbound = build_inbound(self.config, self.registry, context)
+        if http:
+            self.portal = self._build_portal(context)
         store = self.config.data_dir / "nats"
         if not self.config.nats.url and not workers:
             self._joined_url = EmbeddedNatsServer.discover(store)
@@ -144,13 +154,14 @@ class Hub:
         await ensure_topology(self.js, replicas=self.config.nats.replicas)
         self.audit = audit = AuditTrail(self.js)
         self.intake = Intake(self.js, audit, self.counters)
+        self.replies = ReplyIntake(self.js, audit)
         if workers:
             self._start_workers(audit)
             # Sources are read only once everything behind them runs.
             for adapter in self.inbound:
                 await adapter.start()
-        if http:
-            await self._start_http()
+        if self.portal is not None:
+            await self.portal.start()
         log.info("hub started nats=%s", self.nats_url)
         return self
 
@@ -170,6 +181,14 @@ class Hub:
             )
             self.workers.append(worker)
             self._supervise(worker.durable, worker.run)
+        self.reply_router = ReplyRouter(self.js, audit, self.counters)
+        self._supervise("reply-router", self.reply_router.run)
+        answering = [*self.inbound, *([self.portal] if self.portal else [])]
+        for adapter in answering:
+            if callable(getattr(adapter, "answer", None)):
+                answer_worker = AnswerWorker(self.js, adapter, audit, self.counters)  # type: ignore[arg-type]
+                self.answer_workers.append(answer_worker)
+                self._supervise(answer_worker.durable, answer_worker.run)
 
     def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Keep a worker alive across NATS hiccups; a crash restarts it after a pause."""
@@ -187,18 +206,16 @@ class Hub:
 
         self._tasks.append(asyncio.create_task(loop(), name=name))
 
-    async def _start_http(self) -> None:
+    def _build_portal(self, context: AdapterContext) -> PortalAdapter:
         http = self.config.http
-        self.portal = PortalAdapter(
-            name="http",
-            settings=PortalSettings(
-                host=http.host, port=http.port, max_body_bytes=http.max_body_bytes
-            ),
-            context=AdapterContext(
-                data_dir=self.config.data_dir, publish=self.accept, extras={"health": self.health}
-            ),
+        settings = PortalSettings(
+            host=http.host,
+            port=http.port,
+            max_body_bytes=http.max_body_bytes,
+            callback_url=http.callback_url,
+            callback_secret=http.callback_secret,
         )
-        await self.portal.start()
+        return PortalAdapter(name="http", settings=settings, context=context)
 
     async def stop(self) -> None:
         if self.portal is not None:
@@ -207,6 +224,10 @@ class Hub:
             await adapter.stop()
         if self.core is not None:
             self.core.stop()
+        if self.reply_router is not None:
+            self.reply_router.stop()
+        for answer_worker in self.answer_workers:
+            answer_worker.stop()
         for worker in self.workers:
             worker.stop()
         if self._tasks:
@@ -262,6 +283,14 @@ class Hub:
             content_type=content_type,
             extra_headers=extra_headers,
         )
+
+    async def accept_reply(self, case_id: str, reply: CaseReply, *, via: str) -> str:
+        if self.replies is None:
+            raise RuntimeError("hub not started")
+        return await self.replies.accept(case_id, reply, via=via)
+
+    async def case_status(self, case_id: str) -> dict[str, Any] | None:
+        return await load_case(self.js, case_id)
 
     async def health(self) -> dict[str, Any]:
         connected = self.nc is not None and self.nc.is_connected

@@ -45,8 +45,10 @@ async def _records(js: JetStreamContext) -> list[tuple[int, Any]]:
         info = await js.stream_info(QUARANTINE)
     except NotFoundError:
         return []
+    if not info.state.messages:
+        return []
     records = []
-    for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+    for sequence in range(max(1, info.state.first_seq), info.state.last_seq + 1):
         try:
             records.append((sequence, await js.get_msg(QUARANTINE, sequence)))
         except NotFoundError:  # deleted after a replay

@@ -16,8 +16,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from poststelle.adapters.base import AdapterContext, AdapterSettings
+from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.xta._config import XtaConnectionSettings
-from poststelle.adapters.xta._errors import XtaError
+from poststelle.adapters.xta._errors import XtaError, XtaTransientError
 from poststelle.adapters.xta._model import (
     FetchedMessage,
     MessageType,
@@ -27,6 +28,7 @@ from poststelle.adapters.xta._model import (
     XtaMetadata,
 )
 from poststelle.adapters.xta.client import SendOutcome, XtaClient
+from poststelle.contracts.replies import Answer
 from poststelle.routing.envelope import H_REPLY_ROUTE as REPLY_ROUTE_HEADER
 
 __all__ = [
@@ -41,6 +43,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Used when the incoming message did not name them (the simulator and many senders don't).
+DEFAULT_SERVICE = "urn:xoev-de:xleitstelle:standard:xbau"
+DEFAULT_BUSINESS_SCENARIO = "XBAU"
 
 # Supplied by the hub: store the raw message durably (awaiting JetStream's ack) and return.
 # Raising means "not stored": the message stays in the mailbox and is fetched again later.
@@ -263,6 +269,7 @@ class XtaMailboxAdapter:
             client=client,
         )
         self._task: asyncio.Task[None] | None = None
+        self._sender: XtaOutboundSender | None = None
 
     async def _publish_raw(
         self, body: bytes, source_message_id: str, facts: dict[str, Any]
@@ -303,4 +310,33 @@ class XtaMailboxAdapter:
             "ok": running,
             "last_poll_ok": self.poller.healthy,
             "readers": [r.identifier for r in self.settings.readers],
+        }
+
+    async def answer(self, answer: Answer) -> dict[str, object]:
+        """Send an answer back to the sender of the case's message, from the mailbox it
+        arrived in; the transport report's status goes to the case's audit trail."""
+        route = answer.reply_route
+        if not route.get("reader") or not route.get("author") or not answer.message_type:
+            raise PermanentDeliveryError(f"case {answer.case_id} has no XTA reply route")
+        if self._sender is None:
+            self._sender = XtaOutboundSender(XtaClient(self.settings.connection))
+        try:
+            sent = await self._sender.send(
+                answer.content,
+                author=PartyId(route["author"], route.get("author_type") or "xoev"),
+                reader=PartyId(route["reader"], route.get("reader_type") or "xoev"),
+                service=route.get("service") or DEFAULT_SERVICE,
+                message_type=MessageType(answer.message_type, answer.namespace or ""),
+                business_scenario=route.get("business_scenario") or DEFAULT_BUSINESS_SCENARIO,
+                filename=f"{answer.message_type}.xml",
+                in_reply_to=(answer.in_reply_to,) if answer.in_reply_to else (),
+            )
+        except XtaTransientError as exc:
+            raise RetryableDeliveryError(f"XTA send: {exc}") from exc
+        except XtaError as exc:
+            raise PermanentDeliveryError(f"XTA send refused: {exc}") from exc
+        return {
+            "xta_message_id": sent.message_id,
+            "outcome": sent.outcome.value,
+            "transport_status": sent.report.status.name if sent.report else "unknown",
         }

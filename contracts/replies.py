@@ -1,0 +1,123 @@
+"""What back ends send back about a case, and what the hub sends on to the origin.
+
+A back end reports a ``CaseReply`` (status, decision, rejection, receipt) over HTTP, as a file
+in its drop's ``in/`` folder, or as a publish to ``REPLIES``. The hub binds it to the message
+it answers (``AnsweredMessage`` from the case registry) and queues an ``Answer`` in
+``OUTBOX`` for the origin's adapter: an XÖV message for XTA, a JSON status for a portal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from poststelle.contracts.answers import (
+    ANSWER_MESSAGE_TYPES,
+    XBAU_NS,
+    AnsweredMessage,
+    HeaderAuthority,
+    ReplyContent,
+    ReplyEvent,
+)
+
+__all__ = ["Answer", "CaseReply", "answered_message", "reply_event"]
+
+
+class CaseReply(ReplyContent):
+    """A back end's report about one case. ``reply_id`` makes re-sending harmless."""
+
+    reply_id: str | None = Field(
+        default=None, description="Idempotency key of this reply; derived from the body if absent"
+    )
+    note: str | None = Field(default=None, description="Plain-language status for citizens")
+
+    def idempotency_key(self) -> str:
+        if self.reply_id:
+            return self.reply_id
+        body = self.model_dump_json(exclude={"reply_id"}).encode()
+        return hashlib.sha256(body).hexdigest()[:32]
+
+
+def answered_message(record: dict[str, Any]) -> AnsweredMessage:
+    """The answered message's XÖV header facts, from a ``cases`` registry entry.
+
+    Raises ``ValueError`` when the case lacks what an XÖV answer must refer to (for example
+    a portal JSON submission has no XÖV header).
+    """
+    facts = record.get("answered") or {}
+    missing = [
+        name
+        for name, value in (
+            ("nachrichten_uuid", record.get("nachrichten_uuid")),
+            ("author", record.get("author")),
+            ("reader", record.get("reader")),
+            ("erstellungszeitpunkt", facts.get("erstellungszeitpunkt")),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValueError(f"case {record.get('case_id')} lacks {', '.join(missing)} for an answer")
+    return AnsweredMessage(
+        nachrichten_uuid=record["nachrichten_uuid"],
+        nachrichtentyp=str(record["message_type"]).rsplit(".", 1)[-1],
+        erstellungszeitpunkt=datetime.fromisoformat(str(facts["erstellungszeitpunkt"])),
+        author=HeaderAuthority(
+            kennung=record["author"], name=facts.get("author_name") or record["author"]
+        ),
+        reader=HeaderAuthority(
+            kennung=record["reader"], name=facts.get("reader_name") or record["reader"]
+        ),
+        referenz_antragsservice=facts.get("referenz_antragsservice"),
+    )
+
+
+def reply_event(case_id: str, reply: CaseReply, answered: AnsweredMessage) -> ReplyEvent:
+    content = reply.model_dump(exclude={"reply_id", "note"})
+    return ReplyEvent(case_id=case_id, answered=answered, **content)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer on its way back to the origin, as the origin's adapter receives it."""
+
+    case_id: str
+    kind: str
+    content: bytes
+    content_type: str
+    message_type: str | None = None
+    namespace: str | None = None
+    reply_route: dict[str, str] = field(default_factory=dict)
+    in_reply_to: str | None = None
+
+    @staticmethod
+    def xoev_message_type(kind: str) -> tuple[str, str]:
+        return ANSWER_MESSAGE_TYPES[kind], XBAU_NS
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "Poststelle-Case-Id": self.case_id,
+            "Poststelle-Answer-Kind": self.kind,
+            "Content-Type": self.content_type,
+            "Poststelle-Message-Type": self.message_type or "",
+            "Poststelle-Namespace": self.namespace or "",
+            "Poststelle-Reply-Route": json.dumps(self.reply_route, separators=(",", ":")),
+            "Poststelle-In-Reply-To": self.in_reply_to or "",
+        }
+
+    @classmethod
+    def from_message(cls, data: bytes, headers: dict[str, str]) -> Answer:
+        return cls(
+            case_id=headers.get("Poststelle-Case-Id", ""),
+            kind=headers.get("Poststelle-Answer-Kind", ""),
+            content=data,
+            content_type=headers.get("Content-Type", "application/octet-stream"),
+            message_type=headers.get("Poststelle-Message-Type") or None,
+            namespace=headers.get("Poststelle-Namespace") or None,
+            reply_route=json.loads(headers.get("Poststelle-Reply-Route") or "{}"),
+            in_reply_to=headers.get("Poststelle-In-Reply-To") or None,
+        )

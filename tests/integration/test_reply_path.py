@@ -1,0 +1,178 @@
+"""The way back: a back end's decision reaches the origin in the origin's language."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from lxml import etree
+
+from poststelle.adapters.xta.simulator import XtaSimulator
+from poststelle.contracts.events import CaseEvent
+from poststelle.routing.config import HubConfig
+from poststelle.routing.hub import Hub
+from poststelle.routing.quarantine import list_quarantined
+from tests.adapters.receiver import Receiver, webhook_receiver
+from tests.integration.conftest import eventually
+from tests.integration.test_xta_inbound import _mailbox_settings
+from tests.messages import xbau_antrag
+from tests.xta.conftest import AMT, HUB
+
+XML = {"Content-Type": "application/xml"}
+DECISION = {
+    "kind": "decision",
+    "vorgang": "BA-2026-00417",
+    "ist_genehmigung": True,
+    "begruendung": "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).",
+    "nebenbestimmungen": ["Der Baubeginn ist anzuzeigen."],
+    "anlagen": [
+        {
+            "bezeichnung": "Baugenehmigung",
+            "dateiname": "baugenehmigung.pdf",
+            "dokumentid": "urn:uuid:7b1c9e52-3f0a-4d8e-9a61-2c4f8e0d1b37",
+        }
+    ],
+    "reply_id": "bescheid-1",
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def baugenehmigung_schema(corpus_dir: Path) -> etree.XMLSchema:
+    xsd = corpus_dir / "xbau-2.6" / "xsd" / "xbau-nachrichten-baugenehmigung.xsd"
+    return etree.XMLSchema(etree.parse(str(xsd)))
+
+
+def _webhook_config(hub_config: HubConfig, receiver: Receiver, **extra: Any) -> HubConfig:
+    document = hub_config.model_dump(mode="json")
+    document["backends"] = [
+        {
+            "tenant": "stadt-kiel",
+            "name": "fachverfahren",
+            "kind": "webhook",
+            "settings": {"url": receiver.url, "secret": "s3cret"},
+        },
+        {
+            "tenant": "stadt-kiel",
+            "name": "akte",
+            "kind": "filedrop",
+            "settings": {"reply_poll_interval": 0.05},
+        },
+    ]
+    document["routes"] = [{"standard": "xbau", "tenant": "stadt-kiel", "backend": "fachverfahren"}]
+    document.update(extra)
+    return HubConfig.model_validate(document)
+
+
+async def test_xta_mailbox_to_webhook_decision_back_to_mailbox(
+    hub_config: HubConfig,
+    receiver: Receiver,
+    corpus_dir: Path,
+    baugenehmigung_schema: etree.XMLSchema,
+) -> None:
+    body, nachrichten_uuid = xbau_antrag()
+    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
+        sim.create_mailbox(HUB.value)
+        sim.create_mailbox(AMT.value)
+        xta_id = sim.put(HUB.value, body, author=AMT)
+        inbound = [
+            {"name": "xta-hub", "kind": "xta", "settings": _mailbox_settings(sim, corpus_dir)}
+        ]
+        config = _webhook_config(hub_config, receiver, inbound=inbound)
+        async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
+            [(_, delivered)] = await eventually(lambda: list(receiver.received))
+            event = CaseEvent.model_validate_json(delivered)
+            assert event.data.origin.source_message_id == xta_id
+            response = await http.post(f"/v1/cases/{event.data.case_id}/events", json=DECISION)
+            assert response.status_code == 202, response.text
+            # The same reply again is recognised, not answered twice.
+            again = await http.post(f"/v1/cases/{event.data.case_id}/events", json=DECISION)
+            assert again.status_code == 202
+            [answer] = await eventually(lambda: sim.mailbox(AMT.value), within=20)
+            trail = await eventually(lambda: _hops_until(hub, event.data.case_id, "answered"))
+            status = (await http.get(f"/v1/cases/{event.data.case_id}")).json()
+
+    root = etree.fromstring(answer.content)
+    assert etree.QName(root).localname == "baugenehmigung.bescheid.0205"
+    assert baugenehmigung_schema.validate(root), baugenehmigung_schema.error_log
+    reference = root.find("{*}bezug/bezugNachricht/{*}nachrichtenUUID")
+    assert reference is not None and reference.text == nachrichten_uuid
+    assert answer.metadata.author.value == HUB.value
+    assert answer.metadata.reader.value == AMT.value
+    assert xta_id in answer.metadata.in_reply_to
+    answered = trail[-1]
+    assert answered.detail["transport_status"] in {"GREEN", "YELLOW"}
+    assert [e.hop for e in trail].count("answer-queued") == 1
+    assert status["state"] == "decided"
+
+
+async def _hops_until(hub: Hub, case_id: str, hop: str) -> list[Any] | None:
+    assert hub.audit is not None
+    entries = await hub.audit.read(case_id)
+    return entries if entries and entries[-1].hop == hop else None
+
+
+async def test_portal_case_answered_through_reply_file_and_callback(
+    hub_config: HubConfig, receiver: Receiver
+) -> None:
+    config = _webhook_config(
+        hub_config,
+        receiver,
+        routes=[{"standard": "xbau", "tenant": "stadt-kiel", "backend": "akte"}],
+        http={
+            **hub_config.http.model_dump(mode="json"),
+            "callback_url": receiver.url,
+            "callback_secret": "s3cret",
+        },
+    )
+    async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
+        body, _ = xbau_antrag()
+        case_id = (await http.post("/v1/submissions", content=body, headers=XML)).json()["case_id"]
+        akte = hub.workers[1].backend
+        await eventually(lambda: (akte.folder / f"{case_id}.json").exists())  # type: ignore[attr-defined]
+        inbox = akte.inbox  # type: ignore[attr-defined]
+        (inbox / "bescheid.json").write_text(json.dumps({"case_id": case_id, **DECISION}))
+        (inbox / "kaputt.json").write_text("{not json")
+        (inbox / "fremd.json").write_text(json.dumps({"case_id": "no-such-case", **DECISION}))
+        [(_, callback)] = await eventually(lambda: list(receiver.received))
+        status = (await http.get(f"/v1/cases/{case_id}")).json()
+        await eventually(lambda: (inbox / "rejected" / "fremd.json.reason.txt").exists())
+        unknown = await http.post("/v1/cases/no-such-case/events", json=DECISION)
+
+    assert json.loads(callback)["kind"] == "decision"
+    assert json.loads(callback)["case_id"] == case_id
+    assert receiver.bad_signatures == 0
+    assert status["state"] == "decided"
+    assert status["last_reply"]["vorgang"] == "BA-2026-00417"
+    assert (inbox / "done" / "bescheid.json").exists()
+    assert "JSONDecodeError" in (inbox / "rejected" / "kaputt.json.reason.txt").read_text()
+    assert "no-such-case" in (inbox / "rejected" / "fremd.json.reason.txt").read_text()
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+
+
+async def test_reply_the_origin_cannot_understand_is_quarantined(
+    hub_config: HubConfig, receiver: Receiver
+) -> None:
+    config = _webhook_config(hub_config, receiver)
+    async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
+        body, _ = xbau_antrag()
+        case_id = (await http.post("/v1/submissions", content=body, headers=XML)).json()["case_id"]
+        await eventually(lambda: list(receiver.received))
+        # Native reply path: a back end publishing to REPLIES itself, with a broken body.
+        await hub.js.publish(
+            "reply.stadt-kiel.fachverfahren.decision",
+            b'{"kind": "verdict"}',
+            headers={"Poststelle-Case-Id": case_id},
+        )
+        [parked] = await eventually(lambda: list_quarantined(hub.js))
+    assert (parked.step, parked.reason, parked.case_id) == ("reply", "invalid-reply", case_id)
