@@ -33,6 +33,7 @@ from poststelle.contracts.inspection import (
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import (
     H_ADAPTER,
+    H_ATTACHMENTS,
     H_CASE_ID,
     H_CHANNEL,
     H_DETAIL,
@@ -92,6 +93,11 @@ def _answered_facts(inspected: InspectedMessage) -> dict[str, Any]:
         for key in ("erstellungszeitpunkt", "author_name", "reader_name", "referenz_antragsservice")
         if fields.get(key) is not None
     }
+
+
+def _claim_checked_by_intake(msg: Msg) -> list[AttachmentRef]:
+    raw = _header(msg, H_ATTACHMENTS)
+    return [AttachmentRef.model_validate(item) for item in json.loads(raw)] if raw else []
 
 
 def _reply_route(msg: Msg) -> dict[str, str]:
@@ -252,7 +258,10 @@ class RoutingCore:
             source_message_id=_header(msg, H_SOURCE_ID) or _header(msg, H_MSG_ID),
             reply_route=_reply_route(msg),
         )
-        attachments = attachment_refs(case_id, inspected.attachments)
+        attachments = [
+            *_claim_checked_by_intake(msg),
+            *attachment_refs(case_id, inspected.attachments),
+        ]
         await self._claim_check(case_id, inspected)
         original = AttachmentRef(
             name=f"{inspected.message_type}.{inspected.format}",

@@ -11,6 +11,7 @@ import re
 
 __all__ = [
     "H_ADAPTER",
+    "H_ATTACHMENTS",
     "H_CASE_ID",
     "H_CHANNEL",
     "H_CONTENT_TYPE",
@@ -40,6 +41,8 @@ H_REASON = "Poststelle-Reason"
 H_DETAIL = "Poststelle-Detail"
 # JSON object: how the origin's adapter answers (e.g. XTA sender and mailbox).
 H_REPLY_ROUTE = "Poststelle-Reply-Route"
+# JSON list of AttachmentRef: parts an intake already claim-checked (multipart uploads).
+H_ATTACHMENTS = "Poststelle-Attachments"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
