@@ -215,6 +215,33 @@ class MessageInspector:
             format="json" if is_json else "xml",
         )
 
+    def header_facts(self, raw: bytes) -> InspectedMessage | None:
+        """Header facts of an XML message that failed validation: enough to address a
+        rejection to its author, nothing more (its business content stays untrusted)."""
+        try:
+            document = parse_xml(raw, max_bytes=self.max_bytes)
+            ident = self.registry.identify(document)
+        except MessageRejected:
+            return None
+        mapping = self.mappings.header_mapping(ident.contract.header, ident.namespace)
+        if mapping is None:
+            return None
+        try:
+            mapped = mapping.apply(document)
+        except (MappingFailed, etree.XPathEvalError):
+            return None
+        return InspectedMessage(
+            standard=ident.standard,
+            version=ident.version,
+            message_type=ident.message_type,
+            namespace=ident.namespace,
+            nachrichten_uuid=mapped.event.get("nachrichten_uuid"),
+            author=mapped.event.get("author"),
+            reader=mapped.event.get("reader"),
+            fields=mapped.fields,
+            validation=ValidationOutcome(status="invalid"),
+        )
+
     def _map(self, document: Any, ident: Identification) -> MappedMessage:
         mapping = self.mappings.get(ident.standard, ident.version, ident.message_type)
         if mapping is None:

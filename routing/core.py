@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
+from poststelle.contracts.answers import RejectionReason, ReplyEvent, build_answer
 from poststelle.contracts.events import AttachmentRef, CaseEvent, Origin
 from poststelle.contracts.inspection import (
     InspectedMessage,
@@ -30,6 +31,7 @@ from poststelle.contracts.inspection import (
     attachment_object_name,
     attachment_refs,
 )
+from poststelle.contracts.replies import Answer, answered_message
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import (
     H_ADAPTER,
@@ -44,6 +46,7 @@ from poststelle.routing.envelope import (
     H_STEP,
     case_subject,
     quarantine_subject,
+    safe_token,
 )
 from poststelle.routing.metrics import Counters
 from poststelle.routing.routes_static import RouteResolver, RoutingFacts
@@ -57,6 +60,7 @@ ROUTER_DURABLE = "router"
 # Headers are bounded by the server's max_control_line; long parser messages are cut.
 _MAX_DETAIL = 1000
 _PUBLISH_TIMEOUT = 10.0
+_MAX_REJECTION_ERRORS = 20
 
 
 @dataclass
@@ -193,9 +197,12 @@ class RoutingCore:
                 msg.data, content_type=_header(msg, "Content-Type") or None
             )
         except MessageRejected as rejected:
-            return await self._quarantine(
+            futures = await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
-            ), "quarantined"
+            )
+            if rejected.step == "validate":
+                futures += await self._reject_to_sender(msg, case_id, rejected)
+            return futures, "quarantined"
         facts = RoutingFacts(
             standard=inspected.standard,
             message_type=inspected.message_type,
@@ -292,6 +299,62 @@ class RoutingCore:
             assert attachment.content is not None
             digest = attachment.sha256 or hashlib.sha256(attachment.content).hexdigest()
             await store.put(attachment_object_name(case_id, digest), attachment.content)
+
+    async def _reject_to_sender(
+        self, msg: Msg, case_id: str, rejected: MessageRejected
+    ) -> list[asyncio.Future[Any]]:
+        """An XÖV sender learns why its message was refused: an XBau 1100 Rückweisung with
+        the schema errors goes back the way the message came. Senders without a reply
+        route (plain HTTP) already know from the quarantine listing and the audit trail."""
+        route = _reply_route(msg)
+        header = self._inspector.header_facts(msg.data) if route else None
+        if header is None or header.standard != "xbau" or not header.nachrichten_uuid:
+            return []
+        record = {
+            "case_id": case_id,
+            "message_type": header.message_type,
+            "nachrichten_uuid": header.nachrichten_uuid,
+            "author": header.author,
+            "reader": header.reader,
+            "answered": _answered_facts(header),
+        }
+        errors = [
+            RejectionReason(code="X001", text=f"line {e.line}: {e.path}: {e.message}"[:2000])
+            for e in rejected.errors[:_MAX_REJECTION_ERRORS]
+        ] or [RejectionReason(code="X001", text=rejected.detail[:2000])]
+        try:
+            answered = answered_message(record).model_copy(update={"raw": msg.data})
+            content = build_answer(
+                ReplyEvent(case_id=case_id, kind="rejection", answered=answered, errors=errors)
+            )
+        except ValueError as exc:
+            log.warning("no rejection answer possible case_id=%s reason=%s", case_id, exc)
+            return []
+        message_type, namespace = Answer.xoev_message_type("rejection")
+        answer = Answer(
+            case_id=case_id,
+            kind="rejection",
+            content=content,
+            content_type="application/xml",
+            message_type=message_type,
+            namespace=namespace,
+            reply_route=route,
+            in_reply_to=_header(msg, H_SOURCE_ID) or None,
+        )
+        channel, adapter = safe_token(_header(msg, H_CHANNEL)), safe_token(_header(msg, H_ADAPTER))
+        return [
+            await self._js.publish_async(
+                f"outbox.{channel}.{adapter}",
+                content,
+                headers={
+                    **answer.headers(),
+                    H_MSG_ID: f"outbox:rejection:{_header(msg, H_MSG_ID)}",
+                },
+            ),
+            await self._audit.append_async(
+                case_id, "answer-queued", kind="rejection", message_type=message_type
+            ),
+        ]
 
     async def _quarantine(
         self, msg: Msg, case_id: str, step: str, reason: str, detail: str

@@ -13,6 +13,7 @@ from lxml import etree
 
 from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.contracts.events import CaseEvent
+from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.config import HubConfig
 from poststelle.routing.hub import Hub
 from poststelle.routing.quarantine import list_quarantined
@@ -176,3 +177,35 @@ async def test_reply_the_origin_cannot_understand_is_quarantined(
         )
         [parked] = await eventually(lambda: list_quarantined(hub.js))
     assert (parked.step, parked.reason, parked.case_id) == ("reply", "invalid-reply", case_id)
+
+
+async def test_schema_invalid_xta_message_is_rejected_to_its_sender(
+    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path
+) -> None:
+    ContractRegistry.for_data_dir(hub_config.data_dir).add_schema_set(
+        corpus_dir / "xbau-2.6" / "xsd"
+    )
+    body, nachrichten_uuid = xbau_antrag()
+    start = body.index(b"<referenzAntragsservice")
+    end = body.index(b"</referenzAntragsservice>") + len(b"</referenzAntragsservice>")
+    invalid = body[:start] + body[end:]
+    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
+        sim.create_mailbox(HUB.value)
+        sim.create_mailbox(AMT.value)
+        sim.put(HUB.value, invalid, author=AMT)
+        inbound = [
+            {"name": "xta-hub", "kind": "xta", "settings": _mailbox_settings(sim, corpus_dir)}
+        ]
+        async with Hub(_webhook_config(hub_config, receiver, inbound=inbound)) as hub:
+            [answer] = await eventually(lambda: sim.mailbox(AMT.value), within=20)
+            [parked] = await list_quarantined(hub.js)
+    schema = etree.XMLSchema(
+        etree.parse(str(corpus_dir / "xbau-2.6/xsd/xbau-kernmodul-prozessnachrichten.xsd"))
+    )
+    root = etree.fromstring(answer.content)
+    assert etree.QName(root).localname == "prozessnachrichten.rueckweisung.G2G.1100"
+    assert schema.validate(root), schema.error_log
+    assert b"referenzAntragsservice" in answer.content
+    assert nachrichten_uuid.encode() in answer.content
+    assert parked.reason == "schema-invalid"
+    assert receiver.received == []
