@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,9 +56,14 @@ def run_async(func: Callable[[], Awaitable[int]]) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from poststelle.routing.hub import Hub
+    from poststelle.routing.demo import prepare_demo
+    from poststelle.routing.hub import Hub, HubAlreadyRunningError
 
     config = config_from(args, **{"http.port": args.http_port})
+    demo_mode = args.config is None and not os.environ.get("POSTSTELLE_CONFIG")
+    demo = prepare_demo(config) if demo_mode else None
+    if demo is not None:
+        config = demo.config
 
     async def serve() -> int:
         stop = asyncio.Event()
@@ -73,11 +79,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 where = worker.backend.health().get("folder") or worker.backend.kind
                 backend = f"{worker.backend.tenant}/{worker.backend.name}"
                 print(f"  deliveries for {backend}: {where}", flush=True)
+            for note in demo.notes if demo else []:
+                print(f"  {note}", flush=True)
             print("Press Ctrl+C to stop.", flush=True)
             await stop.wait()
         return 0
 
-    return asyncio.run(serve())
+    try:
+        return asyncio.run(serve())
+    except HubAlreadyRunningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if demo is not None:
+            demo.stop()
 
 
 # -- commands that talk to a running hub's NATS -----------------------------------------

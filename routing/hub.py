@@ -34,7 +34,7 @@ from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
 from poststelle.routing.topology import CASES, INBOX, ensure_topology
 from poststelle.routing.wiring import build_backends, build_inbound
 
-__all__ = ["Hub", "connect"]
+__all__ = ["Hub", "HubAlreadyRunningError", "connect"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ async def connect(config: HubConfig, url: str | None = None) -> NatsClient:
         reconnected_cb=on_reconnect,
         **options,
     )
+
+
+class HubAlreadyRunningError(RuntimeError):
+    pass
 
 
 class Hub:
@@ -140,8 +144,14 @@ class Hub:
         if http:
             self.portal = self._build_portal(context)
         store = self.config.data_dir / "nats"
-        if not self.config.nats.url and not workers:
-            self._joined_url = EmbeddedNatsServer.discover(store)
+        running = None if self.config.nats.url else EmbeddedNatsServer.discover(store)
+        if running and workers:
+            # Two servers on one store would corrupt it; one hub per data folder.
+            raise HubAlreadyRunningError(
+                f"a hub already runs on {self.config.data_dir} (NATS {running}); "
+                "stop it or choose another --data-dir"
+            )
+        self._joined_url = running
         if not self.config.nats.url and not self._joined_url:
             self.embedded = EmbeddedNatsServer(
                 store_dir=store,

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from poststelle.routing.hub import Hub
 from tests.integration.conftest import eventually
@@ -96,3 +97,13 @@ def test_run_starts_embedded_hub_and_cli_joins_it(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+
+
+async def test_second_hub_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    from poststelle.routing.config import load_config
+    from poststelle.routing.hub import HubAlreadyRunningError
+
+    config = load_config(environ={}, overrides={"data_dir": tmp_path, "http.port": 0})
+    async with Hub(config):
+        with pytest.raises(HubAlreadyRunningError, match=str(tmp_path)):
+            await Hub(config).start()
