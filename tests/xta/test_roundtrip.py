@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from poststelle.adapters.xta._model import (
     Attachment,
@@ -15,7 +16,7 @@ from poststelle.adapters.xta._model import (
 from poststelle.adapters.xta.client import SendOutcome, XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
 
-from .conftest import AMT, HUB
+from .conftest import AMT, HUB, make_settings
 
 ANTRAG = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -129,3 +130,22 @@ def test_send_to_unknown_reader_reports_red(client: XtaClient, simulator: XtaSim
     report = client.get_transport_report(HUB, message_id)
     assert report.status is TransportStatus.RED
     assert report.errors[0].code == "9032"
+
+
+def test_client_on_the_official_wsdl(simulator: XtaSimulator, xta_dir: Path) -> None:
+    # An operator may point the adapter at the published XTA.wsdl instead of ours.
+    client = XtaClient(make_settings(simulator, xta_dir, wsdl=xta_dir / "XTA.wsdl"))
+    try:
+        assert client.check_account_active(HUB)
+        put = simulator.put(HUB.value, ANTRAG, author=AMT)
+        listing = client.get_status_list(HUB)
+        assert [entry.message_id for entry in listing.entries] == [put]
+        fetched = client.get_message(HUB, put)
+        assert fetched.message.content == ANTRAG
+        client.close(HUB, fetched.request_id, [put])
+        assert simulator.mailbox(HUB.value) == []
+        message_id = client.create_message_id(HUB)
+        assert client.send_message(_answer(message_id)) is SendOutcome.ACCEPTED
+        assert client.get_transport_report(HUB, message_id).status is TransportStatus.GREEN
+    finally:
+        client.close_session()
