@@ -9,6 +9,10 @@ objects, never an event pointing at missing bytes.
 
 The answer is ``202 Accepted`` rather than the ``200`` some OZG-Cloud set-ups send: the
 application is stored, not yet processed; portal clients treat every 2xx as success.
+Re-sending a transactionId answers with the same ``vorgang`` (JetStream dedupes the
+publish); ``statusSince`` is then the time of the repeated acceptance, because the intake
+keeps no state of its own. Files of a re-send land under the same content-addressed names,
+so identical files are merely rewritten.
 """
 
 from __future__ import annotations

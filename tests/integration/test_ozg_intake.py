@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from poststelle.contracts.events import CaseEvent, deterministic_case_id
-from poststelle.routing.config import HubConfig
+from poststelle.routing.config import HubConfig, load_config
 from poststelle.routing.hub import Hub
 from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES, INBOX
 from tests.integration.conftest import eventually
@@ -332,3 +332,25 @@ async def test_openapi_documents_the_multipart_parts(client: httpx.AsyncClient) 
     for status in ("400", "413", "415", "422"):
         assert "application/problem+json" in operation["responses"][status]["content"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_demo_configuration_routes_portal_applications(
+    hub: Hub, http: httpx.AsyncClient
+) -> None:
+    """What the README's curl example does against ``make run``."""
+    transaction_id = str(uuid.uuid4())
+    response = await http.post("/antrag", files=files_of(transaction_id)[:2])
+    assert response.status_code == 202, response.text
+    target = delivered(hub, response.json()["vorgang"]["vorgangId"])
+    await eventually(target.exists)
+    event = CaseEvent.model_validate_json(target.read_bytes())
+    assert (event.data.tenant, event.data.backend) == ("bauaufsicht-demo", "filedrop")
+    assert [ref.name for ref in event.data.attachments] == ["antrag.pdf"]
+
+
+def test_api_keys_load_from_the_config_file_as_the_readme_shows(tmp_path: Path) -> None:
+    file = tmp_path / "hub.toml"
+    file.write_text('[http.api_keys]\nportal-kiel = "a-long-random-key"\n', encoding="utf-8")
+    config = load_config(file, environ={}, overrides={"data_dir": tmp_path})
+    assert config.http.api_keys["portal-kiel"].get_secret_value() == "a-long-random-key"
+    assert "a-long-random-key" not in repr(config), "keys never show in logs or reprs"
