@@ -1,7 +1,9 @@
-"""Portal intake over HTTP: ``POST /v1/submissions`` takes an XÖV message as it is.
+"""Portal intake over HTTP: ``POST /v1/submissions`` takes an XÖV message as it is,
+``POST /antrag`` an OZG-Cloud multipart application (see ``_ozg``).
 
 The answer ``202`` is sent only after JetStream stored the raw bytes. Errors are RFC 9457
-``application/problem+json`` documents. ``PortalAdapter`` is the inbound adapter that serves
+``application/problem+json`` documents. With ``api_keys`` configured both intake routes
+want a portal's key in ``X-API-Key``. ``PortalAdapter`` is the inbound adapter that serves
 this application with uvicorn on its own socket.
 """
 
@@ -10,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 import httpx
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, HttpUrl, SecretStr
 
+from poststelle.adapters._apikey import api_key_guard, install_api_key_errors
+from poststelle.adapters._ozg import StoreAttachment, add_ozg_intake
+from poststelle.adapters._problem import problem
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -35,11 +40,6 @@ CaseStatus = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 async def _no_hub_health() -> dict[str, Any]:
     return {"status": "ok"}
-
-
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
 class _BodyTooLarge(Exception):
@@ -68,18 +68,24 @@ def create_portal_app(
     accept_reply: AcceptReply | None = None,
     case_status: CaseStatus | None = None,
     adapter_name: str = "http",
+    api_keys: Mapping[str, SecretStr] | None = None,
+    store_attachment: StoreAttachment | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Poststelle intake",
         version="1",
         description="Submit XÖV messages and online applications to the Poststelle hub.",
     )
+    guarded = [Depends(api_key_guard(api_keys))] if api_keys else []
+    install_api_key_errors(app)
 
     @app.post(
         "/v1/submissions",
         status_code=202,
         summary="Submit one XÖV message (raw XML body)",
+        dependencies=guarded,
         responses={
+            401: {"description": "API key missing or wrong"},
             413: {"description": "Body over the size limit"},
             415: {"description": "Not an XML media type"},
             503: {"description": "The hub could not store the message"},
@@ -122,6 +128,15 @@ def create_portal_app(
             },
             status_code=202,
         )
+
+    add_ozg_intake(
+        app,
+        publish,
+        max_body_bytes=max_body_bytes,
+        store_attachment=store_attachment,
+        adapter_name=adapter_name,
+        dependencies=guarded,
+    )
 
     if accept_reply is not None:
 
@@ -166,6 +181,10 @@ class PortalSettings(AdapterSettings):
         default=None, description="The portal's status endpoint; answers are POSTed there"
     )
     callback_secret: SecretStr | None = Field(default=None, description="HMAC key for callbacks")
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Portal name -> API key; when set, intake requests need X-API-Key",
+    )
 
 
 class PortalAdapter:
@@ -186,6 +205,8 @@ class PortalAdapter:
             accept_reply=context.extras.get("accept_reply"),
             case_status=context.extras.get("case_status"),
             adapter_name=name,
+            api_keys=settings.api_keys,
+            store_attachment=context.extras.get("store_attachment"),
         )
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None

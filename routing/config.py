@@ -77,6 +77,11 @@ class HttpConfig(_Section):
         default=None, description="Portal status endpoint; case answers are POSTed there"
     )
     callback_secret: SecretStr | None = None
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Portal name -> API key; when set, POST /antrag and /v1/submissions "
+        "need the key in X-API-Key (off by default)",
+    )
 
 
 class BackendConfig(_Section):
@@ -130,7 +135,8 @@ class HubConfig(_Section):
 
     @classmethod
     def demo(cls, data_dir: Path) -> HubConfig:
-        """What ``make run`` starts: every XBau 2.6 building application to one authority."""
+        """What ``make run`` starts: every XBau 2.6 building application and every
+        OZG-Cloud portal application (``POST /antrag``) to one authority."""
         return cls(
             data_dir=data_dir,
             backends=[BackendConfig(tenant="bauaufsicht-demo", name="filedrop")],
@@ -140,7 +146,8 @@ class HubConfig(_Section):
                     message_type="baugenehmigung.antrag.0200",
                     tenant="bauaufsicht-demo",
                     backend="filedrop",
-                )
+                ),
+                StaticRoute(standard="ozg-portal", tenant="bauaufsicht-demo", backend="filedrop"),
             ],
         )
 

@@ -31,7 +31,7 @@ from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
 from poststelle.routing.replies import ReplyIntake, ReplyRouter, load_case
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
-from poststelle.routing.topology import CASES, INBOX, ensure_topology
+from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES, INBOX, ensure_topology
 from poststelle.routing.wiring import build_backends, build_inbound
 
 __all__ = ["Hub", "HubAlreadyRunningError", "connect"]
@@ -135,6 +135,8 @@ class Hub:
                 "health": self.health,
                 "accept_reply": self.accept_reply,
                 "case_status": self.case_status,
+                # Multipart intakes claim-check file parts before publishing the rest.
+                "store_attachment": self.store_attachment,
             },
         )
         if workers:
@@ -224,6 +226,7 @@ class Hub:
             max_body_bytes=http.max_body_bytes,
             callback_url=http.callback_url,
             callback_secret=http.callback_secret,
+            api_keys=http.api_keys,
         )
         return PortalAdapter(name="http", settings=settings, context=context)
 
@@ -298,6 +301,11 @@ class Hub:
         if self.replies is None:
             raise RuntimeError("hub not started")
         return await self.replies.accept(case_id, reply, via=via)
+
+    async def store_attachment(self, name: str, content: bytes) -> None:
+        """Put one file into the ``attachments`` object store (claim check)."""
+        store = await self.js.object_store(ATTACHMENTS_BUCKET)
+        await store.put(name, content)
 
     async def case_status(self, case_id: str) -> dict[str, Any] | None:
         return await load_case(self.js, case_id)
