@@ -101,7 +101,12 @@ def _answered_facts(inspected: InspectedMessage) -> dict[str, Any]:
 
 def _claim_checked_by_intake(msg: Msg) -> list[AttachmentRef]:
     raw = _header(msg, H_ATTACHMENTS)
-    return [AttachmentRef.model_validate(item) for item in json.loads(raw)] if raw else []
+    if not raw:
+        return []
+    try:
+        return [AttachmentRef.model_validate(item) for item in json.loads(raw)]
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise MessageRejected("intake", "bad-attachment-refs", str(exc)) from exc
 
 
 def _reply_route(msg: Msg) -> dict[str, str]:
@@ -221,7 +226,12 @@ class RoutingCore:
             return await self._quarantine(
                 msg, case_id, "route", "unroutable", detail
             ), "quarantined"
-        event = await self._case_event(msg, case_id, inspected, target.tenant, target.backend)
+        try:
+            event = await self._case_event(msg, case_id, inspected, target.tenant, target.backend)
+        except MessageRejected as rejected:
+            return await self._quarantine(
+                msg, case_id, rejected.step, rejected.reason, rejected.detail
+            ), "quarantined"
         record = CaseRecord(
             case_id=case_id,
             state="routed",

@@ -153,3 +153,17 @@ def test_case_event_json_is_the_file_content(tmp_path: Path) -> None:
     write_atomically(target, json.dumps({"k": 1}).encode())
     assert json.loads(target.read_text()) == {"k": 1}
     assert [p.name for p in target.parent.iterdir()] == ["b.json"]
+
+
+async def test_broken_attachment_refs_from_an_intake_are_quarantined(hub: Hub) -> None:
+    assert hub.intake is not None
+    body, _ = xbau_antrag()
+    accepted = await hub.intake.accept(
+        body, channel="portal", adapter="broken", extra_headers={"Poststelle-Attachments": "[{"}
+    )
+    [parked] = await eventually(lambda: list_quarantined(hub.js))
+    assert (parked.case_id, parked.step, parked.reason) == (
+        accepted.case_id,
+        "intake",
+        "bad-attachment-refs",
+    )
