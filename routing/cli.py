@@ -29,6 +29,7 @@ log = logging.getLogger("poststelle")
 _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.contracts.cli",
     "poststelle.adapters.xta.cli",
+    "poststelle.routing.dlq_cli",
 )
 
 
