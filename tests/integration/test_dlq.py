@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -25,8 +26,10 @@ from poststelle.routing.envelope import (
     dlq_subject,
 )
 from poststelle.routing.hub import Hub, connect
+from poststelle.routing.stats import collect_stats
 from poststelle.routing.topology import CASES, DLQ, ensure_topology
 from tests.integration.conftest import eventually
+from tests.messages import xbau_antrag
 
 CRASHED = "deliver-crash-test"
 SUBJECT = "case.crash.test.antrag"
@@ -170,3 +173,26 @@ async def _consumer_delivered(
     info = await js.consumer_info(stream, durable)
     acked = info.ack_floor.stream_seq if info.ack_floor else 0
     return acked if acked >= at_least else 0
+
+
+async def test_stats_balance_received_against_routed_parked_and_in_flight(hub: Hub) -> None:
+    async with httpx.AsyncClient(base_url=hub.http_url) as http:
+        body, _ = xbau_antrag()
+        for payload in (body, body, b"<not-xml"):  # the second is a recognised duplicate
+            response = await http.post(
+                "/v1/submissions", content=payload, headers={"Content-Type": "application/xml"}
+            )
+            assert response.status_code == 202
+    await eventually(lambda: hub.counters.get("delivery.delivered") == 1)
+    await eventually(lambda: hub.counters.get("core.quarantined") == 1)
+    report = await collect_stats(hub.js)
+    assert report["conservation"] == {
+        "received": 2,
+        "routed": 1,
+        "quarantined": 1,
+        "in_flight": 0,
+        "dead_lettered": 0,
+        "unaccounted": 0,
+    }
+    assert report["consumers"]["router"]["stream_pending"] == 0
+    assert any(name.startswith("deliver-") for name in report["consumers"])
