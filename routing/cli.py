@@ -30,6 +30,8 @@ log = logging.getLogger("poststelle")
 _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.contracts.cli",
     "poststelle.adapters.xta.cli",
+    "poststelle.routing.dlq_cli",
+    "poststelle.routing.stats",
 )
 
 

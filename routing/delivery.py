@@ -24,7 +24,16 @@ from poststelle.adapters.errors import PermanentDeliveryError, RetryableDelivery
 from poststelle.contracts.events import CaseEvent
 from poststelle.contracts.replies import Answer
 from poststelle.routing.audit import AuditTrail
-from poststelle.routing.envelope import H_CASE_ID, H_DETAIL, H_MSG_ID, H_REASON, safe_token
+from poststelle.routing.envelope import (
+    H_CASE_ID,
+    H_DETAIL,
+    H_MSG_ID,
+    H_ORIGINAL_SUBJECT,
+    H_REASON,
+    dead_letter_id,
+    dlq_subject,
+    safe_token,
+)
 from poststelle.routing.metrics import Counters
 from poststelle.routing.topology import CASES, OUTBOX
 
@@ -142,12 +151,13 @@ class ConsumerWorker:
         case_id = (msg.headers or {}).get(H_CASE_ID, "")
         headers: dict[str, Any] = {
             **(msg.headers or {}),
-            H_MSG_ID: f"dlq:{self.durable}:{msg.metadata.sequence.stream}",
+            H_MSG_ID: dead_letter_id(self.durable, msg.metadata.sequence.stream),
             H_CASE_ID: case_id,
+            H_ORIGINAL_SUBJECT: msg.subject,
             H_REASON: "delivery-failed",
             H_DETAIL: " ".join(reason.split())[:1000],
         }
-        await self._js.publish(f"dlq.{safe_token(self.durable)}", msg.data, headers=headers)
+        await self._js.publish(dlq_subject(self.durable), msg.data, headers=headers)
         await msg.term()
         self._counters.incr(f"{self.counter_prefix}.dead_lettered")
         log.warning("dead-lettered durable=%s case_id=%s reason=%s", self.durable, case_id, reason)

@@ -17,6 +17,7 @@ __all__ = [
     "H_CONTENT_TYPE",
     "H_DETAIL",
     "H_MSG_ID",
+    "H_ORIGINAL_SUBJECT",
     "H_REASON",
     "H_RECEIVED_AT",
     "H_REPLY_ROUTE",
@@ -24,6 +25,8 @@ __all__ = [
     "H_STEP",
     "audit_subject",
     "case_subject",
+    "dead_letter_id",
+    "dlq_subject",
     "inbox_subject",
     "quarantine_subject",
     "safe_token",
@@ -41,6 +44,8 @@ H_REASON = "Poststelle-Reason"
 H_DETAIL = "Poststelle-Detail"
 # JSON object: how the origin's adapter answers (e.g. XTA sender and mailbox).
 H_REPLY_ROUTE = "Poststelle-Reply-Route"
+# Where a dead-lettered message was published: a replay sends it there again.
+H_ORIGINAL_SUBJECT = "Poststelle-Original-Subject"
 # JSON list of AttachmentRef: parts an intake already claim-checked (multipart uploads).
 H_ATTACHMENTS = "Poststelle-Attachments"
 
@@ -66,3 +71,12 @@ def quarantine_subject(step: str, reason: str) -> str:
 
 def audit_subject(case_id: str) -> str:
     return f"audit.{safe_token(case_id)}"
+
+
+def dlq_subject(consumer: str) -> str:
+    return f"dlq.{safe_token(consumer)}"
+
+
+def dead_letter_id(consumer: str, stream_sequence: int) -> str:
+    """One DLQ record per consumer and original message, whoever notices the failure first."""
+    return f"dlq:{consumer}:{stream_sequence}"

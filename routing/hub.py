@@ -26,6 +26,7 @@ from poststelle.routing.audit import AuditTrail
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import AnswerWorker, DeliveryWorker
+from poststelle.routing.dlq import RECORDER_DURABLE, DeadLetterRecorder
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
@@ -98,6 +99,7 @@ class Hub:
         self.replies: ReplyIntake | None = None
         self.reply_router: ReplyRouter | None = None
         self.answer_workers: list[AnswerWorker] = []
+        self.dead_letters: DeadLetterRecorder | None = None
         self.intake: Intake | None = None
         self.audit: AuditTrail | None = None
 
@@ -195,6 +197,8 @@ class Hub:
             self._supervise(worker.durable, worker.run)
         self.reply_router = ReplyRouter(self.js, audit, self.counters)
         self._supervise("reply-router", self.reply_router.run)
+        self.dead_letters = DeadLetterRecorder(self.js, audit, self.counters)
+        self._supervise(RECORDER_DURABLE, self.dead_letters.run)
         answering = [*self.inbound, *([self.portal] if self.portal else [])]
         for adapter in answering:
             if callable(getattr(adapter, "answer", None)):
@@ -239,6 +243,8 @@ class Hub:
             self.core.stop()
         if self.reply_router is not None:
             self.reply_router.stop()
+        if self.dead_letters is not None:
+            self.dead_letters.stop()
         for answer_worker in self.answer_workers:
             answer_worker.stop()
         for worker in self.workers:

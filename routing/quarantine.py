@@ -7,19 +7,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_CASE_ID,
     H_CHANNEL,
     H_DETAIL,
-    H_MSG_ID,
     H_REASON,
     H_RECEIVED_AT,
     H_STEP,
     inbox_subject,
 )
+from poststelle.routing.parked import ParkedRecord, parked_records, replay_records
 from poststelle.routing.topology import QUARANTINE
 
 __all__ = ["QuarantinedMessage", "list_quarantined", "replay_quarantined"]
@@ -40,40 +39,23 @@ class QuarantinedMessage:
         return asdict(self)
 
 
-async def _records(js: JetStreamContext) -> list[tuple[int, Any]]:
-    try:
-        info = await js.stream_info(QUARANTINE)
-    except NotFoundError:
-        return []
-    if not info.state.messages:
-        return []
-    records = []
-    for sequence in range(max(1, info.state.first_seq), info.state.last_seq + 1):
-        try:
-            records.append((sequence, await js.get_msg(QUARANTINE, sequence)))
-        except NotFoundError:  # deleted after a replay
-            continue
-    return records
-
-
 async def list_quarantined(
     js: JetStreamContext, *, reason: str | None = None
 ) -> list[QuarantinedMessage]:
     items = []
-    for sequence, raw in await _records(js):
-        headers = raw.headers or {}
-        if reason and headers.get(H_REASON) != reason:
+    for record in await parked_records(js, QUARANTINE):
+        if reason and record.header(H_REASON) != reason:
             continue
         items.append(
             QuarantinedMessage(
-                sequence=sequence,
-                time=headers.get(H_RECEIVED_AT, ""),
-                step=headers.get(H_STEP, ""),
-                reason=headers.get(H_REASON, ""),
-                detail=headers.get(H_DETAIL, ""),
-                case_id=headers.get(H_CASE_ID, ""),
-                channel=headers.get(H_CHANNEL, ""),
-                size=len(raw.data or b""),
+                sequence=record.sequence,
+                time=record.header(H_RECEIVED_AT),
+                step=record.header(H_STEP),
+                reason=record.header(H_REASON),
+                detail=record.header(H_DETAIL),
+                case_id=record.header(H_CASE_ID),
+                channel=record.header(H_CHANNEL),
+                size=len(record.data),
             )
         )
     return items
@@ -89,19 +71,15 @@ async def replay_quarantined(
     """
     if reason is None and not sequences:
         raise ValueError("name a --reason or at least one --seq to replay")
-    replayed = []
     wanted = set(sequences or [])
-    for sequence, raw in await _records(js):
-        headers = dict(raw.headers or {})
-        if wanted and sequence not in wanted:
-            continue
-        if reason and headers.get(H_REASON) != reason:
-            continue
-        for key in (H_STEP, H_REASON, H_DETAIL):
-            headers.pop(key, None)
-        headers[H_MSG_ID] = f"replay:{QUARANTINE}:{sequence}"
-        subject = inbox_subject(headers.get(H_CHANNEL, "replay"), headers.get(H_ADAPTER, "replay"))
-        await js.publish(subject, raw.data or b"", headers=headers)
-        await js.delete_msg(QUARANTINE, sequence)
-        replayed.append(sequence)
-    return replayed
+    selected = [
+        record
+        for record in await parked_records(js, QUARANTINE)
+        if (not wanted or record.sequence in wanted)
+        and (not reason or record.header(H_REASON) == reason)
+    ]
+    return await replay_records(js, selected, target=_inbox_of, strip=(H_STEP, H_REASON, H_DETAIL))
+
+
+def _inbox_of(record: ParkedRecord) -> str:
+    return inbox_subject(record.header(H_CHANNEL) or "replay", record.header(H_ADAPTER) or "replay")

@@ -24,10 +24,12 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 __all__ = [
+    "ADVISORIES",
     "ATTACHMENTS_BUCKET",
     "AUDIT",
     "CASES",
     "CASES_BUCKET",
+    "DEAD_LETTER_SOURCES",
     "DLQ",
     "INBOX",
     "OUTBOX",
@@ -50,6 +52,9 @@ OUTBOX = "OUTBOX"
 QUARANTINE = "QUARANTINE"
 DLQ = "DLQ"
 AUDIT = "AUDIT"
+ADVISORIES = "ADVISORIES"
+# Streams whose consumers' exhausted deliveries become DLQ records.
+DEAD_LETTER_SOURCES = (INBOX, CASES, REPLIES, OUTBOX)
 ROUTES_BUCKET = "routes"
 CASES_BUCKET = "cases"
 ATTACHMENTS_BUCKET = "attachments"
@@ -91,6 +96,17 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(QUARANTINE, ("quarantine.>",), 365 * DAY, DAY, description="parked + reason"),
     StreamSpec(DLQ, ("dlq.>",), 365 * DAY, DAY, description="exhausted deliveries"),
     StreamSpec(AUDIT, ("audit.>",), 365 * DAY, 2 * 60.0, description="case hops"),
+    # Advisories are core NATS: a stream keeps those raised while no recorder listens.
+    StreamSpec(
+        ADVISORIES,
+        tuple(
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.*"
+            for stream in DEAD_LETTER_SOURCES
+        ),
+        30 * DAY,
+        2 * 60.0,
+        description="max-deliveries advisories, read by the DLQ recorder",
+    ),
 )
 
 

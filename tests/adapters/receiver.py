@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ class Receiver:
     received: list[tuple[str, bytes]] = field(default_factory=list)  # (idempotency key, body)
     bad_signatures: int = 0
     calls: int = 0
+    call_times: list[float] = field(default_factory=list)  # time.monotonic() of each POST
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def accepted_keys(self) -> list[str]:
@@ -32,6 +34,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with receiver.lock:
                 receiver.calls += 1
+                receiver.call_times.append(time.monotonic())
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 signed = verify(
                     receiver.secret,
