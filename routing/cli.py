@@ -22,7 +22,7 @@ from typing import Any
 
 from poststelle.routing.config import ConfigError, HubConfig, load_config
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_common_options", "build_parser", "config_from", "main", "with_hub_client"]
 
 log = logging.getLogger("poststelle")
 
@@ -35,7 +35,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML or YAML config file ($POSTSTELLE_CONFIG)")
     parser.add_argument(
         "--data-dir", help="data folder ($POSTSTELLE_DATA_DIR, default ./.poststelle)"
@@ -100,7 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 # -- commands that talk to a running hub's NATS -----------------------------------------
 
 
-async def _with_js(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+async def with_hub_client(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
     """Connect to the configured NATS, or to the embedded server's store when none runs."""
     from poststelle.routing.hub import Hub
 
@@ -132,7 +132,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
             print(f"  {entry.at.isoformat(timespec='milliseconds')}  {entry.hop:<13} {details}")
         return 0
 
-    return asyncio.run(_with_js(args, work))
+    return asyncio.run(with_hub_client(args, work))
 
 
 def _cmd_quarantine_list(args: argparse.Namespace) -> int:
@@ -152,7 +152,7 @@ def _cmd_quarantine_list(args: argparse.Namespace) -> int:
             print(f"         {item.detail}")
         return 0
 
-    return asyncio.run(_with_js(args, work))
+    return asyncio.run(with_hub_client(args, work))
 
 
 def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
@@ -163,7 +163,7 @@ def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
         print(f"replayed {len(replayed)} message(s) into INBOX")
         return 0
 
-    return asyncio.run(_with_js(args, work))
+    return asyncio.run(with_hub_client(args, work))
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -187,12 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="start the hub (embedded NATS unless configured)")
-    _common(run)
+    add_common_options(run)
     run.add_argument("--http-port", type=int, help="portal intake port (default 8080)")
     run.set_defaults(func=_cmd_run)
 
     trace = commands.add_parser("trace", help="show a case's hops in order")
-    _common(trace)
+    add_common_options(trace)
     trace.add_argument("case_id")
     trace.add_argument("--json", action="store_true")
     trace.set_defaults(func=_cmd_trace)
@@ -200,12 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = commands.add_parser("quarantine", help="parked messages")
     quarantine_commands = quarantine.add_subparsers(dest="quarantine_command", required=True)
     q_list = quarantine_commands.add_parser("list", help="what is parked, with step and reason")
-    _common(q_list)
+    add_common_options(q_list)
     q_list.add_argument("--reason", help="only this reason (e.g. not-xml, unroutable)")
     q_list.add_argument("--json", action="store_true")
     q_list.set_defaults(func=_cmd_quarantine_list)
     q_replay = quarantine_commands.add_parser("replay", help="send parked messages through again")
-    _common(q_replay)
+    add_common_options(q_replay)
     q_replay.add_argument("--reason", help="replay everything parked with this reason")
     q_replay.add_argument(
         "--seq", type=int, action="append", help="replay this record (repeatable)"

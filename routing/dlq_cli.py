@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from poststelle.routing.cli import _with_js
+    from poststelle.routing.cli import with_hub_client
     from poststelle.routing.dlq import list_dead_letters
 
     async def work(hub: Any) -> int:
@@ -32,11 +32,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"         {letter.reason}")
         return 0
 
-    return asyncio.run(_with_js(args, work))
+    return asyncio.run(with_hub_client(args, work))
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from poststelle.routing.cli import _with_js
+    from poststelle.routing.cli import with_hub_client
     from poststelle.routing.dlq import replay_dead_letters
 
     if args.consumer is None and not args.seq:
@@ -50,17 +50,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             print(f"not replayable (no original subject): #{sequence}", file=sys.stderr)
         return 1 if result.skipped else 0
 
-    return asyncio.run(_with_js(args, work))
+    return asyncio.run(with_hub_client(args, work))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from poststelle.routing.cli import _common
+    from poststelle.routing.cli import add_common_options
 
     dlq = subparsers.add_parser("dlq", help="deliveries that exhausted their retries")
     commands = dlq.add_subparsers(dest="dlq_command", required=True)
 
     listing = commands.add_parser("list", help="dead letters: consumer, case, reason, time, size")
-    _common(listing)
+    add_common_options(listing)
     listing.add_argument("--consumer", help="only this consumer (e.g. deliver-stadt-kiel-akte)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_cmd_list)
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     replay = commands.add_parser(
         "replay", help="publish dead letters to their original subject again, then drop them"
     )
-    _common(replay)
+    add_common_options(replay)
     replay.add_argument("--consumer", help="replay everything this consumer gave up on")
     replay.add_argument(
         "--seq",

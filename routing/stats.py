@@ -73,7 +73,7 @@ async def collect_stats(js: JetStreamContext) -> dict[str, Any]:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from poststelle.routing.cli import _with_js
+    from poststelle.routing.cli import with_hub_client
 
     async def work(hub: Any) -> int:
         report = await collect_stats(hub.js)
@@ -95,15 +95,15 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             )
         return 0 if balance["unaccounted"] == 0 else 1
 
-    return asyncio.run(_with_js(args, work))
+    return asyncio.run(with_hub_client(args, work))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from poststelle.routing.cli import _common
+    from poststelle.routing.cli import add_common_options
 
     stats = subparsers.add_parser(
         "stats", help="stream counts and consumer backlogs: received = routed + parked + in flight"
     )
-    _common(stats)
+    add_common_options(stats)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=_cmd_stats)
