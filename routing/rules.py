@@ -1,0 +1,257 @@
+"""The routing table's data model: tenants with their back ends, and rules.
+
+A rule says "messages matching these facts go to this tenant's back end". Every match field is
+optional; an absent field matches anything. Validation here is structural (formats, declared
+tenants and back ends); ties between rules are found by the resolver's compiler, which knows
+the specificity order.
+
+ARS (Amtlicher Regionalschlüssel) has 12 digits: Land 2 · Regierungsbezirk 1 · Kreis 2 ·
+Gemeindeverband 4 · Gemeinde 3. A rule's ``ars`` is a prefix that ends on one of those level
+boundaries, so it has 2, 3, 5, 9 or 12 digits (or is empty: any region).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+__all__ = [
+    "ARS_LEVELS",
+    "LAND_CODES",
+    "RouteTable",
+    "RouteTableError",
+    "Rule",
+    "Tenant",
+    "validate_ars_prefix",
+]
+
+# Prefix length -> name of the level it ends on; the order is the ARS's own hierarchy.
+ARS_LEVELS: dict[int, str] = {
+    0: "any",
+    2: "Land",
+    3: "Regierungsbezirk",
+    5: "Kreis",
+    9: "Gemeindeverband",
+    12: "Gemeinde",
+}
+LAND_CODES = frozenset(f"{n:02d}" for n in range(1, 17))
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62})")
+_LEISTUNG = re.compile(r"\d{14}")
+_READER = re.compile(r"[a-z0-9]{1,20}:[A-Za-z0-9._-]{1,64}")
+# Standards, message types and channels are names we define, not user input, but they end up
+# in explanations and logs: keep them to a safe, readable alphabet.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ANY = frozenset({"", "*", "any"})
+
+
+class RouteTableError(ValueError):
+    """A table that cannot be used; ``problems`` lists every reason, one per line."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems) or "invalid routing table")
+
+
+def validate_ars_prefix(value: str) -> str:
+    """Return ``value`` if it is an ARS prefix ending on a level boundary, else raise ValueError."""
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"ARS prefix {value!r} must consist of digits only")
+    if len(value) not in ARS_LEVELS:
+        raise ValueError(
+            f"ARS prefix {value!r} has {len(value)} digits; it must end on a level boundary "
+            "(2 Land, 3 Regierungsbezirk, 5 Kreis, 9 Gemeindeverband, 12 Gemeinde)"
+        )
+    if value[:2] not in LAND_CODES:
+        raise ValueError(f"ARS prefix {value!r}: Land code {value[:2]!r} is not one of 01..16")
+    return value
+
+
+def _any_or(value: Any) -> Any:
+    """Operators write ``*``, ``any`` or nothing for "matches anything"."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in _ANY:
+        return None
+    return value.strip() if isinstance(value, str) else value
+
+
+def _pattern(regex: re.Pattern[str], what: str, example: str) -> AfterValidator:
+    def check(value: str | None) -> str | None:
+        if value is not None and not regex.fullmatch(value):
+            raise ValueError(f"{what} {value!r} is malformed (expected e.g. {example!r})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _ars(value: str | None) -> str | None:
+    return None if value is None else validate_ars_prefix(value)
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use lower-case letters, digits and '-' "
+            "(it becomes a NATS subject token)"
+        )
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+_Any = BeforeValidator(_any_or)
+LeistungKey = Annotated[str | None, _Any, _pattern(_LEISTUNG, "Leistung", "99050012104000")]
+ArsPrefix = Annotated[str | None, _Any, AfterValidator(_ars)]
+ReaderId = Annotated[str | None, _Any, _pattern(_READER, "reader id", "bau:010020000000")]
+Name = Annotated[str | None, _Any, _pattern(_NAME, "name", "baugenehmigung.antrag.0200")]
+
+
+class Tenant(BaseModel):
+    """A responsible authority and the back ends (Fachverfahren) it runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Slug
+    name: str | None = None
+    backends: tuple[Slug, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_backends(self) -> Tenant:
+        if len(set(self.backends)) != len(self.backends):
+            raise ValueError(f"tenant {self.id!r} declares a back end twice")
+        return self
+
+
+class Rule(BaseModel):
+    """One routing rule. ``None`` in a match field means "any"; ``valid_until`` is exclusive.
+
+    The half-open validity ``[valid_from, valid_until)`` lets a municipal merger be written as
+    one rule ending and one starting on the same date, without overlap.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: Slug
+    backend: Slug
+    leistung: LeistungKey = None
+    ars: ArsPrefix = None
+    standard: Name = None
+    message_type: Name = None
+    reader: ReaderId = None
+    channel: Name = None
+    priority: int = 0
+    valid_from: date | None = None
+    valid_until: date | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        if self.message_type is not None and self.standard is None:
+            # Message type names are only unique within a standard.
+            raise ValueError("a rule with message_type must also name its standard")
+        if (
+            self.valid_from is not None
+            and self.valid_until is not None
+            and self.valid_until <= self.valid_from
+        ):
+            raise ValueError(
+                f"valid_until {self.valid_until} must be after valid_from {self.valid_from}"
+            )
+        return self
+
+    @property
+    def match_key(self) -> tuple[str | None, ...]:
+        """The match criteria alone: two rules with the same key compete for the same messages."""
+        return (
+            self.leistung,
+            self.ars,
+            self.standard,
+            self.message_type,
+            self.reader,
+            self.channel,
+        )
+
+    @property
+    def key(self) -> str:
+        """Stable identity for diffs: the match criteria plus the start of validity."""
+        parts = [
+            f"leistung={self.leistung or '*'}",
+            f"ars={self.ars or '*'}",
+            f"standard={self.standard or '*'}",
+            f"message_type={self.message_type or '*'}",
+            f"reader={self.reader or '*'}",
+            f"channel={self.channel or '*'}",
+        ]
+        if self.valid_from is not None:
+            parts.append(f"from={self.valid_from.isoformat()}")
+        return " ".join(parts)
+
+    def valid_at(self, day: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_until is None or day < self.valid_until
+        )
+
+    def describe(self) -> str:
+        return f"{self.key} -> {self.tenant}/{self.backend} (priority {self.priority})"
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class RouteTable(BaseModel):
+    """Declared tenants plus rules. Every rule must name a declared tenant and back end."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenants: dict[str, Tenant] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tenant_ids_from_keys(cls, data: Any) -> Any:
+        # Operators write ``tenants: {kiel: {backends: [...]}}``; the key is the id.
+        if isinstance(data, dict) and isinstance(data.get("tenants"), dict):
+            tenants: dict[str, Any] = {}
+            for tenant_id, body in data["tenants"].items():
+                if isinstance(body, dict) and "id" not in body:
+                    body = {"id": tenant_id, **body}
+                tenants[str(tenant_id)] = body
+            data = {**data, "tenants": tenants}
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> RouteTable:
+        problems: list[str] = []
+        for tenant_id, tenant in self.tenants.items():
+            if tenant.id != tenant_id:
+                problems.append(f"tenant key {tenant_id!r} differs from its id {tenant.id!r}")
+        for index, rule in enumerate(self.rules, start=1):
+            declared = self.tenants.get(rule.tenant)
+            if declared is None:
+                problems.append(
+                    f"rule {index} ({rule.key}): unknown tenant {rule.tenant!r}"
+                    + _suggest(rule.tenant, self.tenants)
+                )
+            elif rule.backend not in declared.backends:
+                problems.append(
+                    f"rule {index} ({rule.key}): tenant {rule.tenant!r} has no back end "
+                    f"{rule.backend!r} (declared: {', '.join(declared.backends)})"
+                    + _suggest(rule.backend, declared.backends)
+                )
+        if problems:
+            raise RouteTableError(problems)
+        return self

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from poststelle.routing.rules import Rule, validate_ars_prefix
+from pydantic import ValidationError
+
+from .helpers import BAUGENEHMIGUNG, KIEL, table
+
+
+@pytest.mark.parametrize("prefix", ["01", "091", "01002", "010025001", KIEL])
+def test_level_boundary_prefixes_are_accepted(prefix: str) -> None:
+    assert validate_ars_prefix(prefix) == prefix
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("0100", "level boundary"),
+        ("0100200000021", "level boundary"),
+        ("17", "Land code"),
+        ("00002", "Land code"),
+        ("01a02", "digits only"),
+        ("０１", "digits only"),
+    ],
+)
+def test_malformed_prefixes_are_rejected(prefix: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        validate_ars_prefix(prefix)
+
+
+def test_any_spellings_mean_no_constraint() -> None:
+    rule = Rule(tenant="kiel", backend="bauamt", leistung="*", ars="", reader="any")
+    assert (rule.leistung, rule.ars, rule.reader) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("leistung", "9906600500100"),
+        ("reader", "no-colon"),
+        ("tenant", "Kiel"),
+        ("backend", "bau.amt"),
+        ("channel", "x y"),
+        ("tenant", "a>b"),
+    ],
+)
+def test_malformed_fields_are_rejected(field: str, value: str) -> None:
+    data = {"tenant": "kiel", "backend": "bauamt", field: value}
+    with pytest.raises(ValidationError, match=field):
+        Rule.model_validate(data)
+
+
+def test_message_type_needs_standard() -> None:
+    with pytest.raises(ValidationError, match="must also name its standard"):
+        Rule(tenant="kiel", backend="bauamt", message_type="baugenehmigung.antrag.0200")
+
+
+def test_validity_must_not_be_empty() -> None:
+    with pytest.raises(ValidationError, match="must be after"):
+        Rule(
+            tenant="kiel",
+            backend="bauamt",
+            valid_from=date(2027, 1, 1),
+            valid_until=date(2027, 1, 1),
+        )
+
+
+def test_unknown_tenant_is_rejected_with_suggestion() -> None:
+    with pytest.raises(ValidationError, match="unknown tenant 'kiehl'; did you mean 'kiel'"):
+        table({"tenant": "kiehl", "backend": "bauamt", "ars": KIEL})
+
+
+def test_unknown_backend_is_rejected_with_suggestion() -> None:
+    with pytest.raises(ValidationError, match=r"no back end 'bauamd'.*did you mean 'bauamt'"):
+        table({"tenant": "kiel", "backend": "bauamd", "ars": KIEL})
+
+
+def test_valid_table_keeps_rules() -> None:
+    built = table({"tenant": "kiel", "backend": "dms", "ars": KIEL, "leistung": BAUGENEHMIGUNG})
+    assert built.tenants["kiel"].backends == ("bauamt", "dms")
+    assert built.rules[0].key.startswith(f"leistung={BAUGENEHMIGUNG} ars={KIEL}")
