@@ -185,7 +185,11 @@ class Rule(BaseModel):
 
     @property
     def key(self) -> str:
-        """Stable identity for diffs: the match criteria plus the start of validity."""
+        """Stable identity for diffs: match criteria, priority if set, start of validity.
+
+        Two rules of one valid table never share a key (that would be a tie), and editing a
+        rule's target, end date or note keeps its key, so a diff shows it as changed.
+        """
         parts = [
             f"leistung={self.leistung or '*'}",
             f"ars={self.ars or '*'}",
@@ -194,6 +198,8 @@ class Rule(BaseModel):
             f"reader={self.reader or '*'}",
             f"channel={self.channel or '*'}",
         ]
+        if self.priority:
+            parts.append(f"priority={self.priority}")
         if self.valid_from is not None:
             parts.append(f"from={self.valid_from.isoformat()}")
         return " ".join(parts)
@@ -204,7 +210,7 @@ class Rule(BaseModel):
         )
 
     def describe(self) -> str:
-        return f"{self.key} -> {self.tenant}/{self.backend} (priority {self.priority})"
+        return f"{self.key} -> {self.tenant}/{self.backend}"
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
