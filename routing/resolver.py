@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from poststelle.routing.rules import ARS_LEVELS, RouteTable, RouteTableError, Rule
@@ -137,8 +138,8 @@ class Resolution:
         """``unroutable`` for the quarantine when no rule matched."""
         return "routed" if self.rule is not None else "unroutable"
 
-    def to_dict(self) -> dict[str, object]:
-        def rule_dict(candidate: Candidate) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
+        def rule_dict(candidate: Candidate) -> dict[str, Any]:
             return {
                 "key": candidate.rule.key,
                 "tenant": candidate.rule.tenant,

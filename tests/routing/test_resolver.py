@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from poststelle.routing.resolver import RouteQuery, compile_table, specificity
@@ -59,7 +60,7 @@ def test_longer_prefix_beats_specific_leistung() -> None:
     ],
 )
 def test_each_later_criterion_decides(
-    extra: dict[str, object], query_extra: dict[str, str], criterion: str
+    extra: dict[str, object], query_extra: dict[str, Any], criterion: str
 ) -> None:
     special = {**KIEL_BAU, "backend": "dms", **extra}
     resolver = compile_table(table(KIEL_BAU, special))
@@ -88,8 +89,9 @@ def test_message_level_outranks_reader() -> None:
         message_type="baugenehmigung.antrag.0200",
         reader="bau:010020000000",
     )
-    assert resolver.resolve(query).backend == "bauamt"
-    assert specificity(resolver.resolve(query).rule) == (12, 1, 2, 0, 0, 0)
+    winner = resolver.resolve(query).rule
+    assert winner is not None and winner.backend == "bauamt"
+    assert specificity(winner) == (12, 1, 2, 0, 0, 0)
 
 
 def test_ties_are_rejected_at_compile() -> None:

@@ -1,0 +1,397 @@
+"""The routing table in the ``routes`` KV bucket, atomic for readers, and the hot-reload watcher.
+
+Layout of the bucket:
+
+- ``snapshot.<id>.<n>``: part ``n`` of a compressed snapshot (zlib over a columnar JSON
+  document). A national table is several MB, more than one NATS message may carry, hence parts.
+- ``current``: a small JSON pointer naming the snapshot id, its part count, size and sha256.
+
+An import writes every part of a new snapshot first and then swaps ``current`` with
+compare-and-set on the revision it started from. Readers only ever follow ``current``, so they
+see the old table or the new one, never a half-written one; two importers racing cannot both
+win. Old snapshots are purged after the swap, keeping the last few so a reader still fetching
+one is not cut short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.js.api import KeyValueConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NoKeysError,
+)
+from nats.js.kv import KeyValue
+from poststelle.routing.resolver import Resolver, compile_table
+from poststelle.routing.rules import RouteTable, RouteTableError
+from poststelle.routing.table_io import RULE_COLUMNS, rule_to_dict
+from pydantic import ValidationError
+
+__all__ = [
+    "POINTER_KEY",
+    "ROUTES_BUCKET",
+    "ConcurrentImportError",
+    "RouteTableStore",
+    "RouteTableWatcher",
+    "SnapshotPointer",
+    "StoredTable",
+    "decode_snapshot",
+    "encode_snapshot",
+    "ensure_routes_bucket",
+]
+
+log = logging.getLogger(__name__)
+
+ROUTES_BUCKET = "routes"
+POINTER_KEY = "current"
+SNAPSHOT_FORMAT = 1
+# Below the server's default max_payload (1 MiB) with room for headers.
+PART_BYTES = 512 * 1024
+# A snapshot expands about 10x; this bound stops a forged pointer from exhausting memory.
+MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
+KEEP_SNAPSHOTS = 3
+
+
+class ConcurrentImportError(RuntimeError):
+    """Another import swapped the pointer first; nothing of ours became visible."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPointer:
+    snapshot: str
+    sequence: int
+    parts: int
+    size: int
+    sha256: str
+    rules: int
+    created: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "format": SNAPSHOT_FORMAT,
+                "snapshot": self.snapshot,
+                "sequence": self.sequence,
+                "parts": self.parts,
+                "size": self.size,
+                "sha256": self.sha256,
+                "rules": self.rules,
+                "created": self.created,
+            }
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> SnapshotPointer:
+        try:
+            data = json.loads(raw)
+            if data.get("format") != SNAPSHOT_FORMAT:
+                raise ValueError(f"unsupported snapshot format {data.get('format')!r}")
+            return cls(
+                snapshot=str(data["snapshot"]),
+                sequence=int(data["sequence"]),
+                parts=int(data["parts"]),
+                size=int(data["size"]),
+                sha256=str(data["sha256"]),
+                rules=int(data["rules"]),
+                created=str(data["created"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise RouteTableError([f"routing table pointer is unreadable: {error}"]) from None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTable:
+    table: RouteTable
+    pointer: SnapshotPointer
+    revision: int
+
+
+def encode_snapshot(table: RouteTable) -> bytes:
+    """Columnar JSON: one list of values per rule keeps 200,000 rules small and fast to parse."""
+    rows = []
+    for rule in table.rules:
+        data = rule_to_dict(rule)
+        rows.append([_jsonable(data.get(column)) for column in RULE_COLUMNS])
+    document = {
+        "format": SNAPSHOT_FORMAT,
+        "tenants": {
+            tenant_id: {"name": tenant.name, "backends": list(tenant.backends)}
+            for tenant_id, tenant in table.tenants.items()
+        },
+        "columns": list(RULE_COLUMNS),
+        "rules": rows,
+    }
+    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def decode_snapshot(blob: bytes, *, max_size: int = MAX_SNAPSHOT_BYTES) -> RouteTable:
+    """Inverse of :func:`encode_snapshot`, validating every rule again."""
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(blob, max_size)
+        if inflater.unconsumed_tail:
+            raise RouteTableError([f"routing snapshot expands beyond {max_size} bytes"])
+        document = json.loads(raw)
+        columns = document["columns"]
+        rules = [
+            {c: v for c, v in zip(columns, row, strict=True) if v is not None}
+            for row in document["rules"]
+        ]
+        return RouteTable.model_validate({"tenants": document["tenants"], "rules": rules})
+    except RouteTableError:
+        raise
+    except ValidationError as error:
+        raise RouteTableError(
+            [f"routing snapshot fails validation: {e['loc']}: {e['msg']}" for e in error.errors()]
+        ) from None
+    except (zlib.error, ValueError, KeyError, TypeError) as error:
+        raise RouteTableError([f"routing snapshot is corrupt: {error}"]) from None
+
+
+async def ensure_routes_bucket(js: JetStreamContext, bucket: str = ROUTES_BUCKET) -> KeyValue:
+    """Bind to the bucket, creating it if absent (the hub's topology normally has)."""
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        # History on the pointer gives an audit of recent imports.
+        config = KeyValueConfig(bucket=bucket, history=10, max_value_size=PART_BYTES + 4096)
+        return await js.create_key_value(config)
+
+
+def _part_key(snapshot: str, index: int) -> str:
+    return f"snapshot.{snapshot}.{index}"
+
+
+class RouteTableStore:
+    """Reads and publishes snapshots in one KV bucket."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    @classmethod
+    async def open(
+        cls, js: JetStreamContext, bucket: str = ROUTES_BUCKET, *, create: bool = True
+    ) -> RouteTableStore:
+        kv = await (ensure_routes_bucket(js, bucket) if create else js.key_value(bucket))
+        return cls(kv)
+
+    async def read_pointer(self) -> tuple[SnapshotPointer, int] | None:
+        try:
+            entry = await self.kv.get(POINTER_KEY)
+        except KeyNotFoundError:
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        return SnapshotPointer.from_bytes(entry.value), entry.revision
+
+    async def fetch(self, pointer: SnapshotPointer) -> RouteTable:
+        chunks = []
+        for index in range(pointer.parts):
+            try:
+                entry = await self.kv.get(_part_key(pointer.snapshot, index))
+            except KeyNotFoundError:
+                raise RouteTableError(
+                    [f"snapshot {pointer.snapshot} part {index} is missing"]
+                ) from None
+            chunks.append(entry.value or b"")
+        blob = b"".join(chunks)
+        if hashlib.sha256(blob).hexdigest() != pointer.sha256:
+            raise RouteTableError([f"snapshot {pointer.snapshot} fails its sha256 check"])
+        # Decompression and validation of a national table take seconds: keep the loop free.
+        return await asyncio.to_thread(decode_snapshot, blob)
+
+    async def load(self) -> StoredTable | None:
+        found = await self.read_pointer()
+        if found is None:
+            return None
+        pointer, revision = found
+        return StoredTable(await self.fetch(pointer), pointer, revision)
+
+    async def publish(
+        self, table: RouteTable, *, expected_revision: int | None = None
+    ) -> StoredTable:
+        """Store ``table`` and make it current.
+
+        ``expected_revision`` is the pointer revision the caller based its decision on (0: no
+        table yet); ``None`` accepts whatever is current at the moment of writing. The table
+        must compile: a table with ties never becomes visible.
+        """
+        compile_table(table)
+        blob = await asyncio.to_thread(encode_snapshot, table)
+        found = await self.read_pointer()
+        current_revision = found[1] if found else 0
+        if expected_revision is not None and expected_revision != current_revision:
+            raise ConcurrentImportError(
+                f"the table changed since it was read (revision {current_revision}, "
+                f"expected {expected_revision}); diff again and retry"
+            )
+        sequence = (found[0].sequence if found else 0) + 1
+        snapshot = f"{sequence:08d}-{secrets.token_hex(4)}"
+        parts = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)] or [b""]
+        for index, part in enumerate(parts):
+            await self.kv.put(_part_key(snapshot, index), part)
+        pointer = SnapshotPointer(
+            snapshot=snapshot,
+            sequence=sequence,
+            parts=len(parts),
+            size=len(blob),
+            sha256=hashlib.sha256(blob).hexdigest(),
+            rules=len(table.rules),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        try:
+            if current_revision == 0:
+                revision = await self.kv.create(POINTER_KEY, pointer.to_bytes())
+            else:
+                revision = await self.kv.update(
+                    POINTER_KEY, pointer.to_bytes(), last=current_revision
+                )
+        except KeyWrongLastSequenceError:
+            await self._purge_snapshot(snapshot)
+            raise ConcurrentImportError(
+                "another import replaced the table meanwhile; diff again and retry"
+            ) from None
+        except BaseException:
+            await asyncio.shield(self._purge_snapshot(snapshot))
+            raise
+        log.info(
+            "routing table published snapshot=%s rules=%d bytes=%d revision=%d",
+            snapshot,
+            len(table.rules),
+            len(blob),
+            revision,
+        )
+        await self._collect_garbage(keep_from=sequence - KEEP_SNAPSHOTS + 1)
+        return StoredTable(table, pointer, revision)
+
+    async def _purge_snapshot(self, snapshot: str) -> None:
+        with contextlib.suppress(NoKeysError):
+            for key in await self.kv.keys(filters=[f"snapshot.{snapshot}."]):
+                await self.kv.purge(key)
+
+    async def _collect_garbage(self, keep_from: int) -> None:
+        try:
+            keys = await self.kv.keys(filters=["snapshot."])
+        except NoKeysError:
+            return
+        for key in keys:
+            sequence_text = key.split(".")[1].split("-")[0]
+            if sequence_text.isdigit() and int(sequence_text) < keep_from:
+                await self.kv.purge(key)
+
+
+class RouteTableWatcher:
+    """Keeps a compiled :class:`Resolver` in step with the ``current`` pointer.
+
+    A new table replaces the resolver only after it fetched, validated and compiled cleanly;
+    otherwise the error is logged and the hub keeps routing on the table it has. Replacing is
+    one attribute assignment, so a lookup sees either the old resolver or the new one.
+    """
+
+    def __init__(
+        self,
+        store: RouteTableStore,
+        *,
+        on_swap: Callable[[Resolver, SnapshotPointer], None] | None = None,
+        poll_interval: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.resolver: Resolver | None = None
+        self.pointer: SnapshotPointer | None = None
+        self.last_error: str | None = None
+        self._on_swap = on_swap
+        self._poll_interval = poll_interval
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        """Load the current table (if any), then follow the pointer in the background."""
+        await self.refresh()
+        self._task = asyncio.create_task(self._run(), name="route-table-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> bool:
+        """Adopt the pointed-to table if it is new and valid; True if the resolver changed."""
+        try:
+            found = await self.store.read_pointer()
+            if found is None or (self.pointer and found[0].snapshot == self.pointer.snapshot):
+                return False
+            pointer = found[0]
+            table = await self.store.fetch(pointer)
+            resolver = await asyncio.to_thread(compile_table, table)
+        except RouteTableError as error:
+            self._reject(str(error))
+            return False
+        self.resolver, self.pointer, self.last_error = resolver, pointer, None
+        log.info("routing table loaded snapshot=%s rules=%d", pointer.snapshot, resolver.rule_count)
+        if self._on_swap is not None:
+            self._on_swap(resolver, pointer)
+        async with self._changed:
+            self._changed.notify_all()
+        return True
+
+    def _reject(self, reason: str) -> None:
+        if reason != self.last_error:
+            log.error(
+                "routing table rejected; keeping snapshot=%s reason=%s",
+                self.pointer.snapshot if self.pointer else None,
+                reason,
+            )
+        self.last_error = reason
+        # Wake waiters so a test or operator can see the rejection without a timeout.
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds after a load or a rejection; bound it with
+        ``asyncio.timeout``."""
+        async with self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                watcher = await self.store.kv.watch(POINTER_KEY)
+                try:
+                    while True:
+                        # A quiet period ends in a timeout: refresh anyway, a cheap backstop
+                        # for an update the watch might have missed across a reconnect.
+                        with contextlib.suppress(TimeoutError):
+                            await watcher.updates(timeout=self._poll_interval)  # type: ignore[no-untyped-call]
+                        await self.refresh()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # Connection loss or a server restart ends the watch; start a new one.
+                log.warning("routing table watch interrupted error=%r; retrying", error)
+                await asyncio.sleep(1.0)
