@@ -26,9 +26,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from poststelle.routing.rules import ARS_LEVELS, RouteTable, RouteTableError, Rule
@@ -107,19 +107,20 @@ class Candidate:
     valid: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     """The outcome of a lookup. ``rule`` is ``None`` when the message is unroutable.
 
-    ``candidates`` (best first) and ``decided_by`` are filled by :meth:`Resolver.explain`;
-    :meth:`Resolver.resolve` leaves them empty to stay fast.
+    ``candidates`` (best first), ``decided_by`` and ``excluded`` (matching rules outside their
+    validity) are filled by :meth:`Resolver.explain`; :meth:`Resolver.resolve` leaves them
+    empty. A named tuple because the hot path creates one per message and that is the
+    cheapest immutable record Python has.
     """
 
     query: RouteQuery
     rule: Rule | None
     candidates: tuple[Candidate, ...] = ()
     decided_by: str = ""
-    excluded: tuple[Candidate, ...] = field(default=())
+    excluded: tuple[Candidate, ...] = ()
 
     @property
     def routed(self) -> bool:
@@ -166,6 +167,20 @@ class Resolution:
         }
 
 
+def _first(bucket: tuple[Rule, ...], query: RouteQuery, day: list[date]) -> Rule | None:
+    """The best rule of a bucket matching the query; ``day`` caches the query's date."""
+    for rule in bucket:
+        if not _matches_rest(rule, query):
+            continue
+        if rule.valid_from is not None or rule.valid_until is not None:
+            if not day:
+                day.append(_berlin_day(query.at))
+            if not rule.valid_at(day[0]):
+                continue
+        return rule
+    return None
+
+
 def _matches_rest(rule: Rule, query: RouteQuery) -> bool:
     """Criteria beyond Leistung and ARS, which the index has already matched."""
     return (
@@ -176,54 +191,87 @@ def _matches_rest(rule: Rule, query: RouteQuery) -> bool:
     )
 
 
-_Bucket = tuple[tuple[Rule, bool], ...]
+# A bucket holds the rules sharing one (Leistung, ARS prefix), best first. A lone rule with no
+# further condition is stored bare: most buckets of a national table are exactly that, and it
+# saves both a tuple per bucket and the scan.
+_Bucket = Rule | tuple[Rule, ...]
+_Index = dict[str, _Bucket]
+_QUERY_ARS_LENGTHS = frozenset(ARS_LEVELS) - {0}
+
+
+def _unconditional(rule: Rule) -> bool:
+    return (
+        rule.standard is None
+        and rule.reader is None
+        and rule.channel is None
+        and rule.valid_from is None
+        and rule.valid_until is None
+    )
+
+
+def _usable_ars(ars: str | None) -> str:
+    if ars is None or len(ars) not in _QUERY_ARS_LENGTHS or not (ars.isdigit() and ars.isascii()):
+        # Malformed regions match only rules that do not constrain the region.
+        return ""
+    return ars
 
 
 class Resolver:
-    """A compiled, immutable table. Build it with :func:`compile_table`."""
+    """A compiled, immutable table. Build it with :func:`compile_table`.
 
-    __slots__ = ("_index", "_lengths", "rule_count", "table")
+    The index is two levels of dicts: Leistung (``None`` for "any") -> ARS prefix -> bucket.
+    """
 
-    def __init__(self, table: RouteTable, index: dict[tuple[str | None, str], _Bucket]) -> None:
+    __slots__ = ("_any_leistung", "_by_leistung", "_lengths", "rule_count", "table")
+
+    def __init__(self, table: RouteTable, index: dict[str | None, _Index]) -> None:
         self.table = table
         self.rule_count = len(table.rules)
-        self._index = index
-        present = {len(prefix) for _, prefix in index}
+        self._any_leistung: _Index = index.get(None, {})
+        self._by_leistung: dict[str, _Index] = {k: v for k, v in index.items() if k is not None}
+        present = {len(prefix) for prefixes in index.values() for prefix in prefixes}
         # Skipping lengths no rule uses saves dict probes on every lookup.
         self._lengths = tuple(n for n in _PREFIX_LENGTHS if n in present)
 
-    def _buckets(self, query: RouteQuery) -> Iterator[_Bucket]:
-        ars = query.ars or ""
-        if len(ars) not in ARS_LEVELS or not (ars.isascii() and ars.isdigit()):
-            # Malformed regions match only rules that do not constrain the region.
-            ars = ""
-        leistung = query.leistung
-        index = self._index
+    def _buckets(self, query: RouteQuery) -> Iterator[tuple[Rule, ...]]:
+        """Every bucket the query can match, in specificity order (for explanations)."""
+        ars = _usable_ars(query.ars)
+        specific = self._by_leistung.get(query.leistung) if query.leistung is not None else None
         for length in self._lengths:
             if length > len(ars):
                 continue
             prefix = ars[:length]
-            if leistung is not None:
-                bucket = index.get((leistung, prefix))
+            for index in (specific, self._any_leistung):
+                bucket = None if index is None else index.get(prefix)
                 if bucket is not None:
-                    yield bucket
-            bucket = index.get((None, prefix))
-            if bucket is not None:
-                yield bucket
+                    yield bucket if type(bucket) is tuple else (bucket,)  # type: ignore[misc]
 
     def resolve(self, query: RouteQuery) -> Resolution:
         """The winning rule, or an unroutable resolution. No explanation: the hot path."""
-        day: date | None = None
-        for bucket in self._buckets(query):
-            for rule, dated in bucket:
-                if not _matches_rest(rule, query):
-                    continue
-                if dated:
-                    if day is None:
-                        day = _berlin_day(query.at)
-                    if not rule.valid_at(day):
-                        continue
-                return Resolution(query, rule)
+        ars = _usable_ars(query.ars)
+        size = len(ars)
+        specific = self._by_leistung.get(query.leistung) if query.leistung is not None else None
+        general = self._any_leistung
+        day: list[date] = []
+        for length in self._lengths:
+            if length > size:
+                continue
+            prefix = ars[:length]
+            if specific is not None:
+                bucket = specific.get(prefix)
+                if bucket is not None:
+                    if type(bucket) is not tuple:
+                        return Resolution(query, bucket)  # type: ignore[arg-type]
+                    found = _first(bucket, query, day)
+                    if found is not None:
+                        return Resolution(query, found)
+            bucket = general.get(prefix)
+            if bucket is not None:
+                if type(bucket) is not tuple:
+                    return Resolution(query, bucket)  # type: ignore[arg-type]
+                found = _first(bucket, query, day)
+                if found is not None:
+                    return Resolution(query, found)
         return Resolution(query, None)
 
     def explain(self, query: RouteQuery) -> Resolution:
@@ -232,7 +280,7 @@ class Resolver:
         valid: list[Candidate] = []
         excluded: list[Candidate] = []
         for bucket in self._buckets(query):
-            for rule, _dated in bucket:
+            for rule in bucket:
                 if _matches_rest(rule, query):
                     ok = rule.valid_at(day)
                     (valid if ok else excluded).append(Candidate(rule, specificity(rule), ok))
@@ -278,39 +326,55 @@ def _overlap(a: Rule, b: Rule) -> bool:
     return a_start < b_end and b_start < a_end
 
 
+def _ties(bucket: list[Rule]) -> Iterator[str]:
+    groups: dict[tuple[object, ...], list[Rule]] = defaultdict(list)
+    for rule in bucket:
+        groups[(rule.standard, rule.message_type, rule.reader, rule.channel, rule.priority)].append(
+            rule
+        )
+    for rules in groups.values():
+        for i, first in enumerate(rules):
+            for second in rules[i + 1 :]:
+                if _overlap(first, second):
+                    yield (
+                        f"rules tie (same criteria and priority {first.priority}, overlapping "
+                        f"validity): {first.describe()} | {second.describe()}; give one a "
+                        "different priority or non-overlapping valid_from/valid_until"
+                    )
+
+
 def compile_table(table: RouteTable) -> Resolver:
     """Build the index; raise :class:`RouteTableError` listing every tie.
 
     Equal specificity for two rules that can match the same message implies identical match
     criteria (equal prefix lengths and co-matching prefixes are equal prefixes, and so on), so
-    grouping by criteria and priority finds every tie.
+    ties can only occur inside one (Leistung, ARS prefix) bucket, between rules with the same
+    remaining criteria and priority.
     """
-    groups: dict[tuple[object, ...], list[Rule]] = defaultdict(list)
+    grouped: dict[str | None, dict[str, list[Rule]]] = defaultdict(dict)
     for rule in table.rules:
-        groups[(*rule.match_key, rule.priority)].append(rule)
+        prefixes = grouped[rule.leistung]
+        prefix = rule.ars or ""
+        bucket = prefixes.get(prefix)
+        if bucket is None:
+            prefixes[prefix] = [rule]
+        else:
+            bucket.append(rule)
     problems: list[str] = []
-    for rules in groups.values():
-        if len(rules) < 2:
-            continue
-        for i, first in enumerate(rules):
-            for second in rules[i + 1 :]:
-                if _overlap(first, second):
-                    problems.append(
-                        f"rules tie (same criteria and priority {first.priority}, overlapping "
-                        f"validity): {first.describe()} | {second.describe()}; give one a "
-                        "different priority or non-overlapping valid_from/valid_until"
-                    )
+    index: dict[str | None, _Index] = {}
+    buckets = 0
+    for leistung, prefixes in grouped.items():
+        compiled: _Index = {}
+        for prefix, rules in prefixes.items():
+            buckets += 1
+            if len(rules) == 1 and _unconditional(rules[0]):
+                compiled[prefix] = rules[0]
+                continue
+            problems.extend(_ties(rules))
+            rules.sort(key=specificity, reverse=True)
+            compiled[prefix] = tuple(rules)
+        index[leistung] = compiled
     if problems:
         raise RouteTableError(problems)
-
-    buckets: dict[tuple[str | None, str], list[Rule]] = defaultdict(list)
-    for rule in table.rules:
-        buckets[(rule.leistung, rule.ars or "")].append(rule)
-    index: dict[tuple[str | None, str], _Bucket] = {}
-    for bucket_key, rules in buckets.items():
-        rules.sort(key=specificity, reverse=True)
-        index[bucket_key] = tuple(
-            (rule, rule.valid_from is not None or rule.valid_until is not None) for rule in rules
-        )
-    log.info("routing table compiled rules=%d buckets=%d", len(table.rules), len(index))
+    log.info("routing table compiled rules=%d buckets=%d", len(table.rules), buckets)
     return Resolver(table, index)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from collections.abc import Iterable
 from datetime import date
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from pydantic import (
     Field,
     model_validator,
 )
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 __all__ = [
     "ARS_LEVELS",
@@ -88,17 +90,21 @@ def _any_or(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+# Interning: a national table repeats each ARS, tenant and Leistung many times; one copy each
+# keeps 200,000 rules in a few tens of MB.
 def _pattern(regex: re.Pattern[str], what: str, example: str) -> AfterValidator:
     def check(value: str | None) -> str | None:
-        if value is not None and not regex.fullmatch(value):
+        if value is None:
+            return None
+        if not regex.fullmatch(value):
             raise ValueError(f"{what} {value!r} is malformed (expected e.g. {example!r})")
-        return value
+        return sys.intern(value)
 
     return AfterValidator(check)
 
 
 def _ars(value: str | None) -> str | None:
-    return None if value is None else validate_ars_prefix(value)
+    return None if value is None else sys.intern(validate_ars_prefix(value))
 
 
 def _slug(value: str) -> str:
@@ -107,7 +113,7 @@ def _slug(value: str) -> str:
             f"{value!r} is not a valid id: use lower-case letters, digits and '-' "
             "(it becomes a NATS subject token)"
         )
-    return value
+    return sys.intern(value)
 
 
 Slug = Annotated[str, AfterValidator(_slug)]
@@ -134,14 +140,15 @@ class Tenant(BaseModel):
         return self
 
 
-class Rule(BaseModel):
+# A slotted dataclass rather than a BaseModel: about 150 instead of 900 bytes per rule.
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Rule:
     """One routing rule. ``None`` in a match field means "any"; ``valid_until`` is exclusive.
 
     The half-open validity ``[valid_from, valid_until)`` lets a municipal merger be written as
-    one rule ending and one starting on the same date, without overlap.
+    one rule ending and one starting on the same date, without overlap. Build one with
+    keyword arguments (validated; raises ``pydantic.ValidationError``).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant: Slug
     backend: Slug

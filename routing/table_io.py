@@ -86,6 +86,8 @@ def _format_error(where: str, error: ValidationError) -> list[str]:
     for item in error.errors(include_url=False):
         field = ".".join(str(part) for part in item["loc"]) or "rule"
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] in {"unexpected_keyword_argument", "extra_forbidden"}:
+            message = f"unknown field (allowed: {', '.join(RULE_COLUMNS)})"
         problems.append(f"{where}: {field}: {message}")
     return problems
 
@@ -102,7 +104,7 @@ def _build_rules(rows: Iterable[tuple[str, Any]]) -> tuple[list[Rule], list[str]
             problems.append(f"{where}: expected a mapping of rule fields, got {raw!r}")
             continue
         try:
-            rules.append(Rule.model_validate(_clean(raw)))
+            rules.append(Rule(**_clean(raw)))
         except ValidationError as error:
             problems.extend(_format_error(where, error))
     return rules, problems
@@ -252,10 +254,12 @@ def load_table(path: Path, *, tenants: Mapping[str, Tenant] | None = None) -> Ro
 
 def rule_to_dict(rule: Rule) -> dict[str, Any]:
     """Only the fields that say something, in the operator's column order."""
-    data = rule.model_dump(exclude_none=True, exclude_defaults=True)
-    data.setdefault("tenant", rule.tenant)
-    data.setdefault("backend", rule.backend)
-    return {column: data[column] for column in RULE_COLUMNS if column in data}
+    data: dict[str, Any] = {}
+    for column in RULE_COLUMNS:
+        value = getattr(rule, column)
+        if value is not None and not (column == "priority" and value == 0):
+            data[column] = value
+    return data
 
 
 def dump_yaml(table: RouteTable) -> str:

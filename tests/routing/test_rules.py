@@ -49,7 +49,7 @@ def test_any_spellings_mean_no_constraint() -> None:
 def test_malformed_fields_are_rejected(field: str, value: str) -> None:
     data = {"tenant": "kiel", "backend": "bauamt", field: value}
     with pytest.raises(ValidationError, match=field):
-        Rule.model_validate(data)
+        Rule(**data)
 
 
 def test_message_type_needs_standard() -> None:
