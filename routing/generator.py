@@ -250,5 +250,8 @@ def write_national_table(
 
 
 if __name__ == "__main__":
-    for written in write_national_table(Path(sys.argv[1] if len(sys.argv) > 1 else "national")):
+    # python -m poststelle.routing.generator [FOLDER [MAX_RULES]]
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("national")
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 else 200_000
+    for written in write_national_table(target, max_rules=limit):
         print(written)

@@ -37,7 +37,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 from poststelle.routing.resolver import Resolver, compile_table
-from poststelle.routing.rules import RouteTable, RouteTableError
+from poststelle.routing.rules import RouteTable, RouteTableError, Rule
 from poststelle.routing.table_io import RULE_COLUMNS, rule_to_dict
 from pydantic import ValidationError
 
@@ -150,11 +150,14 @@ def decode_snapshot(blob: bytes, *, max_size: int = MAX_SNAPSHOT_BYTES) -> Route
         if inflater.unconsumed_tail:
             raise RouteTableError([f"routing snapshot expands beyond {max_size} bytes"])
         document = json.loads(raw)
+        del raw
         columns = document["columns"]
-        rules = [
-            {c: v for c, v in zip(columns, row, strict=True) if v is not None}
-            for row in document["rules"]
-        ]
+        rows = document.pop("rules")
+        rules = []
+        for position, row in enumerate(rows):
+            rules.append(Rule(**{c: v for c, v in zip(columns, row, strict=True) if v is not None}))
+            # Drop each row once it is a Rule: the peak is one table, not two.
+            rows[position] = None
         return RouteTable.model_validate({"tenants": document["tenants"], "rules": rules})
     except RouteTableError:
         raise
