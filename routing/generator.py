@@ -12,8 +12,9 @@ illustrative, not an official catalogue. Nothing is downloaded; the same seed gi
 table.
 
 Rules: a Land catch-all, a Kreis catch-all, the Kreis-level Leistungen (Bauaufsicht) per
-Kreis, a Gemeinde catch-all and the Gemeinde-level Leistungen per Gemeinde; a few Gemeinden
-merge into a neighbour on 2027-01-01 (dated rules).
+Kreis, and the Gemeinde-level Leistungen per Gemeinde; a few Gemeinden merge into a neighbour
+on 2027-01-01 (dated rules). There is deliberately no Gemeinde catch-all: a longer ARS prefix
+outranks a specific Leistung, so it would capture the Kreis-level Leistungen too.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ LEISTUNGEN: tuple[Leistung, ...] = (
     Leistung("99108020001000", "Parkausweis für Anwohner", False),
     Leistung("99014002001000", "Eheschließung anmelden", False),
     Leistung("99127001001000", "Veranstaltung anzeigen", False),
+    Leistung("99031005001000", "Wohngeld beantragen", False),
 )
 
 MERGER_DATE = date(2027, 1, 1)
@@ -173,7 +175,7 @@ def generate_municipalities(seed: int = 2024) -> list[Municipality]:
 
 
 def generate_national_table(
-    *, max_rules: int = 200_000, leistungen: int = 20, seed: int = 2024
+    *, max_rules: int = 200_000, leistungen: int = len(LEISTUNGEN), seed: int = 2024
 ) -> RouteTable:
     if not 1 <= leistungen <= len(LEISTUNGEN):
         raise ValueError(f"leistungen must be between 1 and {len(LEISTUNGEN)}")
@@ -202,30 +204,41 @@ def generate_national_table(
         for leistung in chosen:
             if leistung.kreis_level:
                 rule(ars=kreis, leistung=leistung.key, tenant=kreis_id, backend="bauaufsicht")
+    successor: dict[str, str] = {}
     previous: str | None = None
     for municipality in municipalities:
         gemeinde_id = tenant(f"g-{municipality.ars}", f"Gemeinde {municipality.ars}", ("fv",))
         if previous is not None and rng.random() < 0.002:
-            rule(ars=municipality.ars, tenant=gemeinde_id, backend="fv", valid_until=MERGER_DATE)
-            rule(ars=municipality.ars, tenant=previous, backend="fv", valid_from=MERGER_DATE)
-        else:
-            rule(ars=municipality.ars, tenant=gemeinde_id, backend="fv")
+            successor[municipality.ars] = previous
         previous = gemeinde_id
     for leistung in chosen:
         if leistung.kreis_level:
             continue
         for municipality in municipalities:
+            own = f"g-{municipality.ars}"
+            merged_into = successor.get(municipality.ars)
+            if merged_into is None:
+                rule(ars=municipality.ars, leistung=leistung.key, tenant=own, backend="fv")
+                continue
             rule(
                 ars=municipality.ars,
                 leistung=leistung.key,
-                tenant=f"g-{municipality.ars}",
+                tenant=own,
                 backend="fv",
+                valid_until=MERGER_DATE,
+            )
+            rule(
+                ars=municipality.ars,
+                leistung=leistung.key,
+                tenant=merged_into,
+                backend="fv",
+                valid_from=MERGER_DATE,
             )
     return RouteTable(tenants=tenants, rules=tuple(rules[:max_rules]))
 
 
 def write_national_table(
-    folder: Path, *, max_rules: int = 200_000, leistungen: int = 20, seed: int = 2024
+    folder: Path, *, max_rules: int = 200_000, leistungen: int = len(LEISTUNGEN), seed: int = 2024
 ) -> list[Path]:
     """Write ``national.yaml`` (tenants, pointing at the CSV) and ``national-rules.csv``."""
     import yaml

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +40,8 @@ from poststelle.routing.table_store import (
 
 __all__ = ["register"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE = 0, 1, 2
 
@@ -51,13 +54,23 @@ def _nats_url(args: argparse.Namespace) -> str:
     return str(args.nats_url or os.environ.get("POSTSTELLE_NATS_URL") or DEFAULT_NATS_URL)
 
 
+async def _quiet(error: Exception) -> None:
+    log.debug("nats error=%r", error)
+
+
 @asynccontextmanager
 async def _store(args: argparse.Namespace) -> AsyncIterator[RouteTableStore]:
     # Placeholder for the lead's shared connect helper: one try, a clear message, no retry loop.
     url = _nats_url(args)
     try:
+        # allow_reconnect=False makes nats-py retry the first connect forever; one bounded
+        # attempt with a silent error callback fails fast with NoServersError instead.
         client: NatsClient = await nats.connect(
-            url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False
+            url,
+            connect_timeout=3,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
+            error_cb=_quiet,
         )
     except Exception as error:
         raise _Unavailable(f"cannot reach NATS at {url}: {error or type(error).__name__}") from None
@@ -341,6 +354,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     command = commands.add_parser("generate", help="write a national-scale example table")
     command.add_argument("-o", "--output", default="national", help="output folder")
     command.add_argument("--rules", type=int, default=200_000, help="at most this many rules")
-    command.add_argument("--leistungen", type=int, default=20, help="number of Leistungen")
+    command.add_argument(
+        "--leistungen", type=int, default=21, help="number of Leistungen (at most 21)"
+    )
     command.add_argument("--seed", type=int, default=2024)
     command.set_defaults(func=_cmd_generate)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 from poststelle.routing.rules import Rule, validate_ars_prefix
@@ -47,7 +48,7 @@ def test_any_spellings_mean_no_constraint() -> None:
     ],
 )
 def test_malformed_fields_are_rejected(field: str, value: str) -> None:
-    data = {"tenant": "kiel", "backend": "bauamt", field: value}
+    data: dict[str, Any] = {"tenant": "kiel", "backend": "bauamt", field: value}
     with pytest.raises(ValidationError, match=field):
         Rule(**data)
 
