@@ -13,6 +13,7 @@ too.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import random
 import resource
@@ -22,10 +23,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import nats
+from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.generator import LEISTUNGEN, generate_municipalities
 from poststelle.routing.resolver import RouteQuery, compile_table
+from poststelle.routing.rules import RouteTable
 from poststelle.routing.table_io import load_table
-from poststelle.routing.table_store import decode_snapshot, encode_snapshot
+from poststelle.routing.table_store import (
+    RouteTableStore,
+    RouteTableWatcher,
+    decode_snapshot,
+    encode_snapshot,
+)
 
 
 def _rss_mb() -> float:
@@ -58,6 +67,27 @@ def _queries(count: int, seed: int) -> list[RouteQuery]:
             query = RouteQuery(leistung=rng.choice(keys), ars=None)
         queries.append(query)
     return queries
+
+
+async def _through_nats(table: RouteTable, store_dir: Path) -> tuple[float, float]:
+    """Seconds to publish into the routes bucket, and until a watching hub routes on it."""
+    with EmbeddedNatsServer(store_dir=store_dir) as server:
+        client = await nats.connect(server.client_url)
+        try:
+            store = await RouteTableStore.open(client.jetstream())
+            watcher = RouteTableWatcher(store)
+            await watcher.start()
+            try:
+                started = time.perf_counter()
+                published = await store.publish(table, expected_revision=0)
+                stored = time.perf_counter() - started
+                async with asyncio.timeout(60):
+                    await watcher.wait_until(lambda: watcher.pointer == published.pointer)
+                return stored, time.perf_counter() - started
+            finally:
+                await watcher.stop()
+        finally:
+            await client.drain()
 
 
 def main() -> None:
@@ -132,6 +162,9 @@ def main() -> None:
     p999 = latencies[int(len(latencies) * 0.999)] / 1000
     per_second = len(queries) / throughput_s
 
+    with tempfile.TemporaryDirectory() as folder:
+        stored_s, live_s = asyncio.run(_through_nats(table, Path(folder)))
+
     explain_started = time.perf_counter()
     for query in queries[:20_000]:
         resolver.explain(query)
@@ -157,6 +190,10 @@ def main() -> None:
         f"{_peak_rss_mb():.0f} MB"
     )
     print(f"snapshot encode / decode+validate: {encode_s:.2f} s / {decode_s:.2f} s")
+    print(
+        f"publish to the routes bucket (compile, encode, write, CAS): {stored_s:.2f} s; "
+        f"until a watching hub routes on it: {live_s:.2f} s"
+    )
     print(
         f"resolutions: {len(queries):,} ({routed / len(queries):.1%} routed) in "
         f"{throughput_s:.3f} s = {per_second:,.0f}/s on one core   target >= 100,000/s   "

@@ -84,11 +84,11 @@ _YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 def _format_error(where: str, error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors(include_url=False):
-        field = ".".join(str(part) for part in item["loc"]) or "rule"
+        field = ".".join(str(part) for part in item["loc"])
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] in {"unexpected_keyword_argument", "extra_forbidden"}:
             message = f"unknown field (allowed: {', '.join(RULE_COLUMNS)})"
-        problems.append(f"{where}: {field}: {message}")
+        problems.append(f"{where}: {field}: {message}" if field else f"{where}: {message}")
     return problems
 
 

@@ -186,8 +186,10 @@ def _part_key(snapshot: str, index: int) -> str:
 class RouteTableStore:
     """Reads and publishes snapshots in one KV bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, read_only: str | None = None) -> None:
+        """``read_only``: why this store refuses to publish (e.g. a peer's mirror)."""
         self.kv = kv
+        self.read_only = read_only
 
     @classmethod
     async def open(
@@ -237,6 +239,8 @@ class RouteTableStore:
         table yet); ``None`` accepts whatever is current at the moment of writing. The table
         must compile: a table with ties never becomes visible.
         """
+        if self.read_only:
+            raise RouteTableError([self.read_only])
         compile_table(table)
         blob = await asyncio.to_thread(encode_snapshot, table)
         found = await self.read_pointer()
@@ -285,17 +289,21 @@ class RouteTableStore:
         await self._collect_garbage(keep_from=sequence - KEEP_SNAPSHOTS + 1)
         return StoredTable(table, pointer, revision)
 
+    async def _snapshot_keys(self) -> list[str]:
+        # Filtering ourselves: nats-py's keys(filters=...) logs a misleading version warning.
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return []
+        return [key for key in keys if key.startswith("snapshot.")]
+
     async def _purge_snapshot(self, snapshot: str) -> None:
-        with contextlib.suppress(NoKeysError):
-            for key in await self.kv.keys(filters=[f"snapshot.{snapshot}."]):
+        for key in await self._snapshot_keys():
+            if key.startswith(f"snapshot.{snapshot}."):
                 await self.kv.purge(key)
 
     async def _collect_garbage(self, keep_from: int) -> None:
-        try:
-            keys = await self.kv.keys(filters=["snapshot."])
-        except NoKeysError:
-            return
-        for key in keys:
+        for key in await self._snapshot_keys():
             sequence_text = key.split(".")[1].split("-")[0]
             if sequence_text.isdigit() and int(sequence_text) < keep_from:
                 await self.kv.purge(key)
