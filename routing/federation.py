@@ -9,6 +9,10 @@ Each Land runs its own hub with its own nats-server and JetStream domain (the st
   mirroring the peer's ``KV_routes`` through ``$JS.<peer>.API``. The returned store refuses to
   publish: a mirror has no subjects of its own, and writing through it would land in the
   local bucket.
+- **The link carries no hub subjects.** Over a leaf node the account's subject space is
+  shared: without filters a peer's ``INBOX`` (``inbox.>``) would capture this hub's arrivals as
+  well (observed with nats-server 2.x). :func:`leafnode_config` denies every hub-local subject
+  in both directions; JetStream API and sourcing traffic still pass.
 - **Cases for another state.** The origin hub publishes the raw arrival to its local
   ``FEDERATION`` stream under ``fed.<target>.<origin>`` (:func:`forward_to_peer`). The target
   hub's ``INBOX`` *sources* that subject from the origin's domain, transformed to
@@ -19,6 +23,7 @@ Each Land runs its own hub with its own nats-server and JetStream domain (the st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -38,6 +43,7 @@ from poststelle.routing.table_store import ROUTES_BUCKET, RouteTableStore
 
 __all__ = [
     "FEDERATION_STREAM",
+    "HUB_LOCAL_SUBJECTS",
     "INBOX_STREAM",
     "STATE_PREFIXES",
     "Territory",
@@ -46,6 +52,7 @@ __all__ = [
     "ensure_federation_stream",
     "federation_subject",
     "forward_to_peer",
+    "leafnode_config",
     "mirror_peer_table",
     "state_for_ars",
 ]
@@ -76,6 +83,20 @@ STATE_PREFIXES: dict[str, str] = {
     "th": "16",
 }
 
+
+# Every subject a hub's streams and buckets listen on; none may cross a federation link.
+HUB_LOCAL_SUBJECTS: tuple[str, ...] = (
+    "inbox.>",
+    "case.>",
+    "reply.>",
+    "outbox.>",
+    "quarantine.>",
+    "dlq.>",
+    "audit.>",
+    "fed.>",
+    "$KV.>",
+    "$O.>",
+)
 
 _STATE_BY_CODE = {code: state for state, code in STATE_PREFIXES.items()}
 
@@ -229,3 +250,26 @@ async def mirror_peer_table(js: JetStreamContext, peer: str) -> RouteTableStore:
         kv,
         read_only=f"the table of {peer} is a read-only mirror; import it on {peer}'s hub",
     )
+
+
+def leafnode_config(
+    *, listen_port: int | None = None, listen_host: str = "127.0.0.1", remotes: Iterable[str] = ()
+) -> str:
+    """The ``leafnodes { ... }`` block of a state hub's nats-server configuration.
+
+    ``listen_port`` accepts peers' leaf connections; ``remotes`` are peer URLs
+    (``nats-leaf://host:port``) this hub connects to. Each remote filters the hub-local
+    subjects in both directions.
+    """
+    deny = json.dumps(list(HUB_LOCAL_SUBJECTS))
+    lines = ["leafnodes {"]
+    if listen_port is not None:
+        lines += [f"  host: {json.dumps(listen_host)}", f"  port: {listen_port}"]
+    remote_blocks = [
+        f"    {{ url: {json.dumps(url)}, deny_imports: {deny}, deny_exports: {deny} }}"
+        for url in remotes
+    ]
+    if remote_blocks:
+        lines += ["  remotes: [", *remote_blocks, "  ]"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"

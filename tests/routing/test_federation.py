@@ -21,6 +21,7 @@ from poststelle.routing.federation import (
     check_territory,
     ensure_federation_stream,
     forward_to_peer,
+    leafnode_config,
     mirror_peer_table,
     state_for_ars,
 )
@@ -57,15 +58,13 @@ def hubs(tmp_path: Path) -> Iterator[Hubs]:
         store_dir=tmp_path / "sh",
         domain="sh",
         server_name="hub-sh",
-        extra_config=f"leafnodes {{ host: 127.0.0.1, port: {leaf_port} }}",
+        extra_config=leafnode_config(listen_port=leaf_port),
     )
     by = EmbeddedNatsServer(
         store_dir=tmp_path / "by",
         domain="by",
         server_name="hub-by",
-        extra_config=(
-            f'leafnodes {{ remotes: [ {{ url: "nats-leaf://127.0.0.1:{leaf_port}" }} ] }}'
-        ),
+        extra_config=leafnode_config(remotes=[f"nats-leaf://127.0.0.1:{leaf_port}"]),
     )
     sh.start()
     by.start()
@@ -164,6 +163,9 @@ async def test_case_for_bavaria_reaches_by_inbox_exactly_once_across_an_outage(
         )
         await add_inbox_sources(by_nc.jetstream(), "by", ["sh"])
         await add_inbox_sources(by_nc.jetstream(), "by", ["sh"])  # idempotent
+        # SH's own INBOX: its local arrivals must stay local.
+        await sh_nc.jetstream().add_stream(StreamConfig(name=INBOX_STREAM, subjects=["inbox.>"]))
+        await sh_nc.jetstream().publish("inbox.portal.sh-portal", b"local to sh")
 
         def case(number: int) -> bytes:
             return json.dumps({"leistung": BAUGENEHMIGUNG, "ars": MUENCHEN, "n": number}).encode()
@@ -190,6 +192,7 @@ async def test_case_for_bavaria_reaches_by_inbox_exactly_once_across_an_outage(
         delivered = await inbox_messages(by_nc)
         assert [subject for subject, _ in delivered] == ["inbox.federation.sh"] * 2
         assert [json.loads(data)["n"] for _, data in delivered] == [1, 2]
+        assert (await sh_nc.jetstream().stream_info(INBOX_STREAM)).state.messages == 1
 
         # BY's own table routes the Bavarian case.
         resolver = compile_table(BY_TABLE)
