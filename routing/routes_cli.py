@@ -291,6 +291,46 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_nats_config(args: argparse.Namespace) -> int:
+    from poststelle.routing.isolation import generate_auth_config
+
+    async def run() -> int:
+        if args.table:
+            tenants = load_tenants(Path(args.tenants)) if args.tenants else None
+            table = load_table(Path(args.table), tenants=tenants)
+        else:
+            async with _store(args) as store:
+                table = (await _stored(store)).table
+        return await asyncio.to_thread(write, table)
+
+    def write(table: RouteTable) -> int:
+        credentials = Path(args.credentials)
+        known: dict[str, str] = {}
+        if credentials.exists():
+            # Reuse passwords so regenerating after a table change rotates nobody.
+            try:
+                known = {str(k): str(v) for k, v in json.loads(credentials.read_text()).items()}
+            except (ValueError, AttributeError) as error:
+                raise RouteTableError([f"{credentials}: not a credentials file: {error}"]) from None
+        try:
+            config = generate_auth_config(table, own_state=args.state, passwords=known)
+        except ValueError as error:
+            raise RouteTableError([str(error)]) from None
+        _write_private(Path(args.output), config.text)
+        _write_private(credentials, config.credentials_json())
+        print(f"{args.output}: {len(config.passwords)} users; passwords in {credentials}")
+        return EXIT_OK
+
+    return _run(run)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+
+
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nats-url", help=f"NATS URL (env POSTSTELLE_NATS_URL, default {DEFAULT_NATS_URL})"
@@ -310,7 +350,20 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``routes`` with its subcommands to the ``poststelle`` CLI."""
+    """Add ``routes`` (with its subcommands) and ``nats-config`` to the ``poststelle`` CLI."""
+    command = subparsers.add_parser(
+        "nats-config", help="nats-server users and permissions isolating the tenants"
+    )
+    command.add_argument("--table", help="take tenants from this file instead of the hub")
+    command.add_argument("--tenants", help="tenants for a CSV --table")
+    command.add_argument("--state", help="this hub's state: its user may not reach peers' API")
+    command.add_argument("-o", "--output", default="nats-auth.conf", help="config to write")
+    command.add_argument(
+        "--credentials", default="nats-credentials.json", help="passwords (read and updated)"
+    )
+    _add_connection(command)
+    command.set_defaults(func=_cmd_nats_config)
+
     routes = subparsers.add_parser("routes", help="the routing table: import, resolve, ...")
     commands = routes.add_subparsers(dest="routes_command", required=True)
 
