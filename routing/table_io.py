@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from poststelle.routing.rules import RouteTable, RouteTableError, Rule, Tenant
+from poststelle.routing.rules import RouteTable, RouteTableError, Rule, Tenant, rules_from_rows
 from pydantic import ValidationError
 
 __all__ = [
@@ -197,17 +197,12 @@ def _csv_rules(text: str, source: str) -> tuple[list[Rule], list[str]]:
         if missing:
             problems.append(f"{source}: missing required columns {', '.join(missing)}")
         return [], problems
-    width = len(header)
+    numbers = [number for number, _ in lines]
 
-    def rows() -> Iterable[tuple[str, Any]]:
-        for (number, _), values in zip(lines[1:], reader, strict=True):
-            where = f"{source} line {number}"
-            if len(values) != width:
-                yield where, f"{len(values)} cells for {width} columns"
-                continue
-            yield where, dict(zip(header, values, strict=True))
+    def where(index: int) -> str:
+        return f"{source} line {numbers[index + 1]}"
 
-    return _build_rules(rows())
+    return rules_from_rows(header, reader, where)
 
 
 def parse_csv(

@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +37,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 from poststelle.routing.resolver import Resolver, compile_table
-from poststelle.routing.rules import RouteTable, RouteTableError, Rule
+from poststelle.routing.rules import RouteTable, RouteTableError, rules_from_rows
 from poststelle.routing.table_io import RULE_COLUMNS, rule_to_dict
 from pydantic import ValidationError
 
@@ -153,11 +153,16 @@ def decode_snapshot(blob: bytes, *, max_size: int = MAX_SNAPSHOT_BYTES) -> Route
         del raw
         columns = document["columns"]
         rows = document.pop("rules")
-        rules = []
-        for position, row in enumerate(rows):
-            rules.append(Rule(**{c: v for c, v in zip(columns, row, strict=True) if v is not None}))
-            # Drop each row once it is a Rule: the peak is one table, not two.
-            rows[position] = None
+
+        def drained() -> Iterator[Any]:
+            # Drop each row once read: the peak is one table in memory, not two.
+            for position in range(len(rows)):
+                row, rows[position] = rows[position], None
+                yield row
+
+        rules, problems = rules_from_rows(columns, drained(), lambda i: f"snapshot rule {i + 1}")
+        if problems:
+            raise RouteTableError([f"routing snapshot fails validation: {p}" for p in problems])
         return RouteTable.model_validate({"tenants": document["tenants"], "rules": rules})
     except RouteTableError:
         raise
