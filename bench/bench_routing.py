@@ -83,7 +83,7 @@ async def _through_nats(table: RouteTable, store_dir: Path) -> tuple[float, floa
                 stored = time.perf_counter() - started
                 async with asyncio.timeout(60):
                     await watcher.wait_until(lambda: watcher.pointer == published.pointer)
-                return stored, time.perf_counter() - started
+                return stored, time.perf_counter() - started - stored
             finally:
                 await watcher.stop()
         finally:
@@ -192,7 +192,8 @@ def main() -> None:
     print(f"snapshot encode / decode+validate: {encode_s:.2f} s / {decode_s:.2f} s")
     print(
         f"publish to the routes bucket (compile, encode, write, CAS): {stored_s:.2f} s; "
-        f"until a watching hub routes on it: {live_s:.2f} s"
+        f"then until a watching hub routes on it: {live_s:.2f} s (target < 2 s, "
+        f"ratio {live_s / 2:.2f})"
     )
     print(
         f"resolutions: {len(queries):,} ({routed / len(queries):.1%} routed) in "

@@ -26,6 +26,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidatorFunctionWrapHandler,
+    field_validator,
     model_validator,
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -433,6 +435,15 @@ class RouteTable(BaseModel):
                 tenants[str(tenant_id)] = body
             data = {**data, "tenants": tenants}
         return data
+
+    @field_validator("rules", mode="wrap")
+    @classmethod
+    def _validated_rules(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Rule instances were validated when built; re-running their validators would cost
+        # a second per national table on every hot reload.
+        if isinstance(value, list | tuple) and all(type(rule) is Rule for rule in value):
+            return tuple(value)
+        return handler(value)
 
     @model_validator(mode="after")
     def _references(self) -> RouteTable:
