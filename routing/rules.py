@@ -105,6 +105,12 @@ def _pattern(regex: re.Pattern[str], what: str, example: str) -> Callable[[str],
     return check
 
 
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be printable text (no line breaks or control characters)")
+    return value
+
+
 Slug = Annotated[str, AfterValidator(_slug)]
 
 # Field -> check, and whether "*"/"any"/"" may stand for "matches anything". All rule fields
@@ -119,9 +125,11 @@ _RULE_TEXT_CHECKS: tuple[tuple[str, Callable[[str], str], bool], ...] = (
     ("message_type", _pattern(_NAME, "message type", "baugenehmigung.antrag.0200"), True),
     ("reader", _pattern(_READER, "reader id", "bau:010020000000"), True),
     ("channel", _pattern(_NAME, "channel", "xta"), True),
+    ("note", _printable, False),
 )
 
 
+_REQUIRED = frozenset({"tenant", "backend"})
 _CHECK_BY_NAME = {name: (check, may_be_any) for name, check, may_be_any in _RULE_TEXT_CHECKS}
 _INTEGER = re.compile(r"[+-]?\d{1,18}")
 
@@ -134,6 +142,8 @@ def _normalise_text(name: str, value: object) -> str | None:
     value = value.strip()
     if may_be_any and value.lower() in _ANY:
         return None
+    if not value and name not in _REQUIRED:
+        return None  # an empty optional field is an absent one
     return sys.intern(check(value))
 
 
@@ -204,14 +214,16 @@ class Rule:
         else:
             return data
         problems = []
-        for name, _check, _may_be_any in _RULE_TEXT_CHECKS:
+        # The same conversions as rules_from_rows, so both paths word their errors alike.
+        for name in _CONVERTED:
             value = fields.get(name)
             if value is None:
                 continue
-            try:
-                fields[name] = _normalise_text(name, value)
-            except ValueError as error:
-                problems.append(f"{name}: {error}")
+            converted = _convert(name, value)
+            if type(converted) is _Invalid:
+                problems.append(f"{name}: {converted.message}")
+            else:
+                fields[name] = converted
         if problems:
             raise ValueError("; ".join(problems))
         return ArgsKwargs((), fields) if isinstance(data, ArgsKwargs) else fields
@@ -284,6 +296,7 @@ class _Invalid:
 
 
 _ABSENT = object()
+_CONVERTED = (*_CHECK_BY_NAME, "priority", "valid_from", "valid_until")
 
 
 def _cell(name: str, raw: object) -> object:
@@ -305,7 +318,7 @@ def _convert(name: str, raw: object) -> object:
                 return int(raw)
             return _Invalid(f"{raw!r} is not a whole number")
         if name in ("valid_from", "valid_until"):
-            if isinstance(raw, date):
+            if type(raw) is date:  # not a datetime: validity is by calendar day
                 return raw
             if isinstance(raw, str):
                 try:
@@ -313,9 +326,7 @@ def _convert(name: str, raw: object) -> object:
                 except ValueError:
                     pass
             return _Invalid(f"{raw!r} is not a date (YYYY-MM-DD)")
-        if isinstance(raw, str):  # note
-            return raw
-        return _Invalid(f"expected text, got {type(raw).__name__}")
+        raise AssertionError(f"no conversion for column {name!r}")  # columns are checked first
     except ValueError as error:
         return _Invalid(str(error))
 

@@ -111,6 +111,8 @@ BAD_ROWS = [
         "valid_until": "2026-01-01",
     },
     {"tenant": "kiel", "backend": "bauamt", "reader": "nocolon", "channel": "a b"},
+    {"tenant": "kiel", "backend": "bauamt", "note": "two\nlines"},
+    {"tenant": "kiel", "backend": "bauamt", "priority": "high"},
 ]
 
 

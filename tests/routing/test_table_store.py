@@ -20,6 +20,7 @@ from poststelle.routing.table_store import (
     RouteTableStore,
     RouteTableWatcher,
     decode_snapshot,
+    decode_snapshot_reusing,
     encode_snapshot,
 )
 
@@ -139,9 +140,29 @@ def test_corrupt_or_oversized_snapshots_are_refused() -> None:
     with pytest.raises(RouteTableError, match="expands beyond"):
         decode_snapshot(blob, max_size=50)
     forged = json.loads(zlib.decompress(blob))
-    forged["rules"][0][0] = "0100"
-    with pytest.raises(RouteTableError, match="fails validation"):
+    first_cell, rest = forged["rows"][0].split("\x1f", 1)
+    assert first_cell == KIEL
+    forged["rows"][0] = "0100\x1f" + rest
+    with pytest.raises(RouteTableError, match="rule 1: ars: ARS prefix '0100'"):
         decode_snapshot(zlib.compress(json.dumps(forged).encode()))
+    forged["rows"] = [["not", "a", "string"]]
+    with pytest.raises(RouteTableError, match="corrupt"):
+        decode_snapshot(zlib.compress(json.dumps(forged).encode()))
+
+
+def test_reload_reuses_unchanged_rules_and_validates_changed_ones() -> None:
+    land = {"tenant": "land-sh", "backend": "fallback", "ars": "01", "note": "Land"}
+    first, index = decode_snapshot_reusing(encode_snapshot(table(KIEL_BAU, land)), None)
+    moved = {**KIEL_BAU, "backend": "dms", "valid_from": "2027-01-01"}
+    second, _ = decode_snapshot_reusing(encode_snapshot(table(moved, land)), index)
+    assert second == table(moved, land)
+    assert second.rules[1] is first.rules[1]
+    assert second.rules[0] is not first.rules[0]
+    # A forged row is validated even when the index knows its neighbours.
+    forged = json.loads(zlib.decompress(encode_snapshot(table(KIEL_BAU, land))))
+    forged["rows"][0] = forged["rows"][0].replace("bauamt", "Bau Amt")
+    with pytest.raises(RouteTableError, match="backend: 'Bau Amt' is not a valid id"):
+        decode_snapshot_reusing(zlib.compress(json.dumps(forged).encode()), index)
 
 
 async def test_watcher_hot_swaps_and_keeps_old_table_on_bad_input(nc: NatsClient) -> None:
