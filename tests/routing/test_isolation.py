@@ -1,0 +1,220 @@
+"""Tenant credentials tried against another tenant's cases, on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from poststelle.routing.embedded import EmbeddedNatsServer
+from poststelle.routing.isolation import (
+    CASES_STREAM,
+    HUB_USER,
+    NatsAuthConfig,
+    backend_consumer_name,
+    generate_auth_config,
+    tenant_inbox_prefix,
+)
+
+from .helpers import table
+
+TABLE = table()  # tenants kiel (bauamt, dms), luebeck (bauamt), land-sh (fallback)
+
+
+@pytest.fixture(scope="module")
+def auth() -> NatsAuthConfig:
+    return generate_auth_config(TABLE, own_state="sh")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, auth: NatsAuthConfig) -> Iterator[str]:
+    with EmbeddedNatsServer(
+        store_dir=tmp_path_factory.mktemp("isolated"), domain="sh", extra_config=auth.text
+    ) as running:
+        yield running.client_url
+
+
+class Session:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.client: NatsClient | None = None
+
+    async def connect(self, url: str, user: str, password: str, **options: str) -> NatsClient:
+        async def record(error: Exception) -> None:
+            self.errors.append(str(error))
+
+        self.client = await nats.connect(
+            url,
+            user=user,
+            password=password,
+            error_cb=record,
+            **options,
+        )
+        return self.client
+
+    async def violations(self) -> list[str]:
+        # Permission errors arrive asynchronously; a flush round-trip lets them land.
+        assert self.client is not None
+        await self.client.flush()
+        await asyncio.sleep(0.2)
+        # nats-py lower-cases the server's message.
+        return [e.lower() for e in self.errors if "permissions violation" in e.lower()]
+
+
+@pytest.fixture(scope="module")
+async def hub(server: str, auth: NatsAuthConfig) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(server, user=HUB_USER, password=auth.passwords[HUB_USER])
+    js = client.jetstream()
+    await js.add_stream(StreamConfig(name=CASES_STREAM, subjects=["case.>"]))
+    for tenant, backend in (("kiel", "bauamt"), ("luebeck", "bauamt")):
+        await js.add_consumer(
+            CASES_STREAM,
+            ConsumerConfig(
+                durable_name=backend_consumer_name(tenant, backend),
+                filter_subject=f"case.{tenant}.{backend}.>",
+                ack_policy=AckPolicy.EXPLICIT,
+            ),
+        )
+        await js.publish(f"case.{tenant}.{backend}.received", f"case for {tenant}".encode())
+    yield client
+    await client.close()
+
+
+async def tenant(server: str, auth: NatsAuthConfig, name: str) -> tuple[Session, NatsClient]:
+    session = Session()
+    client = await session.connect(
+        server, name, auth.passwords[name], inbox_prefix=tenant_inbox_prefix(name)
+    )
+    return session, client
+
+
+async def test_tenant_reads_its_own_cases(
+    server: str, auth: NatsAuthConfig, hub: NatsClient
+) -> None:
+    session, client = await tenant(server, auth, "kiel")
+    try:
+        consumer = backend_consumer_name("kiel", "bauamt")
+        subscription = await client.jetstream().pull_subscribe_bind(consumer, CASES_STREAM)
+        [message] = await subscription.fetch(1, timeout=5)
+        assert message.data == b"case for kiel"
+        await message.ack_sync()
+        assert await session.violations() == []
+    finally:
+        await client.close()
+
+
+async def test_tenant_is_refused_another_tenants_consumer(
+    server: str, auth: NatsAuthConfig, hub: NatsClient
+) -> None:
+    session, client = await tenant(server, auth, "kiel")
+    try:
+        foreign = backend_consumer_name("luebeck", "bauamt")
+        subscription = await client.jetstream().pull_subscribe_bind(foreign, CASES_STREAM)
+        with pytest.raises(nats.errors.TimeoutError):
+            await subscription.fetch(1, timeout=1)
+        violations = await session.violations()
+        assert any(f"msg.next.cases.{foreign}" in v for v in violations)
+        # Lübeck's case is still there for Lübeck.
+        info = await hub.jetstream().consumer_info(CASES_STREAM, foreign)
+        assert info.num_pending + info.num_ack_pending == 1
+    finally:
+        await client.close()
+
+
+async def test_tenant_is_refused_subjects_stream_reads_and_new_consumers(
+    server: str, auth: NatsAuthConfig, hub: NatsClient
+) -> None:
+    session, client = await tenant(server, auth, "kiel")
+    try:
+        await client.subscribe("case.luebeck.>")
+        await client.publish("case.luebeck.bauamt.received", b"forged")
+        js = client.jetstream(timeout=1)
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.get_msg(CASES_STREAM, 2)
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.add_consumer(CASES_STREAM, ConsumerConfig(filter_subject="case.luebeck.>"))
+        violations = " | ".join(await session.violations())
+        assert 'subscription to "case.luebeck.>"' in violations
+        assert 'publish to "case.luebeck.bauamt.received"' in violations
+        assert "$js.api.stream.msg.get.cases" in violations
+        assert "$js.api.consumer.create.cases" in violations
+        stream = await hub.jetstream().stream_info(CASES_STREAM)
+        assert stream.state.messages == 2  # the forged publish never landed
+    finally:
+        await client.close()
+
+
+async def test_hub_user_cannot_reach_a_peer_states_table(
+    server: str, auth: NatsAuthConfig, hub: NatsClient
+) -> None:
+    session = Session()
+    client = await session.connect(server, HUB_USER, auth.passwords[HUB_USER])
+    try:
+        await client.publish("$JS.by.API.STREAM.PURGE.KV_routes", b"")
+        await client.publish("$JS.sh.API.INFO", b"")  # own domain: allowed
+        violations = await session.violations()
+        assert len(violations) == 1
+        assert "$js.by.api.stream.purge.kv_routes" in violations[0]
+    finally:
+        await client.close()
+
+
+async def test_wrong_password_is_refused(server: str) -> None:
+    with pytest.raises(nats.errors.NoServersError):
+        await nats.connect(
+            server,
+            user="kiel",
+            password="guess",
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
+            error_cb=_ignore,
+        )
+
+
+async def _ignore(error: Exception) -> None:
+    return None
+
+
+def test_reserved_and_reused_credentials() -> None:
+    first = generate_auth_config(TABLE)
+    again = generate_auth_config(TABLE, passwords=first.passwords)
+    assert again.passwords == first.passwords
+    assert set(first.passwords) == {"hub", "kiel", "luebeck", "land-sh"}
+    with pytest.raises(ValueError, match="reserved"):
+        generate_auth_config(table(tenants={"hub": {"backends": ["x"]}}))
+
+
+def test_nats_config_command_writes_private_files_and_keeps_passwords(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from poststelle.routing.routes_cli import register
+
+    parser = argparse.ArgumentParser(prog="poststelle")
+    register(parser.add_subparsers(dest="command", required=True))
+    output, credentials = tmp_path / "auth.conf", tmp_path / "creds.json"
+    argv = [
+        "nats-config",
+        "--table",
+        str(Path(__file__).with_name("data") / "sh.yaml"),
+        "--state",
+        "sh",
+        "-o",
+        str(output),
+        "--credentials",
+        str(credentials),
+    ]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    first = credentials.read_text()
+    assert oct(output.stat().st_mode & 0o777) == "0o600"
+    assert '"user": "kiel"' in output.read_text()
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    assert credentials.read_text() == first
+    assert "4 users" in capsys.readouterr().out
