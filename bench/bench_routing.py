@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import nats
+
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.generator import LEISTUNGEN, generate_municipalities
 from poststelle.routing.resolver import RouteQuery, compile_table

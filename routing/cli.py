@@ -15,14 +15,22 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from poststelle.routing.config import ConfigError, HubConfig, load_config
 
-__all__ = ["add_common_options", "build_parser", "config_from", "main", "with_hub_client"]
+__all__ = [
+    "HubUnavailableError",
+    "add_common_options",
+    "build_parser",
+    "config_from",
+    "hub_client",
+    "main",
+    "with_hub_client",
+]
 
 log = logging.getLogger("poststelle")
 
@@ -30,6 +38,7 @@ log = logging.getLogger("poststelle")
 _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.contracts.cli",
     "poststelle.adapters.xta.cli",
+    "poststelle.routing.routes_cli",
     "poststelle.routing.dlq_cli",
     "poststelle.routing.stats",
 )
@@ -100,21 +109,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
 # -- commands that talk to a running hub's NATS -----------------------------------------
 
 
-async def with_hub_client(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
-    """Connect to the configured NATS, or to the embedded server's store when none runs."""
+class HubUnavailableError(RuntimeError):
+    pass
+
+
+@contextlib.asynccontextmanager
+async def hub_client(args: argparse.Namespace) -> AsyncIterator[Any]:
+    """A client of the hub's NATS: the configured one, or the embedded server of the data
+    folder (joined when a hub runs there, started for the command otherwise)."""
     from poststelle.routing.hub import Hub
 
-    config = config_from(args)
-    hub = Hub(config)
+    hub = Hub(config_from(args))
     try:
         await hub.start(http=False, workers=False)
     except Exception as exc:
-        print(f"error: cannot reach NATS: {exc}", file=sys.stderr)
-        return 2
+        await hub.stop()
+        where = hub.config.nats.url or f"the embedded server of {hub.config.data_dir}"
+        raise HubUnavailableError(f"cannot reach NATS at {where}: {exc}") from exc
     try:
-        return await work(hub)
+        yield hub
     finally:
         await hub.stop()
+
+
+async def with_hub_client(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    try:
+        async with hub_client(args) as hub:
+            return await work(hub)
+    except HubUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:

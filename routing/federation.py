@@ -38,6 +38,7 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
+
 from poststelle.routing.rules import RouteTable, RouteTableError, validate_ars_prefix
 from poststelle.routing.table_store import ROUTES_BUCKET, RouteTableStore
 

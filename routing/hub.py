@@ -32,6 +32,8 @@ from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
 from poststelle.routing.replies import ReplyIntake, ReplyRouter, load_case
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
+from poststelle.routing.table_routing import TableRouteResolver
+from poststelle.routing.table_store import RouteTableStore, RouteTableWatcher
 from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES, INBOX, ensure_topology
 from poststelle.routing.wiring import build_backends, build_inbound
 
@@ -42,8 +44,11 @@ log = logging.getLogger(__name__)
 _RESTART_DELAY = 1.0
 
 
-async def connect(config: HubConfig, url: str | None = None) -> NatsClient:
-    """A client that reconnects for ever: the hub outlives server restarts."""
+async def connect(
+    config: HubConfig, url: str | None = None, *, persistent: bool = True
+) -> NatsClient:
+    """A hub's client reconnects for ever: the hub outlives server restarts. A command-line
+    client (``persistent=False``) gives up after a few attempts with a clear error."""
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error=%r", exc)
@@ -61,7 +66,7 @@ async def connect(config: HubConfig, url: str | None = None) -> NatsClient:
     return await nats.connect(
         servers=servers,
         connect_timeout=config.nats.connect_timeout,
-        max_reconnect_attempts=-1,
+        max_reconnect_attempts=-1 if persistent else 2,
         reconnect_time_wait=0.5,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
@@ -91,7 +96,9 @@ class Hub:
         self._joined_url: str | None = None
         self.nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
-        self.resolver = resolver or StaticRouteResolver(config.routes)
+        self._explicit_resolver = resolver
+        self.resolver: RouteResolver = resolver or StaticRouteResolver(config.routes)
+        self.route_watcher: RouteTableWatcher | None = None
         self.core: RoutingCore | None = None
         self.workers: list[DeliveryWorker] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -163,9 +170,11 @@ class Hub:
                 sync_interval=self.config.nats.sync_interval,
             )
             await asyncio.to_thread(self.embedded.start)
-        self.nc = await connect(self.config, self.nats_url)
+        self.nc = await connect(self.config, self.nats_url, persistent=workers)
         self._js = self.nc.jetstream(domain=self.config.nats.domain)
         await ensure_topology(self.js, replicas=self.config.nats.replicas)
+        if workers and self._explicit_resolver is None:
+            await self._follow_route_table()
         self.audit = audit = AuditTrail(self.js)
         self.intake = Intake(self.js, audit, self.counters)
         self.replies = ReplyIntake(self.js, audit)
@@ -178,6 +187,14 @@ class Hub:
             await self.portal.start()
         log.info("hub started nats=%s", self.nats_url)
         return self
+
+    async def _follow_route_table(self) -> None:
+        """Route on the imported table, reloaded within seconds of every import."""
+        self.route_watcher = RouteTableWatcher(
+            await RouteTableStore.open(self.js), poll_interval=1.0
+        )
+        self.resolver = TableRouteResolver(self.route_watcher, fallback=self.resolver)
+        await self.route_watcher.start()
 
     def _start_workers(self, audit: AuditTrail) -> None:
         self.core = RoutingCore(
@@ -239,6 +256,8 @@ class Hub:
             await self.portal.stop()
         for adapter in self.inbound:
             await adapter.stop()
+        if self.route_watcher is not None:
+            await self.route_watcher.stop()
         if self.core is not None:
             self.core.stop()
         if self.reply_router is not None:

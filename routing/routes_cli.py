@@ -18,8 +18,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TextIO
 
-import nats
-from nats.aio.client import Client as NatsClient
 from poststelle.routing.federation import Territory, check_territory
 from poststelle.routing.resolver import Resolution, RouteQuery, compile_table
 from poststelle.routing.rules import ARS_LEVELS, RouteTable, RouteTableError, Tenant
@@ -42,7 +40,6 @@ __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE = 0, 1, 2
 
 
@@ -50,34 +47,15 @@ class _Unavailable(Exception):
     pass
 
 
-def _nats_url(args: argparse.Namespace) -> str:
-    return str(args.nats_url or os.environ.get("POSTSTELLE_NATS_URL") or DEFAULT_NATS_URL)
-
-
-async def _quiet(error: Exception) -> None:
-    log.debug("nats error=%r", error)
-
-
 @asynccontextmanager
 async def _store(args: argparse.Namespace) -> AsyncIterator[RouteTableStore]:
-    # Placeholder for the lead's shared connect helper: one try, a clear message, no retry loop.
-    url = _nats_url(args)
+    from poststelle.routing.cli import HubUnavailableError, hub_client
+
     try:
-        # allow_reconnect=False makes nats-py retry the first connect forever; one bounded
-        # attempt with a silent error callback fails fast with NoServersError instead.
-        client: NatsClient = await nats.connect(
-            url,
-            connect_timeout=3,
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.1,
-            error_cb=_quiet,
-        )
-    except Exception as error:
-        raise _Unavailable(f"cannot reach NATS at {url}: {error or type(error).__name__}") from None
-    try:
-        yield await RouteTableStore.open(client.jetstream(), args.bucket)
-    finally:
-        await client.drain()
+        async with hub_client(args) as hub:
+            yield await RouteTableStore.open(hub.js, args.bucket)
+    except HubUnavailableError as error:
+        raise _Unavailable(str(error)) from None
 
 
 async def _stored(store: RouteTableStore) -> StoredTable:
@@ -332,9 +310,9 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nats-url", help=f"NATS URL (env POSTSTELLE_NATS_URL, default {DEFAULT_NATS_URL})"
-    )
+    from poststelle.routing.cli import add_common_options
+
+    add_common_options(parser)
     parser.add_argument("--bucket", default=ROUTES_BUCKET, help=argparse.SUPPRESS)
 
 

@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from poststelle.routing.rules import RouteTable, RouteTableError, Rule, Tenant, rules_from_rows
 from pydantic import ValidationError
+
+from poststelle.routing.rules import RouteTable, RouteTableError, Rule, Tenant, rules_from_rows
 
 __all__ = [
     "RULE_COLUMNS",

@@ -35,10 +35,11 @@ from nats.js.errors import (
     NoKeysError,
 )
 from nats.js.kv import KeyValue
+from pydantic import ValidationError
+
 from poststelle.routing.resolver import Resolver, compile_table
 from poststelle.routing.rules import RouteTable, RouteTableError, Rule, rules_from_rows
 from poststelle.routing.table_io import RULE_COLUMNS
-from pydantic import ValidationError
 
 __all__ = [
     "POINTER_KEY",

@@ -13,6 +13,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
+
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.federation import (
     INBOX_STREAM,

@@ -10,6 +10,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.isolation import (
     CASES_STREAM,

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+
 from poststelle.routing.resolver import RouteQuery, compile_table, specificity
 from poststelle.routing.rules import RouteTableError
 

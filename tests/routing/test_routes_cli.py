@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.routes_cli import register
 

@@ -4,8 +4,9 @@ from datetime import date
 from typing import Any
 
 import pytest
-from poststelle.routing.rules import RULE_FIELDS, Rule, rules_from_rows, validate_ars_prefix
 from pydantic import ValidationError
+
+from poststelle.routing.rules import RULE_FIELDS, Rule, rules_from_rows, validate_ars_prefix
 
 from .helpers import BAUGENEHMIGUNG, KIEL, table
 

@@ -5,6 +5,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from poststelle.routing.resolver import RouteQuery, compile_table
 from poststelle.routing.rules import RouteTable, RouteTableError
 from poststelle.routing.table_io import (

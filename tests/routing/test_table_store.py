@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
+
 from poststelle.routing import table_store
 from poststelle.routing.resolver import RouteQuery
 from poststelle.routing.rules import RouteTableError
