@@ -101,15 +101,17 @@ async def _through_nats(table: RouteTable, store_dir: Path) -> dict[str, float]:
         ),
     )
     with EmbeddedNatsServer(store_dir=store_dir) as server:
-        hub = subprocess.Popen(
-            [sys.executable, __file__, "--hub", server.client_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+        hub = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--hub",
+            server.client_url,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         assert hub.stdin is not None and hub.stdout is not None
         try:
-            assert json.loads(hub.stdout.readline()) == {"ready": True}
+            assert json.loads(await hub.stdout.readline()) == {"ready": True}
             client = await nats.connect(server.client_url)
             store = await RouteTableStore.open(client.jetstream())
             figures: dict[str, float] = {}
@@ -118,8 +120,7 @@ async def _through_nats(table: RouteTable, store_dir: Path) -> dict[str, float]:
                 published = await store.publish(version)
                 figures[f"{name}_publish"] = time.perf_counter() - started
                 swapped = time.time()
-                report = await asyncio.to_thread(hub.stdout.readline)
-                loaded = json.loads(report)
+                loaded = json.loads(await hub.stdout.readline())
                 assert loaded["snapshot"] == published.pointer.snapshot
                 figures[f"{name}_live"] = loaded["at"] - swapped
                 figures["hub_peak_rss_mb"] = loaded["peak_rss_mb"]
@@ -127,7 +128,8 @@ async def _through_nats(table: RouteTable, store_dir: Path) -> dict[str, float]:
             return figures
         finally:
             hub.stdin.close()
-            hub.wait(timeout=30)
+            async with asyncio.timeout(30):
+                await hub.wait()
 
 
 def main() -> None:

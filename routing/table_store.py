@@ -386,18 +386,27 @@ class RouteTableWatcher:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
         self._reuse: ReuseIndex | None = None
+        self._discarding: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         """Load the current table (if any), then follow the pointer in the background."""
         await self.refresh()
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="route-table-watcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        # Cancel until the task ends: asyncio.wait_for (used inside nats-py) can swallow a
+        # cancellation that races with a result on Python 3.11.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("routing table watcher ended with error=%r", task.exception())
 
     async def refresh(self) -> bool:
         """Adopt the pointed-to table if it is new and valid; True if the resolver changed."""
@@ -442,22 +451,35 @@ class RouteTableWatcher:
             await self._changed.wait_for(predicate)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            watch: KeyValue.KeyWatcher | None = None
             try:
-                watcher = await self.store.kv.watch(POINTER_KEY)
-                try:
-                    while True:
-                        # A quiet period ends in a timeout: refresh anyway, a cheap backstop
-                        # for an update the watch might have missed across a reconnect.
-                        with contextlib.suppress(TimeoutError):
-                            await watcher.updates(timeout=self._poll_interval)  # type: ignore[no-untyped-call]
-                        await self.refresh()
-                finally:
-                    with contextlib.suppress(Exception):
-                        await watcher.stop()  # type: ignore[no-untyped-call]
+                watch = await self.store.kv.watch(POINTER_KEY)
+                while not self._stopping:
+                    # A quiet period ends in a timeout: refresh anyway, a cheap backstop
+                    # for an update the watch might have missed across a reconnect.
+                    with contextlib.suppress(TimeoutError):
+                        await watch.updates(timeout=self._poll_interval)  # type: ignore[no-untyped-call]
+                    await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 # Connection loss or a server restart ends the watch; start a new one.
                 log.warning("routing table watch interrupted error=%r; retrying", error)
                 await asyncio.sleep(1.0)
+            finally:
+                if watch is not None:
+                    self._discard(watch)
+
+    def _discard(self, watch: KeyValue.KeyWatcher) -> None:
+        # Unsubscribing can block while the client reconnects; never make the loop (or a
+        # cancellation) wait for it.
+        task = asyncio.get_running_loop().create_task(_stop_quietly(watch))
+        self._discarding.add(task)
+        task.add_done_callback(self._discarding.discard)
+
+
+async def _stop_quietly(watch: KeyValue.KeyWatcher) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5):
+            await watch.stop()  # type: ignore[no-untyped-call]

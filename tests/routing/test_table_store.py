@@ -7,12 +7,15 @@ import json
 import time
 import uuid
 import zlib
+from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
 from poststelle.routing import table_store
+from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.resolver import RouteQuery
 from poststelle.routing.rules import RouteTableError
 from poststelle.routing.table_store import (
@@ -205,3 +208,62 @@ async def test_watcher_hot_swaps_and_keeps_old_table_on_bad_input(nc: NatsClient
         assert watcher.pointer is not None and watcher.pointer.sequence == good.sequence + 1
     finally:
         await watcher.stop()
+
+
+async def test_lookups_during_a_hot_reload_see_one_table_or_the_other(nc: NatsClient) -> None:
+    store = await new_store(nc)
+    await store.publish(many_rules(3000, backend="dms"))
+    watcher = RouteTableWatcher(store, poll_interval=30)
+    await watcher.start()
+    seen: set[str | None] = set()
+    stop = asyncio.Event()
+
+    async def submissions() -> None:
+        # Messages keep arriving while the table changes underneath.
+        while not stop.is_set():
+            resolver = watcher.resolver
+            assert resolver is not None
+            for n in range(0, 3000, 97):
+                seen.add(
+                    resolver.resolve(RouteQuery(leistung=BAUGENEHMIGUNG, ars=f"01{n:010d}")).backend
+                )
+            await asyncio.sleep(0.001)
+
+    flowing = asyncio.create_task(submissions())
+    try:
+        await store.publish(many_rules(3000, backend="bauamt"))
+        async with asyncio.timeout(2):
+            await watcher.wait_until(
+                lambda: watcher.pointer is not None and watcher.pointer.sequence == 2
+            )
+        await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await flowing
+        await watcher.stop()
+    assert seen == {"dms", "bauamt"}
+
+
+async def test_watcher_follows_the_table_across_a_server_restart(tmp_path: Path) -> None:
+    server = EmbeddedNatsServer(store_dir=tmp_path).start()
+    client = await nats.connect(
+        server.client_url, reconnect_time_wait=0.2, max_reconnect_attempts=-1
+    )
+    try:
+        store = await RouteTableStore.open(client.jetstream())
+        await store.publish(table(KIEL_BAU))
+        watcher = RouteTableWatcher(store, poll_interval=1)
+        await watcher.start()
+        try:
+            server.stop()
+            server.start()
+            await store.publish(table({**KIEL_BAU, "backend": "dms"}))
+            async with asyncio.timeout(10):
+                await watcher.wait_until(
+                    lambda: watcher.pointer is not None and watcher.pointer.sequence == 2
+                )
+        finally:
+            await watcher.stop()
+    finally:
+        await client.close()
+        server.stop()
