@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "BackendConfig",
     "ConfigError",
+    "FederationConfig",
     "HttpConfig",
     "HubConfig",
     "InboundConfig",
@@ -67,6 +68,30 @@ class NatsConfig(_Section):
     sync_interval: str | None = Field(
         default=None, description="Embedded server fsync interval, e.g. 'always' or '10s'"
     )
+    leaf_listen_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Embedded server: accept peers' leaf nodes"
+    )
+    leaf_remotes: list[str] = Field(
+        default_factory=list, description="Embedded server: peers' leaf URLs to connect to"
+    )
+
+
+class FederationConfig(_Section):
+    """This hub's state and the peer states it exchanges cases with."""
+
+    state: str | None = Field(default=None, description="State id, e.g. 'sh'; the JetStream domain")
+    peers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_states(self) -> FederationConfig:
+        from poststelle.routing.federation import STATE_PREFIXES
+
+        for name in [self.state, *self.peers]:
+            if name is not None and name not in STATE_PREFIXES:
+                raise ValueError(f"unknown state {name!r}; use one of {sorted(STATE_PREFIXES)}")
+        if self.peers and self.state is None:
+            raise ValueError("peers need this hub's own state")
+        return self
 
 
 class HttpConfig(_Section):
@@ -117,6 +142,7 @@ class HubConfig(_Section):
     data_dir: Path = DEFAULT_DATA_DIR
     nats: NatsConfig = Field(default_factory=NatsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
     backends: list[BackendConfig] = Field(default_factory=list)
     inbound: list[InboundConfig] = Field(default_factory=list)
     routes: list[StaticRoute] = Field(default_factory=list)

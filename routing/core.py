@@ -33,6 +33,7 @@ from poststelle.contracts.inspection import (
 )
 from poststelle.contracts.replies import Answer, answered_message
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.config import FederationConfig
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_ATTACHMENTS,
@@ -48,6 +49,7 @@ from poststelle.routing.envelope import (
     quarantine_subject,
     safe_token,
 )
+from poststelle.routing.federation import federation_subject, state_for_ars
 from poststelle.routing.metrics import Counters
 from poststelle.routing.routes_static import RouteResolver, RoutingFacts
 from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES_BUCKET, INBOX
@@ -133,8 +135,11 @@ class RoutingCore:
         counters: Counters,
         *,
         inspector: MessageInspector,
+        federation: FederationConfig | None = None,
         batch_size: int = 256,
     ) -> None:
+        self._state = federation.state if federation else None
+        self._peers = frozenset(federation.peers) if federation else frozenset()
         self._js = js
         self._inspector = inspector
         self.resolver = resolver
@@ -208,6 +213,9 @@ class RoutingCore:
             if rejected.step == "validate":
                 futures += await self._reject_to_sender(msg, case_id, rejected)
             return futures, "quarantined"
+        peer = state_for_ars(inspected.region)
+        if self._state and peer != self._state and peer in self._peers:
+            return await self._forward(msg, case_id, inspected, peer), "forwarded"
         facts = RoutingFacts(
             standard=inspected.standard,
             message_type=inspected.message_type,
@@ -309,6 +317,24 @@ class RoutingCore:
             assert attachment.content is not None
             digest = attachment.sha256 or hashlib.sha256(attachment.content).hexdigest()
             await store.put(attachment_object_name(case_id, digest), attachment.content)
+
+    async def _forward(
+        self, msg: Msg, case_id: str, inspected: InspectedMessage, peer: str
+    ) -> list[asyncio.Future[Any]]:
+        """A case for another state's municipality goes, raw and unchanged, to that state's
+        hub, which routes it on its own table."""
+        assert self._state is not None
+        headers = {key: value for key, value in (msg.headers or {}).items()}
+        headers[H_MSG_ID] = _header(msg, H_MSG_ID)
+        headers["Poststelle-Origin-State"] = self._state
+        return [
+            await self._js.publish_async(
+                federation_subject(peer, self._state), msg.data, headers=headers
+            ),
+            await self._audit.append_async(
+                case_id, "forwarded", state=peer, region=inspected.region
+            ),
+        ]
 
     async def _reject_to_sender(
         self, msg: Msg, case_id: str, rejected: MessageRejected

@@ -34,6 +34,7 @@ from poststelle.routing.envelope import (
     dlq_subject,
     safe_token,
 )
+from poststelle.routing.isolation import backend_consumer_name
 from poststelle.routing.metrics import Counters
 from poststelle.routing.topology import CASES, OUTBOX
 
@@ -50,7 +51,10 @@ log = logging.getLogger(__name__)
 
 
 def consumer_name(tenant: str, backend: str) -> str:
-    return f"deliver-{safe_token(tenant)}-{safe_token(backend)}"
+    """One durable consumer per back end, whether the hub runs it (file drop, webhook) or
+    the back end itself does with its own credentials (native NATS): the same name, so the
+    server's permissions (``poststelle nats-config``) cover both."""
+    return backend_consumer_name(safe_token(tenant), safe_token(backend))
 
 
 def retry_delay(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:

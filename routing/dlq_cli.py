@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     listing = commands.add_parser("list", help="dead letters: consumer, case, reason, time, size")
     add_common_options(listing)
-    listing.add_argument("--consumer", help="only this consumer (e.g. deliver-stadt-kiel-akte)")
+    listing.add_argument("--consumer", help="only this consumer (e.g. case_stadt-kiel_akte)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_cmd_list)
 

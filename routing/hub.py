@@ -28,6 +28,12 @@ from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import AnswerWorker, DeliveryWorker
 from poststelle.routing.dlq import RECORDER_DURABLE, DeadLetterRecorder
 from poststelle.routing.embedded import EmbeddedNatsServer
+from poststelle.routing.federation import (
+    add_inbox_sources,
+    ensure_federation_stream,
+    leafnode_config,
+    mirror_peer_table,
+)
 from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
 from poststelle.routing.replies import ReplyIntake, ReplyRouter, load_case
@@ -166,15 +172,19 @@ class Hub:
         if not self.config.nats.url and not self._joined_url:
             self.embedded = EmbeddedNatsServer(
                 store_dir=store,
-                domain=self.config.nats.domain,
+                domain=self.domain,
+                extra_config=self._leaf_config(),
                 sync_interval=self.config.nats.sync_interval,
             )
             await asyncio.to_thread(self.embedded.start)
         self.nc = await connect(self.config, self.nats_url, persistent=workers)
-        self._js = self.nc.jetstream(domain=self.config.nats.domain)
+        # The hub's own JetStream, addressed without a domain prefix: the local server's.
+        self._js = self.nc.jetstream()
         await ensure_topology(self.js, replicas=self.config.nats.replicas)
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()
+        if workers and self.config.federation.state:
+            await self._join_federation()
         self.audit = audit = AuditTrail(self.js)
         self.intake = Intake(self.js, audit, self.counters)
         self.replies = ReplyIntake(self.js, audit)
@@ -187,6 +197,28 @@ class Hub:
             await self.portal.start()
         log.info("hub started nats=%s", self.nats_url)
         return self
+
+    @property
+    def domain(self) -> str | None:
+        return self.config.nats.domain or self.config.federation.state
+
+    def _leaf_config(self) -> str:
+        nats_config = self.config.nats
+        if nats_config.leaf_listen_port is None and not nats_config.leaf_remotes:
+            return ""
+        return leafnode_config(
+            listen_port=nats_config.leaf_listen_port, remotes=nats_config.leaf_remotes
+        )
+
+    async def _join_federation(self) -> None:
+        """Cases for peers leave through ``FEDERATION``; peers' cases for us arrive in
+        ``INBOX`` by stream sourcing, which resumes by itself after a link outage."""
+        federation = self.config.federation
+        assert federation.state is not None
+        await ensure_federation_stream(self.js)
+        await add_inbox_sources(self.js, federation.state, federation.peers)
+        for peer in federation.peers:
+            await mirror_peer_table(self.js, peer)
 
     async def _follow_route_table(self) -> None:
         """Route on the imported table, reloaded within seconds of every import."""
@@ -203,6 +235,7 @@ class Hub:
             audit,
             self.counters,
             inspector=MessageInspector(self.config.data_dir),
+            federation=self.config.federation,
             batch_size=self.config.router_batch_size,
         )
         self._supervise("routing-core", self.core.run)

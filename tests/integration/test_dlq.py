@@ -195,4 +195,4 @@ async def test_stats_balance_received_against_routed_parked_and_in_flight(hub: H
         "unaccounted": 0,
     }
     assert report["consumers"]["router"]["stream_pending"] == 0
-    assert any(name.startswith("deliver-") for name in report["consumers"])
+    assert any(name.startswith("case_") for name in report["consumers"])

@@ -136,7 +136,7 @@ async def test_healthz_reports_nats_and_consumers(hub: Hub, http: httpx.AsyncCli
     response = await eventually(lambda: _ok(http.get("/healthz")))
     report = response.json()
     assert report["nats"]["connected"] is True
-    assert set(report["consumers"]) == {"router", "deliver-bauaufsicht-demo-filedrop"}
+    assert set(report["consumers"]) == {"router", "case_bauaufsicht-demo_filedrop"}
     assert all(c["present"] for c in report["consumers"].values())
 
 

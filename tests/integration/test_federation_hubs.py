@@ -1,0 +1,92 @@
+"""Two state hubs (Schleswig-Holstein, Bayern) with their own NATS, joined by a leaf node:
+a Bavarian building application submitted in Kiel is delivered by the Bavarian hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from poststelle.contracts.events import CaseEvent
+from poststelle.routing.config import HubConfig, load_config
+from poststelle.routing.hub import Hub
+from tests.integration.conftest import eventually
+from tests.messages import xbau_antrag
+from tests.routing.test_federation import free_port
+
+XML = {"Content-Type": "application/xml"}
+
+
+def _in_muenchen(body: bytes) -> bytes:
+    return body.replace(b"<code>01002000</code>", b"<code>09162000</code>")
+
+
+def _state_config(tmp_path: Path, state: str, peer: str, **nats: object) -> HubConfig:
+    config = load_config(environ={}, overrides={"data_dir": tmp_path / state, "http.port": 0})
+    document = config.model_dump(mode="json")
+    document["nats"].update(nats)
+    document["federation"] = {"state": state, "peers": [peer]}
+    document["backends"] = [{"tenant": f"bauaufsicht-{state}", "name": "akte"}]
+    document["routes"] = [{"standard": "xbau", "tenant": f"bauaufsicht-{state}", "backend": "akte"}]
+    return HubConfig.model_validate(document)
+
+
+@pytest.fixture
+async def hubs(tmp_path: Path) -> AsyncIterator[tuple[Hub, Hub]]:
+    leaf_port = free_port()
+    sh = _state_config(tmp_path, "sh", "by", leaf_listen_port=leaf_port)
+    by = _state_config(tmp_path, "by", "sh", leaf_remotes=[f"nats-leaf://127.0.0.1:{leaf_port}"])
+    async with Hub(sh) as sh_hub, Hub(by) as by_hub:
+        yield sh_hub, by_hub
+
+
+def _delivered(hub: Hub) -> list[CaseEvent]:
+    folder = hub.workers[0].backend.folder  # type: ignore[attr-defined]
+    return [CaseEvent.model_validate_json(p.read_bytes()) for p in folder.glob("*.json")]
+
+
+async def test_case_for_another_state_travels_to_its_hub(hubs: tuple[Hub, Hub]) -> None:
+    sh, by = hubs
+    local_body, _ = xbau_antrag()
+    bavarian_body, nachrichten_uuid = xbau_antrag()
+    async with httpx.AsyncClient(base_url=sh.http_url) as http:
+        local = (await http.post("/v1/submissions", content=local_body, headers=XML)).json()
+        remote = (
+            await http.post("/v1/submissions", content=_in_muenchen(bavarian_body), headers=XML)
+        ).json()
+
+    [in_bayern] = await eventually(lambda: _delivered(by), within=20)
+    [in_sh] = await eventually(lambda: _delivered(sh))
+    assert in_bayern.data.case_id == remote["case_id"]
+    assert in_bayern.data.nachrichten_uuid == nachrichten_uuid
+    assert in_bayern.data.tenant == "bauaufsicht-by"
+    assert in_bayern.data.region == "09162000"
+    assert in_sh.data.case_id == local["case_id"]
+    assert sh.audit is not None
+    assert [e.hop for e in await sh.audit.read(remote["case_id"])] == ["received", "forwarded"]
+
+
+async def test_cases_wait_out_an_outage_of_the_peer(tmp_path: Path) -> None:
+    leaf_port = free_port()
+    sh_config = _state_config(tmp_path, "sh", "by", leaf_listen_port=leaf_port)
+    by_config = _state_config(
+        tmp_path, "by", "sh", leaf_remotes=[f"nats-leaf://127.0.0.1:{leaf_port}"]
+    )
+    async with Hub(sh_config) as sh:
+        by = await Hub(by_config).start()
+        await by.stop()  # Bayern is down: its server and its hub
+        case_ids = set()
+        async with httpx.AsyncClient(base_url=sh.http_url) as http:
+            for _ in range(5):
+                body, _ = xbau_antrag()
+                answer = await http.post("/v1/submissions", content=_in_muenchen(body), headers=XML)
+                assert answer.status_code == 202
+                case_ids.add(answer.json()["case_id"])
+        await eventually(lambda: sh.counters.get("core.forwarded") == 5)
+        async with Hub(by_config) as by_again:
+            await eventually(lambda: len(_delivered(by_again)) == 5, within=30)
+            # Nothing more arrives: each case exactly once.
+            assert (await by_again.js.stream_info("INBOX")).state.messages == 5
+        assert {event.data.case_id for event in _delivered(by_again)} == case_ids
