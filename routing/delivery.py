@@ -44,6 +44,8 @@ __all__ = [
     "ConsumerWorker",
     "DeliveryWorker",
     "consumer_name",
+    "durable_consumer_config",
+    "ensure_backend_consumer",
     "retry_delay",
 ]
 
@@ -60,6 +62,33 @@ def consumer_name(tenant: str, backend: str) -> str:
 def retry_delay(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
     """Exponential back-off: 1 s, 2 s, 4 s ... at most five minutes."""
     return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def durable_consumer_config(max_deliver: int) -> ConsumerConfig:
+    return ConsumerConfig(
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=60.0,
+        max_deliver=max_deliver,
+        max_ack_pending=1000,
+    )
+
+
+def backend_subject(tenant: str, backend: str) -> str:
+    return f"case.{safe_token(tenant)}.{safe_token(backend)}.>"
+
+
+async def ensure_backend_consumer(
+    js: JetStreamContext, tenant: str, backend: str, max_deliver: int
+) -> str:
+    """The durable consumer a native back end pulls from with its own credentials (which
+    may not create consumers: ``poststelle nats-config`` grants pull and ack only)."""
+    durable = consumer_name(tenant, backend)
+    config = durable_consumer_config(max_deliver)
+    config.durable_name = durable
+    config.filter_subject = backend_subject(tenant, backend)
+    await js.add_consumer(CASES, config)
+    return durable
 
 
 class ConsumerWorker:
@@ -103,13 +132,7 @@ class ConsumerWorker:
             self._subject,
             durable=self.durable,
             stream=self.stream,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=60.0,
-                max_deliver=self._max_deliver,
-                max_ack_pending=1000,
-            ),
+            config=durable_consumer_config(self._max_deliver),
         )
         log.info("worker started durable=%s subject=%s", self.durable, self._subject)
         try:
@@ -188,7 +211,7 @@ class DeliveryWorker(ConsumerWorker):
         super().__init__(
             js,
             durable=consumer_name(backend.tenant, backend.name),
-            subject=f"case.{safe_token(backend.tenant)}.{safe_token(backend.name)}.>",
+            subject=backend_subject(backend.tenant, backend.name),
             audit=audit,
             counters=counters,
             max_deliver=max_deliver,

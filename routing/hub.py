@@ -25,7 +25,7 @@ from poststelle.contracts.replies import CaseReply
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
-from poststelle.routing.delivery import AnswerWorker, DeliveryWorker
+from poststelle.routing.delivery import AnswerWorker, DeliveryWorker, ensure_backend_consumer
 from poststelle.routing.dlq import RECORDER_DURABLE, DeadLetterRecorder
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.federation import (
@@ -183,6 +183,11 @@ class Hub:
         await ensure_topology(self.js, replicas=self.config.nats.replicas)
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()
+        for backend_config, backend in self._backends:
+            if getattr(backend, "self_consuming", False):
+                await ensure_backend_consumer(
+                    self.js, backend.tenant, backend.name, backend_config.max_deliver
+                )
         if workers and self.config.federation.state:
             await self._join_federation()
         self.audit = audit = AuditTrail(self.js)
@@ -240,6 +245,8 @@ class Hub:
         )
         self._supervise("routing-core", self.core.run)
         for backend_config, backend in self._backends:
+            if getattr(backend, "self_consuming", False):
+                continue
             worker = DeliveryWorker(
                 self.js, backend, audit, self.counters, max_deliver=backend_config.max_deliver
             )

@@ -1,0 +1,41 @@
+"""A back end that consumes CASES itself: the hub creates its consumer and leaves it alone."""
+
+from __future__ import annotations
+
+import httpx
+import nats
+
+from poststelle.contracts.events import CaseEvent
+from poststelle.routing.config import HubConfig
+from poststelle.routing.hub import Hub
+from poststelle.routing.topology import CASES
+from tests.messages import xbau_antrag
+
+
+async def test_native_backend_pulls_its_own_consumer(hub_config: HubConfig) -> None:
+    document = hub_config.model_dump(mode="json")
+    document["backends"] = [{"tenant": "stadt-kiel", "name": "dms", "kind": "nats"}]
+    document["routes"] = [{"standard": "xbau", "tenant": "stadt-kiel", "backend": "dms"}]
+    config = HubConfig.model_validate(document)
+    async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
+        assert hub.workers == []  # the hub runs no delivery worker for it
+        body, nachrichten_uuid = xbau_antrag()
+        await http.post(
+            "/v1/submissions", content=body, headers={"Content-Type": "application/xml"}
+        )
+
+        fachverfahren = await nats.connect(hub.nats_url)
+        try:
+            js = fachverfahren.jetstream()
+            subscription = await js.pull_subscribe_bind("case_stadt-kiel_dms", stream=CASES)
+            [msg] = await subscription.fetch(1, timeout=10)
+            event = CaseEvent.model_validate_json(msg.data)
+            assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == event.id
+            await msg.ack_sync()
+            info = await js.consumer_info(CASES, "case_stadt-kiel_dms")
+        finally:
+            await fachverfahren.close()
+    assert event.data.nachrichten_uuid == nachrichten_uuid
+    assert (event.data.tenant, event.data.backend) == ("stadt-kiel", "dms")
+    assert info.config.filter_subject == "case.stadt-kiel.dms.>"
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
