@@ -238,14 +238,23 @@ class _Value:
         if self.select is None:
             return self.const
         raw = self.select(context)
-        # Hot path: most values are the text of one element and typed str.
-        if self.kind == "str" and raw.__class__ is list and len(raw) == 1:
-            node = raw[0]
-            text = node.text if isinstance(node, etree._Element) else node
-            if text.__class__ is str:
-                text = text.strip()
+        # Hot paths, each giving exactly what _convert would: the text of one element or a
+        # string function's result typed str, and a count() typed int.
+        kind, cls = self.kind, raw.__class__
+        if kind == "str":
+            if cls is list and len(raw) == 1:
+                node = raw[0]
+                text = node.text if isinstance(node, etree._Element) else node
+                if text.__class__ is str:
+                    text = text.strip()
+                    if text:
+                        return text
+            elif cls is str:
+                text = raw.strip()
                 if text:
                     return text
+        elif kind == "int" and cls is float and raw == raw:  # not NaN
+            return int(raw)
         try:
             value = _convert(raw, self.kind)
         except (ValueError, TypeError) as exc:
