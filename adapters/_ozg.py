@@ -37,7 +37,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from poststelle.adapters._problem import problem, problem_response_doc
 from poststelle.adapters.base import Publish
 from poststelle.contracts.events import AttachmentRef, deterministic_case_id
-from poststelle.contracts.inspection import attachment_object_name
+from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
 from poststelle.routing.envelope import H_ATTACHMENTS
 
 __all__ = [
@@ -225,19 +225,10 @@ async def _claim_check(
 ) -> list[AttachmentRef]:
     refs: list[AttachmentRef] = []
     for file in files:
-        digest = hashlib.sha256(file.content).hexdigest()
-        name = attachment_object_name(case_id, digest)
-        await store(name, file.content)
-        refs.append(
-            AttachmentRef(
-                name=file.name,
-                media_type=file.media_type,
-                kind="inline",
-                size=len(file.content),
-                sha256=digest,
-                ref=f"attachments/{name}",
-            )
-        )
+        ref = claim_check_ref(case_id, file.name, file.media_type, file.content)
+        assert ref.sha256 is not None
+        await store(attachment_object_name(case_id, ref.sha256), file.content)
+        refs.append(ref)
     return refs
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "MessageRejected",
     "attachment_object_name",
     "attachment_refs",
+    "claim_check_ref",
     "inspect_message",
 ]
 
@@ -101,22 +102,27 @@ def attachment_object_name(case_id: str, sha256: str) -> str:
     return f"{case_id}/{sha256}"
 
 
+def claim_check_ref(case_id: str, name: str, media_type: str, content: bytes) -> AttachmentRef:
+    """The reference to bytes stored under ``attachment_object_name`` in the object store."""
+    digest = hashlib.sha256(content).hexdigest()
+    return AttachmentRef(
+        name=name,
+        media_type=media_type,
+        kind="inline",
+        size=len(content),
+        sha256=digest,
+        ref=f"attachments/{attachment_object_name(case_id, digest)}",
+    )
+
+
 def attachment_refs(case_id: str, attachments: Sequence[Attachment]) -> list[AttachmentRef]:
     """The CaseEvent's view of a message's attachments: inline ones by their claim check
     (the caller stores ``content`` under ``attachment_object_name``), references as given."""
     refs: list[AttachmentRef] = []
     for attachment in attachments:
         if attachment.kind == "inline" and attachment.content is not None:
-            digest = attachment.sha256 or hashlib.sha256(attachment.content).hexdigest()
             refs.append(
-                AttachmentRef(
-                    name=attachment.name,
-                    media_type=attachment.media_type,
-                    kind="inline",
-                    size=len(attachment.content),
-                    sha256=digest,
-                    ref=f"attachments/{attachment_object_name(case_id, digest)}",
-                )
+                claim_check_ref(case_id, attachment.name, attachment.media_type, attachment.content)
             )
         elif attachment.ref:
             refs.append(
