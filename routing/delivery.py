@@ -96,6 +96,8 @@ class ConsumerWorker:
 
     stream: str
     counter_prefix: str
+    # Messages of one batch may be handed over concurrently unless their order matters.
+    in_order: bool = True
 
     def __init__(
         self,
@@ -141,8 +143,11 @@ class ConsumerWorker:
                     batch = await subscription.fetch(self._batch_size, timeout=0.5)
                 except (FetchTimeoutError, TimeoutError):
                     continue
-                for msg in batch:
-                    await self._process(msg)
+                if self.in_order:
+                    for msg in batch:
+                        await self._process(msg)
+                else:
+                    await asyncio.gather(*(self._process(msg) for msg in batch))
         finally:
             await self.on_stop()
 
@@ -197,6 +202,8 @@ class DeliveryWorker(ConsumerWorker):
 
     stream = CASES
     counter_prefix = "delivery"
+    # One event per case so far, and each carries its own idempotency key: order is free.
+    in_order = False
 
     def __init__(
         self,
@@ -254,6 +261,8 @@ class AnswerWorker(ConsumerWorker):
 
     stream = OUTBOX
     counter_prefix = "answer"
+    # A status must reach the origin before the decision that follows it.
+    in_order = True
 
     def __init__(
         self,
