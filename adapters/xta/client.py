@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import requests
+import requests.adapters
 import zeep
 import zeep.exceptions
 from lxml import etree
@@ -107,6 +108,23 @@ _PERMANENT_BY_EXCEPTION: dict[str, type[XtaError]] = {
 }
 
 
+class _PinnedVerifyAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, verify: bool | str) -> None:
+        super().__init__()
+        self._verify = verify
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        return super().send(request, stream, timeout, self._verify, cert, proxies)
+
+
 class XtaClient:
     """Synchronous XTA client; one instance may be shared by threads.
 
@@ -131,9 +149,11 @@ class XtaClient:
                 if settings.client_key is not None
                 else str(settings.client_cert)
             )
-        self._session.verify = (
-            str(settings.ca_bundle) if settings.ca_bundle is not None else settings.verify_tls
-        )
+        verify = str(settings.ca_bundle) if settings.ca_bundle is not None else settings.verify_tls
+        self._session.verify = verify
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's verify
+        # (psf/requests#3829): an operator's CA for the XTA server would silently lose.
+        self._session.mount("https://", _PinnedVerifyAdapter(verify))
         transport = XtaTransport(
             XtaSchemaLocator(settings.xsd_dir),
             self._session,

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -180,8 +181,12 @@ class XtaSimulator:
         *,
         xsd_dir: Path | None = None,
         mtom: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._host, self._port = host, port
+        # XTA servers demand HTTPS with a client certificate; a server-side context with
+        # CERT_REQUIRED makes the simulator do the same.
+        self._tls = tls
         # With the official XSDs at hand the simulator rejects schema-invalid requests, as a
         # strict real server would.
         self._validator = XtaSchemaValidator(xsd_dir) if xsd_dir is not None else None
@@ -198,6 +203,8 @@ class XtaSimulator:
         handler = type("_BoundHandler", (_Handler,), {"simulator": self})
         self._server = ThreadingHTTPServer((self._host, self._port), handler)
         self._server.daemon_threads = True
+        if self._tls is not None:
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -229,7 +236,8 @@ class XtaSimulator:
         if self._server is None:
             raise RuntimeError("simulator not running")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/xta"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{host!s}:{port}/xta"
 
     # -- Python API -----------------------------------------------------------------------------
 
