@@ -107,10 +107,17 @@ async def _read_input(args: argparse.Namespace, store: RouteTableStore | None) -
     return table
 
 
+def _progress(step: str) -> None:
+    """Long steps say what they do, on stderr so stdout stays machine-readable."""
+    print(step, file=sys.stderr, flush=True)
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _store(args) as store:
+            _progress(f"reading and validating {args.file} ...")
             table = await _read_input(args, store)
+            _progress(f"{len(table.rules):,} rules valid; comparing with the stored table ...")
             current = await store.load()
             old = current.table if current else RouteTable()
             changes = diff(old, table)
@@ -118,6 +125,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
             if args.dry_run:
                 print("dry run: nothing stored")
                 return EXIT_OK
+            _progress("publishing the snapshot ...")
             published = await store.publish(
                 table, expected_revision=current.revision if current else 0
             )
@@ -257,6 +265,7 @@ def _print_resolution(resolution: Resolution, out: TextIO) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from poststelle.routing.generator import write_national_table
 
+    _progress(f"generating up to {args.rules:,} rules for every German Gemeinde ...")
     try:
         written = write_national_table(
             Path(args.output), max_rules=args.rules, leistungen=args.leistungen, seed=args.seed
