@@ -191,12 +191,17 @@ def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from poststelle.contracts.events import CASE_EVENT_SCHEMA_PATH, case_event_json_schema
+    if args.asyncapi:
+        from poststelle.contracts.asyncapi import ASYNCAPI_PATH as path
+        from poststelle.contracts.asyncapi import hub_asyncapi as build
+    else:
+        from poststelle.contracts.events import CASE_EVENT_SCHEMA_PATH as path
+        from poststelle.contracts.events import case_event_json_schema as build
 
-    text = json.dumps(case_event_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
     if args.write:
-        CASE_EVENT_SCHEMA_PATH.write_text(text, encoding="utf-8")
-        print(f"wrote {CASE_EVENT_SCHEMA_PATH}")
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     else:
         sys.stdout.write(text)
     return 0
@@ -237,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     q_replay.set_defaults(func=_cmd_quarantine_replay)
 
     schema = commands.add_parser("schema", help="print the CaseEvent JSON Schema")
+    schema.add_argument("--asyncapi", action="store_true", help="the AsyncAPI document instead")
     schema.add_argument("--write", action="store_true", help="update contracts/ in place")
     schema.set_defaults(func=_cmd_schema)
 

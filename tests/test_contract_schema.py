@@ -53,3 +53,41 @@ def test_unknown_fields_are_refused() -> None:
         CaseEvent.model_validate(
             {**json.loads(CaseEvent.received(_data()).model_dump_json()), "surprise": 1}
         )
+
+
+def test_committed_asyncapi_matches_the_hub() -> None:
+    from poststelle.contracts.asyncapi import ASYNCAPI_PATH, hub_asyncapi
+
+    committed = json.loads(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    generated = hub_asyncapi()
+    assert committed == generated, (
+        "contracts/asyncapi.json is stale: run 'poststelle schema --asyncapi --write'"
+    )
+    channels = generated["channels"]
+    assert channels["CASES"]["address"] == "case.{tenant}.{backend}.{message_type}"
+    messages = generated["components"]["messages"]
+    payloads = {name.split(":")[0]: m["payload"]["$ref"] for name, m in messages.items()}
+    assert payloads == {
+        "CASES": "#/components/schemas/CaseEvent",
+        "REPLIES": "#/components/schemas/CaseReply",
+    }
+
+
+async def test_a_faststream_back_end_reads_the_hubs_events() -> None:
+    # Pure handler logic, so FastStream's in-memory broker is enough: the JSON the hub
+    # publishes is what a FastStream subscriber typed with CaseEvent accepts.
+    from faststream.nats import NatsBroker, TestNatsBroker
+
+    broker = NatsBroker()
+    received: list[CaseEvent] = []
+
+    @broker.subscriber("case.t.b.>")
+    async def fachverfahren(event: CaseEvent) -> None:
+        received.append(event)
+
+    event = CaseEvent.received(_data())
+    async with TestNatsBroker(broker) as test_broker:
+        await test_broker.publish(
+            event.model_dump_json().encode(), "case.t.b.baugenehmigung_antrag_0200"
+        )
+    assert received == [event]
