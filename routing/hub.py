@@ -375,6 +375,19 @@ class Hub:
     async def case_status(self, case_id: str) -> dict[str, Any] | None:
         return await load_case(self.js, case_id)
 
+    def _route_table_health(self) -> dict[str, Any]:
+        watcher = self.route_watcher
+        if watcher is None or watcher.resolver is None:
+            return {"source": "config", "rules": len(self.config.routes)}
+        pointer = watcher.pointer
+        return {
+            "source": "table",
+            "snapshot": pointer.snapshot if pointer else None,
+            "rules": watcher.resolver.rule_count,
+            # A table that failed validation is reported here while the old one keeps routing.
+            "last_error": watcher.last_error,
+        }
+
     async def health(self) -> dict[str, Any]:
         connected = self.nc is not None and self.nc.is_connected
         report: dict[str, Any] = {
@@ -386,6 +399,7 @@ class Hub:
             },
             "consumers": {},
             "counters": self.counters.snapshot(),
+            "routes": self._route_table_health(),
         }
         if not connected:
             return report
