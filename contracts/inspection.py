@@ -102,9 +102,12 @@ def attachment_object_name(case_id: str, sha256: str) -> str:
     return f"{case_id}/{sha256}"
 
 
-def claim_check_ref(case_id: str, name: str, media_type: str, content: bytes) -> AttachmentRef:
-    """The reference to bytes stored under ``attachment_object_name`` in the object store."""
-    digest = hashlib.sha256(content).hexdigest()
+def claim_check_ref(
+    case_id: str, name: str, media_type: str, content: bytes, *, sha256: str | None = None
+) -> AttachmentRef:
+    """The reference to bytes stored under ``attachment_object_name`` in the object store.
+    ``sha256`` is the content's digest when the caller already computed it."""
+    digest = sha256 or hashlib.sha256(content).hexdigest()
     return AttachmentRef(
         name=name,
         media_type=media_type,
@@ -122,7 +125,13 @@ def attachment_refs(case_id: str, attachments: Sequence[Attachment]) -> list[Att
     for attachment in attachments:
         if attachment.kind == "inline" and attachment.content is not None:
             refs.append(
-                claim_check_ref(case_id, attachment.name, attachment.media_type, attachment.content)
+                claim_check_ref(
+                    case_id,
+                    attachment.name,
+                    attachment.media_type,
+                    attachment.content,
+                    sha256=attachment.sha256,
+                )
             )
         elif attachment.ref:
             refs.append(

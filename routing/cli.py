@@ -59,10 +59,6 @@ def config_from(args: argparse.Namespace, **overrides: Any) -> HubConfig:
     )
 
 
-def run_async(func: Callable[[], Awaitable[int]]) -> int:
-    return asyncio.run(func())  # type: ignore[arg-type]
-
-
 # -- run -------------------------------------------------------------------------------
 
 

@@ -87,10 +87,6 @@ class CaseRecord:
     def encode(self) -> bytes:
         return json.dumps(self.__dict__, separators=(",", ":"), default=str).encode()
 
-    @classmethod
-    def decode(cls, raw: bytes) -> CaseRecord:
-        return cls(**json.loads(raw))
-
 
 def _answered_facts(inspected: InspectedMessage) -> dict[str, Any]:
     fields = inspected.fields

@@ -96,6 +96,7 @@ class Hub:
         self.config = config
         self.registry = registry or default_registry()
         self._backends: list[tuple[BackendConfig, OutboundAdapter]] = []
+        self._native_backends: list[tuple[BackendConfig, OutboundAdapter]] = []
         self.inbound: list[InboundAdapter] = []
         self.counters = Counters()
         self.embedded: EmbeddedNatsServer | None = None
@@ -156,7 +157,14 @@ class Hub:
         )
         if workers:
             # Bad adapter settings stop start-up before anything is connected.
-            self._backends = build_backends(self.config, self.registry, context)
+            backends = build_backends(self.config, self.registry, context)
+            # Native back ends pull CASES themselves: the hub only provides their consumer.
+            self._native_backends = [
+                (c, b) for c, b in backends if getattr(b, "self_consuming", False)
+            ]
+            self._backends = [
+                (c, b) for c, b in backends if not getattr(b, "self_consuming", False)
+            ]
             self.inbound = build_inbound(self.config, self.registry, context)
         if http:
             self.portal = self._build_portal(context)
@@ -183,11 +191,10 @@ class Hub:
         await ensure_topology(self.js, replicas=self.config.nats.replicas)
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()
-        for backend_config, backend in self._backends:
-            if getattr(backend, "self_consuming", False):
-                await ensure_backend_consumer(
-                    self.js, backend.tenant, backend.name, backend_config.max_deliver
-                )
+        for backend_config, backend in self._native_backends:
+            await ensure_backend_consumer(
+                self.js, backend.tenant, backend.name, backend_config.max_deliver
+            )
         if workers and self.config.federation.state:
             await self._join_federation()
         self.audit = audit = AuditTrail(self.js)
@@ -245,8 +252,6 @@ class Hub:
         )
         self._supervise("routing-core", self.core.run)
         for backend_config, backend in self._backends:
-            if getattr(backend, "self_consuming", False):
-                continue
             worker = DeliveryWorker(
                 self.js, backend, audit, self.counters, max_deliver=backend_config.max_deliver
             )
