@@ -35,33 +35,42 @@ CRASHED = "deliver-crash-test"
 SUBJECT = "case.crash.test.antrag"
 
 
-async def _crashed_worker(js: JetStreamContext, stop: asyncio.Event) -> int:
+async def _crashed_worker(
+    subscription: JetStreamContext.PullSubscription, stop: asyncio.Event, deliveries: list[int]
+) -> None:
     """A consumer whose handler never acks, as if its process died mid-delivery each time."""
+    while not stop.is_set():
+        try:
+            deliveries.extend(1 for _ in await subscription.fetch(1, timeout=0.2))
+        except (FetchTimeoutError, TimeoutError):
+            continue
+
+
+async def _given_up(js: JetStreamContext, deliveries: list[int]) -> bool:
+    """Three deliveries seen and none pending: the server has stopped redelivering."""
+    if len(deliveries) < 3:
+        return False
+    info = await js.consumer_info(CASES, CRASHED)
+    return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def _exhaust(js: JetStreamContext, case_id: str) -> int:
     subscription = await js.pull_subscribe(
         "case.crash.>",
         durable=CRASHED,
         stream=CASES,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=0.3, max_deliver=3),
     )
-    deliveries = 0
-    while not stop.is_set():
-        try:
-            deliveries += len(await subscription.fetch(1, timeout=0.2))
-        except (FetchTimeoutError, TimeoutError):
-            continue
-    return deliveries
-
-
-async def _exhaust(js: JetStreamContext, case_id: str) -> int:
     stop = asyncio.Event()
-    worker = asyncio.create_task(_crashed_worker(js, stop))
-    await asyncio.sleep(0.2)
+    deliveries: list[int] = []
+    worker = asyncio.create_task(_crashed_worker(subscription, stop, deliveries))
     ack = await js.publish(SUBJECT, b'{"event": 1}', headers={H_CASE_ID: case_id})
-    # Four ack_waits: three deliveries, then the server gives up and raises the advisory.
-    await asyncio.sleep(1.6)
-    stop.set()
-    deliveries = await worker
-    assert deliveries == 3
+    try:
+        await eventually(lambda: _given_up(js, deliveries))
+    finally:
+        stop.set()
+        await worker
+    assert len(deliveries) == 3
     return ack.seq
 
 
@@ -76,8 +85,8 @@ async def test_message_that_never_gets_acked_lands_in_dlq_once(hub: Hub) -> None
     assert record.headers is not None
     assert record.headers[H_MSG_ID] == dead_letter_id(CRASHED, sequence)
     assert record.data == b'{"event": 1}'
-    # The advisory is read once; a second look later still finds one record.
-    await asyncio.sleep(0.5)
+    # The advisory is read once: once the recorder has acked everything, still one record.
+    await eventually(lambda: _recorder_idle(hub.js))
     assert len(await list_dead_letters(hub.js)) == 1
     assert hub.counters.get("dlq.recorded") == 1
     assert hub.audit is not None
@@ -165,6 +174,11 @@ async def test_recorder_ignores_what_is_not_a_max_deliveries_advisory(hub: Hub) 
     }
     assert await hub.dead_letters.record(json.dumps(foreign).encode()) is False
     assert await list_dead_letters(hub.js) == []
+
+
+async def _recorder_idle(js: JetStreamContext) -> bool:
+    info = await js.consumer_info("ADVISORIES", "dlq-recorder")
+    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def _consumer_delivered(

@@ -57,13 +57,23 @@ class Session:
         )
         return self.client
 
-    async def violations(self) -> list[str]:
-        # Permission errors arrive asynchronously; a flush round-trip lets them land.
+    async def violations(self, *, expected: int = 0, within: float = 5.0) -> list[str]:
+        """The permission violations so far, once at least ``expected`` have arrived.
+
+        The server answers a refused operation with ``-ERR`` before it answers the flush's
+        PING, so after the flush every violation is on its way; the error callback may still
+        be scheduled behind it, hence the bounded wait for the ones a test expects.
+        """
         assert self.client is not None
         await self.client.flush()
-        await asyncio.sleep(0.2)
-        # nats-py lower-cases the server's message.
-        return [e.lower() for e in self.errors if "permissions violation" in e.lower()]
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            # nats-py lower-cases the server's message.
+            found = [e.lower() for e in self.errors if "permissions violation" in e.lower()]
+            if len(found) >= expected or asyncio.get_running_loop().time() > deadline:
+                await asyncio.sleep(0)  # let an already scheduled callback run
+                return [e.lower() for e in self.errors if "permissions violation" in e.lower()]
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +127,7 @@ async def test_tenant_is_refused_another_tenants_consumer(
         subscription = await client.jetstream().pull_subscribe_bind(foreign, CASES_STREAM)
         with pytest.raises(nats.errors.TimeoutError):
             await subscription.fetch(1, timeout=1)
-        violations = await session.violations()
+        violations = await session.violations(expected=1)
         assert any(f"msg.next.cases.{foreign}" in v for v in violations)
         # Lübeck's case is still there for Lübeck.
         info = await hub.jetstream().consumer_info(CASES_STREAM, foreign)
@@ -138,7 +148,7 @@ async def test_tenant_is_refused_subjects_stream_reads_and_new_consumers(
             await js.get_msg(CASES_STREAM, 2)
         with pytest.raises(nats.errors.TimeoutError):
             await js.add_consumer(CASES_STREAM, ConsumerConfig(filter_subject="case.luebeck.>"))
-        violations = " | ".join(await session.violations())
+        violations = " | ".join(await session.violations(expected=4))
         assert 'subscription to "case.luebeck.>"' in violations
         assert 'publish to "case.luebeck.bauamt.received"' in violations
         assert "$js.api.stream.msg.get.cases" in violations
@@ -157,7 +167,7 @@ async def test_hub_user_cannot_reach_a_peer_states_table(
     try:
         await client.publish("$JS.by.API.STREAM.PURGE.KV_routes", b"")
         await client.publish("$JS.sh.API.INFO", b"")  # own domain: allowed
-        violations = await session.violations()
+        violations = await session.violations(expected=1)
         assert len(violations) == 1
         assert "$js.by.api.stream.purge.kv_routes" in violations[0]
     finally:

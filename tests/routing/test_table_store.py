@@ -217,6 +217,7 @@ async def test_lookups_during_a_hot_reload_see_one_table_or_the_other(nc: NatsCl
     await watcher.start()
     seen: set[str | None] = set()
     stop = asyncio.Event()
+    switched = asyncio.Event()
 
     async def submissions() -> None:
         # Messages keep arriving while the table changes underneath.
@@ -227,21 +228,38 @@ async def test_lookups_during_a_hot_reload_see_one_table_or_the_other(nc: NatsCl
                 seen.add(
                     resolver.resolve(RouteQuery(leistung=BAUGENEHMIGUNG, ars=f"01{n:010d}")).backend
                 )
+            if "bauamt" in seen:
+                switched.set()
             await asyncio.sleep(0.001)
 
     flowing = asyncio.create_task(submissions())
     try:
         await store.publish(many_rules(3000, backend="bauamt"))
-        async with asyncio.timeout(2):
+        # Timing is the benchmark's business; a loaded CI machine only has to get there.
+        async with asyncio.timeout(15):
             await watcher.wait_until(
                 lambda: watcher.pointer is not None and watcher.pointer.sequence == 2
             )
-        await asyncio.sleep(0.05)
+            await switched.wait()
     finally:
         stop.set()
         await flowing
         await watcher.stop()
     assert seen == {"dms", "bauamt"}
+
+
+async def _until_jetstream_answers(client: NatsClient, *, within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if client.is_connected:
+            try:
+                await client.jetstream().account_info()
+                return
+            except (nats.errors.Error, TimeoutError):
+                pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"JetStream did not answer within {within} s of the restart")
+        await asyncio.sleep(0.05)
 
 
 async def test_watcher_follows_the_table_across_a_server_restart(tmp_path: Path) -> None:
@@ -257,6 +275,9 @@ async def test_watcher_follows_the_table_across_a_server_restart(tmp_path: Path)
         try:
             server.stop()
             server.start()
+            # The client reconnects on its own schedule: publishing before it is back (and
+            # before JetStream has recovered its streams) is the test's fault, not the watcher's.
+            await _until_jetstream_answers(client)
             await store.publish(table({**KIEL_BAU, "backend": "dms"}))
             async with asyncio.timeout(10):
                 await watcher.wait_until(
