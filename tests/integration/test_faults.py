@@ -74,7 +74,7 @@ async def test_flaky_back_end_gets_the_event_once_after_growing_pauses(
             case_id = (await http.post("/v1/submissions", content=body, headers=XML)).json()[
                 "case_id"
             ]
-        await eventually(lambda: _delivered_cases(receiver)[case_id] == 1, within=15)
+        await eventually(lambda: _delivered_cases(receiver)[case_id] == 1, within=30)
         await asyncio.sleep(0.5)  # a stray redelivery would arrive now
         assert _delivered_cases(receiver) == Counter({case_id: 1})
         assert receiver.calls == 3
@@ -114,7 +114,7 @@ async def test_refusing_back_end_dead_letters_and_replay_delivers_after_the_fix(
         )
         assert replayed.returncode == 0, replayed.stderr
         assert "replayed 1 message" in replayed.stdout
-        await eventually(lambda: _delivered_cases(receiver)[case_id] == 1, within=15)
+        await eventually(lambda: _delivered_cases(receiver)[case_id] == 1, within=30)
         emptied = await asyncio.to_thread(cli, "dlq", "list", "--json", *common)
         assert json.loads(emptied.stdout) == []
         assert await _hops(hub, case_id) == ["received", "routed", "dead-lettered", "delivered"]
@@ -164,8 +164,8 @@ async def test_mailbox_fault_on_close_gives_one_case_one_delivery(
     body, _ = xbau_antrag()
     xta_sim.put(HUB.value, body, author=AMT)
     async with Hub(_xta_webhook_config(hub_config, receiver, xta_sim, corpus_dir)) as hub:
-        await eventually(lambda: xta_sim.mailbox(HUB.value) == [], within=20)
-        [case_id] = await eventually(lambda: list(_delivered_cases(receiver)), within=15)
+        await eventually(lambda: xta_sim.mailbox(HUB.value) == [], within=30)
+        [case_id] = await eventually(lambda: list(_delivered_cases(receiver)), within=30)
         await asyncio.sleep(0.5)  # time for a second case or delivery to show up
         assert _delivered_cases(receiver) == Counter({case_id: 1})
         assert (await hub.js.stream_info(INBOX)).state.messages == 1

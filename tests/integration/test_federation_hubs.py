@@ -57,7 +57,7 @@ async def test_case_for_another_state_travels_to_its_hub(hubs: tuple[Hub, Hub]) 
             await http.post("/v1/submissions", content=_in_muenchen(bavarian_body), headers=XML)
         ).json()
 
-    [in_bayern] = await eventually(lambda: _delivered(by), within=20)
+    [in_bayern] = await eventually(lambda: _delivered(by), within=30)
     [in_sh] = await eventually(lambda: _delivered(sh))
     assert in_bayern.data.case_id == remote["case_id"]
     assert in_bayern.data.nachrichten_uuid == nachrichten_uuid

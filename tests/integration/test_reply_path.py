@@ -98,7 +98,7 @@ async def test_xta_mailbox_to_webhook_decision_back_to_mailbox(
             # The same reply again is recognised, not answered twice.
             again = await http.post(f"/v1/cases/{event.data.case_id}/events", json=DECISION)
             assert again.status_code == 202
-            [answer] = await eventually(lambda: sim.mailbox(AMT.value), within=20)
+            [answer] = await eventually(lambda: sim.mailbox(AMT.value), within=30)
             trail = await eventually(lambda: _hops_until(hub, event.data.case_id, "answered"))
             status = (await http.get(f"/v1/cases/{event.data.case_id}")).json()
 
@@ -197,7 +197,7 @@ async def test_schema_invalid_xta_message_is_rejected_to_its_sender(
             {"name": "xta-hub", "kind": "xta", "settings": _mailbox_settings(sim, corpus_dir)}
         ]
         async with Hub(_webhook_config(hub_config, receiver, inbound=inbound)) as hub:
-            [answer] = await eventually(lambda: sim.mailbox(AMT.value), within=20)
+            [answer] = await eventually(lambda: sim.mailbox(AMT.value), within=30)
             [parked] = await list_quarantined(hub.js)
     schema = etree.XMLSchema(
         etree.parse(str(corpus_dir / "xbau-2.6/xsd/xbau-kernmodul-prozessnachrichten.xsd"))

@@ -38,7 +38,7 @@ async def test_hub_restart_mid_way_loses_nothing(hub_config: HubConfig) -> None:
     assert not case_ids <= _delivered(hub_config)
 
     async with Hub(hub_config) as second:
-        await eventually(lambda: _delivered(hub_config) >= case_ids, within=20)
+        await eventually(lambda: _delivered(hub_config) >= case_ids, within=30)
         assert (await second.js.stream_info(CASES)).state.messages == 60
     assert _delivered(hub_config) == case_ids
 
@@ -84,10 +84,12 @@ async def test_consumer_keeps_its_place_after_server_restart(
             await eventually(lambda: first["case_id"] in _delivered(hub_config))
             fresh_nats.stop()
             fresh_nats.start()
-            await eventually(lambda: hub.nc is not None and hub.nc.is_connected, within=15)
+            await eventually(lambda: hub.nc is not None and hub.nc.is_connected, within=30)
             body, _ = xbau_antrag()
-            second = await eventually(lambda: _submit(http, body), within=15)
-            await eventually(lambda: second["case_id"] in _delivered(hub_config), within=20)
+            second = await eventually(lambda: _submit(http, body), within=30)
+            await eventually(lambda: second["case_id"] in _delivered(hub_config), within=30)
+            # The file lands before the worker counts it.
+            await eventually(lambda: hub.counters.get("delivery.delivered") >= 2)
         assert hub.counters.get("delivery.delivered") == 2
 
 

@@ -74,7 +74,8 @@ async def test_table_routes_by_ags_reloads_hot_and_replays_unroutable(
 
         before = hub.route_watcher.pointer  # type: ignore[union-attr]
         assert await asyncio.to_thread(_import, config, tmp_path, WITH_LUEBECK) == 0
-        await eventually(lambda: hub.route_watcher.pointer != before, within=2.0)  # type: ignore[union-attr]
+        # How fast is bench_routing.py's business (hot reload < 2 s); here only that it happens.
+        await eventually(lambda: hub.route_watcher.pointer != before)  # type: ignore[union-attr]
         routes = (await http.get("/healthz")).json()["routes"]
         assert (routes["source"], routes["rules"], routes["last_error"]) == ("table", 2, None)
         assert await replay_quarantined(hub.js, reason="unroutable") == [parked.sequence]

@@ -79,13 +79,13 @@ async def test_close_waits_for_jetstream(
         fresh_nats.stop()
         body, _ = xbau_antrag()
         xta_sim.put(HUB.value, body, author=AMT)
-        await eventually(lambda: xta_sim.calls("getMessage") >= 2, within=15)
+        await eventually(lambda: xta_sim.calls("getMessage") >= 2, within=30)
         # JetStream is down: the message was fetched but must not have been closed.
         assert len(xta_sim.mailbox(HUB.value)) == 1
         assert xta_sim.calls("close") == 0
         fresh_nats.start()
         await eventually(lambda: len(_delivered(hub)) == 1, within=30)
-        await eventually(lambda: xta_sim.mailbox(HUB.value) == [], within=15)
+        await eventually(lambda: xta_sim.mailbox(HUB.value) == [], within=30)
         # Fetched several times, stored once.
         assert (await hub.js.stream_info("INBOX")).state.messages == 1
 
