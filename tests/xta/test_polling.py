@@ -206,6 +206,16 @@ async def test_run_logs_failed_rounds_with_the_error_text(
     assert all("Account ist gesperrt." in r.getMessage() for r in failed)
 
 
+def test_retry_lines_carry_the_error_text(
+    simulator: XtaSimulator, client: XtaClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    simulator.inject(FaultRule("fault", operation="getStatusList", reason="Server überlastet"))
+    with caplog.at_level(logging.WARNING, logger="poststelle.adapters.xta.client"):
+        client.get_status_list(HUB)
+    [line] = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert "getStatusList" in line.getMessage() and "Server überlastet" in line.getMessage()
+
+
 def test_vanish_applies_to_get_message_only() -> None:
     with pytest.raises(ValueError, match="getMessage"):
         FaultRule("vanish")
