@@ -4,6 +4,10 @@ Kept deliberately small, as httpx keeps its transport base: an adapter has a nam
 validated settings model, ``start``/``stop``/``health``; inbound adapters hand raw arrivals
 to a ``Publish`` callable, outbound adapters implement ``deliver`` and raise
 ``RetryableDeliveryError`` or ``PermanentDeliveryError``.
+
+``health()`` returns a JSON-able report with at least ``ok``; the hub shows an inbound
+adapter's report in ``/healthz`` under its name and kind. A poller keeps a
+:class:`PollHealth` and adds its ``report()`` (last poll, last success, received, last error).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from poststelle.adapters._poll_health import PollHealth
 from poststelle.contracts.events import CaseEvent
 from poststelle.routing.intake import Accepted
 
@@ -22,6 +27,7 @@ __all__ = [
     "AdapterSettings",
     "InboundAdapter",
     "OutboundAdapter",
+    "PollHealth",
     "Publish",
 ]
 

@@ -393,6 +393,14 @@ class Hub:
             "last_error": watcher.last_error,
         }
 
+    def _inbound_health(self) -> dict[str, Any]:
+        """Each configured source by name: its kind and its own report (for a poller: last
+        poll, last success, messages received, last error with its time)."""
+        return {
+            entry.name: {"kind": entry.kind, **adapter.health()}
+            for entry, adapter in zip(self.config.inbound, self.inbound, strict=False)
+        }
+
     async def health(self) -> dict[str, Any]:
         connected = self.nc is not None and self.nc.is_connected
         report: dict[str, Any] = {
@@ -405,6 +413,7 @@ class Hub:
             "consumers": {},
             "counters": self.counters.snapshot(),
             "routes": self._route_table_health(),
+            "inbound": self._inbound_health(),
         }
         if not connected:
             return report

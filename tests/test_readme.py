@@ -1,4 +1,5 @@
-"""The README's examples are valid: its configuration loads, its routing table imports."""
+"""The README's examples are valid: its configuration loads, its XTA mailbox settings
+validate, its routing table imports."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 from datetime import date
 from pathlib import Path
 
+from poststelle.adapters.xta._config import XtaConnectionSettings
+from poststelle.adapters.xta.adapter import XtaMailboxSettings
 from poststelle.routing.config import load_config
 from poststelle.routing.resolver import RouteQuery, compile_table
 from poststelle.routing.table_io import load_table
@@ -51,3 +54,34 @@ def test_routing_table_example_imports(tmp_path: Path) -> None:
         at=date(2026, 12, 1),
     )
     assert resolver.resolve(not_yet).tenant == "land-sh"
+
+
+def test_xta_mailbox_example_is_valid_and_complete(tmp_path: Path, corpus_dir: Path) -> None:
+    block = _block("toml", '[[inbound]]\nname = "xta-land"')
+    # Every connection and mailbox setting the adapter knows is documented in the example.
+    documented = set(re.findall(r"^(\w+) = ", block, re.MULTILINE))
+    known = set(XtaConnectionSettings.model_fields) | set(XtaMailboxSettings.model_fields)
+    assert known - {"connection"} <= documented, "README lacks XTA settings"
+    # The example's files, made to exist here: the official WSDL from the corpus, a
+    # certificate, key and CA bundle of our own.
+    for name in ("xta.crt", "xta.key", "xta-ca.pem"):
+        (tmp_path / name).write_text("placeholder\n")
+    file = tmp_path / "hub.toml"
+    file.write_text(
+        block.replace("/srv/xta-2.1.1", str(corpus_dir / "xta-2.1.1")).replace(
+            "/etc/poststelle", str(tmp_path)
+        )
+    )
+    [entry] = load_config(file, environ={}).inbound
+    assert entry.kind == "xta"
+    settings = XtaMailboxSettings.model_validate(entry.settings)
+    connection = settings.connection
+    assert connection.url_for("MsgBoxPort") == "https://xta.example.de/msgbox"
+    assert connection.url_for("SendXtaPort") == "https://xta.example.de/send"
+    assert connection.url_for("ManagementPort") == "https://xta.example.de/mgmt"
+    assert connection.wsdl.name == "XTA.wsdl"
+    assert [r.identifier for r in settings.readers] == ["dvdv:010020000000", "dvdv:010020000001"]
+
+
+def test_readme_says_to_register_schema_sets_for_a_config_file() -> None:
+    assert re.search(r"With `--config`.*?`contracts add` first", README, re.DOTALL)

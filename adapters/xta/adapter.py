@@ -10,15 +10,15 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from poststelle.adapters.base import AdapterContext, AdapterSettings
+from poststelle.adapters.base import AdapterContext, AdapterSettings, PollHealth
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.xta._config import XtaConnectionSettings
-from poststelle.adapters.xta._errors import XtaError, XtaTransientError
+from poststelle.adapters.xta._errors import XtaError, XtaInvalidMessageId, XtaTransientError
 from poststelle.adapters.xta._model import (
     FetchedMessage,
     MessageType,
@@ -32,6 +32,8 @@ from poststelle.contracts.replies import Answer
 from poststelle.routing.envelope import H_REPLY_ROUTE as REPLY_ROUTE_HEADER
 
 __all__ = [
+    "PollFailure",
+    "PollRound",
     "PublishRaw",
     "SentAnswer",
     "XtaAdapterConfig",
@@ -100,10 +102,39 @@ def _transport_facts(fetched: FetchedMessage, reader: PartyId) -> dict[str, Any]
     }
 
 
+@dataclass(frozen=True, slots=True)
+class PollFailure:
+    """One step of a poll round that failed; what it concerned stays in the mailbox."""
+
+    reader: str
+    operation: str
+    xta_message_id: str | None
+    error: str
+    code: str | None = None
+
+    @property
+    def text(self) -> str:
+        subject = f" {self.xta_message_id}" if self.xta_message_id else ""
+        return f"{self.reader}{subject}: {self.error}"
+
+
+@dataclass(slots=True)
+class PollRound:
+    """What one round over all mailboxes did."""
+
+    received: int = 0
+    # Listed twice in one status list, or gone by the time it was fetched.
+    skipped: int = 0
+    failures: list[PollFailure] = field(default_factory=list)
+
+
 class XtaInboundAdapter:
     """Polls the configured mailboxes; a message is closed (removed from the mailbox) only after
-    ``publish_raw`` returned, so a crash in between delivers it again (the hub dedupes on the
-    XTA MessageID)."""
+    ``publish_raw`` returned, so a crash in between delivers it again (the hub dedupes it).
+
+    Each message is taken on its own: a fault on one (fetch, store or close) is logged and
+    leaves it in the mailbox for the next round, while the round goes on with the others.
+    """
 
     def __init__(
         self,
@@ -116,47 +147,156 @@ class XtaInboundAdapter:
         self._publish_raw = publish_raw
         self._client = client or XtaClient(config.connection)
         self._stop = asyncio.Event()
-        self.healthy = False
+        self.health = PollHealth()
 
-    async def poll_once(self) -> int:
-        """Read every mailbox once; returns how many messages were published and closed."""
-        done = 0
+    @property
+    def healthy(self) -> bool:
+        """True when the last round went through without a failure."""
+        return self.health.last_poll_ok
+
+    async def poll_once(self) -> PollRound:
+        """Read every mailbox once."""
+        result = PollRound()
         for reader in (r.party() for r in self.config.readers):
-            listing = await asyncio.to_thread(
-                self._client.get_status_list, reader, self.config.max_list_items
-            )
+            try:
+                listing = await asyncio.to_thread(
+                    self._client.get_status_list, reader, self.config.max_list_items
+                )
+            except Exception as exc:
+                _fail(result, reader, "getStatusList", None, exc)
+                continue
+            seen: set[str] = set()
             for entry in listing.entries:
-                fetched = await asyncio.to_thread(
-                    self._client.get_message, reader, entry.message_id
-                )
-                await self._publish_raw(
-                    fetched.message.content, fetched.message_id, _transport_facts(fetched, reader)
-                )
-                await asyncio.to_thread(
-                    self._client.close, reader, fetched.request_id, [fetched.message_id]
-                )
-                done += 1
-                logger.info(
-                    "xta message received",
-                    extra={"reader": reader.value, "xta_message_id": fetched.message_id},
-                )
-        return done
+                if entry.message_id in seen:
+                    # At-least-once servers repeat entries; the first one took the message.
+                    result.skipped += 1
+                    logger.info(
+                        "xta status list repeats an entry, skipped reader=%s xta_message_id=%s",
+                        reader.value,
+                        entry.message_id,
+                        extra={"reader": reader.value, "xta_message_id": entry.message_id},
+                    )
+                    continue
+                seen.add(entry.message_id)
+                await self._take(reader, entry.message_id, result)
+        return result
+
+    async def _take(self, reader: PartyId, message_id: str, result: PollRound) -> None:
+        """Fetch, store and close one message; a failing step is recorded, not raised."""
+        try:
+            fetched = await asyncio.to_thread(self._client.get_message, reader, message_id)
+        except XtaInvalidMessageId:
+            # Listed, then gone (closed by another poller, or withdrawn): nothing to take.
+            result.skipped += 1
+            logger.info(
+                "xta message gone before it was fetched, skipped reader=%s xta_message_id=%s",
+                reader.value,
+                message_id,
+                extra={"reader": reader.value, "xta_message_id": message_id},
+            )
+            return
+        except Exception as exc:
+            _fail(result, reader, "getMessage", message_id, exc)
+            return
+        try:
+            await self._publish_raw(
+                fetched.message.content, fetched.message_id, _transport_facts(fetched, reader)
+            )
+        except Exception as exc:
+            # Not stored, so not closed: the mailbox keeps it for the next round.
+            _fail(result, reader, "publish", message_id, exc)
+            return
+        try:
+            await asyncio.to_thread(
+                self._client.close, reader, fetched.request_id, [fetched.message_id]
+            )
+        except Exception as exc:
+            # Stored but still in the mailbox: the next round fetches it again and the hub
+            # recognises the duplicate.
+            _fail(result, reader, "close", message_id, exc)
+            return
+        result.received += 1
+        logger.info(
+            "xta message received reader=%s xta_message_id=%s",
+            reader.value,
+            fetched.message_id,
+            extra={"reader": reader.value, "xta_message_id": fetched.message_id},
+        )
 
     async def run(self) -> None:
-        """Poll until :meth:`stop`; errors are logged and the next round tries again."""
+        """Poll until :meth:`stop`; failures are logged and the next round tries again."""
         self._stop.clear()
         while not self._stop.is_set():
             try:
-                await self.poll_once()
-                self.healthy = True
-            except (XtaError, Exception) as exc:
-                self.healthy = False
-                logger.error("xta poll failed", extra={"error": str(exc)}, exc_info=exc)
+                result = await self.poll_once()
+            except Exception as exc:
+                # poll_once records XTA faults itself; this is a bug, so keep the traceback.
+                logger.error(
+                    "xta poll failed error=%s",
+                    _error_text(exc),
+                    extra={"error": _error_text(exc)},
+                    exc_info=exc,
+                )
+                self.health.record(0, [_error_text(exc)])
+            else:
+                self.health.record(result.received, [f.text for f in result.failures])
+                if result.failures:
+                    logger.warning(
+                        "xta poll round incomplete received=%d skipped=%d failed=%d last_error=%s",
+                        result.received,
+                        result.skipped,
+                        len(result.failures),
+                        result.failures[-1].text,
+                        extra={
+                            "received": result.received,
+                            "skipped": result.skipped,
+                            "failed": len(result.failures),
+                        },
+                    )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.config.poll_interval)
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _error_text(exc: BaseException) -> str:
+    # XtaError's str already names the operation, exception and code; others need their type.
+    return str(exc) if isinstance(exc, XtaError) else f"{type(exc).__name__}: {exc}"
+
+
+def _fail(
+    result: PollRound,
+    reader: PartyId,
+    operation: str,
+    message_id: str | None,
+    exc: Exception,
+) -> None:
+    failure = PollFailure(
+        reader=reader.value,
+        operation=operation,
+        xta_message_id=message_id,
+        error=_error_text(exc),
+        code=exc.code if isinstance(exc, XtaError) else None,
+    )
+    result.failures.append(failure)
+    logger.error(
+        "xta poll step failed reader=%s xta_message_id=%s operation=%s code=%s error=%s",
+        failure.reader,
+        failure.xta_message_id,
+        failure.operation,
+        failure.code,
+        failure.error,
+        extra={
+            "reader": failure.reader,
+            "xta_message_id": failure.xta_message_id,
+            "operation": failure.operation,
+            "code": failure.code,
+            "error": failure.error,
+        },
+        # An XTA fault is explained by its text; anything else is a bug worth its traceback.
+        exc_info=None if isinstance(exc, XtaError) else exc,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +448,8 @@ class XtaMailboxAdapter:
         running = self._task is not None and not self._task.done()
         return {
             "ok": running,
-            "last_poll_ok": self.poller.healthy,
             "readers": [r.identifier for r in self.settings.readers],
+            **self.poller.health.report(),
         }
 
     async def answer(self, answer: Answer) -> dict[str, object]:

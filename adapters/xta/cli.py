@@ -3,6 +3,7 @@
 poststelle xta-sim [--host 127.0.0.1] [--port 8470] [--xsd-dir DIR] [--mailbox ID ...]
 poststelle xta-sim put  --url URL --reader ID [--author ID] FILE
 poststelle xta-sim list --url URL --reader ID
+poststelle xta-sim fault --url URL --kind KIND [--operation OP] [--times N] ... | --clear
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from poststelle.adapters.xta.simulator import XtaSimulator
+from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 
 __all__ = ["register"]
 
@@ -55,6 +56,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lst.add_argument("--reader", required=True)
     lst.set_defaults(func=_list)
 
+    fault = actions.add_parser(
+        "fault",
+        help="inject a fault into a running simulator's next calls (or --clear them)",
+        description="Kinds: delay, fault (an XTA SOAP fault), drop (connection closed), "
+        "duplicate (close keeps the messages; getStatusList lists every entry twice), "
+        "vanish (getMessage finds the listed message gone).",
+    )
+    fault.add_argument("--url", required=True)
+    fault.add_argument("--clear", action="store_true", help="remove every injected fault")
+    fault.add_argument("--kind", choices=["delay", "fault", "drop", "duplicate", "vanish"])
+    fault.add_argument("--operation", default="*", help="XTA operation, e.g. getStatusList")
+    fault.add_argument("--times", type=int, default=1, help="how many calls it hits")
+    fault.add_argument("--delay", type=float, default=0.0, help="seconds, for --kind delay")
+    fault.add_argument("--exception", default=FaultRule.exception, help="for --kind fault")
+    fault.add_argument("--code", default=FaultRule.code, help="XTA-WS Fehlernummer")
+    fault.add_argument("--reason", default=FaultRule.reason)
+    fault.add_argument(
+        "--after-processing", action="store_true", help="for --kind drop: the call takes effect"
+    )
+    fault.set_defaults(func=_fault)
+
 
 def _serve(args: argparse.Namespace) -> int:
     try:
@@ -76,11 +98,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_base(url: str) -> str:
+    return url.rstrip("/").removesuffix("/xta") + "/admin"
+
+
 def _admin_url(url: str, reader: str) -> str:
-    base = url.rstrip("/")
-    if base.endswith("/xta"):
-        base = base[: -len("/xta")]
-    return f"{base}/admin/mailboxes/{quote(reader, safe='')}/messages"
+    return f"{_admin_base(url)}/mailboxes/{quote(reader, safe='')}/messages"
 
 
 def _put(args: argparse.Namespace) -> int:
@@ -112,4 +135,31 @@ def _list(args: argparse.Namespace) -> int:
         print(f"xta-sim list: HTTP {response.status_code}: {response.text}", file=sys.stderr)
         return 1
     print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _fault(args: argparse.Namespace) -> int:
+    if args.clear == (args.kind is not None):
+        print("xta-sim fault: give --kind or --clear", file=sys.stderr)
+        return 2
+    url = f"{_admin_base(args.url)}/faults"
+    rule = {
+        "kind": args.kind,
+        "operation": args.operation,
+        "times": args.times,
+        "delay": args.delay,
+        "exception": args.exception,
+        "code": args.code,
+        "reason": args.reason,
+        "after_processing": args.after_processing,
+    }
+    try:
+        response = httpx.delete(url) if args.clear else httpx.post(url, json=rule)
+    except httpx.HTTPError as exc:
+        print(f"xta-sim fault: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code not in (200, 201):
+        print(f"xta-sim fault: HTTP {response.status_code}: {response.text}", file=sys.stderr)
+        return 1
+    print("faults cleared" if args.clear else f"fault injected: {json.dumps(rule)}")
     return 0

@@ -334,8 +334,12 @@ class XtaClient:
 
         def log_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
+            # The text goes into the line itself: the console format shows no extras.
             logger.warning(
-                "xta call failed, retrying",
+                "xta call failed, retrying operation=%s attempt=%d error=%s",
+                operation,
+                state.attempt_number,
+                exc,
                 extra={
                     "operation": operation,
                     "attempt": state.attempt_number,

@@ -86,10 +86,13 @@ class FaultRule:
     - ``fault``: answer with the XTA SOAP fault ``exception``/``code`` without handling the call.
     - ``drop``: close the connection without an answer; with ``after_processing`` the call takes
       effect first (the answer is lost), otherwise it does not.
-    - ``duplicate``: on ``close``, acknowledge but keep the messages, so they are delivered again.
+    - ``duplicate``: on ``close``, acknowledge but keep the messages, so they are delivered again;
+      on ``getStatusList``, list every entry twice (at-least-once servers repeat entries).
+    - ``vanish``: on ``getMessage``, the requested message leaves the mailbox just before the
+      call is handled (as if another client had closed it after it was listed).
     """
 
-    kind: Literal["delay", "fault", "drop", "duplicate"]
+    kind: Literal["delay", "fault", "drop", "duplicate", "vanish"]
     operation: str = "*"
     times: int = 1
     delay: float = 0.0
@@ -99,10 +102,13 @@ class FaultRule:
     after_processing: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in ("delay", "fault", "drop", "duplicate"):
+        if self.kind not in ("delay", "fault", "drop", "duplicate", "vanish"):
             raise ValueError(f"unknown fault kind {self.kind!r}")
         if self.operation != "*" and self.operation not in ACTIONS.values():
             raise ValueError(f"unknown XTA operation {self.operation!r}")
+        if self.kind == "vanish" and self.operation != "getMessage":
+            # With "*" the next call of any operation would take the rule and do nothing.
+            raise ValueError("a vanish fault applies to operation 'getMessage'")
         if self.times < 1 or self.delay < 0:
             raise ValueError("times must be positive and delay non-negative")
 
@@ -505,6 +511,8 @@ class XtaSimulator:
             request_id = self._open_iterator(reader)
             listed = messages[:limit]
             pending = len(messages) - len(listed)
+        if rule is not None and rule.kind == "duplicate":
+            listed = [m for message in listed for m in (message, message)]
         if listed or pending:
             self._msgbox_response(r.header, request_id, pending)
         else:
@@ -535,6 +543,9 @@ class XtaSimulator:
         ]
         with self._state.lock:
             messages = self._state.mailboxes[reader]
+            if rule is not None and rule.kind == "vanish":
+                logger.info("xta simulator lets listed messages vanish", extra={"ids": wanted})
+                messages[:] = [m for m in messages if m.metadata.message_id not in wanted]
             found = [m for m in messages if not wanted or m.metadata.message_id in wanted]
             if not found:
                 raise SimulatorError(

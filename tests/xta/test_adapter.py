@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from poststelle.adapters.xta._model import MessageType, TransportStatus
 from poststelle.adapters.xta.adapter import (
     XtaAdapterConfig,
@@ -36,7 +34,7 @@ async def test_publish_before_close(simulator: XtaSimulator, xta_dir: Path) -> N
         published.append((body, source_id, metadata))
 
     adapter = XtaInboundAdapter(_config(simulator, xta_dir), publish_raw)
-    assert await adapter.poll_once() == 2
+    assert (await adapter.poll_once()).received == 2
     assert [p[1] for p in published] == ids
     assert published[0][0] == b"<m0/>"
     assert published[0][2]["author"] == AMT.value
@@ -53,8 +51,11 @@ async def test_failed_publish_leaves_message_in_mailbox(
         raise RuntimeError("JetStream unavailable")
 
     adapter = XtaInboundAdapter(_config(simulator, xta_dir), publish_raw)
-    with pytest.raises(RuntimeError):
-        await adapter.poll_once()
+    result = await adapter.poll_once()
+    assert result.received == 0
+    [failure] = result.failures
+    assert (failure.operation, failure.xta_message_id) == ("publish", message_id)
+    assert "JetStream unavailable" in failure.error
     assert [m.metadata.message_id for m in simulator.mailbox(HUB.value)] == [message_id]
     assert simulator.calls("close") == 0
 

@@ -1,4 +1,4 @@
-"""``poststelle xta-sim put`` / ``list`` against a running simulator."""
+"""``poststelle xta-sim put`` / ``list`` / ``fault`` against a running simulator."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from poststelle.adapters.xta.cli import register
+from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
+
+from .conftest import HUB
 
 
 def _run(argv: list[str]) -> int:
@@ -55,3 +58,22 @@ def test_bare_xta_sim_serves() -> None:
     args = parser.parse_args(["xta-sim", "--port", "0", "--mailbox", "a", "--mailbox", "b"])
     assert args.func.__name__ == "_serve"
     assert args.mailbox == ["a", "b"] and args.port == 0
+
+
+def test_fault_injects_and_clears(
+    simulator: XtaSimulator, client: XtaClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message_id = simulator.put(HUB.value, b"<x/>")
+    argv = ["xta-sim", "fault", "--url", simulator.url, "--kind", "duplicate"]
+    assert _run([*argv, "--operation", "getStatusList", "--times", "2"]) == 0
+    assert "fault injected" in capsys.readouterr().out
+    listed = [e.message_id for e in client.get_status_list(HUB).entries]
+    assert listed == [message_id, message_id]
+
+    assert _run(["xta-sim", "fault", "--url", simulator.url, "--clear"]) == 0
+    assert "faults cleared" in capsys.readouterr().out
+    assert [e.message_id for e in client.get_status_list(HUB).entries] == [message_id]
+
+    assert _run(["xta-sim", "fault", "--url", simulator.url, "--kind", "vanish"]) == 1
+    assert "getMessage" in capsys.readouterr().err
+    assert _run(["xta-sim", "fault", "--url", simulator.url]) == 2
