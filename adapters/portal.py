@@ -19,8 +19,10 @@ from typing import Any, ClassVar, Literal
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from poststelle.adapters._access import (
     check_may_read,
@@ -36,7 +38,7 @@ from poststelle.adapters.errors import PermanentDeliveryError, RetryableDelivery
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from poststelle.contracts.replies import Answer, CannotAnswerError, CaseReply, ForeignCaseError
 
-__all__ = ["PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
+__all__ = ["MAX_REPLY_BYTES", "PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
 
 CHANNEL = "portal"
 XML_MEDIA_TYPES = {"application/xml", "text/xml"}
@@ -45,6 +47,10 @@ AcceptReply = Callable[..., Awaitable[str]]
 CaseStatus = Callable[[str], Awaitable[dict[str, Any] | None]]
 # Replies carry references to documents, not documents: far below an application's limit.
 MAX_REPLY_BYTES = 1024 * 1024
+_REPLY_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CaseReply"}}},
+}
 _GUARDED_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: problem_response_doc("API key missing or not a configured one"),
     403: problem_response_doc("A valid key, but not for this route or this case"),
@@ -71,6 +77,47 @@ async def _read_limited(request: Request, limit: int) -> bytes:
             raise _BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _read_reply(request: Request) -> CaseReply:
+    """The reply in the body, read only once the key was checked (FastAPI reads a declared
+    body before any dependency runs) and only up to ``MAX_REPLY_BYTES``."""
+    raw = await _read_limited(request, MAX_REPLY_BYTES)
+    try:
+        return CaseReply.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)
+        ]
+        raise RequestValidationError(errors) from exc
+
+
+def _finish_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put ``models`` (and what they refer to) into the OpenAPI components, for bodies that
+    routes read themselves and document by ``openapi_extra``; and document FastAPI's own
+    validation answers as what they are here, problem documents."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # also caches it as app.openapi_schema
+        _, definitions = models_json_schema(
+            [(model, "validation") for model in models],
+            ref_template="#/components/schemas/{model}",
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(definitions.get("$defs", {}))
+        for item in schema["paths"].values():
+            for operation in item.values():
+                answers = operation.get("responses", {})
+                if "application/json" in answers.get("422", {}).get("content", {}):
+                    answers["422"] = problem_response_doc("Invalid request")
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_portal_app(
@@ -105,6 +152,7 @@ def create_portal_app(
         summary="Submit one XÖV message (raw XML body)",
         responses={
             **guarded,
+            400: problem_response_doc("Empty body"),
             413: problem_response_doc("Body over the size limit"),
             415: problem_response_doc("Not an XML media type"),
             503: problem_response_doc("The hub could not store the message"),
@@ -170,7 +218,7 @@ def create_portal_app(
                 "answered with (e.g. a decision without the Bescheid document for an XTA "
                 "case) is refused with 422 and the reason."
             ),
-            max_body_size=MAX_REPLY_BYTES,
+            openapi_extra={"requestBody": _REPLY_BODY},
             responses={
                 **guarded,
                 404: problem_response_doc("No such case"),
@@ -180,9 +228,18 @@ def create_portal_app(
             },
         )
         async def case_event(
-            case_id: str, reply: CaseReply, caller: Caller | None = as_caller
+            case_id: str, request: Request, caller: Caller | None = as_caller
         ) -> JSONResponse:
             backend = replying_backend(caller)
+            try:
+                reply = await _read_reply(request)
+            except _BodyTooLarge:
+                return problem(
+                    413,
+                    "Reply too large",
+                    f"the body exceeds the limit of {MAX_REPLY_BYTES} bytes",
+                    limit=MAX_REPLY_BYTES,
+                )
             via = f"http:{caller.name}" if caller else "http"
             try:
                 key = await accept_reply(
@@ -218,6 +275,7 @@ def create_portal_app(
         report = await health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
+    _finish_openapi(app, *([CaseReply] if accept_reply is not None else []))
     return app
 
 
