@@ -21,6 +21,7 @@ from poststelle.routing.topology import INBOX, REPLIES
 from tests.integration.conftest import eventually
 from tests.integration.test_ozg_intake import files_of
 from tests.messages import xbau_antrag
+from tests.test_readme import _block as readme_block
 
 KIEL = {"X-API-Key": "portal-kiel-key-7f3a9c"}
 SH = {"X-API-Key": "portal-sh-key-2b8e41"}
@@ -239,3 +240,13 @@ def test_portal_names_are_slugs(tmp_path: Path) -> None:
     file.write_text('[http.api_keys]\n"Portal Kiel" = "k-1"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="portal name 'Portal Kiel' must be a slug"):
         load_config(file, environ={}, overrides={"data_dir": tmp_path})
+
+
+def test_the_readme_s_api_key_example_loads(tmp_path: Path) -> None:
+    file = tmp_path / "hub.toml"
+    file.write_text(readme_block("toml", "[http.api_keys]"), encoding="utf-8")
+    config = load_config(file, environ={}, overrides={"data_dir": tmp_path})
+    assert set(config.http.api_keys) == {"portal-kiel", "portal-sh"}
+    [backend] = config.backends
+    assert backend.api_key is not None and backend.api_key.get_secret_value()
+    assert backend.api_key.get_secret_value() not in repr(config)
