@@ -21,19 +21,19 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.params import Depends
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from poststelle.adapters._access import portal_headers
 from poststelle.adapters._problem import problem, problem_response_doc
 from poststelle.adapters.base import Publish
 from poststelle.contracts.events import AttachmentRef, deterministic_case_id
@@ -274,10 +274,12 @@ def add_ozg_intake(
     max_body_bytes: int,
     store_attachment: StoreAttachment | None,
     adapter_name: str,
-    dependencies: Sequence[Depends] = (),
+    portal: Callable[..., Awaitable[str | None]],
+    responses: Mapping[int | str, dict[str, Any]],
 ) -> None:
     """Serve ``POST /antrag`` on ``app``. Without ``store_attachment`` only submissions
-    without file parts can be taken."""
+    without file parts can be taken. ``portal`` is the dependency naming the submitting
+    portal (``None`` with API keys off); ``responses`` documents its refusals."""
 
     @app.post(
         ANTRAG_PATH,
@@ -289,18 +291,17 @@ def add_ozg_intake(
             "once both are stored. Re-sending the same transactionId is harmless: same "
             "vorgang, one case."
         ),
-        dependencies=list(dependencies),
         openapi_extra={"requestBody": _REQUEST_BODY},
         responses={
+            **responses,
             400: problem_response_doc("Malformed multipart body or formData not JSON"),
-            401: problem_response_doc("API key missing or wrong"),
             413: problem_response_doc("Body over the size limit"),
             415: problem_response_doc("Not multipart/form-data"),
             422: problem_response_doc("formData without control.transactionId"),
             503: problem_response_doc("The hub could not store the application"),
         },
     )
-    async def antrag(request: Request) -> JSONResponse:
+    async def antrag(request: Request, portal_name: str | None = Depends(portal)) -> JSONResponse:
         try:
             submission = await _read_submission(request, max_body_bytes)
         except _Refused as refused:
@@ -324,7 +325,8 @@ def add_ozg_intake(
                 source_message_id=submission.transaction_id,
                 content_type="application/json",
                 extra_headers={
-                    H_ATTACHMENTS: json.dumps([ref.model_dump(mode="json") for ref in refs])
+                    H_ATTACHMENTS: json.dumps([ref.model_dump(mode="json") for ref in refs]),
+                    **portal_headers(portal_name),
                 },
             )
         except Exception as exc:

@@ -102,7 +102,12 @@ class FileDropBackend:
             document = json.loads(await asyncio.to_thread(path.read_bytes))
             case_id = str(document.pop("case_id"))
             reply = CaseReply.model_validate(document)
-            await self._accept_reply(case_id, reply, via=f"filedrop:{self.tenant}/{self.name}")
+            await self._accept_reply(
+                case_id,
+                reply,
+                via=f"filedrop:{self.tenant}/{self.name}",
+                backend=(self.tenant, self.name),
+            )
         except (ValueError, KeyError, TypeError, ValidationError, LookupError) as exc:
             await asyncio.to_thread(self._park, path, f"{type(exc).__name__}: {exc}")
             return

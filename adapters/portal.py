@@ -2,9 +2,10 @@
 ``POST /antrag`` an OZG-Cloud multipart application (see ``_ozg``).
 
 The answer ``202`` is sent only after JetStream stored the raw bytes. Errors are RFC 9457
-``application/problem+json`` documents. With ``api_keys`` configured both intake routes
-want a portal's key in ``X-API-Key``. ``PortalAdapter`` is the inbound adapter that serves
-this application with uvicorn on its own socket.
+``application/problem+json`` documents. With API keys configured every route but
+``/healthz`` and the documentation wants one in ``X-API-Key``: portals submit and read their
+own cases, back ends reply to theirs (``_apikey``, ``_access``). ``PortalAdapter`` is the
+inbound adapter that serves this application with uvicorn on its own socket.
 """
 
 from __future__ import annotations
@@ -18,24 +19,42 @@ from typing import Any, ClassVar, Literal
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError
+from pydantic.json_schema import models_json_schema
 
-from poststelle.adapters._apikey import api_key_guard, install_api_key_errors
+from poststelle.adapters._access import (
+    check_may_read,
+    portal_headers,
+    replying_backend,
+    submitting_portal,
+)
+from poststelle.adapters._apikey import Caller, Credentials, caller_guard
 from poststelle.adapters._ozg import StoreAttachment, add_ozg_intake
-from poststelle.adapters._problem import problem
+from poststelle.adapters._problem import install_problem_handlers, problem, problem_response_doc
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from poststelle.contracts.replies import Answer, CaseReply
+from poststelle.contracts.replies import Answer, CannotAnswerError, CaseReply, ForeignCaseError
 
-__all__ = ["PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
+__all__ = ["MAX_REPLY_BYTES", "PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
 
 CHANNEL = "portal"
 XML_MEDIA_TYPES = {"application/xml", "text/xml"}
 HealthReport = Callable[[], Awaitable[dict[str, Any]]]
 AcceptReply = Callable[..., Awaitable[str]]
 CaseStatus = Callable[[str], Awaitable[dict[str, Any] | None]]
+# Replies carry references to documents, not documents: far below an application's limit.
+MAX_REPLY_BYTES = 1024 * 1024
+_REPLY_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CaseReply"}}},
+}
+_GUARDED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem_response_doc("API key missing or not a configured one"),
+    403: problem_response_doc("A valid key, but not for this route or this case"),
+}
 
 
 async def _no_hub_health() -> dict[str, Any]:
@@ -60,6 +79,47 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _read_reply(request: Request) -> CaseReply:
+    """The reply in the body, read only once the key was checked (FastAPI reads a declared
+    body before any dependency runs) and only up to ``MAX_REPLY_BYTES``."""
+    raw = await _read_limited(request, MAX_REPLY_BYTES)
+    try:
+        return CaseReply.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)
+        ]
+        raise RequestValidationError(errors) from exc
+
+
+def _finish_openapi(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put ``models`` (and what they refer to) into the OpenAPI components, for bodies that
+    routes read themselves and document by ``openapi_extra``; and document FastAPI's own
+    validation answers as what they are here, problem documents."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # also caches it as app.openapi_schema
+        _, definitions = models_json_schema(
+            [(model, "validation") for model in models],
+            ref_template="#/components/schemas/{model}",
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(definitions.get("$defs", {}))
+        for item in schema["paths"].values():
+            for operation in item.values():
+                answers = operation.get("responses", {})
+                if "application/json" in answers.get("422", {}).get("content", {}):
+                    answers["422"] = problem_response_doc("Invalid request")
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_portal_app(
     publish: Publish,
     *,
@@ -69,6 +129,7 @@ def create_portal_app(
     case_status: CaseStatus | None = None,
     adapter_name: str = "http",
     api_keys: Mapping[str, SecretStr] | None = None,
+    backend_keys: Mapping[str, SecretStr] | None = None,
     store_attachment: StoreAttachment | None = None,
 ) -> FastAPI:
     app = FastAPI(
@@ -76,22 +137,28 @@ def create_portal_app(
         version="1",
         description="Submit XÖV messages and online applications to the Poststelle hub.",
     )
-    guarded = [Depends(api_key_guard(api_keys))] if api_keys else []
-    install_api_key_errors(app)
+    install_problem_handlers(app)
+    credentials = Credentials(portals=api_keys or {}, backends=backend_keys or {})
+    guarded = _GUARDED_RESPONSES if credentials.configured else {}
+    # One Depends object, used as the default of every guarded route's ``caller``.
+    as_caller = Depends(caller_guard(credentials))
+
+    async def portal(caller: Caller | None = as_caller) -> str | None:
+        return submitting_portal(caller)
 
     @app.post(
         "/v1/submissions",
         status_code=202,
         summary="Submit one XÖV message (raw XML body)",
-        dependencies=guarded,
         responses={
-            401: {"description": "API key missing or wrong"},
-            413: {"description": "Body over the size limit"},
-            415: {"description": "Not an XML media type"},
-            503: {"description": "The hub could not store the message"},
+            **guarded,
+            400: problem_response_doc("Empty body"),
+            413: problem_response_doc("Body over the size limit"),
+            415: problem_response_doc("Not an XML media type"),
+            503: problem_response_doc("The hub could not store the message"),
         },
     )
-    async def submit(request: Request) -> JSONResponse:
+    async def submit(request: Request, portal_name: str | None = Depends(portal)) -> JSONResponse:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in XML_MEDIA_TYPES:
             return problem(
@@ -117,6 +184,7 @@ def create_portal_app(
                 adapter=adapter_name,
                 content_type=media_type,
                 source_message_id=request.headers.get("idempotency-key"),
+                extra_headers=portal_headers(portal_name),
             )
         except Exception as exc:  # nothing was stored: the sender must try again
             return problem(503, "Hub unavailable", f"the message was not stored: {exc!r}")
@@ -135,7 +203,8 @@ def create_portal_app(
         max_body_bytes=max_body_bytes,
         store_attachment=store_attachment,
         adapter_name=adapter_name,
-        dependencies=guarded,
+        portal=portal,
+        responses=guarded,
     )
 
     if accept_reply is not None:
@@ -144,24 +213,60 @@ def create_portal_app(
             "/v1/cases/{case_id}/events",
             status_code=202,
             summary="A back end reports status, decision or rejection for a case",
-            responses={404: {"description": "No such case"}},
+            description=(
+                "Answered 202 once the reply is stored; a reply the case's origin cannot be "
+                "answered with (e.g. a decision without the Bescheid document for an XTA "
+                "case) is refused with 422 and the reason."
+            ),
+            openapi_extra={"requestBody": _REPLY_BODY},
+            responses={
+                **guarded,
+                404: problem_response_doc("No such case"),
+                413: problem_response_doc("Body over the size limit"),
+                422: problem_response_doc("Not a valid reply, or one the origin cannot take"),
+                503: problem_response_doc("The hub could not store the reply"),
+            },
         )
-        async def case_event(case_id: str, reply: CaseReply) -> JSONResponse:
+        async def case_event(
+            case_id: str, request: Request, caller: Caller | None = as_caller
+        ) -> JSONResponse:
+            backend = replying_backend(caller)
             try:
-                key = await accept_reply(case_id, reply, via="http")
+                reply = await _read_reply(request)
+            except _BodyTooLarge:
+                return problem(
+                    413,
+                    "Reply too large",
+                    f"the body exceeds the limit of {MAX_REPLY_BYTES} bytes",
+                    limit=MAX_REPLY_BYTES,
+                )
+            via = f"http:{caller.name}" if caller else "http"
+            try:
+                key = await accept_reply(
+                    case_id, reply, via=via, backend=backend, check_answer=True
+                )
+            except ForeignCaseError as exc:
+                return problem(403, "Forbidden", str(exc))
             except LookupError as exc:
                 return problem(404, "Unknown case", str(exc))
+            except CannotAnswerError as exc:
+                return problem(422, "Reply cannot be answered", str(exc))
             except Exception as exc:
                 return problem(503, "Hub unavailable", f"the reply was not stored: {exc!r}")
             return JSONResponse({"case_id": case_id, "reply_id": key}, status_code=202)
 
     if case_status is not None:
 
-        @app.get("/v1/cases/{case_id}", summary="A case's state and last reply")
-        async def case(case_id: str) -> JSONResponse:
+        @app.get(
+            "/v1/cases/{case_id}",
+            summary="A case's state and last reply",
+            responses={**guarded, 404: problem_response_doc("No such case")},
+        )
+        async def case(case_id: str, caller: Caller | None = as_caller) -> JSONResponse:
             record = await case_status(case_id)
             if record is None:
                 return problem(404, "Unknown case", f"no case {case_id!r} is registered")
+            check_may_read(caller, record)
             keys = ("case_id", "state", "message_type", "tenant", "backend", "last_reply")
             return JSONResponse({key: record.get(key) for key in keys})
 
@@ -170,6 +275,7 @@ def create_portal_app(
         report = await health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
+    _finish_openapi(app, *([CaseReply] if accept_reply is not None else []))
     return app
 
 
@@ -183,7 +289,11 @@ class PortalSettings(AdapterSettings):
     callback_secret: SecretStr | None = Field(default=None, description="HMAC key for callbacks")
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description="Portal name -> API key; when set, intake requests need X-API-Key",
+        description="Portal name -> API key (X-API-Key) for intake and its cases' state",
+    )
+    backend_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="'tenant/backend' -> API key for replies to, and the state of, its cases",
     )
 
 
@@ -206,6 +316,7 @@ class PortalAdapter:
             case_status=context.extras.get("case_status"),
             adapter_name=name,
             api_keys=settings.api_keys,
+            backend_keys=settings.backend_keys,
             store_attachment=context.extras.get("store_attachment"),
         )
         self._server: uvicorn.Server | None = None

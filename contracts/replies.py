@@ -25,7 +25,23 @@ from poststelle.contracts.answers import (
     ReplyEvent,
 )
 
-__all__ = ["Answer", "CaseReply", "answered_message", "reply_event"]
+__all__ = [
+    "Answer",
+    "CannotAnswerError",
+    "CaseReply",
+    "ForeignCaseError",
+    "answered_message",
+    "reply_event",
+]
+
+
+class CannotAnswerError(ValueError):
+    """The reply cannot become an answer the origin understands (e.g. an XBau 0205 without
+    its required Anlage, or a kind the origin's standard cannot express)."""
+
+
+class ForeignCaseError(LookupError):
+    """The case exists but was not routed to the back end that replies."""
 
 
 class CaseReply(ReplyContent):

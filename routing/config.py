@@ -7,6 +7,7 @@ built-in defaults. A bad value stops start-up with a ``ConfigError`` naming the 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,9 +105,19 @@ class HttpConfig(_Section):
     callback_secret: SecretStr | None = None
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description="Portal name -> API key; when set, POST /antrag and /v1/submissions "
-        "need the key in X-API-Key (off by default)",
+        description="Portal name -> API key (X-API-Key). Off by default; once any key is "
+        "set (here or a back end's api_key), every endpoint but /healthz and the docs wants one",
     )
+
+    @model_validator(mode="after")
+    def _portal_names_are_slugs(self) -> HttpConfig:
+        # The name travels with each submission (a header) and into the case registry.
+        for name in self.api_keys:
+            if not re.fullmatch(SLUG, name):
+                raise ValueError(
+                    f"api_keys: portal name {name!r} must be a slug like 'portal-kiel'"
+                )
+        return self
 
 
 class BackendConfig(_Section):
@@ -119,6 +130,10 @@ class BackendConfig(_Section):
         default_factory=dict, description="Validated by the adapter's own settings model"
     )
     max_deliver: int = Field(default=10, ge=1)
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The back end's key (X-API-Key) for replies to, and the state of, its cases",
+    )
 
 
 class InboundConfig(_Section):
@@ -157,6 +172,21 @@ class HubConfig(_Section):
                     f"routes[{index}] names back end {route.tenant}/{route.backend}, "
                     f"which is not declared under [[backends]]"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _api_keys_are_distinct(self) -> HubConfig:
+        # A key names its holder; one key for two holders would make one the other.
+        holders: dict[str, str] = {}
+        named = [(f"http.api_keys.{n}", k) for n, k in self.http.api_keys.items()] + [
+            (f"backends[{i}].api_key", b.api_key)
+            for i, b in enumerate(self.backends)
+            if b.api_key is not None
+        ]
+        for key_name, key in named:
+            other = holders.setdefault(key.get_secret_value(), key_name)
+            if other != key_name:
+                raise ValueError(f"{key_name} is the same key as {other}; give each its own")
         return self
 
     @classmethod

@@ -41,6 +41,7 @@ from poststelle.routing.envelope import (
     H_CHANNEL,
     H_DETAIL,
     H_MSG_ID,
+    H_PORTAL,
     H_REASON,
     H_REPLY_ROUTE,
     H_SOURCE_ID,
@@ -83,6 +84,8 @@ class CaseRecord:
     # What an answer in the origin's language refers to (XÖV header of the message).
     answered: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # The portal that submitted it (with API keys on): the only portal that may read it.
+    portal: str | None = None
 
     def encode(self) -> bytes:
         return json.dumps(self.__dict__, separators=(",", ":"), default=str).encode()
@@ -251,6 +254,7 @@ class RoutingCore:
             author=inspected.author,
             reader=inspected.reader,
             answered=_answered_facts(inspected),
+            portal=_header(msg, H_PORTAL) or None,
         )
         futures = [
             await self._js.publish_async(

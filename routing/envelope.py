@@ -18,6 +18,7 @@ __all__ = [
     "H_DETAIL",
     "H_MSG_ID",
     "H_ORIGINAL_SUBJECT",
+    "H_PORTAL",
     "H_REASON",
     "H_RECEIVED_AT",
     "H_REPLY_ROUTE",
@@ -48,6 +49,8 @@ H_REPLY_ROUTE = "Poststelle-Reply-Route"
 H_ORIGINAL_SUBJECT = "Poststelle-Original-Subject"
 # JSON list of AttachmentRef: parts an intake already claim-checked (multipart uploads).
 H_ATTACHMENTS = "Poststelle-Attachments"
+# The configured name of the portal whose key submitted the message (API keys on).
+H_PORTAL = "Poststelle-Portal"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

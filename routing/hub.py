@@ -293,6 +293,11 @@ class Hub:
             callback_url=http.callback_url,
             callback_secret=http.callback_secret,
             api_keys=http.api_keys,
+            backend_keys={
+                f"{backend.tenant}/{backend.name}": backend.api_key
+                for backend in self.config.backends
+                if backend.api_key is not None
+            },
         )
         return PortalAdapter(name="http", settings=settings, context=context)
 
@@ -367,10 +372,20 @@ class Hub:
             extra_headers=extra_headers,
         )
 
-    async def accept_reply(self, case_id: str, reply: CaseReply, *, via: str) -> str:
+    async def accept_reply(
+        self,
+        case_id: str,
+        reply: CaseReply,
+        *,
+        via: str,
+        backend: tuple[str, str] | None = None,
+        check_answer: bool = False,
+    ) -> str:
         if self.replies is None:
             raise RuntimeError("hub not started")
-        return await self.replies.accept(case_id, reply, via=via)
+        return await self.replies.accept(
+            case_id, reply, via=via, backend=backend, check_answer=check_answer
+        )
 
     async def store_attachment(self, name: str, content: bytes) -> None:
         """Put one file into the ``attachments`` object store (claim check)."""

@@ -2,7 +2,9 @@
 
 ``ReplyIntake`` is the one door for replies (HTTP, file drop ``in/``, native publishers go
 straight to ``REPLIES``). ``ReplyRouter`` binds each reply to its case through the ``cases``
-registry, builds the answer in the origin's language and queues it for the origin's adapter.
+registry, builds the answer in the origin's language (``answer_for``) and queues it for the
+origin's adapter. A reply that cannot become an answer is quarantined by the router; over
+HTTP the intake tries ``answer_for`` first and refuses it synchronously instead.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from nats.js.errors import FetchTimeoutError, KeyNotFoundError
 from pydantic import ValidationError
 
 from poststelle.contracts.answers import build_answer
-from poststelle.contracts.replies import Answer, CaseReply, answered_message, reply_event
+from poststelle.contracts.replies import (
+    Answer,
+    CannotAnswerError,
+    CaseReply,
+    ForeignCaseError,
+    answered_message,
+    reply_event,
+)
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import (
     H_CASE_ID,
@@ -35,7 +44,13 @@ from poststelle.routing.envelope import (
 from poststelle.routing.metrics import Counters
 from poststelle.routing.topology import CASES_BUCKET, REPLIES
 
-__all__ = ["REPLY_ROUTER_DURABLE", "ReplyIntake", "ReplyRouter", "UnknownCaseError"]
+__all__ = [
+    "REPLY_ROUTER_DURABLE",
+    "ReplyIntake",
+    "ReplyRouter",
+    "UnknownCaseError",
+    "answer_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +84,78 @@ def reply_subject(record: dict[str, Any], kind: str) -> str:
     return f"reply.{tenant}.{backend}.{safe_token(kind)}"
 
 
+def _subject_backend(subject: str) -> tuple[str, str]:
+    """(tenant, backend) of ``reply.<tenant>.<backend>.<kind>``."""
+    parts = subject.split(".")
+    return (parts[1], parts[2]) if len(parts) == 4 else ("", "")
+
+
+def answer_for(case_id: str, record: dict[str, Any], reply: CaseReply) -> Answer:
+    """The answer to ``reply`` in the language of the case's origin: an XBau message for a
+    case that came by XTA, a JSON status otherwise. Raises ``CannotAnswerError`` when the
+    reply cannot be expressed there."""
+    origin = record["origin"]
+    route = dict(origin.get("reply_route") or {})
+    if origin["channel"] == "xta":
+        try:
+            content = build_answer(reply_event(case_id, reply, answered_message(record)))
+        except ValueError as exc:
+            raise CannotAnswerError(str(exc)) from exc
+        message_type, namespace = Answer.xoev_message_type(reply.kind)
+        return Answer(
+            case_id=case_id,
+            kind=reply.kind,
+            content=content,
+            content_type="application/xml",
+            message_type=message_type,
+            namespace=namespace,
+            reply_route=route,
+            in_reply_to=origin.get("source_message_id"),
+        )
+    status = {
+        "case_id": case_id,
+        "kind": reply.kind,
+        "state": _STATE_AFTER[reply.kind],
+        "reply": reply.model_dump(mode="json", exclude_none=True),
+        "source_message_id": origin.get("source_message_id"),
+    }
+    return Answer(
+        case_id=case_id,
+        kind=reply.kind,
+        content=json.dumps(status).encode(),
+        content_type="application/json",
+        reply_route=route,
+        in_reply_to=origin.get("source_message_id"),
+    )
+
+
 class ReplyIntake:
     def __init__(self, js: JetStreamContext, audit: AuditTrail) -> None:
         self._js = js
         self._audit = audit
 
-    async def accept(self, case_id: str, reply: CaseReply, *, via: str) -> str:
-        """Store the reply in ``REPLIES``; returns its idempotency key."""
+    async def accept(
+        self,
+        case_id: str,
+        reply: CaseReply,
+        *,
+        via: str,
+        backend: tuple[str, str] | None = None,
+        check_answer: bool = False,
+    ) -> str:
+        """Store the reply in ``REPLIES``; returns its idempotency key.
+
+        ``backend`` (tenant, name) is who replies: only the case's own back end may.
+        ``check_answer`` builds the answer first and raises ``CannotAnswerError`` instead of
+        storing a reply the router could only quarantine (for callers who can be told now).
+        """
         record = await load_case(self._js, case_id)
         if record is None:
             raise UnknownCaseError(f"no case {case_id!r} is registered")
+        if backend is not None and backend != (record["tenant"], record["backend"]):
+            raise ForeignCaseError(f"case {case_id!r} is not routed to {'/'.join(backend)}")
+        if check_answer:
+            answer_for(case_id, record, reply)
         key = reply.idempotency_key()
         ack = await self._js.publish(
             reply_subject(record, reply.kind),
@@ -140,9 +217,16 @@ class ReplyRouter:
             await self._quarantine(msg, case_id, "unknown-case", f"no case {case_id!r}")
             return
         origin = record["origin"]
+        if _subject_backend(msg.subject) != (
+            safe_token(record["tenant"]),
+            safe_token(record["backend"]),
+        ):
+            detail = f"{msg.subject} does not belong to case {case_id!r}'s back end"
+            await self._quarantine(msg, case_id, "foreign-case", detail)
+            return
         try:
-            answer = self._answer_for(case_id, record, reply)
-        except ValueError as exc:
+            answer = answer_for(case_id, record, reply)
+        except CannotAnswerError as exc:
             await self._quarantine(msg, case_id, "cannot-answer", str(exc))
             return
         channel, adapter = safe_token(origin["channel"]), safe_token(origin["adapter"])
@@ -163,38 +247,6 @@ class ReplyRouter:
             adapter=origin["adapter"],
         )
         self._counters.incr("replies.routed")
-
-    def _answer_for(self, case_id: str, record: dict[str, Any], reply: CaseReply) -> Answer:
-        origin = record["origin"]
-        route = dict(origin.get("reply_route") or {})
-        if origin["channel"] == "xta":
-            content = build_answer(reply_event(case_id, reply, answered_message(record)))
-            message_type, namespace = Answer.xoev_message_type(reply.kind)
-            return Answer(
-                case_id=case_id,
-                kind=reply.kind,
-                content=content,
-                content_type="application/xml",
-                message_type=message_type,
-                namespace=namespace,
-                reply_route=route,
-                in_reply_to=origin.get("source_message_id"),
-            )
-        status = {
-            "case_id": case_id,
-            "kind": reply.kind,
-            "state": _STATE_AFTER[reply.kind],
-            "reply": reply.model_dump(mode="json", exclude_none=True),
-            "source_message_id": origin.get("source_message_id"),
-        }
-        return Answer(
-            case_id=case_id,
-            kind=reply.kind,
-            content=json.dumps(status).encode(),
-            content_type="application/json",
-            reply_route=route,
-            in_reply_to=origin.get("source_message_id"),
-        )
 
     async def _quarantine(self, msg: Msg, case_id: str, reason: str, detail: str) -> None:
         log.warning("reply quarantined case_id=%s reason=%s", case_id, reason)

@@ -17,6 +17,7 @@ from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.config import HubConfig
 from poststelle.routing.hub import Hub
 from poststelle.routing.quarantine import list_quarantined
+from poststelle.routing.topology import REPLIES
 from tests.adapters.receiver import Receiver, webhook_receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _mailbox_settings
@@ -209,3 +210,55 @@ async def test_schema_invalid_xta_message_is_rejected_to_its_sender(
     assert nachrichten_uuid.encode() in answer.content
     assert parked.reason == "schema-invalid"
     assert receiver.received == []
+
+
+async def test_reply_an_xta_origin_cannot_take_is_refused_over_http_and_parked_otherwise(
+    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path
+) -> None:
+    """A decision without its Bescheid document would be a schema-invalid XBau 0205: over
+    HTTP the back end hears so at once (422); by file or NATS it is quarantined."""
+    body, _ = xbau_antrag()
+    no_bescheid = {**DECISION, "anlagen": [], "reply_id": "ohne-anlage"}
+    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
+        sim.create_mailbox(HUB.value)
+        sim.create_mailbox(AMT.value)
+        sim.put(HUB.value, body, author=AMT)
+        inbound = [
+            {"name": "xta-hub", "kind": "xta", "settings": _mailbox_settings(sim, corpus_dir)}
+        ]
+        routes = [{"standard": "xbau", "tenant": "stadt-kiel", "backend": "akte"}]
+        config = _webhook_config(hub_config, receiver, inbound=inbound, routes=routes)
+        async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
+            akte = next(w.backend for w in hub.workers if w.backend.name == "akte")
+            folder: Path = akte.folder  # type: ignore[attr-defined]
+            [delivered] = await eventually(lambda: list(folder.glob("*.json")), within=20)
+            case_id = CaseEvent.model_validate_json(delivered.read_bytes()).data.case_id
+            path = f"/v1/cases/{case_id}/events"
+            refused = await http.post(path, json=no_bescheid)
+            receipt = await http.post(path, json={"kind": "receipt"})
+            assert (await hub.js.stream_info(REPLIES)).state.messages == 0
+            assert await list_quarantined(hub.js) == []
+
+            inbox: Path = akte.inbox  # type: ignore[attr-defined]
+            (inbox / "ohne-anlage.json").write_text(json.dumps({"case_id": case_id, **no_bescheid}))
+            await hub.js.publish(
+                "reply.stadt-kiel.akte.decision",
+                json.dumps({**no_bescheid, "reply_id": "ueber-nats"}).encode(),
+                headers={"Poststelle-Case-Id": case_id},
+            )
+            parked = await eventually(lambda: _quarantined(hub, 2))
+            answers = sim.mailbox(AMT.value)
+
+    for response, reason in [(refused, "at least one Anlage"), (receipt, "1180")]:
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert reason in response.json()["detail"]
+    assert {(p.step, p.reason, p.case_id) for p in parked} == {("reply", "cannot-answer", case_id)}
+    assert all("at least one Anlage" in p.detail for p in parked)
+    assert (inbox / "done" / "ohne-anlage.json").exists(), "the file was taken, then parked"
+    assert answers == [], "nothing unanswerable reached the sender"
+
+
+async def _quarantined(hub: Hub, count: int) -> list[Any] | None:
+    items = await list_quarantined(hub.js)
+    return items if len(items) >= count else None
