@@ -42,6 +42,7 @@ _XSD11_ONLY = (
 )
 _G2G_HEADER = "nachrichtenkopf.g2g"
 _XDOMEA_HEADER = "Kopf"
+_XOEV_G2G_NAMESPACE = re.compile(r"^http://xoev\.de/schemata/basisnachricht/(unqualified/)?g2g/")
 _REGEX_SPECIAL = re.compile(r"([.^$*+?{}\[\]\\|()])")
 
 HEADER_COMMENT = (
@@ -89,6 +90,16 @@ def _escape(text: str) -> str:
 def _appinfo(root: etree._Element, tag: str) -> str:
     found = root.find(f"{{{_XS}}}annotation/{{{_XS}}}appinfo/standard/{tag}")
     return (found.text or "").strip() if found is not None else ""
+
+
+def _xoev_base_header(base: str, context: etree._Element) -> str | None:
+    """The header a message type has when it derives from an XÖV base message type whose
+    schema is not in the set (an unresolved URL import): its namespace says which form."""
+    prefix = base.rpartition(":")[0]
+    namespace = context.nsmap.get(prefix or None) or ""
+    if base.endswith(":Nachricht.G2GType") and _XOEV_G2G_NAMESPACE.search(namespace):
+        return "xoev-g2g" if "/unqualified/" in namespace else "xoev-g2g-qualified"
+    return None
 
 
 def _by_url(url: str, namespace: str | None, by_name: Mapping[str, list[_Doc]]) -> _Doc | None:
@@ -251,7 +262,9 @@ class _SetScan:
                         return own
                     base = derivation.get("base", "")
                     hit = self.lookup("complexType", base, derivation)
-                    if hit is not None and base not in seen:
+                    if hit is None:
+                        return _xoev_base_header(base, derivation)
+                    if base not in seen:
                         seen.add(base)
                         return self._scan_type(hit[0], hit[1], seen)
             elif kind in {"sequence", "choice", "all"}:

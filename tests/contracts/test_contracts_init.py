@@ -147,8 +147,8 @@ def test_url_imports_become_catalog_entries_and_missing_ones_are_listed(
     assert data["catalog"] == {CODE_URL: "lib/xoev-code.xsd"}
     assert data["strict"] == {"xsd_version": "1.1"}  # vc:minVersion="1.1"
     assert data["namespace_pattern"] == r"^urn:example:xwasser:(\d+\.\d+\.\d+)$"
-    # The header's base type is behind the unresolved import: the style stays unknown.
-    assert data["header"] == "none"
+    # The base type is behind the unresolved import; its XÖV namespace names the style.
+    assert data["header"] == "xoev-g2g-qualified"
     # Said twice: on stderr for the person running it, in the file for the reviewer.
     assert "1 import(s) NOT found in the set:" in captured.err
     assert f"{MISSING_URL}  (imported by xwasser-nachrichten.xsd)" in captured.err
@@ -164,15 +164,15 @@ def test_overrides_survive_regeneration_and_apply_on_load(
     # The integrator fixes by hand what the set cannot say, then regenerates.
     target.write_text(
         target.read_text()
-        + "overrides:\n  title: XWasser 1.0.0 (Probe)\n  header: xoev-g2g-qualified\n"
+        + "overrides:\n  title: XWasser 1.0.0 (Probe)\n  header: xoev-g2g\n"
         + f"  catalog:\n    {MISSING_URL}: lib/g2g.xsd\n"
     )
     assert main(["contracts", "init", str(tmp_path / "xwasser"), "-o", str(target)]) == 0
     capsys.readouterr()
     data = yaml.safe_load(target.read_text())
-    assert data["title"] == "xwasser 1.0.0" and data["overrides"]["header"] == "xoev-g2g-qualified"
+    assert data["title"] == "xwasser 1.0.0" and data["overrides"]["header"] == "xoev-g2g"
     contract = contract_from_mapping(data, str(target))
-    assert (contract.title, contract.header) == ("XWasser 1.0.0 (Probe)", "xoev-g2g-qualified")
+    assert (contract.title, contract.header) == ("XWasser 1.0.0 (Probe)", "xoev-g2g")
     from poststelle.contracts._contract import apply_overrides
 
     # A mapping-valued override adds to the generated mapping instead of replacing it.
