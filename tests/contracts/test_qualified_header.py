@@ -90,3 +90,20 @@ def test_the_unqualified_style_does_not_misread_a_qualified_header(tmp_path: Pat
 
 def test_intake_takes_the_uuid_of_a_qualified_header_as_the_dedupe_key() -> None:
     assert source_message_id_of(MESSAGE.read_bytes()) == UUID
+
+
+def test_a_mapping_of_its_own_includes_the_qualified_header_part(
+    onboarded: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (onboarded / "mappings").mkdir()
+    (onboarded / "mappings" / "einladung.yaml").write_text(
+        "standard: xbeispiel\nversion: '1.2'\nmessage_type: beteiligung.einladung.0401\n"
+        "namespaces: {b: 'urn:example:xbeispiel:1.2'}\n"
+        "include: [_headers/xoev-g2g-qualified.yaml]\n"
+        "fields:\n  plan_id: {xpath: b:planID, required: true}\n"
+    )
+    assert main(["map", str(MESSAGE), "--data-dir", str(onboarded)]) == 0
+    data = json.loads(capsys.readouterr().out)["data"]
+    assert data["nachrichten_uuid"] == UUID
+    assert data["fields"]["plan_id"] == "BP-KI-2026-007"
+    assert data["reader"]["code"] == "01002000-bauleitplanung"
