@@ -394,12 +394,9 @@ def _group_namespaces(scan: _SetScan, declaring: Mapping[str, list[_Doc]]) -> li
     return [sorted(m, key=lambda ns: rank(ns, m)) for m in groups.values()]
 
 
-def _describe(
-    scan: _SetScan, namespaces: list[str], declaring: Mapping[str, list[_Doc]]
-) -> GeneratedDescriptor:
-    primary = namespaces[0]
-    own = declaring[primary]
-    warnings: list[str] = []
+def _identity(primary: str, own: list[_Doc], warnings: list[str]) -> tuple[str, str, str]:
+    """Standard name, short name and version, from the appinfo and ``xs:schema/@version`` of
+    the files declaring the standard's own messages, else from the namespace."""
     version = Counter(d.version for d in own if d.version).most_common(1)
     version_text = version[0][0] if version else ""
     if not version_text:
@@ -418,30 +415,20 @@ def _describe(
         name = words[-1] if words else "unnamed"
         warnings.append(f"no standard name in the XSDs' appinfo; using {name!r}")
     short = next((d.short for d in own if d.short), name)
-    pattern = _namespace_pattern(primary, version_text)
-    if pattern is None:
-        warnings.append(
-            f"version {version_text} does not appear in namespace {primary}: no namespace_pattern"
-        )
+    return name, short, version_text
 
-    entry_points: dict[str, Any] = {}
-    headers: Counter[str] = Counter()
-    style_of: dict[str, str] = {}
-    for namespace in namespaces:
-        docs = sorted(declaring[namespace], key=lambda d: d.rel)
-        for doc in docs:
-            for message in doc.messages:
-                element = scan.component("element", doc.tns, message)
-                style_of[message] = scan.header_of(element, doc)
-                headers[style_of[message]] += 1
-        for entry, messages in _entry_files(scan, namespace, docs).items():
-            if entry in entry_points:
-                warnings.append(f"{entry} exists in more than one namespace; kept the first")
-                continue
-            entry_points[entry] = (
-                messages if namespace == primary else {"namespace": namespace, "messages": messages}
-            )
-    header = headers.most_common(1)[0][0]
+
+def _header_style(
+    scan: _SetScan, namespaces: list[str], declaring: Mapping[str, list[_Doc]], warnings: list[str]
+) -> str:
+    """The header style most message types use; the others are named in a warning."""
+    style_of = {
+        message: scan.header_of(scan.component("element", ns, message), doc)
+        for ns in namespaces
+        for doc in declaring[ns]
+        for message in doc.messages
+    }
+    header = Counter(style_of.values()).most_common(1)[0][0]
     others = sorted(m for m, s in style_of.items() if s != header)
     if others:
         warnings.append(
@@ -453,6 +440,31 @@ def _describe(
             "no message header found; the types behind the unresolved URL imports may "
             "declare it: check `header` once they resolve"
         )
+    return header
+
+
+def _describe(
+    scan: _SetScan, namespaces: list[str], declaring: Mapping[str, list[_Doc]]
+) -> GeneratedDescriptor:
+    primary = namespaces[0]
+    warnings: list[str] = []
+    name, short, version_text = _identity(primary, declaring[primary], warnings)
+    pattern = _namespace_pattern(primary, version_text)
+    if pattern is None:
+        warnings.append(
+            f"version {version_text} does not appear in namespace {primary}: no namespace_pattern"
+        )
+    header = _header_style(scan, namespaces, declaring, warnings)
+    entry_points: dict[str, Any] = {}
+    for namespace in namespaces:
+        docs = sorted(declaring[namespace], key=lambda d: d.rel)
+        for entry, messages in _entry_files(scan, namespace, docs).items():
+            if entry in entry_points:
+                warnings.append(f"{entry} exists in more than one namespace; kept the first")
+                continue
+            entry_points[entry] = (
+                messages if namespace == primary else {"namespace": namespace, "messages": messages}
+            )
     files = scan.closure(d.path for ns in namespaces for d in declaring[ns])
     catalog = {
         url: rel

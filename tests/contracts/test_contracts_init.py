@@ -224,3 +224,25 @@ def test_a_url_import_with_several_candidate_files_takes_the_one_under_the_urls_
     assert main(["contracts", "init", str(tmp_path / "set")]) == 0
     data = yaml.safe_load(capsys.readouterr().out)
     assert data["catalog"] == {CODE_URL: "xoev/code/1_0/xoev-code.xsd"}
+
+
+def test_a_set_mixing_header_styles_takes_the_majority_and_names_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # XBeteiligung 1.2 does this: kommunal.Aktualisieren.0402 derives from the unqualified
+    # base type while its siblings use the qualified one.
+    shutil.copytree(Path(__file__).parent / "data" / "xbeispiel-1.2", tmp_path / "set")
+    (tmp_path / "set" / "xbeispiel-aktualisierung.xsd").write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"'
+        ' targetNamespace="urn:example:xbeispiel:1.2" version="1.2" elementFormDefault="qualified">'
+        '<xs:element name="beteiligung.aktualisierung.0403"><xs:complexType><xs:sequence>'
+        '<xs:element name="nachrichtenkopf.g2g" form="unqualified"/>'
+        "</xs:sequence></xs:complexType></xs:element></xs:schema>"
+    )
+    assert main(["contracts", "init", str(tmp_path / "set")]) == 0
+    captured = capsys.readouterr()
+    assert yaml.safe_load(captured.out)["header"] == "xoev-g2g-qualified"
+    assert (
+        "warning: header xoev-g2g-qualified for most messages, but not for: "
+        "beteiligung.aktualisierung.0403 (xoev-g2g)"
+    ) in captured.err
