@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["HEADER_STYLES", "Contract", "ContractError", "contract_from_mapping"]
+__all__ = ["HEADER_STYLES", "Contract", "ContractError", "apply_overrides", "contract_from_mapping"]
 
-# Header styles the mapping engine knows how to read when no message-specific mapping exists.
-HEADER_STYLES = frozenset({"xoev-g2g", "xdomea-kopf", "none"})
+# Header styles the mapping engine knows how to read when no message-specific mapping exists
+# (mappings/_headers/<style>.yaml): the XÖV G2G header with unqualified children (XBau) or in
+# its own namespace (XBeteiligung), and xdomea's Kopf.
+HEADER_STYLES = frozenset({"xoev-g2g", "xoev-g2g-qualified", "xdomea-kopf", "none"})
 
 
 class ContractError(ValueError):
@@ -79,10 +81,27 @@ def _require(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def apply_overrides(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A generated descriptor with its hand-set ``overrides`` section applied on top: a
+    mapping value (``strict``, ``catalog``) is merged key by key, anything else replaced."""
+    overrides = data.get("overrides") or {}
+    if not isinstance(overrides, Mapping):
+        raise ContractError(f"{where}: 'overrides' must be a mapping")
+    merged = {k: v for k, v in data.items() if k != "overrides"}
+    for key, value in overrides.items():
+        base = merged.get(key)
+        if isinstance(base, Mapping) and isinstance(value, Mapping):
+            merged[key] = {**base, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def contract_from_mapping(data: Any, where: str) -> Contract:
     """Build a contract from a parsed descriptor; ``where`` names the file in errors."""
     if not isinstance(data, Mapping):
         raise ContractError(f"{where}: a contract descriptor must be a mapping")
+    data = apply_overrides(data, where)
     standard = _require(data, "standard", str, where)
     version = str(_require(data, "version", str | float | int, where))  # type: ignore[arg-type]
     fmt = data.get("format", "xml")

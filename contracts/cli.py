@@ -1,6 +1,6 @@
 """CLI commands for message understanding, without NATS.
 
-``register(subparsers)`` adds ``validate``, ``map`` and ``contracts add|list`` to the
+``register(subparsers)`` adds ``validate``, ``map`` and ``contracts add|init|list`` to the
 ``poststelle`` command; ``main(argv)`` runs them stand-alone (tests, debugging).
 """
 
@@ -213,6 +213,58 @@ def _cmd_contracts_list(args: argparse.Namespace, out: TextIO | None = None) -> 
     return 0
 
 
+def _cmd_contracts_init(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from ._init import generate_descriptors, load_overrides, render_descriptor
+
+    out = out or sys.stdout
+    root = Path(args.dir)
+    try:
+        found = generate_descriptors(root, progress=_init_progress)
+        if args.version:
+            found = [d for d in found if d.data["version"] == args.version]
+        if not found:
+            raise ContractError(f"{root}: no standard version {args.version} in this set")
+        if args.output and len(found) > 1:
+            raise ContractError(
+                f"{root} holds {', '.join(d.key for d in found)}: choose one with --version"
+            )
+        target = Path(args.output) if args.output else None
+        overrides = load_overrides(target) if target and target.exists() else {}
+    except ContractError as exc:
+        sys.stderr.write(f"contracts init: {exc}\n")
+        return 1
+    texts = [render_descriptor(d, overrides) for d in found]
+    if target:
+        target.write_text(texts[0], encoding="utf-8")
+    else:
+        out.write("---\n".join(texts))
+    for descriptor in found:
+        data = descriptor.data
+        messages = sum(
+            len(v["messages"] if isinstance(v, dict) else v) for v in data["entry_points"].values()
+        )
+        sys.stderr.write(
+            f"{descriptor.key}: {messages} message types in {len(data['entry_points'])} "
+            f"entry point(s), header {data['header']}, "
+            f"{len(data.get('catalog', {}))} URL import(s) resolved in the set"
+            + (f" -> {target}" if target else "")
+            + "\n"
+        )
+        for warning in descriptor.warnings:
+            sys.stderr.write(f"  warning: {warning}\n")
+        if descriptor.unresolved:
+            sys.stderr.write(f"  {len(descriptor.unresolved)} import(s) NOT found in the set:\n")
+            for url, importer in descriptor.unresolved:
+                sys.stderr.write(f"    {url}  (imported by {importer})\n")
+    return 0
+
+
+def _init_progress(done: int, total: int, name: str) -> None:
+    # Large sets take a while: say how far the scan is, ten times over (small sets stay quiet).
+    if total >= 100 and (done == total or done % max(1, total // 10) == 0):
+        sys.stderr.write(f"  read {done}/{total} schema files ({name})\n")
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's commands to the ``poststelle`` CLI."""
     validate = subparsers.add_parser(
@@ -248,6 +300,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--descriptor", help="contract YAML for a standard the project does not ship")
     _add_data_dir(add)
     add.set_defaults(func=_cmd_contracts_add)
+    init = commands.add_parser(
+        "init", help="write the contract descriptor of a published XSD set (review, then add)"
+    )
+    init.add_argument("dir", metavar="DIR", help="the unpacked schema set")
+    init.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write here instead of stdout; an existing FILE's overrides section is kept",
+    )
+    init.add_argument("--version", help="the standard version to describe, when DIR holds several")
+    init.set_defaults(func=_cmd_contracts_init)
     listing = commands.add_parser("list", help="show known standards and their schema sets")
     listing.add_argument("--json", action="store_true")
     _add_data_dir(listing)

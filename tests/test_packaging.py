@@ -53,6 +53,7 @@ def test_wheel_carries_code_and_data_under_the_namespace(tmp_path: Path) -> None
     assert "poststelle/contracts/xta/xta.wsdl" in names
     assert "poststelle/mappings/xbau-2.6/baugenehmigung.antrag.0200.yaml" in names
     assert "poststelle/mappings/_headers/xoev-g2g.yaml" in names
+    assert "poststelle/mappings/_headers/xoev-g2g-qualified.yaml" in names
     assert not any(name.startswith("poststelle/tests") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
