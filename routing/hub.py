@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -56,10 +55,16 @@ async def connect(
     """A hub's client reconnects for ever: the hub outlives server restarts. A command-line
     client (``persistent=False``) gives up after a few attempts with a clear error."""
 
+    client = NatsClient()
+
     async def on_error(exc: Exception) -> None:
         log.warning("nats error=%r", exc)
 
     async def on_disconnect() -> None:
+        # nats-py reports its own close() as a disconnect too; only a lost link is news.
+        if client.is_closed:
+            log.debug("nats connection closed")
+            return
         log.warning("nats disconnected")
 
     async def on_reconnect() -> None:
@@ -69,7 +74,7 @@ async def connect(
     options: dict[str, Any] = {}
     if config.nats.credentials:
         options["user_credentials"] = str(config.nats.credentials)
-    return await nats.connect(
+    await client.connect(
         servers=servers,
         connect_timeout=config.nats.connect_timeout,
         max_reconnect_attempts=-1 if persistent else 2,
@@ -79,6 +84,7 @@ async def connect(
         reconnected_cb=on_reconnect,
         **options,
     )
+    return client
 
 
 class HubAlreadyRunningError(RuntimeError):
