@@ -162,7 +162,15 @@ def create_portal_app(
             record = await case_status(case_id)
             if record is None:
                 return problem(404, "Unknown case", f"no case {case_id!r} is registered")
-            keys = ("case_id", "state", "message_type", "tenant", "backend", "last_reply")
+            keys = (
+                "case_id",
+                "state",
+                "message_type",
+                "tenant",
+                "backend",
+                "delivered_at",
+                "last_reply",
+            )
             return JSONResponse({key: record.get(key) for key in keys})
 
     @app.get("/healthz", summary="NATS connectivity and consumer state")

@@ -22,6 +22,7 @@ from poststelle.adapters.registry import AdapterRegistry, default_registry
 from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.replies import CaseReply
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.caseregistry import load_case
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import AnswerWorker, DeliveryWorker, ensure_backend_consumer
@@ -35,7 +36,7 @@ from poststelle.routing.federation import (
 )
 from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
-from poststelle.routing.replies import ReplyIntake, ReplyRouter, load_case
+from poststelle.routing.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
 from poststelle.routing.table_routing import TableRouteResolver
 from poststelle.routing.table_store import RouteTableStore, RouteTableWatcher
@@ -71,14 +72,16 @@ async def connect(
         log.info("nats reconnected")
 
     servers = [part.strip() for part in (url or config.nats.url or "").split(",") if part.strip()]
-    options: dict[str, Any] = {}
+    # nats-py annotates the timeouts as int but takes seconds as float.
+    options: dict[str, Any] = {
+        "connect_timeout": config.nats.connect_timeout,
+        "reconnect_time_wait": 0.5,
+    }
     if config.nats.credentials:
         options["user_credentials"] = str(config.nats.credentials)
     await client.connect(
         servers=servers,
-        connect_timeout=config.nats.connect_timeout,
         max_reconnect_attempts=-1 if persistent else 2,
-        reconnect_time_wait=0.5,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
