@@ -10,9 +10,8 @@ objects, never an event pointing at missing bytes.
 The answer is ``202 Accepted`` rather than the ``200`` some OZG-Cloud set-ups send: the
 application is stored, not yet processed; portal clients treat every 2xx as success.
 Re-sending a transactionId answers with the same ``vorgang`` (JetStream dedupes the
-publish); ``statusSince`` is then the time of the repeated acceptance, because the intake
-keeps no state of its own. Files of a re-send land under the same content-addressed names,
-so identical files are merely rewritten.
+publish), ``statusSince`` included: the time of the first acceptance. Files of a re-send
+land under the same content-addressed names, so identical files are merely rewritten.
 """
 
 from __future__ import annotations
@@ -71,7 +70,9 @@ class Vorgang(BaseModel):
     vorgangId: str = Field(description="The hub's case id (stable for a transactionId)")
     vorgangNummer: str = Field(description="Human-readable case number, e.g. PS-7K3M-9QX2-T8DA")
     status: str = Field(description="Always NEU on acceptance")
-    statusSince: str = Field(description="When this intake accepted the submission (ISO 8601)")
+    statusSince: str = Field(
+        description="When the hub first accepted the submission (ISO 8601); the same on re-sends"
+    )
 
 
 class AntragAccepted(BaseModel):
@@ -342,7 +343,7 @@ def add_ozg_intake(
                 vorgangId=accepted.case_id,
                 vorgangNummer=vorgang_nummer(accepted.case_id),
                 status=STATUS_NEW,
-                statusSince=datetime.now(UTC).isoformat(),
+                statusSince=accepted.received_at or datetime.now(UTC).isoformat(),
             ),
         )
         return JSONResponse(answer.model_dump(), status_code=202)

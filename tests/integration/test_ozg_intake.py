@@ -140,6 +140,8 @@ async def test_same_transaction_twice_is_one_case_and_one_delivery(
     assert first.status_code == second.status_code == 202, (first.text, second.text)
     assert first.json()["vorgang"]["vorgangId"] == second.json()["vorgang"]["vorgangId"]
     assert first.json()["vorgang"]["vorgangNummer"] == second.json()["vorgang"]["vorgangNummer"]
+    # The re-send is the same vorgang, NEU since the first acceptance.
+    assert first.json()["vorgang"]["statusSince"] == second.json()["vorgang"]["statusSince"]
 
     await eventually(lambda: ozg_hub.counters.get("delivery.delivered") >= 1)
     await eventually(lambda: idle(ozg_hub))
