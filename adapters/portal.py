@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, HttpUrl, SecretStr
 
 from poststelle.adapters._apikey import api_key_guard, install_api_key_errors
-from poststelle.adapters._ozg import StoreAttachment, add_ozg_intake
+from poststelle.adapters._ozg import DEFAULT_MAX_ATTACHMENTS, StoreAttachment, add_ozg_intake
 from poststelle.adapters._problem import problem
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
@@ -70,6 +70,7 @@ def create_portal_app(
     adapter_name: str = "http",
     api_keys: Mapping[str, SecretStr] | None = None,
     store_attachment: StoreAttachment | None = None,
+    max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
 ) -> FastAPI:
     app = FastAPI(
         title="Poststelle intake",
@@ -136,6 +137,7 @@ def create_portal_app(
         store_attachment=store_attachment,
         adapter_name=adapter_name,
         dependencies=guarded,
+        max_attachments=max_attachments,
     )
 
     if accept_reply is not None:
@@ -185,6 +187,12 @@ class PortalSettings(AdapterSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
+    max_attachments: int = Field(
+        default=DEFAULT_MAX_ATTACHMENTS,
+        ge=1,
+        le=1000,
+        description="Most file parts per POST /antrag (representation and attachments)",
+    )
     callback_url: HttpUrl | None = Field(
         default=None, description="The portal's status endpoint; answers are POSTed there"
     )
@@ -215,6 +223,7 @@ class PortalAdapter:
             adapter_name=name,
             api_keys=settings.api_keys,
             store_attachment=context.extras.get("store_attachment"),
+            max_attachments=settings.max_attachments,
         )
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None

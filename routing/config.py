@@ -25,6 +25,7 @@ from pydantic import (
 
 __all__ = [
     "DEFAULT_DATA_DIR",
+    "DEFAULT_MAX_ATTACHMENTS",
     "BackendConfig",
     "ConfigError",
     "FederationConfig",
@@ -41,6 +42,9 @@ DEFAULT_DATA_DIR = Path(".poststelle")
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # XTA's container limit; larger bodies are refused before anything is stored.
 DEFAULT_MAX_BODY_BYTES = 40 * 1024 * 1024
+# Every file's reference (about 300 bytes) travels in one NATS header, which counts against
+# the server's max_payload: the default keeps a full list far below NATS' 1 MiB default.
+DEFAULT_MAX_ATTACHMENTS = 200
 
 
 class ConfigError(Exception):
@@ -98,6 +102,13 @@ class HttpConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    max_attachments: int = Field(
+        default=DEFAULT_MAX_ATTACHMENTS,
+        ge=1,
+        le=1000,
+        description="Most file parts per POST /antrag (representation and attachments); "
+        "their references travel in one NATS header",
+    )
     callback_url: HttpUrl | None = Field(
         default=None, description="Portal status endpoint; case answers are POSTed there"
     )
@@ -204,6 +215,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_HTTP_HOST": ("http", "host"),
     "POSTSTELLE_HTTP_PORT": ("http", "port"),
     "POSTSTELLE_MAX_BODY_BYTES": ("http", "max_body_bytes"),
+    "POSTSTELLE_MAX_ATTACHMENTS": ("http", "max_attachments"),
 }
 
 

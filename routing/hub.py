@@ -299,6 +299,7 @@ class Hub:
             host=http.host,
             port=http.port,
             max_body_bytes=http.max_body_bytes,
+            max_attachments=http.max_attachments,
             callback_url=http.callback_url,
             callback_secret=http.callback_secret,
             api_keys=http.api_keys,
