@@ -34,6 +34,7 @@ __all__ = [
     "InboundConfig",
     "NatsConfig",
     "StaticRoute",
+    "config_file_given",
     "load_config",
     "resolve_data_dir",
 ]
@@ -170,6 +171,18 @@ class HubConfig(_Section):
                 )
         return self
 
+    def with_demo(self) -> HubConfig:
+        """This configuration plus the demo layer (``HubConfig.demo``'s back end and
+        routes), without repeating what it already declares."""
+        demo = HubConfig.demo(self.data_dir)
+        declared = {(b.tenant, b.name) for b in self.backends}
+        backends = [b for b in demo.backends if (b.tenant, b.name) not in declared]
+        routes = [r for r in demo.routes if r not in self.routes]
+        # model_copy, not a dump and re-validation: a JSON dump masks the secrets.
+        return self.model_copy(
+            update={"backends": [*self.backends, *backends], "routes": [*self.routes, *routes]}
+        )
+
     @classmethod
     def demo(cls, data_dir: Path) -> HubConfig:
         """What ``make run`` starts: every XBau 2.6 building application and every
@@ -241,8 +254,10 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    demo: bool | None = None,
 ) -> HubConfig:
-    """Build the configuration. Without a file, the demo set-up of ``make run`` applies.
+    """Build the configuration. ``demo`` adds the demo layer of ``make run`` (back end and
+    routes, ``HubConfig.with_demo``); by default it is on only when no file is given.
 
     ``overrides`` are dotted keys from command-line flags (``{"http.port": 9000}``).
     """
@@ -259,11 +274,17 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         if value is not None and dotted != "data_dir":
             _set(raw, tuple(dotted.split(".")), value)
-    if file_path is None and "backends" not in raw and "routes" not in raw:
-        demo = HubConfig.demo(raw["data_dir"]).model_dump(include={"backends", "routes"})
-        raw.update(demo)
     try:
-        return HubConfig.model_validate(raw)
+        config = HubConfig.model_validate(raw)
     except ValidationError as exc:
         source = f" (from {file_path})" if file_path else ""
         raise ConfigError(_describe(exc) + source) from exc
+    with_demo = not config_file_given(path, env) if demo is None else demo
+    return config.with_demo() if with_demo else config
+
+
+def config_file_given(path: Path | None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a config file is in use (``--config`` or ``$POSTSTELLE_CONFIG``): the demo
+    layer's default is its opposite."""
+    env = os.environ if environ is None else environ
+    return path is not None or bool(env.get("POSTSTELLE_CONFIG"))
