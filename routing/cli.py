@@ -204,6 +204,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     if args.asyncapi:
         from poststelle.contracts.asyncapi import ASYNCAPI_PATH as path
         from poststelle.contracts.asyncapi import hub_asyncapi as build
+    elif args.reply:
+        from poststelle.contracts.replies import CASE_REPLY_SCHEMA_PATH as path
+        from poststelle.contracts.replies import case_reply_json_schema as build
     else:
         from poststelle.contracts.events import CASE_EVENT_SCHEMA_PATH as path
         from poststelle.contracts.events import case_event_json_schema as build
@@ -258,8 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q_replay.set_defaults(func=_cmd_quarantine_replay)
 
-    schema = commands.add_parser("schema", help="print the CaseEvent JSON Schema")
-    schema.add_argument("--asyncapi", action="store_true", help="the AsyncAPI document instead")
+    schema = commands.add_parser(
+        "schema", help="print the CaseEvent JSON Schema (or --asyncapi, --reply)"
+    )
+    schema_kind = schema.add_mutually_exclusive_group()
+    schema_kind.add_argument("--asyncapi", action="store_true", help="the AsyncAPI document")
+    schema_kind.add_argument(
+        "--reply", action="store_true", help="the JSON Schema of back-end replies (CaseReply)"
+    )
     schema.add_argument("--write", action="store_true", help="update contracts/ in place")
     schema.set_defaults(func=_cmd_schema)
 
