@@ -1,18 +1,18 @@
 """``POST /antrag``: the OZG-Cloud-compatible multipart intake of online applications.
 
 A portal sends ``formData`` (JSON: ``control`` with the routing facts, the form's own
-fields beside it), ``representation`` (the application as PDF) and any number of
-``attachment`` parts. The files are claim-checked into the ``attachments`` object store
-first, then the formData is published with references to them, and only after JetStream's
-ack the portal gets its ``vorgang``. A crash in between leaves at most unreferenced
+fields beside it), ``representation`` (the application as PDF) and ``attachment`` parts,
+at most ``max_attachments`` files together (a setting; more get ``413`` naming the limit).
+The files are claim-checked into the ``attachments`` object store first, then the formData
+is published with references to them, and only after JetStream's ack the portal gets its
+``vorgang``. A crash in between leaves at most unreferenced
 objects, never an event pointing at missing bytes.
 
 The answer is ``202 Accepted`` rather than the ``200`` some OZG-Cloud set-ups send: the
 application is stored, not yet processed; portal clients treat every 2xx as success.
 Re-sending a transactionId answers with the same ``vorgang`` (JetStream dedupes the
-publish); ``statusSince`` is then the time of the repeated acceptance, because the intake
-keeps no state of its own. Files of a re-send land under the same content-addressed names,
-so identical files are merely rewritten.
+publish), ``statusSince`` included: the time of the first acceptance. Files of a re-send
+land under the same content-addressed names, so identical files are merely rewritten.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ from poststelle.adapters._problem import problem, problem_response_doc
 from poststelle.adapters.base import Publish
 from poststelle.contracts.events import AttachmentRef, deterministic_case_id
 from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
+from poststelle.routing.config import DEFAULT_MAX_ATTACHMENTS
 from poststelle.routing.envelope import H_ATTACHMENTS
 
 __all__ = [
     "ANTRAG_PATH",
+    "DEFAULT_MAX_ATTACHMENTS",
     "AntragAccepted",
     "StoreAttachment",
     "Vorgang",
@@ -57,8 +59,6 @@ FORM_DATA = "formData"
 REPRESENTATION = "representation"
 ATTACHMENT = "attachment"
 STATUS_NEW = "NEU"
-# Every file's reference travels in one NATS header; this keeps it far below the limits.
-MAX_FILES = 100
 # The transactionId becomes part of a NATS header and the dedupe key: visible ASCII only.
 _TRANSACTION_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 # Crockford's base32: no I, L, O, U, so a number read over the phone is not misheard.
@@ -71,7 +71,9 @@ class Vorgang(BaseModel):
     vorgangId: str = Field(description="The hub's case id (stable for a transactionId)")
     vorgangNummer: str = Field(description="Human-readable case number, e.g. PS-7K3M-9QX2-T8DA")
     status: str = Field(description="Always NEU on acceptance")
-    statusSince: str = Field(description="When this intake accepted the submission (ISO 8601)")
+    statusSince: str = Field(
+        description="When the hub first accepted the submission (ISO 8601); the same on re-sends"
+    )
 
 
 class AntragAccepted(BaseModel):
@@ -89,9 +91,9 @@ def vorgang_nummer(case_id: str) -> str:
 class _Refused(Exception):
     """The submission is refused before anything is stored."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
         super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
 
 
 @dataclass(frozen=True)
@@ -147,18 +149,29 @@ def _safe_name(filename: str | None, fallback: str) -> str:
     return name[:255] or fallback
 
 
+def _too_large(limit: int) -> _Refused:
+    detail = f"the body exceeds the limit of {limit} bytes"
+    return _Refused(413, "Submission too large", detail, limit=limit)
+
+
+def _too_many_files(limit: int) -> _Refused:
+    detail = (
+        f"more than {limit} file parts (representation and attachments); "
+        f"this intake takes at most {limit} per application (http.max_attachments)"
+    )
+    return _Refused(413, "Too many attachments", detail, limit=limit)
+
+
 async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _Refused(
-                413, "Submission too large", f"the body exceeds the limit of {limit} bytes"
-            )
+            raise _too_large(limit)
         yield chunk
 
 
-async def _read_submission(request: Request, limit: int) -> _Submission:
+async def _read_submission(request: Request, limit: int, max_files: int) -> _Submission:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "multipart/form-data":
         raise _Refused(
@@ -168,17 +181,20 @@ async def _read_submission(request: Request, limit: int) -> _Submission:
         )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _Refused(413, "Submission too large", f"the body exceeds the limit of {limit} bytes")
+        raise _too_large(limit)
     parser = MultiPartParser(
         request.headers,
         _limited(request, limit),
-        max_files=MAX_FILES,
+        # One more for a formData sent as a file (a Blob); the exact count follows below.
+        max_files=max_files + 1,
         max_fields=1,
         max_part_size=limit,
     )
     try:
         form = await parser.parse()
     except MultiPartException as exc:
+        if exc.message.startswith("Too many files"):
+            raise _too_many_files(max_files) from exc
         raise _Refused(400, "Malformed multipart body", exc.message) from exc
     try:
         form_data: list[bytes] = []
@@ -208,6 +224,8 @@ async def _read_submission(request: Request, limit: int) -> _Submission:
                 )
     finally:
         await form.close()
+    if len(files) > max_files:
+        raise _too_many_files(max_files)
     if len(form_data) != 1:
         raise _Refused(
             400,
@@ -257,7 +275,10 @@ _REQUEST_BODY: dict[str, Any] = {
                     ATTACHMENT: {
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
-                        "description": "Any number of attachments (Nachweise)",
+                        "description": (
+                            "Attachments (Nachweise); at most http.max_attachments file "
+                            "parts per application, representation included"
+                        ),
                     },
                 },
             },
@@ -276,6 +297,7 @@ def add_ozg_intake(
     adapter_name: str,
     portal: Callable[..., Awaitable[str | None]],
     responses: Mapping[int | str, dict[str, Any]],
+    max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
 ) -> None:
     """Serve ``POST /antrag`` on ``app``. Without ``store_attachment`` only submissions
     without file parts can be taken. ``portal`` is the dependency naming the submitting
@@ -295,7 +317,7 @@ def add_ozg_intake(
         responses={
             **responses,
             400: problem_response_doc("Malformed multipart body or formData not JSON"),
-            413: problem_response_doc("Body over the size limit"),
+            413: problem_response_doc("Body over the size limit or too many file parts"),
             415: problem_response_doc("Not multipart/form-data"),
             422: problem_response_doc("formData without control.transactionId"),
             503: problem_response_doc("The hub could not store the application"),
@@ -303,11 +325,10 @@ def add_ozg_intake(
     )
     async def antrag(request: Request, portal_name: str | None = Depends(portal)) -> JSONResponse:
         try:
-            submission = await _read_submission(request, max_body_bytes)
+            submission = await _read_submission(request, max_body_bytes, max_attachments)
         except _Refused as refused:
             log.info("antrag refused status=%s detail=%s", refused.status, refused.detail)
-            extra = {"limit": max_body_bytes} if refused.status == 413 else {}
-            return problem(refused.status, refused.title, refused.detail, **extra)
+            return problem(refused.status, refused.title, refused.detail, **refused.extra)
         case_id = deterministic_case_id(CHANNEL, submission.transaction_id)
         refs: list[AttachmentRef] = []
         if submission.files:
@@ -344,7 +365,7 @@ def add_ozg_intake(
                 vorgangId=accepted.case_id,
                 vorgangNummer=vorgang_nummer(accepted.case_id),
                 status=STATUS_NEW,
-                statusSince=datetime.now(UTC).isoformat(),
+                statusSince=accepted.received_at or datetime.now(UTC).isoformat(),
             ),
         )
         return JSONResponse(answer.model_dump(), status_code=202)

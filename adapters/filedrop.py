@@ -7,23 +7,27 @@ name with the same content, which makes at-least-once delivery harmless.
 The legacy software answers the same way: it drops ``<anything>.json`` with ``case_id`` and
 a reply (``kind`` = status, decision, rejection, receipt, plus its fields) into the ``in/``
 folder. Accepted files move to ``in/done/``; files that cannot be a reply move to
-``in/rejected/`` beside a ``.reason.txt`` — kept, never deleted.
+``in/rejected/`` beside a ``.reason.txt`` — kept, never deleted — after the first attempt:
+symlinks and other non-regular files (never followed or read), files over
+``reply_max_bytes``, JSON nested too deep, invalid JSON or replies, unknown cases. When the
+hub cannot take a reply just now, the file stays and is tried again after a growing delay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
+from poststelle.adapters._replyfiles import ReplyFileRefused, move_aside, read_reply_file
 from poststelle.adapters.base import AdapterContext, AdapterSettings
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
@@ -34,6 +38,8 @@ __all__ = ["FileDropBackend", "FileDropSettings", "write_atomically"]
 log = logging.getLogger(__name__)
 
 AcceptReply = Callable[..., Awaitable[str]]
+# A reply the hub could not take is tried again after poll interval x 2^n, at most this.
+_MAX_RETRY_DELAY = 300.0
 
 
 def write_atomically(path: Path, content: bytes) -> None:
@@ -57,6 +63,9 @@ class FileDropSettings(AdapterSettings):
     replies: bool = True
     """Read replies from ``<folder>/in/``."""
     reply_poll_interval: float = Field(default=1.0, gt=0)
+    reply_max_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Larger reply files are rejected unread"
+    )
 
 
 class FileDropBackend:
@@ -76,6 +85,8 @@ class FileDropBackend:
         self.settings = settings
         self._accept_reply: AcceptReply | None = context.extras.get("accept_reply")
         self._reply_task: asyncio.Task[None] | None = None
+        # File name -> (failed attempts, monotonic time of the next one).
+        self._retries: dict[str, tuple[int, float]] = {}
 
     async def start(self) -> None:
         await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
@@ -92,41 +103,83 @@ class FileDropBackend:
 
     async def _read_replies(self) -> None:
         while True:
-            for path in sorted(self.inbox.glob("*.json")):
-                await self._take_reply(path)
+            await self.take_replies()
             await asyncio.sleep(self.settings.reply_poll_interval)
+
+    async def take_replies(self) -> None:
+        """One pass over ``in/``: every ``*.json`` entry is taken, rejected or left for a
+        later pass (the hub could not take it; see ``_retries``)."""
+        try:
+            names = await asyncio.to_thread(self._reply_names)
+        except OSError as exc:  # in/ removed or unreadable: say so, look again next poll
+            log.warning("reply folder unreadable folder=%s error=%r", self.inbox, exc)
+            return
+        # Files that disappeared (moved away by someone else) stop being tracked.
+        for name in set(self._retries) - set(names):
+            del self._retries[name]
+        for name in names:
+            retry = self._retries.get(name)
+            if retry is None or retry[1] <= time.monotonic():
+                await self._take_reply(self.inbox / name)
+
+    def _reply_names(self) -> list[str]:
+        with os.scandir(self.inbox) as entries:
+            return sorted(entry.name for entry in entries if entry.name.endswith(".json"))
 
     async def _take_reply(self, path: Path) -> None:
         assert self._accept_reply is not None
         try:
-            document = json.loads(await asyncio.to_thread(path.read_bytes))
-            case_id = str(document.pop("case_id"))
-            reply = CaseReply.model_validate(document)
+            taken = await asyncio.to_thread(
+                read_reply_file, path, max_bytes=self.settings.reply_max_bytes
+            )
+            reply = CaseReply.model_validate(taken.document)
             await self._accept_reply(
-                case_id,
+                taken.case_id,
                 reply,
                 via=f"filedrop:{self.tenant}/{self.name}",
                 backend=(self.tenant, self.name),
             )
-        except (ValueError, KeyError, TypeError, ValidationError, LookupError) as exc:
-            await asyncio.to_thread(self._park, path, f"{type(exc).__name__}: {exc}")
+        except ReplyFileRefused as exc:
+            await self._settle(path, str(exc))
             return
-        except Exception as exc:  # the hub is unavailable: the file stays for the next poll
-            log.warning("reply not stored yet file=%s error=%r", path.name, exc)
+        except (ValueError, LookupError) as exc:
+            # Not a reply (ValidationError is a ValueError), or no such case: no later
+            # attempt can do better.
+            await self._settle(path, f"{type(exc).__name__}: {exc}")
             return
-        await asyncio.to_thread(self._archive, path)
+        except Exception as exc:  # the hub (or the disk) is unavailable: try again later
+            self._postpone(path.name, exc)
+            return
+        await self._settle(path, None)
 
-    def _archive(self, path: Path) -> None:
-        done = self.inbox / "done"
-        done.mkdir(exist_ok=True)
-        path.replace(done / path.name)
+    def _postpone(self, name: str, exc: Exception) -> None:
+        attempts = self._retries.get(name, (0, 0.0))[0] + 1
+        delay = min(_MAX_RETRY_DELAY, self.settings.reply_poll_interval * 2**attempts)
+        self._retries[name] = (attempts, time.monotonic() + delay)
+        log.warning(
+            "reply not taken yet file=%s attempt=%d retry_in=%.1fs error=%r",
+            name,
+            attempts,
+            delay,
+            exc,
+        )
 
-    def _park(self, path: Path, reason: str) -> None:
-        log.warning("reply file rejected file=%s reason=%s", path.name, reason)
-        rejected = self.inbox / "rejected"
-        rejected.mkdir(exist_ok=True)
-        path.replace(rejected / path.name)
-        (rejected / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+    async def _settle(self, path: Path, reason: str | None) -> None:
+        """Move a taken file to ``done/``, a refused one to ``rejected/`` with its reason."""
+        self._retries.pop(path.name, None)
+        try:
+            await asyncio.to_thread(self._move, path, reason)
+        except OSError as exc:
+            # Cannot move it (permissions?): leave it, and do not read it again every poll.
+            self._postpone(path.name, exc)
+
+    def _move(self, path: Path, reason: str | None) -> None:
+        if reason is None:
+            move_aside(path, self.inbox / "done")
+            return
+        parked = move_aside(path, self.inbox / "rejected")
+        parked.with_name(f"{parked.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+        log.warning("reply file rejected file=%s moved_to=%s reason=%s", path.name, parked, reason)
 
     def health(self) -> dict[str, object]:
         return {"ok": os.access(self.folder, os.W_OK), "folder": str(self.folder)}

@@ -31,7 +31,7 @@ from poststelle.adapters._access import (
     submitting_portal,
 )
 from poststelle.adapters._apikey import Caller, Credentials, caller_guard
-from poststelle.adapters._ozg import StoreAttachment, add_ozg_intake
+from poststelle.adapters._ozg import DEFAULT_MAX_ATTACHMENTS, StoreAttachment, add_ozg_intake
 from poststelle.adapters._problem import install_problem_handlers, problem, problem_response_doc
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
@@ -131,6 +131,7 @@ def create_portal_app(
     api_keys: Mapping[str, SecretStr] | None = None,
     backend_keys: Mapping[str, SecretStr] | None = None,
     store_attachment: StoreAttachment | None = None,
+    max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
 ) -> FastAPI:
     app = FastAPI(
         title="Poststelle intake",
@@ -205,6 +206,7 @@ def create_portal_app(
         adapter_name=adapter_name,
         portal=portal,
         responses=guarded,
+        max_attachments=max_attachments,
     )
 
     if accept_reply is not None:
@@ -267,7 +269,15 @@ def create_portal_app(
             if record is None:
                 return problem(404, "Unknown case", f"no case {case_id!r} is registered")
             check_may_read(caller, record)
-            keys = ("case_id", "state", "message_type", "tenant", "backend", "last_reply")
+            keys = (
+                "case_id",
+                "state",
+                "message_type",
+                "tenant",
+                "backend",
+                "delivered_at",
+                "last_reply",
+            )
             return JSONResponse({key: record.get(key) for key in keys})
 
     @app.get("/healthz", summary="NATS connectivity and consumer state")
@@ -283,6 +293,12 @@ class PortalSettings(AdapterSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
+    max_attachments: int = Field(
+        default=DEFAULT_MAX_ATTACHMENTS,
+        ge=1,
+        le=1000,
+        description="Most file parts per POST /antrag (representation and attachments)",
+    )
     callback_url: HttpUrl | None = Field(
         default=None, description="The portal's status endpoint; answers are POSTed there"
     )
@@ -318,6 +334,7 @@ class PortalAdapter:
             api_keys=settings.api_keys,
             backend_keys=settings.backend_keys,
             store_attachment=context.extras.get("store_attachment"),
+            max_attachments=settings.max_attachments,
         )
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None

@@ -99,40 +99,68 @@ class AnsweredMessage(_Model):
 
 
 class RejectionReason(_Model):
+    """One reason of a rejection (XBau 1100 ``fehlermeldung``)."""
+
     code: str = Field(default="X001", description="XBau Fehlerkennzahl, e.g. X001 = not valid")
-    text: str | None = None
+    text: str | None = Field(default=None, description="The reason in plain words")
 
 
 class AnlageRef(_Model):
-    bezeichnung: str
-    dateiname: str
-    dokumentid: str
-    mime_type: str = "application/pdf"
-    anlageart: str = "9999"
-    datum: date | None = None
+    """A document that belongs to a decision (XBau ``anlage``), e.g. the Bescheid as PDF."""
+
+    bezeichnung: str = Field(description="Title of the document, e.g. 'Baugenehmigung'")
+    dateiname: str = Field(description="File name, e.g. 'baugenehmigung.pdf'")
+    dokumentid: str = Field(description="The document's id in the back end, e.g. a urn:uuid")
+    mime_type: str = Field(default="application/pdf", description="XBau MIME type code")
+    anlageart: str = Field(default="9999", description="XBau Anlagen code; 9999 = other")
+    datum: date | None = Field(default=None, description="Date of the document; default today")
 
 
 class ReplyContent(_Model):
     """What a back end says about a case: the business content of an answer."""
 
-    kind: Literal["receipt", "status", "decision", "rejection"]
+    kind: Literal["receipt", "status", "decision", "rejection"] = Field(
+        description="receipt: received (XBau 1180); status: formal check (0201); "
+        "decision: the Bescheid (0205); rejection: refused (1100)"
+    )
     vorgang: str | None = Field(default=None, description="The authority's file number")
     # status (formelle Prüfung)
-    antrag_vollstaendig: bool | None = None
-    befunde: list[str] = Field(default_factory=list)
-    frist: date | None = None
-    spaetestes_genehmigungsdatum: date | None = None
-    anschreiben: list[str] = Field(default_factory=list)
+    antrag_vollstaendig: bool | None = Field(
+        default=None, description="status: whether the application is complete (required)"
+    )
+    befunde: list[str] = Field(
+        default_factory=list, description="status: what is missing or wrong, one per entry"
+    )
+    frist: date | None = Field(default=None, description="status: deadline for the befunde")
+    spaetestes_genehmigungsdatum: date | None = Field(
+        default=None, description="status, when complete: latest date of the decision"
+    )
+    anschreiben: list[str] = Field(
+        default_factory=list, description="status: covering letter, one paragraph per entry"
+    )
     # decision (Bescheid)
-    ist_genehmigung: bool | None = None
-    begruendung: str | None = None
-    nebenbestimmungen: list[str] = Field(default_factory=list)
-    rechtsbehelfsbelehrung: list[str] = Field(default_factory=list)
-    anlagen: list[AnlageRef] = Field(default_factory=list)
+    ist_genehmigung: bool | None = Field(
+        default=None, description="decision: granted (true) or refused (false) (required)"
+    )
+    begruendung: str | None = Field(default=None, description="decision: the reasons")
+    nebenbestimmungen: list[str] = Field(
+        default_factory=list, description="decision: conditions (Auflagen), one per entry"
+    )
+    rechtsbehelfsbelehrung: list[str] = Field(
+        default_factory=list,
+        description="decision: how to appeal, one paragraph per entry; a standard text if empty",
+    )
+    anlagen: list[AnlageRef] = Field(
+        default_factory=list, description="decision: the documents, at least the Bescheid"
+    )
     # rejection
-    errors: list[RejectionReason] = Field(default_factory=list)
+    errors: list[RejectionReason] = Field(
+        default_factory=list, description="rejection: the reasons; X001 if empty"
+    )
     # receipt
-    information: list[str] = Field(default_factory=list)
+    information: list[str] = Field(
+        default_factory=list, description="receipt: notes to the sender, one per entry"
+    )
 
 
 class ReplyEvent(ReplyContent):

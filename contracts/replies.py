@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -26,13 +27,17 @@ from poststelle.contracts.answers import (
 )
 
 __all__ = [
+    "CASE_REPLY_SCHEMA_PATH",
     "Answer",
     "CannotAnswerError",
     "CaseReply",
     "ForeignCaseError",
     "answered_message",
+    "case_reply_json_schema",
     "reply_event",
 ]
+
+CASE_REPLY_SCHEMA_PATH = Path(__file__).with_name("case-reply.schema.json")
 
 
 class CannotAnswerError(ValueError):
@@ -57,6 +62,20 @@ class CaseReply(ReplyContent):
             return self.reply_id
         body = self.model_dump_json(exclude={"reply_id"}).encode()
         return hashlib.sha256(body).hexdigest()[:32]
+
+
+def case_reply_json_schema() -> dict[str, Any]:
+    """The reply's JSON Schema, as committed in ``contracts/case-reply.schema.json``."""
+    schema = CaseReply.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://poststelle.example/contracts/case-reply.schema.json"
+    schema["description"] = (
+        "A back end's report about one case: the body of POST /v1/cases/{case_id}/events "
+        "and of a publish to REPLIES (case id in the Poststelle-Case-Id header). A reply "
+        "file in a file drop's in/ folder carries the same fields plus case_id. Examples: "
+        "examples/replies/."
+    )
+    return schema
 
 
 def answered_message(record: dict[str, Any]) -> AnsweredMessage:

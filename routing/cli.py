@@ -12,7 +12,6 @@ import contextlib
 import importlib
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -20,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from poststelle.routing.config import ConfigError, HubConfig, load_config
+from poststelle.routing.config import ConfigError, HubConfig, config_file_given, load_config
 
 __all__ = [
     "HubUnavailableError",
@@ -52,10 +51,13 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nats-url", help="external NATS ($POSTSTELLE_NATS_URL); default embedded")
 
 
-def config_from(args: argparse.Namespace, **overrides: Any) -> HubConfig:
+def config_from(
+    args: argparse.Namespace, *, demo: bool | None = None, **overrides: Any
+) -> HubConfig:
     return load_config(
         args.config,
         overrides={"data_dir": args.data_dir, "nats.url": args.nats_url, **overrides},
+        demo=demo,
     )
 
 
@@ -66,9 +68,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from poststelle.routing.demo import prepare_demo
     from poststelle.routing.hub import Hub, HubAlreadyRunningError
 
-    config = config_from(args, **{"http.port": args.http_port})
-    demo_mode = args.config is None and not os.environ.get("POSTSTELLE_CONFIG")
-    demo = prepare_demo(config) if demo_mode else None
+    demo_on = not config_file_given(args.config) if args.demo is None else bool(args.demo)
+    config = config_from(args, demo=demo_on, **{"http.port": args.http_port})
+    demo = prepare_demo(config) if demo_on else None
     if demo is not None:
         config = demo.config
 
@@ -86,8 +88,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 where = worker.backend.health().get("folder") or worker.backend.kind
                 backend = f"{worker.backend.tenant}/{worker.backend.name}"
                 print(f"  deliveries for {backend}: {where}", flush=True)
-            for note in demo.notes if demo else []:
-                print(f"  {note}", flush=True)
+            if not hub.config.backends:
+                print(
+                    "  no back ends configured: messages are quarantined as unroutable", flush=True
+                )
+            for line in demo.summary() if demo else _demo_off(args):
+                print(f"  {line}", flush=True)
             print("Press Ctrl+C to stop.", flush=True)
             await stop.wait()
         return 0
@@ -100,6 +106,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if demo is not None:
             demo.stop()
+
+
+def _demo_off(args: argparse.Namespace) -> list[str]:
+    why = "--no-demo" if args.demo is False else "a config file is in use"
+    return [
+        f"demo: off ({why}): no demo back end, route or XTA simulator; "
+        "--demo adds them to the configuration"
+    ]
 
 
 # -- commands that talk to a running hub's NATS -----------------------------------------
@@ -190,6 +204,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     if args.asyncapi:
         from poststelle.contracts.asyncapi import ASYNCAPI_PATH as path
         from poststelle.contracts.asyncapi import hub_asyncapi as build
+    elif args.reply:
+        from poststelle.contracts.replies import CASE_REPLY_SCHEMA_PATH as path
+        from poststelle.contracts.replies import case_reply_json_schema as build
     else:
         from poststelle.contracts.events import CASE_EVENT_SCHEMA_PATH as path
         from poststelle.contracts.events import case_event_json_schema as build
@@ -214,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the hub (embedded NATS unless configured)")
     add_common_options(run)
     run.add_argument("--http-port", type=int, help="portal intake port (default 8080)")
+    run.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the demo back end, routes, schema sets and XTA simulator "
+        "(default: on without a config file, off with one)",
+    )
     run.set_defaults(func=_cmd_run)
 
     trace = commands.add_parser("trace", help="show a case's hops in order")
@@ -237,8 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q_replay.set_defaults(func=_cmd_quarantine_replay)
 
-    schema = commands.add_parser("schema", help="print the CaseEvent JSON Schema")
-    schema.add_argument("--asyncapi", action="store_true", help="the AsyncAPI document instead")
+    schema = commands.add_parser(
+        "schema", help="print the CaseEvent JSON Schema (or --asyncapi, --reply)"
+    )
+    schema_kind = schema.add_mutually_exclusive_group()
+    schema_kind.add_argument("--asyncapi", action="store_true", help="the AsyncAPI document")
+    schema_kind.add_argument(
+        "--reply", action="store_true", help="the JSON Schema of back-end replies (CaseReply)"
+    )
     schema.add_argument("--write", action="store_true", help="update contracts/ in place")
     schema.set_defaults(func=_cmd_schema)
 

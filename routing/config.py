@@ -26,6 +26,7 @@ from pydantic import (
 
 __all__ = [
     "DEFAULT_DATA_DIR",
+    "DEFAULT_MAX_ATTACHMENTS",
     "BackendConfig",
     "ConfigError",
     "FederationConfig",
@@ -34,6 +35,7 @@ __all__ = [
     "InboundConfig",
     "NatsConfig",
     "StaticRoute",
+    "config_file_given",
     "load_config",
     "resolve_data_dir",
 ]
@@ -42,6 +44,9 @@ DEFAULT_DATA_DIR = Path(".poststelle")
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # XTA's container limit; larger bodies are refused before anything is stored.
 DEFAULT_MAX_BODY_BYTES = 40 * 1024 * 1024
+# Every file's reference (about 300 bytes) travels in one NATS header, which counts against
+# the server's max_payload: the default keeps a full list far below NATS' 1 MiB default.
+DEFAULT_MAX_ATTACHMENTS = 200
 
 
 class ConfigError(Exception):
@@ -99,6 +104,13 @@ class HttpConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    max_attachments: int = Field(
+        default=DEFAULT_MAX_ATTACHMENTS,
+        ge=1,
+        le=1000,
+        description="Most file parts per POST /antrag (representation and attachments); "
+        "their references travel in one NATS header",
+    )
     callback_url: HttpUrl | None = Field(
         default=None, description="Portal status endpoint; case answers are POSTed there"
     )
@@ -189,6 +201,18 @@ class HubConfig(_Section):
                 raise ValueError(f"{key_name} is the same key as {other}; give each its own")
         return self
 
+    def with_demo(self) -> HubConfig:
+        """This configuration plus the demo layer (``HubConfig.demo``'s back end and
+        routes), without repeating what it already declares."""
+        demo = HubConfig.demo(self.data_dir)
+        declared = {(b.tenant, b.name) for b in self.backends}
+        backends = [b for b in demo.backends if (b.tenant, b.name) not in declared]
+        routes = [r for r in demo.routes if r not in self.routes]
+        # model_copy, not a dump and re-validation: a JSON dump masks the secrets.
+        return self.model_copy(
+            update={"backends": [*self.backends, *backends], "routes": [*self.routes, *routes]}
+        )
+
     @classmethod
     def demo(cls, data_dir: Path) -> HubConfig:
         """What ``make run`` starts: every XBau 2.6 building application and every
@@ -234,6 +258,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_HTTP_HOST": ("http", "host"),
     "POSTSTELLE_HTTP_PORT": ("http", "port"),
     "POSTSTELLE_MAX_BODY_BYTES": ("http", "max_body_bytes"),
+    "POSTSTELLE_MAX_ATTACHMENTS": ("http", "max_attachments"),
 }
 
 
@@ -259,8 +284,10 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    demo: bool | None = None,
 ) -> HubConfig:
-    """Build the configuration. Without a file, the demo set-up of ``make run`` applies.
+    """Build the configuration. ``demo`` adds the demo layer of ``make run`` (back end and
+    routes, ``HubConfig.with_demo``); by default it is on only when no file is given.
 
     ``overrides`` are dotted keys from command-line flags (``{"http.port": 9000}``).
     """
@@ -277,11 +304,17 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         if value is not None and dotted != "data_dir":
             _set(raw, tuple(dotted.split(".")), value)
-    if file_path is None and "backends" not in raw and "routes" not in raw:
-        demo = HubConfig.demo(raw["data_dir"]).model_dump(include={"backends", "routes"})
-        raw.update(demo)
     try:
-        return HubConfig.model_validate(raw)
+        config = HubConfig.model_validate(raw)
     except ValidationError as exc:
         source = f" (from {file_path})" if file_path else ""
         raise ConfigError(_describe(exc) + source) from exc
+    with_demo = not config_file_given(path, env) if demo is None else demo
+    return config.with_demo() if with_demo else config
+
+
+def config_file_given(path: Path | None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a config file is in use (``--config`` or ``$POSTSTELLE_CONFIG``): the demo
+    layer's default is its opposite."""
+    env = os.environ if environ is None else environ
+    return path is not None or bool(env.get("POSTSTELLE_CONFIG"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from nats.aio.msg import Msg
@@ -24,6 +25,7 @@ from poststelle.adapters.errors import PermanentDeliveryError, RetryableDelivery
 from poststelle.contracts.events import CaseEvent
 from poststelle.contracts.replies import Answer
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.caseregistry import update_case
 from poststelle.routing.envelope import (
     H_CASE_ID,
     H_DETAIL,
@@ -50,6 +52,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The core writes a case's record right after publishing its event; a delivery faster than
+# that write waits for it this often, this long, before leaving the state to the audit trail.
+_RECORD_WAITS = 5
+_RECORD_WAIT = 0.1
 
 
 def consumer_name(tenant: str, backend: str) -> str:
@@ -246,6 +253,29 @@ class DeliveryWorker(ConsumerWorker):
             event_id=event.id,
             attempt=msg.metadata.num_delivered,
         )
+        await self._record_delivered(event.data.case_id)
+
+    async def _record_delivered(self, case_id: str) -> None:
+        """``delivered`` (with its time) in the case registry: once, whatever came later
+        (a reply's state is newer and stays; the revision check keeps its update)."""
+        at = datetime.now(UTC).isoformat()
+
+        def delivered(record: dict[str, Any]) -> bool:
+            if record.get("delivered_at"):  # a redelivery: already recorded
+                return False
+            record["delivered_at"] = at
+            if record.get("state") == "routed":
+                record["state"] = "delivered"
+            return True
+
+        try:
+            for _ in range(_RECORD_WAITS):
+                if await update_case(self._js, case_id, delivered) is not None:
+                    return
+                await asyncio.sleep(_RECORD_WAIT)
+            log.warning("delivered case has no registry record case_id=%s", case_id)
+        except Exception as exc:  # the back end has it: a bookkeeping failure must not redeliver
+            log.warning("delivered state not recorded case_id=%s error=%r", case_id, exc)
 
 
 class AnsweringAdapter(Protocol):

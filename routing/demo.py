@@ -1,4 +1,5 @@
-"""What ``make run`` adds to a hub started without a config file.
+"""The demo layer: what ``make run`` adds to a hub (``poststelle run --demo``, the default
+without a config file; with one it is off unless ``--demo`` is given).
 
 Besides the demo route and file drop (``HubConfig.demo``), the demo reads a simulated XTA 2
 mailbox and validates against the published schema sets — when it can find them. The project
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.contracts.registry import ContractError, ContractRegistry
-from poststelle.routing.config import HubConfig
+from poststelle.routing.config import HubConfig, InboundConfig
 
 __all__ = ["DEMO_HUB_MAILBOX", "DEMO_SENDER_MAILBOX", "Demo", "find_corpus", "prepare_demo"]
 
@@ -43,6 +44,21 @@ class Demo:
     def stop(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+
+    def summary(self) -> list[str]:
+        """What the demo layer turned on and off, for the start-up banner."""
+        demo = HubConfig.demo(self.config.data_dir)
+        backends = ", ".join(f"{b.tenant}/{b.name}" for b in demo.backends)
+        routes = ", ".join(
+            f"{r.standard} {r.message_type}" if r.message_type else f"every {r.standard} message"
+            for r in demo.routes
+        )
+        xta = "on" if self.simulator is not None else "off"
+        return [
+            f"demo: on (--no-demo turns it off): back end {backends}, routes for {routes}, "
+            f"XTA simulator {xta}",
+            *self.notes,
+        ]
 
 
 def _register_schemas(config: HubConfig, corpus: Path, notes: list[str]) -> None:
@@ -83,18 +99,17 @@ def prepare_demo(config: HubConfig, *, xta_port: int = DEMO_XTA_PORT) -> Demo:
         return demo
     simulator.create_mailbox(DEMO_HUB_MAILBOX)
     simulator.create_mailbox(DEMO_SENDER_MAILBOX)
-    mailbox = {
-        "name": "xta-demo",
-        "kind": "xta",
-        "settings": {
+    mailbox = InboundConfig(
+        name="xta-demo",
+        kind="xta",
+        settings={
             "connection": {"service_url": simulator.url, "xsd_dir": str(xta_xsd)},
             "readers": [{"identifier": DEMO_HUB_MAILBOX}],
             "poll_interval": 1.0,
         },
-    }
-    document = config.model_dump(mode="json")
-    document["inbound"] = [*document.get("inbound", []), mailbox]
-    demo.config = HubConfig.model_validate(document)
+    )
+    # model_copy, not a JSON dump: that would mask secrets such as the portals' API keys.
+    demo.config = config.model_copy(update={"inbound": [*config.inbound, mailbox]})
     demo.simulator = simulator
     base = simulator.url.removesuffix("/xta")
     demo.notes += [

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -23,6 +22,7 @@ from poststelle.adapters.registry import AdapterRegistry, default_registry
 from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.replies import CaseReply
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.caseregistry import load_case
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import AnswerWorker, DeliveryWorker, ensure_backend_consumer
@@ -36,7 +36,7 @@ from poststelle.routing.federation import (
 )
 from poststelle.routing.intake import Accepted, Intake
 from poststelle.routing.metrics import Counters
-from poststelle.routing.replies import ReplyIntake, ReplyRouter, load_case
+from poststelle.routing.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
 from poststelle.routing.table_routing import TableRouteResolver
 from poststelle.routing.table_store import RouteTableStore, RouteTableWatcher
@@ -56,29 +56,38 @@ async def connect(
     """A hub's client reconnects for ever: the hub outlives server restarts. A command-line
     client (``persistent=False``) gives up after a few attempts with a clear error."""
 
+    client = NatsClient()
+
     async def on_error(exc: Exception) -> None:
         log.warning("nats error=%r", exc)
 
     async def on_disconnect() -> None:
+        # nats-py reports its own close() as a disconnect too; only a lost link is news.
+        if client.is_closed:
+            log.debug("nats connection closed")
+            return
         log.warning("nats disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats reconnected")
 
     servers = [part.strip() for part in (url or config.nats.url or "").split(",") if part.strip()]
-    options: dict[str, Any] = {}
+    # nats-py annotates the timeouts as int but takes seconds as float.
+    options: dict[str, Any] = {
+        "connect_timeout": config.nats.connect_timeout,
+        "reconnect_time_wait": 0.5,
+    }
     if config.nats.credentials:
         options["user_credentials"] = str(config.nats.credentials)
-    return await nats.connect(
+    await client.connect(
         servers=servers,
-        connect_timeout=config.nats.connect_timeout,
         max_reconnect_attempts=-1 if persistent else 2,
-        reconnect_time_wait=0.5,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         **options,
     )
+    return client
 
 
 class HubAlreadyRunningError(RuntimeError):
@@ -290,6 +299,7 @@ class Hub:
             host=http.host,
             port=http.port,
             max_body_bytes=http.max_body_bytes,
+            max_attachments=http.max_attachments,
             callback_url=http.callback_url,
             callback_secret=http.callback_secret,
             api_keys=http.api_keys,

@@ -7,6 +7,7 @@ acknowledges its source (HTTP 2xx, XTA ``close``) after ``accept`` returned neve
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,8 +27,11 @@ from poststelle.routing.envelope import (
     inbox_subject,
 )
 from poststelle.routing.metrics import Counters
+from poststelle.routing.topology import INBOX
 
 __all__ = ["Accepted", "Intake", "source_message_id_of"]
+
+log = logging.getLogger(__name__)
 
 # The XÖV header precedes the payload; scanning further only costs time on large bodies.
 _HEADER_SCAN_EVENTS = 200
@@ -39,6 +43,9 @@ class Accepted:
     message_id: str
     duplicate: bool
     stream_sequence: int
+    received_at: str = ""
+    """When the hub first accepted this message (ISO 8601); a duplicate keeps the
+    original's time."""
 
 
 def source_message_id_of(raw: bytes) -> str:
@@ -93,8 +100,10 @@ class Intake:
             **(extra_headers or {}),
         }
         ack = await self._js.publish(inbox_subject(channel, adapter), raw, headers=headers)
+        received_at = headers[H_RECEIVED_AT]
         if ack.duplicate:
             self._counters.incr("intake.duplicate")
+            received_at = await self._first_received_at(ack.seq) or received_at
         else:
             self._counters.incr("intake.received")
             await self._audit.append(
@@ -111,4 +120,14 @@ class Intake:
             message_id=source_id,
             duplicate=bool(ack.duplicate),
             stream_sequence=ack.seq,
+            received_at=received_at,
         )
+
+    async def _first_received_at(self, sequence: int) -> str | None:
+        """The original's arrival time: a duplicate's ack names the original's sequence."""
+        try:
+            original = await self._js.get_msg(INBOX, sequence)
+        except Exception as exc:  # gone (purged) or unreachable: the answer stays useful
+            log.info("original arrival not found seq=%s error=%r", sequence, exc)
+            return None
+        return (original.headers or {}).get(H_RECEIVED_AT)

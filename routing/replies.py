@@ -18,7 +18,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError, KeyNotFoundError
+from nats.js.errors import FetchTimeoutError
 from pydantic import ValidationError
 
 from poststelle.contracts.answers import build_answer
@@ -31,6 +31,7 @@ from poststelle.contracts.replies import (
     reply_event,
 )
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.caseregistry import load_case, update_case
 from poststelle.routing.envelope import (
     H_CASE_ID,
     H_DETAIL,
@@ -42,7 +43,7 @@ from poststelle.routing.envelope import (
     safe_token,
 )
 from poststelle.routing.metrics import Counters
-from poststelle.routing.topology import CASES_BUCKET, REPLIES
+from poststelle.routing.topology import REPLIES
 
 __all__ = [
     "REPLY_ROUTER_DURABLE",
@@ -65,18 +66,6 @@ _STATE_AFTER = {
 
 class UnknownCaseError(LookupError):
     pass
-
-
-async def load_case(js: JetStreamContext, case_id: str) -> dict[str, Any] | None:
-    kv = await js.key_value(CASES_BUCKET)
-    try:
-        entry = await kv.get(safe_token(case_id))
-    except KeyNotFoundError:
-        return None
-    if entry.value is None:
-        return None
-    record: dict[str, Any] = json.loads(entry.value)
-    return record
 
 
 def reply_subject(record: dict[str, Any], kind: str) -> str:
@@ -235,10 +224,13 @@ class ReplyRouter:
             answer.content,
             headers={**answer.headers(), H_MSG_ID: f"outbox:{msg.metadata.sequence.stream}"},
         )
-        kv = await self._js.key_value(CASES_BUCKET)
-        record["state"] = _STATE_AFTER[reply.kind]
-        record["last_reply"] = reply.model_dump(mode="json", exclude_none=True)
-        await kv.put(safe_token(case_id), json.dumps(record, default=str).encode())
+        last_reply = reply.model_dump(mode="json", exclude_none=True)
+
+        def answered(current: dict[str, Any]) -> bool:
+            current.update(state=_STATE_AFTER[reply.kind], last_reply=last_reply)
+            return True
+
+        await update_case(self._js, case_id, answered)
         await self._audit.append(
             case_id,
             "answer-queued",

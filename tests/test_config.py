@@ -62,3 +62,35 @@ def test_unparseable_file_is_reported(tmp_path: Path) -> None:
     file.write_text("[http\n")
     with pytest.raises(ConfigError, match="not valid toml"):
         load_config(file, environ={})
+
+
+def _file_with_backend(tmp_path: Path) -> Path:
+    file = tmp_path / "hub.toml"
+    file.write_text(
+        "[http.api_keys]\nportal-kiel = 'a-long-random-key'\n"
+        "[[backends]]\ntenant = 'stadt-kiel'\nname = 'akte'\n"
+        "[[routes]]\nstandard = 'xdomea'\ntenant = 'stadt-kiel'\nbackend = 'akte'\n"
+    )
+    return file
+
+
+def test_a_config_file_has_no_demo_unless_asked(tmp_path: Path) -> None:
+    file = _file_with_backend(tmp_path)
+    plain = load_config(file, environ={})
+    assert [(b.tenant, b.name) for b in plain.backends] == [("stadt-kiel", "akte")]
+    assert [r.standard for r in plain.routes] == ["xdomea"]
+
+    layered = load_config(file, environ={}, demo=True)
+    assert [(b.tenant, b.name) for b in layered.backends] == [
+        ("stadt-kiel", "akte"),
+        ("bauaufsicht-demo", "filedrop"),
+    ]
+    assert [r.standard for r in layered.routes] == ["xdomea", "xbau", "ozg-portal"]
+    # The layer is added without a round trip through JSON, which would mask secrets.
+    assert layered.http.api_keys["portal-kiel"].get_secret_value() == "a-long-random-key"
+    assert layered.with_demo() == layered
+
+
+def test_the_demo_can_be_turned_off_without_a_config_file(tmp_path: Path) -> None:
+    config = load_config(environ={"POSTSTELLE_DATA_DIR": str(tmp_path)}, demo=False)
+    assert (config.backends, config.routes) == ([], [])

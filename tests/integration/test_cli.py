@@ -49,6 +49,9 @@ async def test_trace_and_quarantine_list(hub: Hub, http: httpx.AsyncClient) -> N
 
     listed = cli("quarantine", "list", "--json", *common)
     assert listed.returncode == 0, listed.stderr
+    # Closing its own connection is no disconnect worth a warning.
+    assert "disconnected" not in traced.stderr + listed.stderr
+    assert "WARNING" not in traced.stderr + listed.stderr
     items = json.loads(listed.stdout)
     assert [(i["case_id"], i["step"], i["reason"]) for i in items] == [
         (bad["case_id"], "parse", "not-xml")
@@ -84,6 +87,10 @@ def test_run_starts_embedded_hub_and_cli_joins_it(tmp_path: Path) -> None:
             match = re.search(r"POST (http://\S+)/v1/submissions", line)
             url = match.group(1) if match else None
         assert url, "poststelle run did not print where to submit"
+        banner = []
+        while not banner or banner[-1] not in ("", "Press Ctrl+C to stop.\n"):
+            banner.append(process.stdout.readline())
+        assert any(line.startswith("  demo: on") for line in banner), banner
         body, _ = xbau_antrag()
         answer = httpx.post(f"{url}/v1/submissions", content=body, headers=XML).json()
         target = tmp_path / "outbox" / "bauaufsicht-demo" / "filedrop" / f"{answer['case_id']}.json"
@@ -97,6 +104,48 @@ def test_run_starts_embedded_hub_and_cli_joins_it(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+
+
+def _startup_banner(*args: str) -> str:
+    """What ``poststelle run`` prints before it waits, then a clean stop."""
+    process = subprocess.Popen(
+        [*POSTSTELLE, "run", "--http-port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if not line or line.startswith("Press Ctrl+C"):
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    return "".join(lines)
+
+
+def test_run_says_whether_the_demo_is_on(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        "[[backends]]\ntenant = 'stadt-kiel'\nname = 'akte'\n"
+        "[[routes]]\nstandard = 'xdomea'\ntenant = 'stadt-kiel'\nbackend = 'akte'\n"
+    )
+    common = ["--config", str(config), "--data-dir", str(tmp_path / "data")]
+
+    plain = _startup_banner(*common)
+    assert "demo: off (a config file is in use)" in plain
+    assert "deliveries for stadt-kiel/akte" in plain
+    assert "bauaufsicht-demo" not in plain
+
+    layered = _startup_banner(*common, "--demo")
+    assert "demo: on" in layered
+    assert "deliveries for stadt-kiel/akte" in layered
+    assert "deliveries for bauaufsicht-demo/filedrop" in layered
 
 
 async def test_second_hub_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:

@@ -140,6 +140,8 @@ async def test_same_transaction_twice_is_one_case_and_one_delivery(
     assert first.status_code == second.status_code == 202, (first.text, second.text)
     assert first.json()["vorgang"]["vorgangId"] == second.json()["vorgang"]["vorgangId"]
     assert first.json()["vorgang"]["vorgangNummer"] == second.json()["vorgang"]["vorgangNummer"]
+    # The re-send is the same vorgang, NEU since the first acceptance.
+    assert first.json()["vorgang"]["statusSince"] == second.json()["vorgang"]["statusSince"]
 
     await eventually(lambda: ozg_hub.counters.get("delivery.delivered") >= 1)
     await eventually(lambda: idle(ozg_hub))
@@ -267,6 +269,46 @@ async def test_over_the_size_limit_gets_413_whether_declared_or_streamed(
 
         small = await http.post("/antrag", files=files_of(str(uuid.uuid4()))[:2])
         assert small.status_code == 202, "a submission under the limit still goes through"
+
+
+def attachments(count: int) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [
+        ("attachment", (f"nachweis-{n}.pdf", PDF + f"% {n}\n".encode(), "application/pdf"))
+        for n in range(count)
+    ]
+
+
+async def test_more_than_a_hundred_attachments_go_through(
+    ozg_hub: Hub, client: httpx.AsyncClient
+) -> None:
+    transaction_id = str(uuid.uuid4())
+    response = await client.post(
+        "/antrag", files=[*files_of(transaction_id)[:2], *attachments(150)]
+    )
+    assert response.status_code == 202, response.text
+    target = delivered(ozg_hub, deterministic_case_id("portal", transaction_id))
+    await eventually(target.exists)
+    assert len(CaseEvent.model_validate_json(target.read_bytes()).data.attachments) == 151
+
+
+async def test_over_the_attachment_limit_gets_413_naming_it(hub_config: HubConfig) -> None:
+    async with (
+        Hub(ozg_config(hub_config, max_attachments=3)) as hub,
+        httpx.AsyncClient(base_url=hub.http_url, timeout=10.0) as http,
+    ):
+        head = files_of(str(uuid.uuid4()))[:2]  # formData and the representation
+        # 1 + 3 files: over the limit after parsing; 1 + 5: the parser itself stops.
+        for extra in (3, 5):
+            refused = await http.post("/antrag", files=[*head, *attachments(extra)])
+            assert refused.status_code == 413, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["limit"] == 3
+            assert "at most 3" in refused.json()["detail"]
+            assert "http.max_attachments" in refused.json()["detail"]
+        assert (await hub.js.stream_info(INBOX)).state.messages == 0
+        assert await stored_objects(hub) == 0
+        accepted = await http.post("/antrag", files=[*head, *attachments(2)])
+        assert accepted.status_code == 202, accepted.text
 
 
 async def test_api_keys_guard_both_intake_routes(hub_config: HubConfig) -> None:
