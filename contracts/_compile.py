@@ -7,8 +7,6 @@ refused for the same reason at run time.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,6 @@ from ._catalog import SchemaCatalog, UnresolvedImport
 from ._contract import ContractError
 
 __all__ = ["SchemaUnusable", "check_entry_points", "compile_lxml", "compile_strict"]
-
-log = logging.getLogger(__name__)
 
 
 class SchemaUnusable(ContractError):
@@ -44,17 +40,10 @@ def _unresolved(path: Path, catalog: SchemaCatalog) -> None:
 def compile_lxml(path: Path, catalog: SchemaCatalog) -> etree.XMLSchema:
     """The lxml (libxml2) schema of one entry point; URL imports come from the catalog."""
     _unresolved(path, catalog)
-    started = time.perf_counter()
     try:
-        schema = etree.XMLSchema(etree.parse(str(path), catalog.lxml_parser()))
+        return etree.XMLSchema(etree.parse(str(path), catalog.lxml_parser()))
     except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
         raise SchemaUnusable(f"{path.name} does not compile: {exc}") from exc
-    log.info(
-        "schema compiled engine=lxml entry=%s ms=%.0f",
-        path.name,
-        (time.perf_counter() - started) * 1000,
-    )
-    return schema
 
 
 def compile_strict(path: Path, catalog: SchemaCatalog, xsd_version: str) -> Any:
@@ -63,17 +52,10 @@ def compile_strict(path: Path, catalog: SchemaCatalog, xsd_version: str) -> Any:
 
     _unresolved(path, catalog)
     cls = xmlschema.XMLSchema11 if xsd_version == "1.1" else xmlschema.XMLSchema10
-    started = time.perf_counter()
     try:
-        schema = cls(str(path), allow="local", defuse="always", uri_mapper=catalog.uri_mapper)
+        return cls(str(path), allow="local", defuse="always", uri_mapper=catalog.uri_mapper)
     except (xmlschema.XMLSchemaException, OSError) as exc:
         raise SchemaUnusable(f"{path.name} does not compile (strict): {exc}") from exc
-    log.info(
-        "schema compiled engine=xmlschema entry=%s ms=%.0f",
-        path.name,
-        (time.perf_counter() - started) * 1000,
-    )
-    return schema
 
 
 def check_entry_points(

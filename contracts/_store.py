@@ -245,7 +245,6 @@ class SchemaStore:
         for old in clashing:
             overlap = ", ".join(sorted(keys & set(old.keys)))
             if not replace:
-                log.warning("schema set refused: %s already served by set=%s", overlap, old.id)
                 raise ContractError(
                     f"{overlap} is already served by schema set {old.id} (from {old.source}); "
                     f"add with --replace to use the new set instead"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,13 @@ class ContractRegistry:
     @property
     def contracts(self) -> list[Contract]:
         return list(self._contracts.values())
+
+    def known_message_types(self) -> dict[str, dict[str, frozenset[str]]]:
+        """standard -> version -> message types, for refusing mappings of unknown ones."""
+        known: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)
+        for contract in self._contracts.values():
+            known[contract.standard][contract.version] = frozenset(contract.message_types)
+        return dict(known)
 
     def contract(self, standard: str, version: str) -> Contract | None:
         return self._contracts.get(f"{standard}-{version}")
@@ -237,12 +245,20 @@ class ContractRegistry:
                     failed = self._unusable.get((engine, path))
                     if failed is not None:
                         raise failed
+                    started = time.perf_counter()
                     try:
                         schema = build()
                     except SchemaUnusable as exc:
                         self._unusable[(engine, path)] = exc
+                        log.warning("schema unusable engine=%s entry=%s: %s", engine, path, exc)
                         raise
                     cache[path] = schema
+                    log.info(
+                        "schema compiled engine=%s entry=%s ms=%.0f",
+                        engine,
+                        path.name,
+                        (time.perf_counter() - started) * 1000,
+                    )
         return schema
 
     def lxml_schema(self, path: Path, catalog: SchemaCatalog) -> etree.XMLSchema:
