@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +28,14 @@ from ._catalog import SchemaCatalog
 from ._compile import check_entry_points
 from ._contract import Contract, ContractError, contract_from_mapping
 
-__all__ = ["DESCRIPTOR_NAME", "MANIFEST_NAME", "SchemaSet", "SchemaStore", "ServedContract"]
+__all__ = [
+    "DESCRIPTOR_NAME",
+    "MANIFEST_NAME",
+    "SchemaSet",
+    "SchemaStore",
+    "ServedContract",
+    "served_catalog",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,18 @@ class ServedContract:
     standard: str
     version: str
     entry_points: dict[str, str]  # entry file name -> path relative to the set folder
+    # URL -> file from the set's own descriptor; the contract's catalog comes first at use
+    catalog: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.standard}-{self.version}"
+
+
+def served_catalog(folder: Path, contract: Contract, served: ServedContract) -> SchemaCatalog:
+    """How a set resolves a contract's URL imports: the contract's ``catalog`` entries, then
+    those of the set's own descriptor (it describes its own layout), then its catalog.xml."""
+    return SchemaCatalog.for_set(folder, {**contract.catalog, **served.catalog})
 
 
 @dataclass(frozen=True)
@@ -147,7 +166,12 @@ class SchemaStore:
             for i, entry in enumerate(data.get("contracts") or [])
         )
         serves = tuple(
-            ServedContract(str(s["standard"]), str(s["version"]), dict(s["entry_points"]))
+            ServedContract(
+                str(s["standard"]),
+                str(s["version"]),
+                dict(s["entry_points"]),
+                dict(s.get("catalog") or {}),
+            )
             for s in data.get("serves") or []
         )
         return SchemaSet(
@@ -193,7 +217,7 @@ class SchemaStore:
             if not namespaces:
                 raise ContractError(f"{path}: contains no XML Schema (.xsd) file")
             candidates = [*known, *descriptors]
-            serves = self._match(staging, namespaces, candidates)
+            serves = self._match(staging, namespaces, candidates, descriptors)
             if not serves:
                 seen = sorted({ns for ns in namespaces.values() if ns})
                 raise ContractError(
@@ -209,7 +233,12 @@ class SchemaStore:
                 "added": datetime.now(UTC).isoformat(timespec="seconds"),
                 "sha256": digest,
                 "serves": [
-                    {"standard": s.standard, "version": s.version, "entry_points": s.entry_points}
+                    {
+                        "standard": s.standard,
+                        "version": s.version,
+                        "entry_points": s.entry_points,
+                        **({"catalog": s.catalog} if s.catalog else {}),
+                    }
                     for s in serves
                 ],
                 "contracts": [_descriptor_dict(d) for d in descriptors],
@@ -282,8 +311,12 @@ class SchemaStore:
 
     @staticmethod
     def _match(
-        staging: Path, namespaces: dict[Path, str], candidates: Iterable[Contract]
+        staging: Path,
+        namespaces: dict[Path, str],
+        candidates: Iterable[Contract],
+        descriptors: Sequence[Contract],
     ) -> list[ServedContract]:
+        own_catalogs = {d.key: dict(d.catalog) for d in descriptors if d.catalog}
         served = []
         seen: set[str] = set()
         for contract in candidates:
@@ -311,7 +344,14 @@ class SchemaStore:
                         contract.key,
                         ",".join(missing),
                     )
-                served.append(ServedContract(contract.standard, contract.version, entries))
+                served.append(
+                    ServedContract(
+                        contract.standard,
+                        contract.version,
+                        entries,
+                        own_catalogs.get(contract.key, {}),
+                    )
+                )
         return served
 
 
@@ -324,8 +364,8 @@ def _check_compiles(
         contracts.setdefault(contract.key, contract)
     problems = []
     for served in serves:
-        contract = contracts[f"{served.standard}-{served.version}"]
-        catalog = SchemaCatalog.for_set(staging, contract.catalog)
+        contract = contracts[served.key]
+        catalog = served_catalog(staging, contract, served)
         for problem in check_entry_points(staging, served.entry_points, catalog):
             problems.append(f"{contract.key}: {problem}")
     if problems:

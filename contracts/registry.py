@@ -23,7 +23,7 @@ from ._catalog import SchemaCatalog
 from ._compile import SchemaUnusable, compile_lxml, compile_strict
 from ._contract import Contract, ContractError, contract_from_mapping
 from ._errors import MessageRejected
-from ._store import SchemaSet, SchemaStore
+from ._store import SchemaSet, SchemaStore, ServedContract, served_catalog
 from .validation import SchemaError, ValidationOutcome
 
 __all__ = [
@@ -80,7 +80,7 @@ class ContractRegistry:
         self._by_namespace: dict[str, Contract] = {}
         self._by_localname: dict[str, list[Contract]] = defaultdict(list)
         self._contracts: dict[str, Contract] = {}
-        self._schemas: dict[str, tuple[SchemaSet, dict[str, str]]] = {}
+        self._schemas: dict[str, tuple[SchemaSet, ServedContract]] = {}
         self._paths: dict[tuple[str, str], tuple[Path, SchemaCatalog] | None] = {}
         sets = store.sets()
         for contract in [
@@ -90,10 +90,7 @@ class ContractRegistry:
             self._add_contract(contract)
         for schema_set in sets:  # sorted by folder name; later sets win for the same contract
             for served in schema_set.serves:
-                self._schemas[f"{served.standard}-{served.version}"] = (
-                    schema_set,
-                    served.entry_points,
-                )
+                self._schemas[served.key] = (schema_set, served)
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> ContractRegistry:
@@ -137,7 +134,7 @@ class ContractRegistry:
         for contract in added.contracts:
             self._add_contract(contract)
         for served in added.serves:
-            self._schemas[f"{served.standard}-{served.version}"] = (added, served.entry_points)
+            self._schemas[served.key] = (added, served)
         self._forget_compiled()
         return added
 
@@ -156,12 +153,12 @@ class ContractRegistry:
     def catalog_for(self, contract: Contract) -> SchemaCatalog | None:
         """The catalog a contract's schema set resolves its URL imports with."""
         found = self._schemas.get(contract.key)
-        return SchemaCatalog.for_set(found[0].folder, contract.catalog) if found else None
+        return served_catalog(found[0].folder, contract, found[1]) if found else None
 
     def entry_paths(self, contract: Contract) -> dict[str, str]:
         """Entry point name -> path relative to its set, for the contract's schema set."""
         found = self._schemas.get(contract.key)
-        return dict(found[1]) if found else {}
+        return dict(found[1].entry_points) if found else {}
 
     # -- identification -------------------------------------------------------------------
 
@@ -231,10 +228,11 @@ class ContractRegistry:
     def _resolve_schema_path(self, ident: Identification) -> tuple[Path, SchemaCatalog] | None:
         found = self._schemas.get(ident.contract.key)
         entry = ident.contract.entry_point_for(ident.message_type)
-        if found is None or entry is None or entry not in found[1]:
+        if found is None or entry is None or entry not in found[1].entry_points:
             return None
-        catalog = SchemaCatalog.for_set(found[0].folder, ident.contract.catalog)
-        return found[0].folder / found[1][entry], catalog
+        schema_set, served = found
+        catalog = served_catalog(schema_set.folder, ident.contract, served)
+        return schema_set.folder / served.entry_points[entry], catalog
 
     def _compiled(self, cache: dict[Path, Any], engine: str, path: Path, build: Any) -> Any:
         schema = cache.get(path)
