@@ -52,9 +52,6 @@ class UnresolvedImport:
     location: str
     importer: str  # the importing file, relative to the set's root
 
-    def __str__(self) -> str:
-        return f"{self.location} (imported by {self.importer})"
-
 
 class SchemaCatalog:
     """URL -> file of one schema set; resolves for lxml (a parser) and xmlschema (a mapper)."""

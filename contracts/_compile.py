@@ -7,7 +7,8 @@ refused for the same reason at run time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,14 @@ class SchemaUnusable(ContractError):
     """An entry point that cannot be compiled: imports that do not resolve, or a bad schema."""
 
 
-def _describe(missing: list[UnresolvedImport]) -> str:
+def _describe(missing: Iterable[UnresolvedImport]) -> str:
+    importers: dict[str, list[str]] = defaultdict(list)
+    for item in sorted(set(missing), key=lambda m: (m.location, m.importer)):
+        importers[item.location].append(item.importer)
     return (
-        f"{len(missing)} schema import(s) do not resolve to a file of the set "
+        f"{len(importers)} schema location(s) do not resolve to a file of the set "
         "(map each URL in the descriptor's 'catalog' or a catalog.xml): "
-        + "; ".join(str(m) for m in missing)
+        + "; ".join(f"{url} (imported by {', '.join(files)})" for url, files in importers.items())
     )
 
 
@@ -67,7 +71,7 @@ def check_entry_points(
     paths = [folder / relative for _, relative in sorted(entry_points.items())]
     missing = {m for path in paths for m in catalog.unresolved(path)}
     if missing:
-        return [_describe(sorted(missing, key=lambda m: (m.location, m.importer)))]
+        return [_describe(missing)]
     problems = []
     for path in paths:
         try:
