@@ -17,13 +17,10 @@ from .urlsets import (
     CODE_URL,
     XLINK_URL,
     invalid_0200,
-    no_network,
     url_importing_xbau,
     with_descriptor_catalog,
     with_oasis_catalog,
 )
-
-__all__ = ["no_network"]  # the fixture, imported for the tests below
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

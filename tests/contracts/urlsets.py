@@ -8,11 +8,7 @@ name into ``base/``, gives such a set without committing a copy of the corpus.
 from __future__ import annotations
 
 import shutil
-import socket
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from poststelle.contracts.registry import BUILTIN_REGISTRY_DIR
 
@@ -78,18 +74,3 @@ def invalid_0200() -> bytes:
     start = raw.index(b"<referenzAntragsservice")
     end = raw.index(b"</referenzAntragsservice>") + len(b"</referenzAntragsservice>")
     return raw[:start] + raw[end:]
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
-    """Every attempt to resolve a host name or open a connection fails, and is recorded."""
-    attempts: list[object] = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        attempts.append(args)
-        raise OSError("network access attempted in a test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    yield attempts
