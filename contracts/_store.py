@@ -80,7 +80,7 @@ class SchemaSet:
     @property
     def keys(self) -> tuple[str, ...]:
         """The ``standard-version`` keys this set serves."""
-        return tuple(f"{s.standard}-{s.version}" for s in self.serves)
+        return tuple(s.key for s in self.serves)
 
 
 def _schema_parser() -> etree.XMLParser:
@@ -259,7 +259,7 @@ class SchemaStore:
             "schema set added id=%s source=%s serves=%s replaced=%s",
             set_id,
             path,
-            ",".join(f"{s.standard}-{s.version}" for s in serves),
+            ",".join(s.key for s in serves),
             ",".join(old.id for old in replaced) or "-",
         )
         added = self._read_manifest(final / MANIFEST_NAME)
@@ -269,7 +269,7 @@ class SchemaStore:
         self, set_id: str, serves: Sequence[ServedContract], *, replace: bool
     ) -> list[SchemaSet]:
         """The sets a new one takes over from; refuses a silent second set for a version."""
-        keys = {f"{s.standard}-{s.version}" for s in serves}
+        keys = {s.key for s in serves}
         clashing = [old for old in self.sets() if old.id != set_id and keys & set(old.keys)]
         for old in clashing:
             overlap = ", ".join(sorted(keys & set(old.keys)))

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,9 @@ class ContractRegistry:
         catalog = served_catalog(schema_set.folder, ident.contract, served)
         return schema_set.folder / served.entry_points[entry], catalog
 
-    def _compiled(self, cache: dict[Path, Any], engine: str, path: Path, build: Any) -> Any:
+    def _compiled(
+        self, cache: dict[Path, Any], engine: str, path: Path, build: Callable[[], Any]
+    ) -> Any:
         schema = cache.get(path)
         if schema is None:
             with self._lock:
