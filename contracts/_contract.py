@@ -38,6 +38,8 @@ class Contract:
     format: str = "xml"
     json_roots: tuple[str, ...] = ()
     source: str = ""
+    # schemaLocation URL -> file relative to the schema set's root (see _catalog.py)
+    catalog: Mapping[str, str] = field(default_factory=dict)
     _entry_of: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +151,7 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
     xsd_version = str(strict.get("xsd_version", "1.0")) if isinstance(strict, Mapping) else "1.0"
     if xsd_version not in {"1.0", "1.1"}:
         raise ContractError(f"{where}: strict.xsd_version must be '1.0' or '1.1'")
+    catalog = _catalog(data.get("catalog"), where)
     return Contract(
         standard=standard,
         version=version,
@@ -162,4 +165,20 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
         format=fmt,
         json_roots=tuple(str(r) for r in json_roots),
         source=where,
+        catalog=catalog,
     )
+
+
+def _catalog(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()
+    ):
+        raise ContractError(f"{where}: 'catalog' must map schemaLocation URLs to file paths")
+    for url, path in value.items():
+        if path.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", path):
+            raise ContractError(
+                f"{where}: catalog entry {url!r} must name a file inside the set, not {path!r}"
+            )
+    return dict(value)

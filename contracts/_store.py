@@ -8,13 +8,15 @@ versions it serves and where their entry points lie.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import hashlib
 import logging
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,9 +24,18 @@ from typing import Any
 import yaml
 from lxml import etree
 
+from ._catalog import SchemaCatalog
+from ._compile import check_entry_points
 from ._contract import Contract, ContractError, contract_from_mapping
 
-__all__ = ["DESCRIPTOR_NAME", "MANIFEST_NAME", "SchemaSet", "SchemaStore", "ServedContract"]
+__all__ = [
+    "DESCRIPTOR_NAME",
+    "MANIFEST_NAME",
+    "SchemaSet",
+    "SchemaStore",
+    "ServedContract",
+    "served_catalog",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +52,18 @@ class ServedContract:
     standard: str
     version: str
     entry_points: dict[str, str]  # entry file name -> path relative to the set folder
+    # URL -> file from the set's own descriptor; the contract's catalog comes first at use
+    catalog: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.standard}-{self.version}"
+
+
+def served_catalog(folder: Path, contract: Contract, served: ServedContract) -> SchemaCatalog:
+    """How a set resolves a contract's URL imports: the contract's ``catalog`` entries, then
+    those of the set's own descriptor (it describes its own layout), then its catalog.xml."""
+    return SchemaCatalog.for_set(folder, {**contract.catalog, **served.catalog})
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,12 @@ class SchemaSet:
     sha256: str
     serves: tuple[ServedContract, ...]
     contracts: tuple[Contract, ...]  # descriptors shipped with the set (standards we don't ship)
+    replaced: tuple[str, ...] = ()  # ids of the sets this one replaced when it was added
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The ``standard-version`` keys this set serves."""
+        return tuple(s.key for s in self.serves)
 
 
 def _schema_parser() -> etree.XMLParser:
@@ -137,7 +166,12 @@ class SchemaStore:
             for i, entry in enumerate(data.get("contracts") or [])
         )
         serves = tuple(
-            ServedContract(str(s["standard"]), str(s["version"]), dict(s["entry_points"]))
+            ServedContract(
+                str(s["standard"]),
+                str(s["version"]),
+                dict(s["entry_points"]),
+                dict(s.get("catalog") or {}),
+            )
             for s in data.get("serves") or []
         )
         return SchemaSet(
@@ -156,12 +190,15 @@ class SchemaStore:
         known: Sequence[Contract],
         *,
         descriptor: Path | None = None,
+        replace: bool = False,
     ) -> SchemaSet:
         """Copy a folder or zip of XSDs into the store and record which contracts it serves.
 
         The set serves every known contract one of whose namespaces some schema in it targets;
         a descriptor (``--descriptor`` or ``poststelle-contract.yaml`` in the set) declares a
-        contract the project does not ship.
+        contract the project does not ship. Every entry point must compile (imports by URL
+        resolved through the catalog), and a version another set already serves is only
+        taken over with ``replace``.
         """
         path = path.expanduser().resolve()
         if not path.exists():
@@ -179,21 +216,29 @@ class SchemaStore:
             namespaces = _target_namespaces(staging)
             if not namespaces:
                 raise ContractError(f"{path}: contains no XML Schema (.xsd) file")
-            serves = self._match(staging, namespaces, [*known, *descriptors])
+            candidates = [*known, *descriptors]
+            serves = self._match(staging, namespaces, candidates, descriptors)
             if not serves:
                 seen = sorted({ns for ns in namespaces.values() if ns})
                 raise ContractError(
                     f"{path}: no registered standard uses any of the target namespaces "
                     f"{seen}; add a descriptor ({DESCRIPTOR_NAME}) for a new standard"
                 )
+            _check_compiles(path, staging, serves, candidates)
             digest = _digest(staging)
             set_id = f"{serves[0].standard}-{serves[0].version}-{digest[:10]}"
+            replaced = self._replaced(set_id, serves, replace=replace)
             manifest = {
                 "source": str(path),
                 "added": datetime.now(UTC).isoformat(timespec="seconds"),
                 "sha256": digest,
                 "serves": [
-                    {"standard": s.standard, "version": s.version, "entry_points": s.entry_points}
+                    {
+                        "standard": s.standard,
+                        "version": s.version,
+                        "entry_points": s.entry_points,
+                        **({"catalog": s.catalog} if s.catalog else {}),
+                    }
                     for s in serves
                 ],
                 "contracts": [_descriptor_dict(d) for d in descriptors],
@@ -208,13 +253,54 @@ class SchemaStore:
         finally:
             if staging.exists():
                 shutil.rmtree(staging)
+        for old in replaced:
+            shutil.rmtree(old.folder)
         log.info(
-            "schema set added id=%s source=%s serves=%s",
+            "schema set added id=%s source=%s serves=%s replaced=%s",
             set_id,
             path,
-            ",".join(f"{s.standard}-{s.version}" for s in serves),
+            ",".join(s.key for s in serves),
+            ",".join(old.id for old in replaced) or "-",
         )
-        return self._read_manifest(final / MANIFEST_NAME)
+        added = self._read_manifest(final / MANIFEST_NAME)
+        return dataclasses.replace(added, replaced=tuple(old.id for old in replaced))
+
+    def _replaced(
+        self, set_id: str, serves: Sequence[ServedContract], *, replace: bool
+    ) -> list[SchemaSet]:
+        """The sets a new one takes over from; refuses a silent second set for a version."""
+        keys = {s.key for s in serves}
+        clashing = [old for old in self.sets() if old.id != set_id and keys & set(old.keys)]
+        for old in clashing:
+            overlap = ", ".join(sorted(keys & set(old.keys)))
+            if not replace:
+                raise ContractError(
+                    f"{overlap} is already served by schema set {old.id} (from {old.source}); "
+                    f"add with --replace to use the new set instead"
+                )
+            uncovered = sorted(set(old.keys) - keys)
+            if uncovered:
+                raise ContractError(
+                    f"cannot replace schema set {old.id}: it also serves "
+                    f"{', '.join(uncovered)}, which the new set does not; "
+                    f"remove it first (poststelle contracts remove {old.id})"
+                )
+        return clashing
+
+    def remove(self, name: str) -> list[SchemaSet]:
+        """Remove the set with this id, or the one(s) serving this ``standard-version`` key."""
+        sets = self.sets()
+        chosen = [s for s in sets if s.id == name] or [s for s in sets if name in s.keys]
+        if not chosen:
+            known = [s.id for s in sets] + [k for s in sets for k in s.keys]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            listed = ", ".join(known) or "none"
+            raise ContractError(f"no schema set {name!r} (registered: {listed}){hint}")
+        for schema_set in chosen:
+            shutil.rmtree(schema_set.folder)
+            log.info("schema set removed id=%s serves=%s", schema_set.id, ",".join(schema_set.keys))
+        return chosen
 
     def _descriptors(self, staging: Path, descriptor: Path | None) -> list[Contract]:
         files = [descriptor] if descriptor else sorted(staging.rglob(DESCRIPTOR_NAME))
@@ -225,8 +311,12 @@ class SchemaStore:
 
     @staticmethod
     def _match(
-        staging: Path, namespaces: dict[Path, str], candidates: Iterable[Contract]
+        staging: Path,
+        namespaces: dict[Path, str],
+        candidates: Iterable[Contract],
+        descriptors: Sequence[Contract],
     ) -> list[ServedContract]:
+        own_catalogs = {d.key: dict(d.catalog) for d in descriptors if d.catalog}
         served = []
         seen: set[str] = set()
         for contract in candidates:
@@ -254,8 +344,34 @@ class SchemaStore:
                         contract.key,
                         ",".join(missing),
                     )
-                served.append(ServedContract(contract.standard, contract.version, entries))
+                served.append(
+                    ServedContract(
+                        contract.standard,
+                        contract.version,
+                        entries,
+                        own_catalogs.get(contract.key, {}),
+                    )
+                )
         return served
+
+
+def _check_compiles(
+    source: Path, staging: Path, serves: Sequence[ServedContract], candidates: Sequence[Contract]
+) -> None:
+    """Refuse a set any of whose entry points does not compile, naming every cause at once."""
+    contracts: dict[str, Contract] = {}
+    for contract in candidates:  # the first one wins, as in _match
+        contracts.setdefault(contract.key, contract)
+    problems = []
+    for served in serves:
+        contract = contracts[served.key]
+        catalog = served_catalog(staging, contract, served)
+        for problem in check_entry_points(staging, served.entry_points, catalog):
+            problems.append(f"{contract.key}: {problem}")
+    if problems:
+        # Messages name files in the staging folder; the operator knows the folder added.
+        text = "; ".join(problems).replace(str(staging.resolve()), str(source))
+        raise ContractError(f"{source}: refused, its schemas are not usable: {text}")
 
 
 def _descriptor_dict(contract: Contract) -> dict[str, Any]:
@@ -275,4 +391,5 @@ def _descriptor_dict(contract: Contract) -> dict[str, Any]:
             else list(v)
             for k, v in contract.entry_points.items()
         },
+        **({"catalog": dict(contract.catalog)} if contract.catalog else {}),
     }

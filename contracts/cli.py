@@ -1,19 +1,25 @@
 """CLI commands for message understanding, without NATS.
 
-``register(subparsers)`` adds ``validate``, ``map`` and ``contracts add|init|list`` to the
-``poststelle`` command; ``main(argv)`` runs them stand-alone (tests, debugging).
+``register(subparsers)`` adds ``validate``, ``map`` and ``contracts add|init|list|remove`` to the
+``poststelle`` command; ``main(argv)`` runs them stand-alone (tests, debugging). An error the
+operator can fix (a bad schema set, descriptor or mapping file) is one line on stderr and
+exit 1, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from poststelle.mappings.engine import MappingError
+
+from ._compile import check_entry_points
 from .events import AttachmentRef, CaseEvent, Origin, deterministic_case_id
 from .inspection import (
     InspectedMessage,
@@ -22,7 +28,7 @@ from .inspection import (
     attachment_object_name,
     attachment_refs,
 )
-from .registry import ContractError, ContractRegistry
+from .registry import BUILTIN_REGISTRY_DIR, ContractError, ContractRegistry
 
 __all__ = ["PREVIEW_BACKEND", "PREVIEW_TENANT", "main", "register"]
 
@@ -46,12 +52,33 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_Command = Callable[..., int]
+
+
+def _one_line_errors(name: str) -> Callable[[_Command], _Command]:
+    """Report a descriptor, schema-set or mapping error as ``poststelle NAME: reason``."""
+
+    def decorate(command: _Command) -> _Command:
+        @functools.wraps(command)
+        def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+            try:
+                return command(args, out)
+            except (ContractError, MappingError) as exc:
+                sys.stderr.write(f"poststelle {name}: {' '.join(str(exc).split())}\n")
+                return 1
+
+        return run
+
+    return decorate
+
+
 def _content_type(path: Path, given: str | None) -> str | None:
     if given:
         return given
     return "application/json" if path.suffix.lower() == ".json" else None
 
 
+@_one_line_errors("validate")
 def _cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     inspector = MessageInspector(_data_dir(args))
@@ -133,6 +160,7 @@ def preview_event(result: InspectedMessage, raw: bytes, *, channel: str = "cli")
     return CaseEvent.received(data)
 
 
+@_one_line_errors("map")
 def _cmd_map(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     path = Path(args.file)
@@ -161,17 +189,18 @@ def _cmd_map(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
+@_one_line_errors("contracts add")
 def _cmd_contracts_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     registry = ContractRegistry.for_data_dir(_data_dir(args))
-    try:
-        added = registry.add_schema_set(
-            Path(args.path), descriptor=Path(args.descriptor) if args.descriptor else None
-        )
-    except ContractError as exc:
-        sys.stderr.write(f"contracts add: {exc}\n")
-        return 1
+    added = registry.add_schema_set(
+        Path(args.path),
+        descriptor=Path(args.descriptor) if args.descriptor else None,
+        replace=args.replace,
+    )
     out.write(f"registered schema set {added.id} in {added.folder}\n")
+    for old in added.replaced:
+        out.write(f"  replaced schema set {old}\n")
     for served in added.serves:
         contract = registry.contract(served.standard, served.version)
         total = len(contract.entry_points) if contract else len(served.entry_points)
@@ -182,12 +211,35 @@ def _cmd_contracts_add(args: argparse.Namespace, out: TextIO | None = None) -> i
     return 0
 
 
+@_one_line_errors("contracts remove")
+def _cmd_contracts_remove(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    registry = ContractRegistry.for_data_dir(_data_dir(args))
+    for removed in registry.remove_schema_set(args.name):
+        out.write(f"removed schema set {removed.id} ({', '.join(removed.keys)})\n")
+    return 0
+
+
+def _compiles(registry: ContractRegistry, contract: Any) -> tuple[str, list[str]]:
+    """``ok``, ``broken`` (with the problems) or ``-`` when there is nothing to compile."""
+    catalog = registry.catalog_for(contract)
+    if catalog is None:
+        return "-", []
+    problems = check_entry_points(catalog.root, registry.entry_paths(contract), catalog)
+    return ("broken" if problems else "ok"), problems
+
+
+@_one_line_errors("contracts list")
 def _cmd_contracts_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     registry = ContractRegistry.for_data_dir(_data_dir(args))
-    rows = []
+    rows: list[dict[str, Any]] = []
+    serving = set()
     for contract in sorted(registry.contracts, key=lambda c: c.key):
         schema_set = registry.schema_set_for(contract)
+        compiles, problems = _compiles(registry, contract)
+        if schema_set:
+            serving.add(schema_set.id)
         rows.append(
             {
                 "standard": contract.standard,
@@ -197,19 +249,32 @@ def _cmd_contracts_list(args: argparse.Namespace, out: TextIO | None = None) -> 
                 "namespaces": list(contract.namespaces),
                 "message_types": len(contract.message_types),
                 "schema_set": schema_set.id if schema_set else None,
-                "source": "shipped" if "contracts/registry" in contract.source else "store",
+                "compiles": compiles,
+                "problems": problems,
+                "source": "shipped"
+                if contract.source.startswith(str(BUILTIN_REGISTRY_DIR))
+                else "store",
             }
         )
+    # Sets another set shadows (stores from before `add` refused a second set per version).
+    unused = [s.id for s in registry.store.sets() if s.id not in serving]
     if args.json:
         json.dump(rows, out, indent=2, ensure_ascii=False)
         out.write("\n")
         return 0
-    out.write(f"{'standard':<14}{'version':<9}{'types':>6}  schemas\n")
+    out.write(f"{'standard':<14}{'version':<9}{'types':>6}  {'compiles':<9}schemas\n")
     for row in rows:
         schemas = row["schema_set"] or (
             "none needed (JSON)" if row["format"] == "json" else "NOT REGISTERED"
         )
-        out.write(f"{row['standard']:<14}{row['version']:<9}{row['message_types']:>6}  {schemas}\n")
+        out.write(
+            f"{row['standard']:<14}{row['version']:<9}{row['message_types']:>6}  "
+            f"{row['compiles']:<9}{schemas}\n"
+        )
+        for problem in row["problems"]:
+            out.write(f"    {' '.join(problem.split())}\n")
+    for set_id in unused:
+        out.write(f"not in use (another set serves its versions): {set_id}\n")
     return 0
 
 
@@ -298,6 +363,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add = commands.add_parser("add", help="register an XSD set (folder or zip)")
     add.add_argument("path", metavar="PATH")
     add.add_argument("--descriptor", help="contract YAML for a standard the project does not ship")
+    add.add_argument(
+        "--replace",
+        action="store_true",
+        help="take over the versions another registered set serves (that set is removed)",
+    )
     _add_data_dir(add)
     add.set_defaults(func=_cmd_contracts_add)
     init = commands.add_parser(
@@ -312,7 +382,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     init.add_argument("--version", help="the standard version to describe, when DIR holds several")
     init.set_defaults(func=_cmd_contracts_init)
-    listing = commands.add_parser("list", help="show known standards and their schema sets")
+    remove = commands.add_parser("remove", help="remove a schema set (its id or STANDARD-VERSION)")
+    remove.add_argument("name", metavar="SET_ID|STANDARD-VERSION")
+    _add_data_dir(remove)
+    remove.set_defaults(func=_cmd_contracts_remove)
+    listing = commands.add_parser(
+        "list", help="known standards, the schema set serving each and whether it compiles"
+    )
     listing.add_argument("--json", action="store_true")
     _add_data_dir(listing)
     listing.set_defaults(func=_cmd_contracts_list)

@@ -175,7 +175,7 @@ class MessageInspector:
             dirs = [BUILTIN_MAPPINGS_DIR]
             if data_dir is not None:
                 dirs.append(data_dir / "mappings")
-            mappings = MappingSet.load(dirs)
+            mappings = MappingSet.load(dirs, known=registry.known_message_types())
         self.registry = registry
         self.mappings = mappings
         self.max_bytes = max_bytes

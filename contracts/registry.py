@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 import yaml
 from lxml import etree
 
+from ._catalog import SchemaCatalog
+from ._compile import SchemaUnusable, compile_lxml, compile_strict
 from ._contract import Contract, ContractError, contract_from_mapping
 from ._errors import MessageRejected
-from ._store import SchemaSet, SchemaStore
+from ._store import SchemaSet, SchemaStore, ServedContract, served_catalog
 from .validation import SchemaError, ValidationOutcome
 
 __all__ = [
@@ -71,12 +74,15 @@ class ContractRegistry:
         self._lock = threading.Lock()
         self._lxml: dict[Path, etree.XMLSchema] = {}
         self._strict: dict[Path, Any] = {}
+        # A schema that failed to compile fails the same way until the set changes: remember
+        # why, instead of compiling it again for every message.
+        self._unusable: dict[tuple[str, Path], SchemaUnusable] = {}
         self._by_qname: dict[tuple[str, str], tuple[Contract, str]] = {}
         self._by_namespace: dict[str, Contract] = {}
         self._by_localname: dict[str, list[Contract]] = defaultdict(list)
         self._contracts: dict[str, Contract] = {}
-        self._schemas: dict[str, tuple[SchemaSet, dict[str, str]]] = {}
-        self._paths: dict[tuple[str, str], Path | None] = {}
+        self._schemas: dict[str, tuple[SchemaSet, ServedContract]] = {}
+        self._paths: dict[tuple[str, str], tuple[Path, SchemaCatalog] | None] = {}
         sets = store.sets()
         for contract in [
             *(contracts or _builtin_contracts()),
@@ -85,10 +91,7 @@ class ContractRegistry:
             self._add_contract(contract)
         for schema_set in sets:  # sorted by folder name; later sets win for the same contract
             for served in schema_set.serves:
-                self._schemas[f"{served.standard}-{served.version}"] = (
-                    schema_set,
-                    served.entry_points,
-                )
+                self._schemas[served.key] = (schema_set, served)
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> ContractRegistry:
@@ -110,6 +113,13 @@ class ContractRegistry:
     def contracts(self) -> list[Contract]:
         return list(self._contracts.values())
 
+    def known_message_types(self) -> dict[str, dict[str, frozenset[str]]]:
+        """standard -> version -> message types, for refusing mappings of unknown ones."""
+        known: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)
+        for contract in self._contracts.values():
+            known[contract.standard][contract.version] = frozenset(contract.message_types)
+        return dict(known)
+
     def contract(self, standard: str, version: str) -> Contract | None:
         return self._contracts.get(f"{standard}-{version}")
 
@@ -117,15 +127,39 @@ class ContractRegistry:
         found = self._schemas.get(contract.key)
         return found[0] if found else None
 
-    def add_schema_set(self, path: Path, *, descriptor: Path | None = None) -> SchemaSet:
+    def add_schema_set(
+        self, path: Path, *, descriptor: Path | None = None, replace: bool = False
+    ) -> SchemaSet:
         """``poststelle contracts add``: register a folder or zip and use it from now on."""
-        added = self.store.add(path, self.contracts, descriptor=descriptor)
+        added = self.store.add(path, self.contracts, descriptor=descriptor, replace=replace)
         for contract in added.contracts:
             self._add_contract(contract)
         for served in added.serves:
-            self._schemas[f"{served.standard}-{served.version}"] = (added, served.entry_points)
-        self._paths.clear()
+            self._schemas[served.key] = (added, served)
+        self._forget_compiled()
         return added
+
+    def remove_schema_set(self, name: str) -> list[SchemaSet]:
+        """``poststelle contracts remove``: a set id, or the ``standard-version`` it serves."""
+        removed = self.store.remove(name)
+        ids = {s.id for s in removed}
+        self._schemas = {k: v for k, v in self._schemas.items() if v[0].id not in ids}
+        self._forget_compiled()
+        return removed
+
+    def _forget_compiled(self) -> None:
+        self._paths.clear()
+        self._unusable.clear()
+
+    def catalog_for(self, contract: Contract) -> SchemaCatalog | None:
+        """The catalog a contract's schema set resolves its URL imports with."""
+        found = self._schemas.get(contract.key)
+        return served_catalog(found[0].folder, contract, found[1]) if found else None
+
+    def entry_paths(self, contract: Contract) -> dict[str, str]:
+        """Entry point name -> path relative to its set, for the contract's schema set."""
+        found = self._schemas.get(contract.key)
+        return dict(found[1].entry_points) if found else {}
 
     # -- identification -------------------------------------------------------------------
 
@@ -183,7 +217,7 @@ class ContractRegistry:
 
     # -- validation -----------------------------------------------------------------------
 
-    def _schema_path(self, ident: Identification) -> Path | None:
+    def _schema_path(self, ident: Identification) -> tuple[Path, SchemaCatalog] | None:
         # Hot path: one dict lookup per message once the entry point has been resolved.
         key = (ident.contract.key, ident.message_type)
         if key in self._paths:
@@ -192,59 +226,74 @@ class ContractRegistry:
         self._paths[key] = path
         return path
 
-    def _resolve_schema_path(self, ident: Identification) -> Path | None:
+    def _resolve_schema_path(self, ident: Identification) -> tuple[Path, SchemaCatalog] | None:
         found = self._schemas.get(ident.contract.key)
         entry = ident.contract.entry_point_for(ident.message_type)
-        if found is None or entry is None or entry not in found[1]:
+        if found is None or entry is None or entry not in found[1].entry_points:
             return None
-        return found[0].folder / found[1][entry]
+        schema_set, served = found
+        catalog = served_catalog(schema_set.folder, ident.contract, served)
+        return schema_set.folder / served.entry_points[entry], catalog
 
-    def lxml_schema(self, path: Path) -> etree.XMLSchema:
-        schema = self._lxml.get(path)
+    def _compiled(
+        self, cache: dict[Path, Any], engine: str, path: Path, build: Callable[[], Any]
+    ) -> Any:
+        schema = cache.get(path)
         if schema is None:
             with self._lock:
-                schema = self._lxml.get(path)
+                schema = cache.get(path)
                 if schema is None:
+                    failed = self._unusable.get((engine, path))
+                    if failed is not None:
+                        raise failed
                     started = time.perf_counter()
-                    parser = etree.XMLParser(
-                        resolve_entities=False, no_network=True, load_dtd=False
-                    )
-                    schema = etree.XMLSchema(etree.parse(str(path), parser))
-                    self._lxml[path] = schema
+                    try:
+                        schema = build()
+                    except SchemaUnusable as exc:
+                        self._unusable[(engine, path)] = exc
+                        log.warning("schema unusable engine=%s entry=%s: %s", engine, path, exc)
+                        raise
+                    cache[path] = schema
                     log.info(
-                        "schema compiled engine=lxml entry=%s ms=%.0f",
+                        "schema compiled engine=%s entry=%s ms=%.0f",
+                        engine,
                         path.name,
                         (time.perf_counter() - started) * 1000,
                     )
         return schema
 
-    def _strict_schema(self, path: Path, xsd_version: str) -> Any:
-        import xmlschema  # only strict mode pays for importing it
-
-        schema = self._strict.get(path)
-        if schema is None:
-            with self._lock:
-                schema = self._strict.get(path)
-                if schema is None:
-                    cls = xmlschema.XMLSchema11 if xsd_version == "1.1" else xmlschema.XMLSchema10
-                    schema = cls(str(path), allow="local", defuse="always")
-                    self._strict[path] = schema
+    def lxml_schema(self, path: Path, catalog: SchemaCatalog) -> etree.XMLSchema:
+        """The compiled lxml schema of an entry point; raises ``SchemaUnusable``."""
+        schema: etree.XMLSchema = self._compiled(
+            self._lxml, "lxml", path, lambda: compile_lxml(path, catalog)
+        )
         return schema
+
+    def _strict_schema(self, path: Path, catalog: SchemaCatalog, xsd_version: str) -> Any:
+        return self._compiled(
+            self._strict, "strict", path, lambda: compile_strict(path, catalog, xsd_version)
+        )
 
     def validate(
         self, root: etree._Element, ident: Identification, *, strict: bool = False
     ) -> ValidationOutcome:
-        path = self._schema_path(ident)
-        if path is None:
+        """Validate against the message type's entry point; a schema that cannot be compiled
+        is ``MessageRejected("validate", "schema-unusable")``, not a crash."""
+        found = self._schema_path(ident)
+        if found is None:
             return ValidationOutcome(
                 status="not-performed",
                 note=f"no schema set registered for {ident.contract.key} "
                 f"(poststelle contracts add PATH)",
             )
+        path, catalog = found
         schema_name = f"{ident.contract.key}/{path.name}"
-        if strict:
-            return self._validate_strict(root, path, ident.contract, schema_name)
-        schema = self.lxml_schema(path)
+        try:
+            if strict:
+                return self._validate_strict(root, path, catalog, ident.contract, schema_name)
+            schema = self.lxml_schema(path, catalog)
+        except SchemaUnusable as exc:
+            raise MessageRejected("validate", "schema-unusable", f"{schema_name}: {exc}") from exc
         if schema.validate(root):
             return ValidationOutcome(status="valid", mode="lxml", schema=schema_name)
         errors = tuple(
@@ -254,9 +303,14 @@ class ContractRegistry:
         return ValidationOutcome(status="invalid", mode="lxml", schema=schema_name, errors=errors)
 
     def _validate_strict(
-        self, root: etree._Element, path: Path, contract: Contract, schema_name: str
+        self,
+        root: etree._Element,
+        path: Path,
+        catalog: SchemaCatalog,
+        contract: Contract,
+        schema_name: str,
     ) -> ValidationOutcome:
-        schema = self._strict_schema(path, contract.strict_xsd_version)
+        schema = self._strict_schema(path, catalog, contract.strict_xsd_version)
         errors = []
         for error in schema.iter_errors(root):
             errors.append(

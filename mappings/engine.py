@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hashlib
 import logging
 import math
@@ -49,6 +50,7 @@ __all__ = [
     "EVENT_TARGETS",
     "FIELD_TYPES",
     "Attachment",
+    "KnownMessageTypes",
     "MappedMessage",
     "Mapping",
     "MappingError",
@@ -58,6 +60,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# standard -> version -> message types: what the contract registry knows, so that a mapping
+# for a misspelled standard, version or message type is refused instead of never applying.
+KnownMessageTypes = dict[str, dict[str, frozenset[str]]]
 
 BUILTIN_MAPPINGS_DIR = Path(__file__).resolve().parent
 HEADERS_DIR = BUILTIN_MAPPINGS_DIR / "_headers"
@@ -466,14 +472,51 @@ def _read(file: Path) -> LineDict:
     return data
 
 
+def _did_you_mean(value: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_known(file: Path, data: LineDict, known: KnownMessageTypes) -> None:
+    """Refuse a mapping whose standard, version or message type the registry does not know."""
+    lines = data.lines
+    standard, version = str(data["standard"]), str(data["version"])
+    message_type = str(data["message_type"])
+    if standard not in known:
+        raise MappingError(
+            file,
+            lines.get("standard"),
+            f"standard {standard!r} is not registered{_did_you_mean(standard, known)}",
+        )
+    versions = known[standard]
+    if version not in versions:
+        raise MappingError(
+            file,
+            lines.get("version"),
+            f"{standard} has no version {version!r} (registered: {', '.join(sorted(versions))})"
+            f"{_did_you_mean(version, versions)}",
+        )
+    types = versions[version]
+    if message_type not in types:
+        raise MappingError(
+            file,
+            lines.get("message_type"),
+            f"{standard} {version} has no message type {message_type!r}"
+            f"{_did_you_mean(message_type, types)}",
+        )
+
+
 def load_mapping(
     file: Path,
     *,
     namespaces: dict[str, str] | None = None,
     header_only: bool = False,
+    known: KnownMessageTypes | None = None,
     _depth: int = 0,
 ) -> Mapping:
-    """Load and compile one mapping file; raise ``MappingError`` naming file and line."""
+    """Load and compile one mapping file; raise ``MappingError`` naming file and line.
+
+    With ``known``, a mapping for a standard, version or message type not in it is refused."""
     file = Path(file)
     data = _read(file)
     lines = data.lines
@@ -485,6 +528,8 @@ def load_mapping(
         for key in ("standard", "version", "message_type"):
             if not isinstance(data.get(key), str | int | float) or data.get(key) in ("", None):
                 raise MappingError(file, lines.get(key, 1), f"'{key}' is required")
+        if known is not None:
+            _check_known(file, data, known)
     fmt = str(data.get("format", "xml"))
     if fmt not in {"xml", "json"}:
         raise MappingError(file, lines.get("format"), f"format must be xml or json, not {fmt!r}")
@@ -618,8 +663,14 @@ class MappingSet:
         self._by_key[mapping.key] = mapping
 
     @classmethod
-    def load(cls, directories: Sequence[Path] = (BUILTIN_MAPPINGS_DIR,)) -> MappingSet:
-        """Load every ``*.yaml`` below the directories (folders starting with '_' hold parts)."""
+    def load(
+        cls,
+        directories: Sequence[Path] = (BUILTIN_MAPPINGS_DIR,),
+        *,
+        known: KnownMessageTypes | None = None,
+    ) -> MappingSet:
+        """Load every ``*.yaml`` below the directories (folders starting with '_' hold parts);
+        with ``known``, refuse mappings for what the contract registry does not know."""
         found = cls()
         for directory in directories:
             if not directory.is_dir():
@@ -627,7 +678,7 @@ class MappingSet:
             for file in sorted(directory.rglob("*.yaml")):
                 if any(part.startswith("_") for part in file.relative_to(directory).parts):
                     continue
-                found.add(load_mapping(file))
+                found.add(load_mapping(file, known=known))
         log.info("mappings loaded count=%d", len(found._by_key))
         return found
 

@@ -284,10 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    from poststelle.contracts.registry import ContractError
+    from poststelle.mappings.engine import MappingError
+
     try:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ContractError, MappingError) as exc:  # e.g. `run` with a bad mapping file
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -55,7 +56,7 @@ from poststelle.routing.metrics import Counters
 from poststelle.routing.routes_static import RouteResolver, RoutingFacts
 from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES_BUCKET, INBOX
 
-__all__ = ["ROUTER_DURABLE", "CaseRecord", "RoutingCore"]
+__all__ = ["ROUTER_DURABLE", "UNEXPECTED_REASON", "CaseRecord", "RoutingCore"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,27 @@ ROUTER_DURABLE = "router"
 _MAX_DETAIL = 1000
 _PUBLISH_TIMEOUT = 10.0
 _MAX_REJECTION_ERRORS = 20
+# Broker trouble passes, so the arrival is tried again later. These broker errors do not: they
+# are about this message (too large, bad subject or header) and would recur on every attempt.
+_TRANSIENT = (nats.errors.Error, TimeoutError, ConnectionError)
+_PERMANENT_BROKER = (
+    nats.errors.MaxPayloadError,
+    nats.errors.BadSubjectError,
+    nats.errors.BadHeaderError,
+)
+# The quarantine reason of a step that failed in a way no check foresaw.
+UNEXPECTED_REASON = "unexpected-error"
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, _TRANSIENT) and not isinstance(exc, _PERMANENT_BROKER)
+
+
+@dataclass
+class _Progress:
+    """The step an arrival is in, so an unforeseen failure is quarantined under it."""
+
+    step: str = "inspect"
 
 
 @dataclass
@@ -180,8 +202,12 @@ class RoutingCore:
         for msg in batch:
             try:
                 futures, outcome = await self._handle(msg)
-            except Exception:
-                log.exception("routing failed unexpectedly; redelivering later")
+            except Exception as exc:  # only transient broker errors get here
+                log.warning(
+                    "broker unavailable, redelivering later inbox_msg=%s error=%r",
+                    _header(msg, H_MSG_ID),
+                    exc,
+                )
                 await msg.nak(delay=5.0)
                 continue
             pending.append((msg, futures, outcome))
@@ -202,21 +228,43 @@ class RoutingCore:
             self._counters.incr(f"core.{outcome}")
 
     async def _handle(self, msg: Msg) -> tuple[list[asyncio.Future[Any]], str]:
+        """Route one arrival; a failure of a step that is not the broker's quarantines the
+        arrival under that step at once, instead of redelivering it forever."""
         case_id = _header(msg, H_CASE_ID)
+        progress = _Progress()
+        try:
+            return await self._steps(msg, case_id, progress)
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            log.exception(
+                "routing step failed, quarantining case_id=%s step=%s", case_id, progress.step
+            )
+            detail = f"{type(exc).__name__}: {exc}"
+            futures = await self._quarantine(msg, case_id, progress.step, UNEXPECTED_REASON, detail)
+            return futures, "quarantined"
+
+    async def _steps(
+        self, msg: Msg, case_id: str, progress: _Progress
+    ) -> tuple[list[asyncio.Future[Any]], str]:
         try:
             inspected = self._inspector.inspect(
                 msg.data, content_type=_header(msg, "Content-Type") or None
             )
         except MessageRejected as rejected:
+            progress.step = "quarantine"
             futures = await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
             )
-            if rejected.step == "validate":
+            if rejected.reason == "schema-invalid":  # the sender's fault, not ours
+                progress.step = "reject"
                 futures += await self._reject_to_sender(msg, case_id, rejected)
             return futures, "quarantined"
         peer = state_for_ars(inspected.region)
         if self._state and peer != self._state and peer in self._peers:
+            progress.step = "forward"
             return await self._forward(msg, case_id, inspected, peer), "forwarded"
+        progress.step = "route"
         facts = RoutingFacts(
             standard=inspected.standard,
             message_type=inspected.message_type,
@@ -235,6 +283,7 @@ class RoutingCore:
             return await self._quarantine(
                 msg, case_id, "route", "unroutable", detail
             ), "quarantined"
+        progress.step = "case-event"
         try:
             event = await self._case_event(msg, case_id, inspected, target.tenant, target.backend)
         except MessageRejected as rejected:
@@ -256,6 +305,7 @@ class RoutingCore:
             answered=_answered_facts(inspected),
             portal=_header(msg, H_PORTAL) or None,
         )
+        progress.step = "publish"
         futures = [
             await self._js.publish_async(
                 case_subject(target.tenant, target.backend, inspected.message_type),

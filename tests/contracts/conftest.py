@@ -1,7 +1,10 @@
-"""Fixtures for the contracts tests: the committed XBau messages and the corpus schema sets."""
+"""Fixtures for the contracts tests: the committed XBau messages, the corpus schema sets, and
+a guard that fails any network access."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,18 @@ def inspector(registered_data_dir: Path) -> object:
     from poststelle.contracts.inspection import MessageInspector
 
     return MessageInspector(registered_data_dir)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Every attempt to resolve a host name or open a connection fails, and is recorded."""
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network access attempted in a test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    yield attempts
