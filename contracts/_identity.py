@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 _XSD = "http://www.w3.org/2001/XMLSchema"
 _XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+_XSI_TYPED = etree.XPath(
+    "descendant-or-self::*[@xsi:type]",
+    namespaces={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
+)
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,20 @@ class IdentityRules:
     # (XBau: ``linie`` is a gml:Curve with gml:id in one type and a plain wrapper in another).
     in_context: dict[tuple[str, str], _ElementRule] = field(default_factory=dict)
     contextual: frozenset[str] = frozenset()
+    # Without skip wildcards no subtree is exempt, and a C-level ``iter`` over the few element
+    # names that can carry IDs replaces the walk (the cheap path every shipped standard takes).
+    prune: bool = False
+    candidates: tuple[str, ...] = ()
     exact: bool = True
     ambiguous: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.elements or self.global_attributes or self.types)
+        return not (self.candidates or self.types or self.prune)
+
+    def _relevant(self, rule: _ElementRule) -> bool:
+        wild = rule.any_attribute in ("lax", "strict") and bool(self.global_attributes)
+        return rule.content is not None or bool(rule.attributes) or wild
 
     def check(self, root: etree._Element) -> list[SchemaError]:
         """Duplicate IDs and unresolved IDREFs in ``root``'s tree, in document order."""
@@ -115,6 +127,39 @@ class IdentityRules:
         refs: list[tuple[str, etree._Element]] = []
         errors: list[SchemaError] = []
         tree = root.getroottree()
+        if self.prune:
+            self._walk(root, ids, refs, errors, tree)
+        else:
+            typed = bool(self.types)
+            for element in root.iter(*self.candidates):
+                if typed and element.get(_XSI_TYPE) is not None:
+                    continue  # its type is not the declared one: see below
+                tag: str = element.tag  # type: ignore[assignment]
+                if tag in self.contextual:
+                    parent = element.getparent()
+                    rule = self.in_context.get(
+                        ("" if parent is None else str(parent.tag), tag)
+                    ) or self.global_elements.get(tag, _NOTHING)
+                else:
+                    rule = self.elements.get(tag) or self.global_elements.get(tag, _NOTHING)
+                self._collect(element, rule, ids, refs, errors, tree)
+            if typed:
+                for element in _XSI_TYPED(root):  # type: ignore[union-attr]
+                    rule = self._rule_of_type(element, element.get(_XSI_TYPE, ""))
+                    self._collect(element, rule, ids, refs, errors, tree)
+        for token, element in refs:
+            if token not in ids:
+                errors.append(_error(element, tree, f"IDREF '{token}' not found in XML document"))
+        return errors
+
+    def _walk(
+        self,
+        root: etree._Element,
+        ids: dict[str, etree._Element],
+        refs: list[tuple[str, etree._Element]],
+        errors: list[SchemaError],
+        tree: etree._ElementTree,
+    ) -> None:
         # (element, rule of the wildcard it may fall under): subtrees under a skip wildcard
         # are not assessed at all, so nothing in them counts (XSD 1.0 §3.10.1).
         stack: list[tuple[etree._Element, _Wildcard | None, str]] = [(root, None, "")]
@@ -132,21 +177,15 @@ class IdentityRules:
             if self.types:
                 xsi_type = element.get(_XSI_TYPE)
                 if xsi_type is not None:
-                    rule = self._rule_of_type(element, xsi_type, rule)
+                    rule = self._rule_of_type(element, xsi_type)
             if not rule.empty:
                 self._collect(element, rule, ids, refs, errors, tree)
             children = [
                 (child, rule.wildcard, tag) for child in element if isinstance(child.tag, str)
             ]
             stack.extend(reversed(children))
-        for token, element in refs:
-            if token not in ids:
-                errors.append(_error(element, tree, f"IDREF '{token}' not found in XML document"))
-        return errors
 
-    def _rule_of_type(
-        self, element: etree._Element, value: str, declared: _ElementRule
-    ) -> _ElementRule:
+    def _rule_of_type(self, element: etree._Element, value: str) -> _ElementRule:
         prefix, _, local = value.strip().rpartition(":")
         namespace = element.nsmap.get(prefix or None)
         name = f"{{{namespace}}}{local}" if namespace else local
@@ -338,6 +377,16 @@ def compile_identity_rules(schema: Any) -> IdentityRules:
     rules.contextual = frozenset(contextual)
     rules.ambiguous = tuple(ambiguous)
     rules.exact = not ambiguous
+    every = [*rules.elements.values(), *rules.in_context.values(), *rules.types.values()]
+    rules.prune = any(r.wildcard and r.wildcard.process_contents == "skip" for r in every)
+    rules.types = {k: r for k, r in rules.types.items() if rules.prune or rules._relevant(r)}
+    rules.candidates = tuple(
+        sorted(
+            {n for n, r in rules.elements.items() if rules._relevant(r)}
+            | {n for (_, n), r in rules.in_context.items() if rules._relevant(r)}
+            | {n for n, r in rules.global_elements.items() if rules._relevant(r)}
+        )
+    )
     log.info(
         "identity rules compiled elements=%d attributes=%d types=%d exact=%s",
         len(rules.elements),
