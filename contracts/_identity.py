@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 _XSD = "http://www.w3.org/2001/XMLSchema"
 _XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
-_XSI_TYPED = etree.XPath(
-    "descendant-or-self::*[@xsi:type]",
+# Selecting the attributes is ~8x faster in libxml2 than elements with an attribute predicate.
+_XSI_TYPES = etree.XPath(
+    "descendant-or-self::*/@xsi:type",
     namespaces={"xsi": "http://www.w3.org/2001/XMLSchema-instance"},
 )
 
@@ -144,8 +145,9 @@ class IdentityRules:
                     rule = self.elements.get(tag) or self.global_elements.get(tag, _NOTHING)
                 self._collect(element, rule, ids, refs, errors, tree)
             if typed:
-                for element in _XSI_TYPED(root):  # type: ignore[union-attr]
-                    rule = self._rule_of_type(element, element.get(_XSI_TYPE, ""))
+                for value in _XSI_TYPES(root):  # type: ignore[union-attr]
+                    element = value.getparent()  # type: ignore[union-attr]
+                    rule = self._rule_of_type(element, str(value))
                     self._collect(element, rule, ids, refs, errors, tree)
         for token, element in refs:
             if token not in ids:
