@@ -74,6 +74,7 @@ class ContractRegistry:
         self._lxml: dict[Path, etree.XMLSchema] = {}
         self._strict: dict[Path, Any] = {}
         self._identity: dict[Path, tuple[IdentityRules, FixedValues]] = {}
+        self._unusable: dict[Path, str] = {}
         self._by_qname: dict[tuple[str, str], tuple[Contract, str]] = {}
         self._by_namespace: dict[str, Contract] = {}
         self._by_localname: dict[str, list[Contract]] = defaultdict(list)
@@ -301,7 +302,7 @@ class ContractRegistry:
         rules = self._identity.get(path)
         if rules is None:
             started = time.perf_counter()
-            components = self._strict_schema(path, xsd_version)
+            components = self._components(path, xsd_version)
             rules = (compile_identity_rules(components), compile_fixed_values(components))
             with self._lock:
                 self._identity[path] = rules
@@ -312,12 +313,31 @@ class ContractRegistry:
             )
         return rules
 
+    def _components(self, path: Path, xsd_version: str) -> Any:
+        """The strict engine's schema; a set it refuses gives no verdict in either mode.
+
+        libxml2 compiles some schemas XSD 1.0 says are in error (an illegal restriction of a
+        content model, for one); a verdict against those would be a guess.
+        """
+        import xmlschema
+
+        refused = self._unusable.get(path)
+        if refused is None:
+            try:
+                return self._strict_schema(path, xsd_version)
+            except xmlschema.XMLSchemaException as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                refused = f"{path.name}: not a usable XML Schema {xsd_version}: {first}"
+                self._unusable[path] = refused  # not compiled again for every message
+                log.warning("schema unusable entry=%s reason=%s", path.name, first)
+        raise MessageRejected("validate", "schema-unusable", refused)
+
     def _validate_strict(
         self, root: etree._Element, path: Path, xsd_version: str, schema_name: str
     ) -> ValidationOutcome:
         import xmlschema
 
-        schema = self._strict_schema(path, xsd_version)
+        schema = self._components(path, xsd_version)
         errors = []
         try:
             for error in schema.iter_errors(root):

@@ -15,6 +15,7 @@ import pytest
 from lxml import etree
 
 from poststelle.contracts.cli import main
+from poststelle.contracts.inspection import MessageRejected
 from poststelle.contracts.registry import ContractRegistry, SchemaStore
 from poststelle.contracts.validation import ValidationOutcome
 
@@ -66,6 +67,7 @@ def test_the_edge_cases_cover_every_topic() -> None:
         "substitution",
         "chameleon",
         "float",
+        "schema",
     } <= topics
     assert len(INSTANCES) > 100
 
@@ -77,8 +79,15 @@ def test_edge_case_verdict_is_the_specifications_in_both_modes(
     registry: ContractRegistry, instance: Path
 ) -> None:
     spec = instance.name.split("-")[0]
-    assert spec in ("valid", "invalid"), instance
+    assert spec in ("valid", "invalid", "unusable"), instance
     root = etree.parse(str(instance)).getroot()
+    if spec == "unusable":  # a schema in error gives no verdict in either mode
+        for strict in (False, True):
+            with pytest.raises(MessageRejected) as caught:
+                registry.validate_with(root, instance.parent / "schema.xsd", strict=strict)
+            assert (caught.value.step, caught.value.reason) == ("validate", "schema-unusable")
+            assert "schema.xsd" in caught.value.detail
+        return
     verdicts = _both(registry, root, instance.parent / "schema.xsd")
     key = f"{instance.parent.name}/{instance.name}"
     assert verdicts["strict"] == BOTH_DEVIATE.get(key, spec), key
@@ -224,3 +233,10 @@ def test_din_91379_patterns_of_the_corpus_in_both_modes(
     root = etree.Element("{urn:w}v")
     root.text = value
     assert _both(registry, root, wrapper) == {"lxml": spec, "strict": spec}
+
+
+def test_names_the_rules_cannot_tell_apart_fall_back_to_the_strict_engine(
+    registry: ContractRegistry,
+) -> None:
+    rules = registry.identity_rules(CASES / "id-idref-ambiguous-names" / "schema.xsd")
+    assert not rules.exact and rules.ambiguous == ("{urn:t}x",)
