@@ -9,7 +9,8 @@ xmlschema, which resolves includes, imports, redefines and chameleon includes ex
 mode does) and records, per element name, which attributes and which simple content are
 ID/IDREF/IDREFS-typed, including types derived from them by restriction, list and union, and
 for wildcards which children and attributes are assessed at all. After lxml has validated a
-message, :meth:`IdentityRules.check` makes one pass over the tree with dict lookups only.
+message, :meth:`IdentityRules.check` visits only the elements that can carry an ID or IDREF
+(a C-level ``iter`` over their names, an XPath for ``xsi:type``), ~10 µs for a 5 KB message.
 
 Where one element name is declared with different ID-ness in different places the rules are
 not exact by name; :attr:`IdentityRules.exact` is then false and the caller asks the strict
@@ -121,7 +122,7 @@ class IdentityRules:
         return rule.content is not None or bool(rule.attributes) or wild
 
     def check(self, root: etree._Element) -> list[SchemaError]:
-        """Duplicate IDs and unresolved IDREFs in ``root``'s tree, in document order."""
+        """Duplicate IDs (at the repeated occurrence), then IDREFs that match no ID."""
         if self.empty:
             return []
         ids: dict[str, etree._Element] = {}
