@@ -338,7 +338,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.add_argument("--json", action="store_true", help="machine-readable report")
     validate.add_argument(
-        "--strict", action="store_true", help="validate with xmlschema (IDREF, XSD 1.1)"
+        "--strict",
+        action="store_true",
+        help="validate with xmlschema (same verdicts; XSD 1.1 sets)",
     )
     validate.add_argument(
         "--require-schema",
