@@ -162,6 +162,14 @@ async def walk_parked(
             await js.delete_consumer(stream, name)
 
 
+async def _delete(js: JetStreamContext, stream: str, sequence: int) -> None:
+    """``delete_msg`` without the secure erase nats-py always asks for: overwriting the
+    stored copy would protect nothing (the replay just published the same bytes) and makes
+    each delete some 30 times slower."""
+    request = json.dumps({"seq": sequence, "no_erase": True}).encode()
+    await js._api_request(f"{js._prefix}.STREAM.MSG.DELETE.{stream}", request)
+
+
 async def replay_selected(
     js: JetStreamContext,
     select: Select,
@@ -264,7 +272,7 @@ async def _replay_window(
             )
         )
     await asyncio.gather(*ledger)
-    await asyncio.gather(*(js.delete_msg(record.stream, record.sequence) for record in records))
+    await asyncio.gather(*(_delete(js, record.stream, record.sequence) for record in records))
     for record, subject in zip(records, subjects, strict=True):
         log.info("replayed stream=%s seq=%s to=%s", record.stream, record.sequence, subject)
     return [record.sequence for record in records]
