@@ -15,11 +15,14 @@ any process, after any crash:
     received = INBOX messages - replays into INBOX
     routed   = CASES messages - replays into CASES
 
-A replay interrupted after its publish leaves the record parked and counted twice
-(``unaccounted`` -1) until the same replay runs again, which the dedupe ids turn into a
-no-op that completes it. Redeliveries are no new messages: the routing core's outputs carry
+A replay interrupted after its publish leaves its record parked while the copy is routed
+or parked again: until the same replay runs again (the dedupe ids make that a no-op that
+writes the ledger entry and deletes the record), a copy into ``INBOX`` counts as one more
+arrival (the equation still holds), a copy into ``CASES`` as one more routing
+(``unaccounted`` -1). Redeliveries are no new messages: the routing core's outputs carry
 ids derived from the arrival, so a redelivered arrival is stored once. Reply quarantines
-(step ``reply``) belong to the way back and are reported apart.
+(step ``reply``) belong to the way back and are reported apart. The equation holds while
+nothing has aged out: ``INBOX`` keeps 30 days, ``CASES`` 90 (``topology.py``).
 """
 
 from __future__ import annotations
