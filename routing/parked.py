@@ -53,7 +53,7 @@ _BODY_BATCH = 64
 # Replays are pipelined: this many publishes in flight, then their ledger entries and deletes.
 _REPLAY_WINDOW = 64
 
-# Called after each replayed record with (records replayed so far, records selected in all).
+# Called after each replayed window with (records replayed so far, records selected in all).
 Progress = Callable[[int, int], None]
 # The records an operator chose: ``select(until, bodies)`` walks them up to sequence ``until``.
 Select = Callable[[int | None, bool], AsyncGenerator["ParkedRecord", None]]

@@ -29,7 +29,7 @@ from poststelle.routing.envelope import (
 )
 from poststelle.routing.hub import Hub, connect
 from poststelle.routing.quarantine import list_quarantined, replay_quarantined
-from poststelle.routing.topology import CASES, INBOX, QUARANTINE, ensure_topology
+from poststelle.routing.topology import CASES, DLQ, INBOX, QUARANTINE, ensure_topology
 from tests.integration.conftest import eventually
 
 XML = {"Content-Type": "application/xml"}
@@ -144,6 +144,23 @@ async def test_paging_lists_each_record_once(hub: Hub, hub_config: HubConfig) ->
     )
     assert code == 0
     assert f"more may follow: --after {pages[1][-1]}" in out
+    assert await hub.js.consumers_info(DLQ) == []  # each walk removed its consumer
+
+
+async def test_quarantined_replies_are_listed_but_not_replayed_into_inbox(
+    hub: Hub, hub_config: HubConfig
+) -> None:
+    await _park(hub.js, 1, "reply", "unknown-case", "r")
+    await _park(hub.js, 1, "route", "unroutable", "u")
+    reply, arrival = await list_quarantined(hub.js)
+    result = await replay_quarantined(hub.js, sequences=[reply.sequence, arrival.sequence])
+    assert (result.replayed, result.skipped) == ([arrival.sequence], [reply.sequence])
+    assert await list_quarantined(hub.js, reason="unknown-case") == [reply]
+    code, _, err = await asyncio.to_thread(
+        _cli, hub_config, "quarantine", "replay", "--seq", str(reply.sequence)
+    )
+    assert code == 1
+    assert f"not replayable (a quarantined reply, not an arrival): #{reply.sequence}" in err
 
 
 async def _park(js: JetStreamContext, count: int, step: str, reason: str, tag: str) -> None:
