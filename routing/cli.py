@@ -170,32 +170,54 @@ def _cmd_trace(args: argparse.Namespace) -> int:
 
 
 def _cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from poststelle.routing.parked_cli import next_page_hint
     from poststelle.routing.quarantine import list_quarantined
 
     async def work(hub: Any) -> int:
-        items = await list_quarantined(hub.js, reason=args.reason)
+        items = await list_quarantined(
+            hub.js, reason=args.reason, after=args.after, limit=args.limit
+        )
         if args.json:
             print(json.dumps([item.as_json() for item in items], indent=2))
             return 0
         if not items:
-            print("quarantine is empty")
+            print("quarantine is empty" if not args.after else "nothing after that sequence")
             return 0
         for item in items:
-            when = datetime.fromisoformat(item.time).strftime("%Y-%m-%d %H:%M:%S")
+            when = (
+                datetime.fromisoformat(item.time).strftime("%Y-%m-%d %H:%M:%S")
+                if item.time
+                else "-"
+            )
             print(f"#{item.sequence:<6} {when}  {item.step}/{item.reason}  case={item.case_id}")
             print(f"         {item.detail}")
+        hint = next_page_hint([item.sequence for item in items], args.limit)
+        if hint:
+            print(hint)
         return 0
 
     return asyncio.run(with_hub_client(args, work))
 
 
 def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
+    from poststelle.routing.parked_cli import replay_progress
     from poststelle.routing.quarantine import replay_quarantined
 
+    if args.reason is None and not args.seq:
+        print("error: name a --reason or at least one --seq to replay", file=sys.stderr)
+        return 2
+
     async def work(hub: Any) -> int:
-        replayed = await replay_quarantined(hub.js, reason=args.reason, sequences=args.seq)
-        print(f"replayed {len(replayed)} message(s) into INBOX")
-        return 0
+        result = await replay_quarantined(
+            hub.js, reason=args.reason, sequences=args.seq, progress=replay_progress()
+        )
+        print(f"replayed {len(result.replayed)} message(s) into INBOX")
+        for sequence in result.skipped:
+            print(
+                f"not replayable (a quarantined reply, not an arrival): #{sequence}",
+                file=sys.stderr,
+            )
+        return 1 if result.skipped else 0
 
     return asyncio.run(with_hub_client(args, work))
 
@@ -221,6 +243,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from poststelle.routing.parked_cli import add_paging_options
+
     parser = argparse.ArgumentParser(
         prog="poststelle",
         description="Poststelle: the digital mailroom of German public administration.",
@@ -252,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(q_list)
     q_list.add_argument("--reason", help="only this reason (e.g. not-xml, unroutable)")
     q_list.add_argument("--json", action="store_true")
+    add_paging_options(q_list)
     q_list.set_defaults(func=_cmd_quarantine_list)
     q_replay = quarantine_commands.add_parser("replay", help="send parked messages through again")
     add_common_options(q_replay)

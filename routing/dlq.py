@@ -26,9 +26,10 @@ and they write the DLQ record before they terminate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,7 +48,13 @@ from poststelle.routing.envelope import (
     dlq_subject,
 )
 from poststelle.routing.metrics import Counters
-from poststelle.routing.parked import ParkedRecord, parked_records, replay_records
+from poststelle.routing.parked import (
+    ParkedRecord,
+    Progress,
+    ReplayResult,
+    replay_selected,
+    walk_parked,
+)
 from poststelle.routing.topology import ADVISORIES, DEAD_LETTER_SOURCES, DLQ
 
 __all__ = [
@@ -210,14 +217,6 @@ class DeadLetter:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class ReplayResult:
-    replayed: list[int]
-    # Records without a usable original subject (written before it was kept, or the
-    # original was gone when recorded): not replayable.
-    skipped: list[int]
-
-
 # Replays publish only where the hub's own streams listen, whatever a header claims.
 _REPLAYABLE_PREFIXES = ("inbox.", "case.", "reply.", "outbox.")
 
@@ -237,32 +236,53 @@ def _consumer_of(record: ParkedRecord) -> str:
 
 
 async def _selected(
-    js: JetStreamContext, consumer: str | None, sequences: Sequence[int] | None
-) -> list[ParkedRecord]:
+    js: JetStreamContext,
+    consumer: str | None,
+    sequences: Sequence[int] | None = None,
+    *,
+    after: int = 0,
+    until: int | None = None,
+    bodies: bool = False,
+) -> AsyncGenerator[ParkedRecord, None]:
     subject = dlq_subject(consumer) if consumer else None
-    wanted = set(sequences or [])
-    return [
-        record
-        for record in await parked_records(js, DLQ, subject=subject)
-        if not wanted or record.sequence in wanted
-    ]
+    wanted = frozenset(sequences or ())
+    if wanted:
+        after = max(after, min(wanted) - 1)
+        until = min(until, max(wanted)) if until is not None else max(wanted)
+    walk = walk_parked(js, DLQ, subject=subject, after=after, until=until, bodies=bodies)
+    async with contextlib.aclosing(walk) as records:
+        async for record in records:
+            if not wanted or record.sequence in wanted:
+                yield record
 
 
 async def list_dead_letters(
-    js: JetStreamContext, *, consumer: str | None = None
+    js: JetStreamContext,
+    *,
+    consumer: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
 ) -> list[DeadLetter]:
-    return [
-        DeadLetter(
-            sequence=record.sequence,
-            consumer=_consumer_of(record),
-            case_id=record.header(H_CASE_ID),
-            reason=record.header(H_DETAIL) or record.header(H_REASON),
-            time=record.time.isoformat() if record.time else "",
-            size=len(record.data),
-            subject=record.header(H_ORIGINAL_SUBJECT),
-        )
-        for record in await _selected(js, consumer, None)
-    ]
+    """Records above sequence ``after``, oldest first, at most ``limit`` of them."""
+    letters: list[DeadLetter] = []
+    if limit is not None and limit <= 0:
+        return letters
+    async with contextlib.aclosing(_selected(js, consumer, after=after)) as records:
+        async for record in records:
+            letters.append(
+                DeadLetter(
+                    sequence=record.sequence,
+                    consumer=_consumer_of(record),
+                    case_id=record.header(H_CASE_ID),
+                    reason=record.header(H_DETAIL) or record.header(H_REASON),
+                    time=record.time.isoformat() if record.time else "",
+                    size=record.size,
+                    subject=record.header(H_ORIGINAL_SUBJECT),
+                )
+            )
+            if limit is not None and len(letters) >= limit:
+                break
+    return letters
 
 
 async def replay_dead_letters(
@@ -270,6 +290,7 @@ async def replay_dead_letters(
     *,
     consumer: str | None = None,
     sequences: Sequence[int] | None = None,
+    progress: Progress | None = None,
 ) -> ReplayResult:
     """Publish each selected record to its original subject again, then delete it.
 
@@ -278,13 +299,15 @@ async def replay_dead_letters(
     """
     if consumer is None and not sequences:
         raise ValueError("name a --consumer or at least one --seq to replay")
-    selected = await _selected(js, consumer, sequences)
-    replayable = [record for record in selected if _replay_target(record)]
-    skipped = [record.sequence for record in selected if not _replay_target(record)]
-    replayed = await replay_records(
+
+    def select(until: int | None, bodies: bool) -> AsyncGenerator[ParkedRecord, None]:
+        return _selected(js, consumer, sequences, until=until, bodies=bodies)
+
+    return await replay_selected(
         js,
-        replayable,
+        select,
+        replayable=lambda record: bool(_replay_target(record)),
         target=_replay_target,
         strip=(H_REASON, H_DETAIL, H_ORIGINAL_SUBJECT),
+        progress=progress,
     )
-    return ReplayResult(replayed=replayed, skipped=skipped)

@@ -14,9 +14,12 @@ __all__ = ["register"]
 def _cmd_list(args: argparse.Namespace) -> int:
     from poststelle.routing.cli import with_hub_client
     from poststelle.routing.dlq import list_dead_letters
+    from poststelle.routing.parked_cli import next_page_hint
 
     async def work(hub: Any) -> int:
-        letters = await list_dead_letters(hub.js, consumer=args.consumer)
+        letters = await list_dead_letters(
+            hub.js, consumer=args.consumer, after=args.after, limit=args.limit
+        )
         if args.json:
             print(json.dumps([letter.as_json() for letter in letters], indent=2))
             return 0
@@ -30,6 +33,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 f"  {letter.size} bytes"
             )
             print(f"         {letter.reason}")
+        hint = next_page_hint([letter.sequence for letter in letters], args.limit)
+        if hint:
+            print(hint)
         return 0
 
     return asyncio.run(with_hub_client(args, work))
@@ -38,13 +44,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from poststelle.routing.cli import with_hub_client
     from poststelle.routing.dlq import replay_dead_letters
+    from poststelle.routing.parked_cli import replay_progress
 
     if args.consumer is None and not args.seq:
         print("error: name a --consumer or at least one --seq to replay", file=sys.stderr)
         return 2
 
     async def work(hub: Any) -> int:
-        result = await replay_dead_letters(hub.js, consumer=args.consumer, sequences=args.seq)
+        result = await replay_dead_letters(
+            hub.js, consumer=args.consumer, sequences=args.seq, progress=replay_progress()
+        )
         print(f"replayed {len(result.replayed)} message(s) to their original subjects")
         for sequence in result.skipped:
             print(f"not replayable (no original subject): #{sequence}", file=sys.stderr)
@@ -55,6 +64,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from poststelle.routing.cli import add_common_options
+    from poststelle.routing.parked_cli import add_paging_options
 
     dlq = subparsers.add_parser("dlq", help="deliveries that exhausted their retries")
     commands = dlq.add_subparsers(dest="dlq_command", required=True)
@@ -63,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_common_options(listing)
     listing.add_argument("--consumer", help="only this consumer (e.g. case_stadt-kiel_akte)")
     listing.add_argument("--json", action="store_true")
+    add_paging_options(listing)
     listing.set_defaults(func=_cmd_list)
 
     replay = commands.add_parser(

@@ -93,6 +93,7 @@ HUB_LOCAL_SUBJECTS: tuple[str, ...] = (
     "outbox.>",
     "quarantine.>",
     "dlq.>",
+    "replays.>",
     "audit.>",
     "fed.>",
     "$KV.>",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,11 +18,26 @@ from poststelle.routing.envelope import (
     H_RECEIVED_AT,
     H_STEP,
     inbox_subject,
+    safe_token,
 )
-from poststelle.routing.parked import ParkedRecord, parked_records, replay_records
+from poststelle.routing.parked import (
+    ParkedRecord,
+    Progress,
+    ReplayResult,
+    replay_selected,
+    walk_parked,
+)
 from poststelle.routing.topology import QUARANTINE
 
-__all__ = ["QuarantinedMessage", "list_quarantined", "replay_quarantined"]
+__all__ = [
+    "REPLY_STEP",
+    "QuarantinedMessage",
+    "list_quarantined",
+    "replay_quarantined",
+]
+
+# Quarantined back-end replies: they came from REPLIES, so INBOX is no place to replay them.
+REPLY_STEP = "reply"
 
 
 @dataclass(frozen=True)
@@ -39,46 +55,95 @@ class QuarantinedMessage:
         return asdict(self)
 
 
+def _subject(reason: str | None) -> str | None:
+    # The reason is the subject's last token: the server filters, not this process.
+    return f"quarantine.*.{safe_token(reason)}" if reason else None
+
+
 async def list_quarantined(
-    js: JetStreamContext, *, reason: str | None = None
+    js: JetStreamContext,
+    *,
+    reason: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
 ) -> list[QuarantinedMessage]:
-    items = []
-    for record in await parked_records(js, QUARANTINE):
-        if reason and record.header(H_REASON) != reason:
-            continue
-        items.append(
-            QuarantinedMessage(
-                sequence=record.sequence,
-                time=record.header(H_RECEIVED_AT),
-                step=record.header(H_STEP),
-                reason=record.header(H_REASON),
-                detail=record.header(H_DETAIL),
-                case_id=record.header(H_CASE_ID),
-                channel=record.header(H_CHANNEL),
-                size=len(record.data),
-            )
-        )
+    """Records above sequence ``after``, oldest first, at most ``limit`` of them."""
+    items: list[QuarantinedMessage] = []
+    if limit is not None and limit <= 0:
+        return items
+    async with contextlib.aclosing(_selected(js, reason, frozenset(), after=after)) as records:
+        async for record in records:
+            items.append(_message(record))
+            if limit is not None and len(items) >= limit:
+                break
     return items
 
 
+def _message(record: ParkedRecord) -> QuarantinedMessage:
+    return QuarantinedMessage(
+        sequence=record.sequence,
+        time=record.header(H_RECEIVED_AT),
+        step=record.header(H_STEP),
+        reason=record.header(H_REASON),
+        detail=record.header(H_DETAIL),
+        case_id=record.header(H_CASE_ID),
+        channel=record.header(H_CHANNEL),
+        size=record.size,
+    )
+
+
 async def replay_quarantined(
-    js: JetStreamContext, *, reason: str | None = None, sequences: Sequence[int] | None = None
-) -> list[int]:
+    js: JetStreamContext,
+    *,
+    reason: str | None = None,
+    sequences: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> ReplayResult:
     """Publish each selected record to ``INBOX`` again, then remove it from quarantine.
 
     The case id travels along, so the replayed message continues the same case. The replay
     gets its own dedupe id: the original arrival's id is still inside the dedupe window.
+    Quarantined replies are selected but skipped: they are not arrivals.
     """
     if reason is None and not sequences:
         raise ValueError("name a --reason or at least one --seq to replay")
-    wanted = set(sequences or [])
-    selected = [
-        record
-        for record in await parked_records(js, QUARANTINE)
-        if (not wanted or record.sequence in wanted)
-        and (not reason or record.header(H_REASON) == reason)
-    ]
-    return await replay_records(js, selected, target=_inbox_of, strip=(H_STEP, H_REASON, H_DETAIL))
+    wanted = frozenset(sequences or ())
+
+    def select(until: int | None, bodies: bool) -> AsyncGenerator[ParkedRecord, None]:
+        return _selected(js, reason, wanted, until=until, bodies=bodies)
+
+    return await replay_selected(
+        js,
+        select,
+        replayable=lambda record: record.header(H_STEP) != REPLY_STEP,
+        target=_inbox_of,
+        strip=(H_STEP, H_REASON, H_DETAIL),
+        progress=progress,
+    )
+
+
+async def _selected(
+    js: JetStreamContext,
+    reason: str | None,
+    wanted: frozenset[int],
+    *,
+    after: int = 0,
+    until: int | None = None,
+    bodies: bool = False,
+) -> AsyncGenerator[ParkedRecord, None]:
+    if wanted:
+        after = max(after, min(wanted) - 1)
+        until = min(until, max(wanted)) if until is not None else max(wanted)
+    walk = walk_parked(
+        js, QUARANTINE, subject=_subject(reason), after=after, until=until, bodies=bodies
+    )
+    async with contextlib.aclosing(walk) as records:
+        async for record in records:
+            if wanted and record.sequence not in wanted:
+                continue
+            if reason and record.header(H_REASON) != reason:
+                continue
+            yield record
 
 
 def _inbox_of(record: ParkedRecord) -> str:

@@ -34,11 +34,14 @@ __all__ = [
     "INBOX",
     "OUTBOX",
     "QUARANTINE",
+    "REPLAYS",
     "REPLIES",
     "ROUTES_BUCKET",
     "STREAMS",
     "StreamSpec",
     "ensure_topology",
+    "replay_ledger_subject",
+    "stream_of_subject",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ QUARANTINE = "QUARANTINE"
 DLQ = "DLQ"
 AUDIT = "AUDIT"
 ADVISORIES = "ADVISORIES"
+REPLAYS = "REPLAYS"
 # Streams whose consumers' exhausted deliveries become DLQ records.
 DEAD_LETTER_SOURCES = (INBOX, CASES, REPLIES, OUTBOX)
 ROUTES_BUCKET = "routes"
@@ -95,6 +99,9 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(OUTBOX, ("outbox.>",), 30 * DAY, DAY, description="answers to origins"),
     StreamSpec(QUARANTINE, ("quarantine.>",), 365 * DAY, DAY, description="parked + reason"),
     StreamSpec(DLQ, ("dlq.>",), 365 * DAY, DAY, description="exhausted deliveries"),
+    # One entry per replayed record, ``replays.<from stream>.<to stream>``: what lets the
+    # balance tell replays from arrivals. Kept as long as the records replays come from.
+    StreamSpec(REPLAYS, ("replays.>",), 365 * DAY, DAY, description="replayed parked records"),
     StreamSpec(AUDIT, ("audit.>",), 365 * DAY, 2 * 60.0, description="case hops"),
     # Advisories are core NATS: a stream keeps those raised while no recorder listens.
     StreamSpec(
@@ -108,6 +115,19 @@ STREAMS: tuple[StreamSpec, ...] = (
         description="max-deliveries advisories, read by the DLQ recorder",
     ),
 )
+
+
+# The first subject token of each stream a replay may publish to.
+_STREAM_OF_PREFIX = {"inbox": INBOX, "case": CASES, "reply": REPLIES, "outbox": OUTBOX}
+
+
+def stream_of_subject(subject: str) -> str:
+    """The hub stream that stores ``subject`` (``""`` for none a replay may target)."""
+    return _STREAM_OF_PREFIX.get(subject.split(".", 1)[0], "")
+
+
+def replay_ledger_subject(source_stream: str, target_subject: str) -> str:
+    return f"replays.{source_stream}.{stream_of_subject(target_subject) or 'OTHER'}"
 
 
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:

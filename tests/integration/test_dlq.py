@@ -204,9 +204,11 @@ async def test_stats_balance_received_against_routed_parked_and_in_flight(hub: H
         "received": 2,
         "routed": 1,
         "quarantined": 1,
+        "router_dead_lettered": 0,
         "in_flight": 0,
-        "dead_lettered": 0,
         "unaccounted": 0,
+        "dead_lettered": 0,
+        "replayed": {},
     }
     assert report["consumers"]["router"]["stream_pending"] == 0
     assert any(name.startswith("case_") for name in report["consumers"])

@@ -78,7 +78,8 @@ async def test_table_routes_by_ags_reloads_hot_and_replays_unroutable(
         await eventually(lambda: hub.route_watcher.pointer != before)  # type: ignore[union-attr]
         routes = (await http.get("/healthz")).json()["routes"]
         assert (routes["source"], routes["rules"], routes["last_error"]) == ("table", 2, None)
-        assert await replay_quarantined(hub.js, reason="unroutable") == [parked.sequence]
+        result = await replay_quarantined(hub.js, reason="unroutable")
+        assert result.replayed == [parked.sequence]
         target = luebeck_folder / f"{luebeck['case_id']}.json"
         await eventually(target.exists)
 
