@@ -23,7 +23,7 @@ from pydantic import Field, HttpUrl, SecretStr
 
 from poststelle.adapters._apikey import api_key_guard, install_api_key_errors
 from poststelle.adapters._ozg import StoreAttachment, add_ozg_intake
-from poststelle.adapters._problem import problem
+from poststelle.adapters._problem import not_stored, problem, problem_response_doc
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -86,9 +86,10 @@ def create_portal_app(
         dependencies=guarded,
         responses={
             401: {"description": "API key missing or wrong"},
-            413: {"description": "Body over the size limit"},
-            415: {"description": "Not an XML media type"},
-            503: {"description": "The hub could not store the message"},
+            413: problem_response_doc("Body over the size limit"),
+            415: problem_response_doc("Not an XML media type"),
+            500: problem_response_doc("The message cannot be stored (not worth retrying)"),
+            503: problem_response_doc("The hub is unavailable for now; see Retry-After"),
         },
     )
     async def submit(request: Request) -> JSONResponse:
@@ -116,10 +117,11 @@ def create_portal_app(
                 channel=CHANNEL,
                 adapter=adapter_name,
                 content_type=media_type,
-                source_message_id=request.headers.get("idempotency-key"),
+                # The message's identity dedupes; the portal's key is a fact of the delivery.
+                transport_id=request.headers.get("idempotency-key"),
             )
-        except Exception as exc:  # nothing was stored: the sender must try again
-            return problem(503, "Hub unavailable", f"the message was not stored: {exc!r}")
+        except Exception as exc:  # nothing was acknowledged: the answer says if a retry helps
+            return not_stored(exc, "the message")
         return JSONResponse(
             {
                 "case_id": accepted.case_id,

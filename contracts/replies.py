@@ -25,7 +25,7 @@ from poststelle.contracts.answers import (
     ReplyEvent,
 )
 
-__all__ = ["Answer", "CaseReply", "answered_message", "reply_event"]
+__all__ = ["Answer", "CaseReply", "answered_message", "in_reply_to", "reply_event"]
 
 
 class CaseReply(ReplyContent):
@@ -74,6 +74,12 @@ def answered_message(record: dict[str, Any]) -> AnsweredMessage:
         ),
         referenz_antragsservice=facts.get("referenz_antragsservice"),
     )
+
+
+def in_reply_to(reply_route: dict[str, str], source_message_id: str | None) -> str | None:
+    """What an answer refers to at the origin's transport: the id the message arrived with
+    there (the XTA MessageID, kept in the reply route), else the message's own id."""
+    return reply_route.get("in_reply_to") or source_message_id or None
 
 
 def reply_event(case_id: str, reply: CaseReply, answered: AnsweredMessage) -> ReplyEvent:

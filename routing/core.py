@@ -5,6 +5,10 @@ JetStream ack on the hot path costs a factor of five in throughput. A raw messag
 in ``INBOX`` only after everything it caused (case event, registry entry, audit hop or
 quarantine record) has been acknowledged by JetStream; a crash in between redelivers it,
 and deterministic ids turn the replay into recognised duplicates.
+
+A claim-checked arrival (``H_BODY_REF``) is read from the object store first: a missing or
+altered object is quarantined with the reason, a store that does not answer is retried with
+a delay. Its quarantine record keeps the reference, not the bytes.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from poststelle.contracts.inspection import (
     attachment_object_name,
     attachment_refs,
 )
-from poststelle.contracts.replies import Answer, answered_message
+from poststelle.contracts.replies import Answer, answered_message, in_reply_to
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.claim_check import BodyMissing, BodyRef, body_ref_of, load_body
 from poststelle.routing.config import FederationConfig
+from poststelle.routing.delivery import retry_delay
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_ATTACHMENTS,
@@ -53,6 +59,7 @@ from poststelle.routing.federation import federation_subject, state_for_ars
 from poststelle.routing.metrics import Counters
 from poststelle.routing.routes_static import RouteResolver, RoutingFacts
 from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES_BUCKET, INBOX
+from poststelle.routing.transient import TRANSIENT_ERRORS
 
 __all__ = ["ROUTER_DURABLE", "CaseRecord", "RoutingCore"]
 
@@ -177,6 +184,17 @@ class RoutingCore:
         for msg in batch:
             try:
                 futures, outcome = await self._handle(msg)
+            except TRANSIENT_ERRORS as exc:
+                # The store or the server is away: later, with a growing delay.
+                delay = retry_delay(msg.metadata.num_delivered or 1)
+                log.warning(
+                    "inbox message not handled yet inbox_msg=%s retry_in=%s error=%r",
+                    _header(msg, H_MSG_ID),
+                    delay,
+                    exc,
+                )
+                await msg.nak(delay=delay)
+                continue
             except Exception:
                 log.exception("routing failed unexpectedly; redelivering later")
                 await msg.nak(delay=5.0)
@@ -198,17 +216,38 @@ class RoutingCore:
             await msg.ack()
             self._counters.incr(f"core.{outcome}")
 
+    async def _body(self, msg: Msg, body_ref: BodyRef | None) -> bytes:
+        """The arrival's bytes: the message's data, or the claim-checked object."""
+        if body_ref is None:
+            return bytes(msg.data)
+        if body_ref.size > self._inspector.max_bytes:
+            # Kept by the intake for a source that cannot be refused (an XTA mailbox).
+            raise MessageRejected(
+                "parse",
+                "too-large",
+                f"the message has {body_ref.size} bytes, "
+                f"the limit is {self._inspector.max_bytes} bytes",
+            )
+        try:
+            return await load_body(self._js, body_ref)
+        except BodyMissing as exc:
+            raise MessageRejected("intake", "body-missing", str(exc)) from exc
+
     async def _handle(self, msg: Msg) -> tuple[list[asyncio.Future[Any]], str]:
         case_id = _header(msg, H_CASE_ID)
+        body_ref = body_ref_of(msg.headers)
         try:
+            raw = await self._body(msg, body_ref)
             inspected = self._inspector.inspect(
-                msg.data, content_type=_header(msg, "Content-Type") or None
+                raw, content_type=_header(msg, "Content-Type") or None
             )
         except MessageRejected as rejected:
             futures = await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
             )
-            if rejected.step == "validate":
+            if rejected.step == "validate" and body_ref is None:
+                # A claim-checked body does not fit into the 1100 answer (it embeds the
+                # message); its sender learns the reason from the operator instead.
                 futures += await self._reject_to_sender(msg, case_id, rejected)
             return futures, "quarantined"
         peer = state_for_ars(inspected.region)
@@ -233,7 +272,9 @@ class RoutingCore:
                 msg, case_id, "route", "unroutable", detail
             ), "quarantined"
         try:
-            event = await self._case_event(msg, case_id, inspected, target.tenant, target.backend)
+            event = await self._case_event(
+                msg, raw, body_ref, case_id, inspected, target.tenant, target.backend
+            )
         except MessageRejected as rejected:
             return await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
@@ -273,7 +314,14 @@ class RoutingCore:
         return futures, "routed"
 
     async def _case_event(
-        self, msg: Msg, case_id: str, inspected: InspectedMessage, tenant: str, backend: str
+        self,
+        msg: Msg,
+        raw: bytes,
+        body_ref: BodyRef | None,
+        case_id: str,
+        inspected: InspectedMessage,
+        tenant: str,
+        backend: str,
     ) -> CaseEvent:
         origin = Origin(
             channel=_header(msg, H_CHANNEL, "unknown"),
@@ -290,9 +338,10 @@ class RoutingCore:
             name=f"{inspected.message_type}.{inspected.format}",
             media_type=_header(msg, "Content-Type", "application/xml"),
             kind="original",
-            size=len(msg.data),
-            sha256=hashlib.sha256(msg.data).hexdigest(),
-            ref=f"stream:{INBOX}/{msg.metadata.sequence.stream}",
+            size=len(raw),
+            sha256=body_ref.sha256 if body_ref else hashlib.sha256(raw).hexdigest(),
+            # A claim-checked original is in the object store; a small one stays in INBOX.
+            ref=body_ref.ref if body_ref else f"stream:{INBOX}/{msg.metadata.sequence.stream}",
         )
         data = inspected.case_event_data(
             case_id=case_id,
@@ -373,7 +422,7 @@ class RoutingCore:
             message_type=message_type,
             namespace=namespace,
             reply_route=route,
-            in_reply_to=_header(msg, H_SOURCE_ID) or None,
+            in_reply_to=in_reply_to(route, _header(msg, H_SOURCE_ID)),
         )
         channel, adapter = safe_token(_header(msg, H_CHANNEL)), safe_token(_header(msg, H_ADAPTER))
         return [

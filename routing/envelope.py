@@ -12,6 +12,9 @@ import re
 __all__ = [
     "H_ADAPTER",
     "H_ATTACHMENTS",
+    "H_BODY_REF",
+    "H_BODY_SHA256",
+    "H_BODY_SIZE",
     "H_CASE_ID",
     "H_CHANNEL",
     "H_CONTENT_TYPE",
@@ -23,6 +26,7 @@ __all__ = [
     "H_REPLY_ROUTE",
     "H_SOURCE_ID",
     "H_STEP",
+    "H_TRANSPORT_ID",
     "audit_subject",
     "case_subject",
     "dead_letter_id",
@@ -48,6 +52,14 @@ H_REPLY_ROUTE = "Poststelle-Reply-Route"
 H_ORIGINAL_SUBJECT = "Poststelle-Original-Subject"
 # JSON list of AttachmentRef: parts an intake already claim-checked (multipart uploads).
 H_ATTACHMENTS = "Poststelle-Attachments"
+# Claim check of a body too large for a stream message: ``attachments/<object name>``, its
+# size in bytes and sha256 (hex); the message's own data is then empty.
+H_BODY_REF = "Poststelle-Body-Ref"
+H_BODY_SIZE = "Poststelle-Body-Size"
+H_BODY_SHA256 = "Poststelle-Body-Sha256"
+# The id the transport gave this delivery (XTA MessageID, HTTP Idempotency-Key): a fact for
+# the audit trail, not the dedupe key (that is the message's own identity).
+H_TRANSPORT_ID = "Poststelle-Transport-Id"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

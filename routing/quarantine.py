@@ -8,6 +8,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from poststelle.routing.claim_check import body_ref_of
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_CASE_ID,
@@ -34,6 +35,8 @@ class QuarantinedMessage:
     case_id: str
     channel: str
     size: int
+    # ``attachments/<name>`` when the body waits in the object store (claim check).
+    body_ref: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,6 +49,7 @@ async def list_quarantined(
     for record in await parked_records(js, QUARANTINE):
         if reason and record.header(H_REASON) != reason:
             continue
+        body = body_ref_of(record.headers)
         items.append(
             QuarantinedMessage(
                 sequence=record.sequence,
@@ -55,7 +59,8 @@ async def list_quarantined(
                 detail=record.header(H_DETAIL),
                 case_id=record.header(H_CASE_ID),
                 channel=record.header(H_CHANNEL),
-                size=len(record.data),
+                size=body.size if body else len(record.data),
+                body_ref=body.ref if body else None,
             )
         )
     return items

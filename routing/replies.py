@@ -20,7 +20,13 @@ from nats.js.errors import FetchTimeoutError, KeyNotFoundError
 from pydantic import ValidationError
 
 from poststelle.contracts.answers import build_answer
-from poststelle.contracts.replies import Answer, CaseReply, answered_message, reply_event
+from poststelle.contracts.replies import (
+    Answer,
+    CaseReply,
+    answered_message,
+    in_reply_to,
+    reply_event,
+)
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.envelope import (
     H_CASE_ID,
@@ -178,7 +184,7 @@ class ReplyRouter:
                 message_type=message_type,
                 namespace=namespace,
                 reply_route=route,
-                in_reply_to=origin.get("source_message_id"),
+                in_reply_to=in_reply_to(route, origin.get("source_message_id")),
             )
         status = {
             "case_id": case_id,
@@ -193,7 +199,7 @@ class ReplyRouter:
             content=json.dumps(status).encode(),
             content_type="application/json",
             reply_route=route,
-            in_reply_to=origin.get("source_message_id"),
+            in_reply_to=in_reply_to(route, origin.get("source_message_id")),
         )
 
     async def _quarantine(self, msg: Msg, case_id: str, reason: str, detail: str) -> None:
