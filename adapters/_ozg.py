@@ -299,7 +299,7 @@ def add_ozg_intake(
             submission = await _read_submission(request, max_body_bytes)
         except _Refused as refused:
             log.info("antrag refused status=%s detail=%s", refused.status, refused.detail)
-            extra = {"limit": max_body_bytes} if refused.status == 413 else {}
+            extra: dict[str, Any] = {"limit": max_body_bytes} if refused.status == 413 else {}
             return problem(refused.status, refused.title, refused.detail, **extra)
         case_id = deterministic_case_id(CHANNEL, submission.transaction_id)
         refs: list[AttachmentRef] = []
