@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,7 @@ from poststelle.routing.envelope import (
     H_CHANNEL,
     H_DETAIL,
     H_MSG_ID,
+    H_ORIGIN_STATE,
     H_REASON,
     H_REPLY_ROUTE,
     H_SOURCE_ID,
@@ -139,11 +141,15 @@ class RoutingCore:
         *,
         inspector: MessageInspector,
         federation: FederationConfig | None = None,
+        peer_jetstream: Callable[[str], JetStreamContext] | None = None,
         batch_size: int = 256,
     ) -> None:
         self._state = federation.state if federation else None
         self._peers = frozenset(federation.peers) if federation else frozenset()
         self._js = js
+        # A peer's JetStream (its domain, over the leaf link): claim-checked bodies of cases
+        # it forwards stay in its object store, the sourced INBOX message has the reference.
+        self._peer_jetstream = peer_jetstream
         self._inspector = inspector
         self.resolver = resolver
         self._audit = audit
@@ -228,8 +234,12 @@ class RoutingCore:
                 f"the message has {body_ref.size} bytes, "
                 f"the limit is {self._inspector.max_bytes} bytes",
             )
+        origin = _header(msg, H_ORIGIN_STATE)
+        store = self._js
+        if origin and origin in self._peers and self._peer_jetstream is not None:
+            store = self._peer_jetstream(origin)
         try:
-            return await load_body(self._js, body_ref)
+            return await load_body(store, body_ref)
         except BodyMissing as exc:
             raise MessageRejected("intake", "body-missing", str(exc)) from exc
 
@@ -373,7 +383,7 @@ class RoutingCore:
         assert self._state is not None
         headers = {key: value for key, value in (msg.headers or {}).items()}
         headers[H_MSG_ID] = _header(msg, H_MSG_ID)
-        headers["Poststelle-Origin-State"] = self._state
+        headers[H_ORIGIN_STATE] = self._state
         return [
             await self._js.publish_async(
                 federation_subject(peer, self._state), msg.data, headers=headers

@@ -21,6 +21,7 @@ __all__ = [
     "H_DETAIL",
     "H_MSG_ID",
     "H_ORIGINAL_SUBJECT",
+    "H_ORIGIN_STATE",
     "H_REASON",
     "H_RECEIVED_AT",
     "H_REPLY_ROUTE",
@@ -57,6 +58,8 @@ H_ATTACHMENTS = "Poststelle-Attachments"
 H_BODY_REF = "Poststelle-Body-Ref"
 H_BODY_SIZE = "Poststelle-Body-Size"
 H_BODY_SHA256 = "Poststelle-Body-Sha256"
+# The state hub a federated case came from: a claim-checked body is read from its store.
+H_ORIGIN_STATE = "Poststelle-Origin-State"
 # The id the transport gave this delivery (XTA MessageID, HTTP Idempotency-Key): a fact for
 # the audit trail, not the dedupe key (that is the message's own identity).
 H_TRANSPORT_ID = "Poststelle-Transport-Id"

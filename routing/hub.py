@@ -264,6 +264,7 @@ class Hub:
                 self.config.data_dir, max_bytes=self.config.intake.max_message_bytes
             ),
             federation=self.config.federation,
+            peer_jetstream=self._peer_jetstream,
             batch_size=self.config.router_batch_size,
         )
         self._supervise("routing-core", self.core.run)
@@ -283,6 +284,11 @@ class Hub:
                 answer_worker = AnswerWorker(self.js, adapter, audit, self.counters)  # type: ignore[arg-type]
                 self.answer_workers.append(answer_worker)
                 self._supervise(answer_worker.durable, answer_worker.run)
+
+    def _peer_jetstream(self, state: str) -> JetStreamContext:
+        """A peer state's JetStream, addressed by its domain across the leaf link."""
+        assert self.nc is not None
+        return self.nc.jetstream(domain=state)
 
     def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Keep a worker alive across NATS hiccups; a crash restarts it after a pause."""
