@@ -256,9 +256,11 @@ class RoutingCore:
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
             )
             if rejected.step == "validate" and body_ref is None:
-                # A claim-checked body does not fit into the 1100 answer (it embeds the
-                # message); its sender learns the reason from the operator instead.
                 futures += await self._reject_to_sender(msg, case_id, rejected)
+            elif rejected.step == "validate":
+                # The 1100 answer embeds the whole message: a claim-checked body would not
+                # fit into one stream message. Its sender learns the reason from the operator.
+                log.info("no rejection answer for a claim-checked body case_id=%s", case_id)
             return futures, "quarantined"
         peer = state_for_ars(inspected.region)
         if self._state and peer != self._state and peer in self._peers:
