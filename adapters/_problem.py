@@ -40,7 +40,7 @@ def not_stored(exc: Exception, what: str) -> JSONResponse:
             headers={"Retry-After": str(RETRY_AFTER)},
         )
     log.error("submission not stored what=%s error=%r", what, exc, exc_info=exc)
-    return problem(500, "Submission not stored", f"{what} was not stored: {exc!r}")
+    return problem(500, "Not stored", f"{what} was not stored: {exc!r}")
 
 
 def problem_response_doc(description: str) -> dict[str, Any]:

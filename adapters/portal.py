@@ -154,7 +154,7 @@ def create_portal_app(
             except LookupError as exc:
                 return problem(404, "Unknown case", str(exc))
             except Exception as exc:
-                return problem(503, "Hub unavailable", f"the reply was not stored: {exc!r}")
+                return not_stored(exc, "the reply")
             return JSONResponse({"case_id": case_id, "reply_id": key}, status_code=202)
 
     if case_status is not None:
