@@ -24,7 +24,6 @@ import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -34,7 +33,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from poststelle.adapters._access import portal_headers
-from poststelle.adapters._problem import problem, problem_response_doc
+from poststelle.adapters._names import safe_file_name
+from poststelle.adapters._problem import not_stored, problem, problem_response_doc
 from poststelle.adapters.base import Publish
 from poststelle.contracts.events import AttachmentRef, deterministic_case_id
 from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
@@ -142,13 +142,6 @@ def _form_document(raw: bytes) -> tuple[str, bytes]:
     return transaction_id, document
 
 
-def _safe_name(filename: str | None, fallback: str) -> str:
-    """The sender's file name as a label only: no directories, no control characters."""
-    name = PurePosixPath((filename or "").replace("\\", "/")).name
-    name = "".join(char for char in name if char.isprintable()).strip()
-    return name[:255] or fallback
-
-
 def _too_large(limit: int) -> _Refused:
     detail = f"the body exceeds the limit of {limit} bytes"
     return _Refused(413, "Submission too large", detail, limit=limit)
@@ -211,7 +204,7 @@ async def _read_submission(request: Request, limit: int, max_files: int) -> _Sub
                 files.append(
                     _FilePart(
                         role=part,
-                        name=_safe_name(value.filename, f"{part}-{len(files) + 1}"),
+                        name=safe_file_name(value.filename, f"{part}-{len(files) + 1}"),
                         media_type=value.content_type or "application/octet-stream",
                         content=await value.read(),
                     )
@@ -320,7 +313,8 @@ def add_ozg_intake(
             413: problem_response_doc("Body over the size limit or too many file parts"),
             415: problem_response_doc("Not multipart/form-data"),
             422: problem_response_doc("formData without control.transactionId"),
-            503: problem_response_doc("The hub could not store the application"),
+            500: problem_response_doc("The application cannot be stored (not worth retrying)"),
+            503: problem_response_doc("The hub is unavailable for now; see Retry-After"),
         },
     )
     async def antrag(request: Request, portal_name: str | None = Depends(portal)) -> JSONResponse:
@@ -333,11 +327,12 @@ def add_ozg_intake(
         refs: list[AttachmentRef] = []
         if submission.files:
             if store_attachment is None:
-                return problem(503, "No attachment store", "this intake cannot take file parts")
+                # A set-up without a store cannot heal by retrying: not a 503.
+                return problem(500, "No attachment store", "this intake cannot take file parts")
             try:
                 refs = await _claim_check(case_id, submission.files, store_attachment)
-            except Exception as exc:  # nothing was published: the portal must try again
-                return problem(503, "Hub unavailable", f"the files were not stored: {exc!r}")
+            except Exception as exc:  # nothing was published: the answer says if a retry helps
+                return not_stored(exc, "the files")
         try:
             accepted = await publish(
                 submission.document,
@@ -351,7 +346,7 @@ def add_ozg_intake(
                 },
             )
         except Exception as exc:
-            return problem(503, "Hub unavailable", f"the application was not stored: {exc!r}")
+            return not_stored(exc, "the application")
         log.info(
             "antrag accepted transaction_id=%s case_id=%s files=%d duplicate=%s",
             submission.transaction_id,

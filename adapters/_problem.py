@@ -18,10 +18,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from poststelle.routing.intake import IntakeUnavailable, MessageTooLarge
+from poststelle.routing.transient import RETRY_AFTER, is_transient
+
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "ProblemError",
     "install_problem_handlers",
+    "not_stored",
     "problem",
     "problem_response_doc",
 ]
@@ -32,9 +36,30 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _MAX_LISTED_ERRORS = 20
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def not_stored(exc: Exception, what: str) -> JSONResponse:
+    """The answer for a submission the hub did not store.
+
+    Only an error that heals by itself answers ``503`` (with ``Retry-After``): a client
+    retries a 503, and retrying what can never succeed helps nobody.
+    """
+    if isinstance(exc, MessageTooLarge):
+        return problem(413, "Submission too large", str(exc), limit=exc.limit)
+    if isinstance(exc, IntakeUnavailable) or is_transient(exc):
+        return problem(
+            503,
+            "Hub unavailable",
+            f"{what} was not stored, try again later: {exc}",
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
+    log.error("submission not stored what=%s error=%r", what, exc, exc_info=exc)
+    return problem(500, "Not stored", f"{what} was not stored: {exc!r}")
 
 
 class ProblemError(Exception):

@@ -20,15 +20,17 @@ from pydantic import BaseModel, ConfigDict
 
 from poststelle.adapters._poll_health import PollHealth
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.intake import Accepted
+from poststelle.routing.intake import Accepted, TooLarge
 
 __all__ = [
     "AdapterContext",
     "AdapterSettings",
+    "AttachmentMissing",
     "InboundAdapter",
     "OutboundAdapter",
     "PollHealth",
     "Publish",
+    "ReadAttachment",
 ]
 
 
@@ -42,7 +44,11 @@ class Publish(Protocol):
     """Store one raw arrival in ``INBOX``; returns after JetStream acknowledged it.
 
     An inbound adapter acknowledges its source (HTTP 2xx, XTA ``close``) only after this
-    returned; if it raises, the source keeps the message.
+    returned; if it raises, the source keeps the message. ``source_message_id`` names the
+    message's identity when the adapter knows it better than the body does (the OZG
+    transactionId); ``transport_id`` is the transport's id of this delivery (kept as a fact,
+    never the dedupe key). It raises ``MessageTooLarge`` for a body over the limit unless
+    ``too_large="quarantine"``, and ``IntakeUnavailable`` when a retry may succeed.
     """
 
     async def __call__(
@@ -54,15 +60,33 @@ class Publish(Protocol):
         source_message_id: str | None = None,
         content_type: str = "application/xml",
         extra_headers: dict[str, str] | None = None,
+        transport_id: str | None = None,
+        too_large: TooLarge = "refuse",
     ) -> Accepted: ...
+
+
+class AttachmentMissing(LookupError):
+    """The object an ``AttachmentRef.ref`` names is not in the hub's store (any more)."""
+
+
+class ReadAttachment(Protocol):
+    """The bytes behind a claim-checked ``AttachmentRef.ref`` (``attachments/<name>``).
+
+    Raises ``AttachmentMissing`` when there is no such object; other errors (the broker is
+    away) are transient.
+    """
+
+    async def __call__(self, ref: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
 class AdapterContext:
-    """What the hub lends an adapter: where it may keep files, how to publish arrivals."""
+    """What the hub lends an adapter: where it may keep files, how to publish arrivals,
+    how an outbound adapter reads the attachments its events reference."""
 
     data_dir: Path
     publish: Publish | None = None
+    read_attachment: ReadAttachment | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

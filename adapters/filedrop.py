@@ -4,6 +4,10 @@ Files appear atomically (written to a temporary name in the same folder, flushed
 then renamed), so a watcher never reads half a file. A redelivered event rewrites the same
 name with the same content, which makes at-least-once delivery harmless.
 
+The event's claim-checked attachments are fetched from the hub's object store and written,
+byte for byte, to ``<case-id>.files/<name>`` *before* ``<case-id>.json``: the JSON appearing
+means the case is complete.
+
 The legacy software answers the same way: it drops ``<anything>.json`` with ``case_id`` and
 a reply (``kind`` = status, decision, rejection, receipt, plus its fields) into the ``in/``
 folder. Accepted files move to ``in/done/``; files that cannot be a reply move to
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import tempfile
@@ -27,10 +32,16 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from poststelle.adapters._names import safe_file_name
 from poststelle.adapters._replyfiles import ReplyFileRefused, move_aside, read_reply_file
-from poststelle.adapters.base import AdapterContext, AdapterSettings
+from poststelle.adapters.base import (
+    AdapterContext,
+    AdapterSettings,
+    AttachmentMissing,
+    ReadAttachment,
+)
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
-from poststelle.contracts.events import CaseEvent
+from poststelle.contracts.events import AttachmentRef, CaseEvent
 from poststelle.contracts.replies import CaseReply
 
 __all__ = ["FileDropBackend", "FileDropSettings", "write_atomically"]
@@ -84,6 +95,7 @@ class FileDropBackend:
         self.inbox = self.folder / "in"
         self.settings = settings
         self._accept_reply: AcceptReply | None = context.extras.get("accept_reply")
+        self._read_attachment: ReadAttachment | None = context.read_attachment
         self._reply_task: asyncio.Task[None] | None = None
         # File name -> (failed attempts, monotonic time of the next one).
         self._retries: dict[str, tuple[int, float]] = {}
@@ -187,14 +199,57 @@ class FileDropBackend:
     def path_for(self, event: CaseEvent) -> Path:
         return self.folder / f"{event.data.case_id}.json"
 
+    def files_for(self, event: CaseEvent) -> Path:
+        """The folder beside the event that holds the case's attachments."""
+        return self.folder / f"{event.data.case_id}.files"
+
+    async def _write_attachments(self, event: CaseEvent) -> None:
+        stored = [a for a in event.data.attachments if a.kind == "inline"]
+        if not stored:
+            return
+        if self._read_attachment is None:
+            raise PermanentDeliveryError("this file drop has no access to the attachment store")
+        used: set[str] = set()
+        for index, attachment in enumerate(stored, start=1):
+            name = _unique(safe_file_name(attachment.name, f"attachment-{index}"), used, index)
+            content = await self._fetch(attachment)
+            target = self.files_for(event) / name
+            try:
+                await asyncio.to_thread(write_atomically, target, content)
+            except OSError as exc:
+                raise RetryableDeliveryError(f"cannot write {target}: {exc}") from exc
+
+    async def _fetch(self, attachment: AttachmentRef) -> bytes:
+        assert self._read_attachment is not None
+        try:
+            content = await self._read_attachment(attachment.ref)
+        except AttachmentMissing as exc:
+            raise PermanentDeliveryError(f"attachment {attachment.name!r}: {exc}") from exc
+        except Exception as exc:  # the store is unavailable for now
+            raise RetryableDeliveryError(f"attachment {attachment.name!r}: {exc!r}") from exc
+        if attachment.sha256 and hashlib.sha256(content).hexdigest() != attachment.sha256:
+            raise PermanentDeliveryError(
+                f"attachment {attachment.name!r}: stored bytes do not match its sha256"
+            )
+        return content
+
     async def deliver(self, event: CaseEvent) -> None:
         if event.data.tenant != self.tenant or event.data.backend != self.name:
             raise PermanentDeliveryError(
                 f"event for {event.data.tenant}/{event.data.backend} "
                 f"reached {self.tenant}/{self.name}"
             )
+        await self._write_attachments(event)
         body = event.model_dump_json(indent=2).encode()
         try:
             await asyncio.to_thread(write_atomically, self.path_for(event), body)
         except OSError as exc:
             raise RetryableDeliveryError(f"cannot write {self.path_for(event)}: {exc}") from exc
+
+
+def _unique(name: str, used: set[str], index: int) -> str:
+    """Two attachments with one name both arrive: the later ones get their index in front."""
+    if name in used:
+        name = f"{index}-{name}"
+    used.add(name)
+    return name

@@ -32,7 +32,12 @@ from poststelle.adapters._access import (
 )
 from poststelle.adapters._apikey import Caller, Credentials, caller_guard
 from poststelle.adapters._ozg import DEFAULT_MAX_ATTACHMENTS, StoreAttachment, add_ozg_intake
-from poststelle.adapters._problem import install_problem_handlers, problem, problem_response_doc
+from poststelle.adapters._problem import (
+    install_problem_handlers,
+    not_stored,
+    problem,
+    problem_response_doc,
+)
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -156,7 +161,8 @@ def create_portal_app(
             400: problem_response_doc("Empty body"),
             413: problem_response_doc("Body over the size limit"),
             415: problem_response_doc("Not an XML media type"),
-            503: problem_response_doc("The hub could not store the message"),
+            500: problem_response_doc("The message cannot be stored (not worth retrying)"),
+            503: problem_response_doc("The hub is unavailable for now; see Retry-After"),
         },
     )
     async def submit(request: Request, portal_name: str | None = Depends(portal)) -> JSONResponse:
@@ -184,11 +190,12 @@ def create_portal_app(
                 channel=CHANNEL,
                 adapter=adapter_name,
                 content_type=media_type,
-                source_message_id=request.headers.get("idempotency-key"),
+                # The message's identity dedupes; the portal's key is a fact of the delivery.
+                transport_id=request.headers.get("idempotency-key"),
                 extra_headers=portal_headers(portal_name),
             )
-        except Exception as exc:  # nothing was stored: the sender must try again
-            return problem(503, "Hub unavailable", f"the message was not stored: {exc!r}")
+        except Exception as exc:  # nothing was acknowledged: the answer says if a retry helps
+            return not_stored(exc, "the message")
         return JSONResponse(
             {
                 "case_id": accepted.case_id,
@@ -254,7 +261,7 @@ def create_portal_app(
             except CannotAnswerError as exc:
                 return problem(422, "Reply cannot be answered", str(exc))
             except Exception as exc:
-                return problem(503, "Hub unavailable", f"the reply was not stored: {exc!r}")
+                return not_stored(exc, "the reply")
             return JSONResponse({"case_id": case_id, "reply_id": key}, status_code=202)
 
     if case_status is not None:

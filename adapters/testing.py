@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from poststelle.adapters.base import AdapterSettings, InboundAdapter, OutboundAdapter
 from poststelle.adapters.errors import DeliveryError
 from poststelle.contracts.events import CaseEvent, CaseEventData, Origin
-from poststelle.routing.intake import Accepted
+from poststelle.routing.intake import Accepted, TooLarge
 
 __all__ = [
     "InboundAdapterContract",
@@ -128,6 +128,8 @@ class RecordingPublisher:
         source_message_id: str | None = None,
         content_type: str = "application/xml",
         extra_headers: dict[str, str] | None = None,
+        transport_id: str | None = None,
+        too_large: TooLarge = "refuse",
     ) -> Accepted:
         if self.fail_next:
             self.fail_next -= 1

@@ -32,7 +32,8 @@ __all__ = [
     "parse_xml",
 ]
 
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# XTA's container limit, as the intake's default (``intake.max_message_bytes``).
+DEFAULT_MAX_BYTES = 40 * 1024 * 1024
 # libxml2 refuses anything deeper than 256 levels without XML_PARSE_HUGE; we keep that ceiling
 # and let callers go lower.
 DEFAULT_MAX_DEPTH = 256

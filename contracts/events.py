@@ -64,7 +64,10 @@ class Origin(_Strict):
 
     channel: str = Field(description="portal, xta, federation, ...")
     adapter: str = Field(description="Name of the inbound adapter instance")
-    source_message_id: str = Field(description="Id the source gave the message (dedupe key)")
+    source_message_id: str = Field(
+        description="The message's own identity and dedupe key: XÖV nachrichtenUUID, else "
+        "'sha256-' + the body's digest, or the OZG transactionId; never a transport id"
+    )
     reply_address: str | None = Field(
         default=None, description="Where the origin's adapter sends answers (mailbox, callback)"
     )
@@ -115,7 +118,9 @@ class CaseEventData(_Strict):
     fields: dict[str, Any] = Field(default_factory=dict, description="Mapped business fields")
     attachments: list[AttachmentRef] = Field(default_factory=list)
     original: AttachmentRef | None = Field(
-        default=None, description="The original message, claim-checked in the object store"
+        default=None,
+        description="The original message: 'attachments/messages/<sha256>' in the object "
+        "store when it was claim-checked (large bodies), else 'stream:INBOX/<sequence>'",
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "ForeignCaseError",
     "answered_message",
     "case_reply_json_schema",
+    "in_reply_to",
     "reply_event",
 ]
 
@@ -109,6 +110,12 @@ def answered_message(record: dict[str, Any]) -> AnsweredMessage:
         ),
         referenz_antragsservice=facts.get("referenz_antragsservice"),
     )
+
+
+def in_reply_to(reply_route: dict[str, str], source_message_id: str | None) -> str | None:
+    """What an answer refers to at the origin's transport: the id the message arrived with
+    there (the XTA MessageID, kept in the reply route), else the message's own id."""
+    return reply_route.get("in_reply_to") or source_message_id or None
 
 
 def reply_event(case_id: str, reply: CaseReply, answered: AnsweredMessage) -> ReplyEvent:

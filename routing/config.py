@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from poststelle.routing.claim_check import DEFAULT_CLAIM_CHECK_BYTES
+
 __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_MAX_ATTACHMENTS",
@@ -33,6 +35,7 @@ __all__ = [
     "HttpConfig",
     "HubConfig",
     "InboundConfig",
+    "IntakeConfig",
     "NatsConfig",
     "StaticRoute",
     "config_file_given",
@@ -132,6 +135,22 @@ class HttpConfig(_Section):
         return self
 
 
+class IntakeConfig(_Section):
+    """Limits every inbound channel shares (HTTP, OZG-Cloud, XTA mailboxes)."""
+
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        gt=0,
+        description="Largest message taken; HTTP answers 413 above it, XTA quarantines",
+    )
+    claim_check_bytes: int = Field(
+        default=DEFAULT_CLAIM_CHECK_BYTES,
+        gt=0,
+        description="Bodies above this go to the attachments object store; INBOX carries "
+        "the reference (NATS' default max_payload is 1 MiB)",
+    )
+
+
 class BackendConfig(_Section):
     """One back end of one tenant, served by the outbound adapter named ``kind``."""
 
@@ -169,6 +188,7 @@ class HubConfig(_Section):
     data_dir: Path = DEFAULT_DATA_DIR
     nats: NatsConfig = Field(default_factory=NatsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    intake: IntakeConfig = Field(default_factory=IntakeConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
     backends: list[BackendConfig] = Field(default_factory=list)
     inbound: list[InboundConfig] = Field(default_factory=list)
@@ -259,6 +279,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_HTTP_PORT": ("http", "port"),
     "POSTSTELLE_MAX_BODY_BYTES": ("http", "max_body_bytes"),
     "POSTSTELLE_MAX_ATTACHMENTS": ("http", "max_attachments"),
+    "POSTSTELLE_MAX_MESSAGE_BYTES": ("intake", "max_message_bytes"),
 }
 
 

@@ -5,6 +5,10 @@ JetStream ack on the hot path costs a factor of five in throughput. A raw messag
 in ``INBOX`` only after everything it caused (case event, registry entry, audit hop or
 quarantine record) has been acknowledged by JetStream; a crash in between redelivers it,
 and deterministic ids turn the replay into recognised duplicates.
+
+A claim-checked arrival (``H_BODY_REF``) is read from the object store first: a missing or
+altered object is quarantined with the reason, a store that does not answer is retried with
+a delay. Its quarantine record keeps the reference, not the bytes.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -32,9 +36,11 @@ from poststelle.contracts.inspection import (
     attachment_object_name,
     attachment_refs,
 )
-from poststelle.contracts.replies import Answer, answered_message
+from poststelle.contracts.replies import Answer, answered_message, in_reply_to
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.claim_check import BodyMissing, BodyRef, body_ref_of, load_body
 from poststelle.routing.config import FederationConfig
+from poststelle.routing.delivery import retry_delay
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_ATTACHMENTS,
@@ -42,6 +48,7 @@ from poststelle.routing.envelope import (
     H_CHANNEL,
     H_DETAIL,
     H_MSG_ID,
+    H_ORIGIN_STATE,
     H_PORTAL,
     H_REASON,
     H_REPLY_ROUTE,
@@ -55,6 +62,7 @@ from poststelle.routing.federation import federation_subject, state_for_ars
 from poststelle.routing.metrics import Counters
 from poststelle.routing.routes_static import RouteResolver, RoutingFacts
 from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES_BUCKET, INBOX
+from poststelle.routing.transient import is_transient
 
 __all__ = ["ROUTER_DURABLE", "UNEXPECTED_REASON", "CaseRecord", "RoutingCore"]
 
@@ -67,18 +75,8 @@ _PUBLISH_TIMEOUT = 10.0
 _MAX_REJECTION_ERRORS = 20
 # Broker trouble passes, so the arrival is tried again later. These broker errors do not: they
 # are about this message (too large, bad subject or header) and would recur on every attempt.
-_TRANSIENT = (nats.errors.Error, TimeoutError, ConnectionError)
-_PERMANENT_BROKER = (
-    nats.errors.MaxPayloadError,
-    nats.errors.BadSubjectError,
-    nats.errors.BadHeaderError,
-)
 # The quarantine reason of a step that failed in a way no check foresaw.
 UNEXPECTED_REASON = "unexpected-error"
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, _TRANSIENT) and not isinstance(exc, _PERMANENT_BROKER)
 
 
 @dataclass
@@ -157,11 +155,15 @@ class RoutingCore:
         *,
         inspector: MessageInspector,
         federation: FederationConfig | None = None,
+        peer_jetstream: Callable[[str], JetStreamContext] | None = None,
         batch_size: int = 256,
     ) -> None:
         self._state = federation.state if federation else None
         self._peers = frozenset(federation.peers) if federation else frozenset()
         self._js = js
+        # A peer's JetStream (its domain, over the leaf link): claim-checked bodies of cases
+        # it forwards stay in its object store, the sourced INBOX message has the reference.
+        self._peer_jetstream = peer_jetstream
         self._inspector = inspector
         self.resolver = resolver
         self._audit = audit
@@ -202,13 +204,16 @@ class RoutingCore:
         for msg in batch:
             try:
                 futures, outcome = await self._handle(msg)
-            except Exception as exc:  # only transient broker errors get here
+            except Exception as exc:  # only transient errors get here: _handle parks the rest
+                # The store or the server is away: later, with a growing delay.
+                delay = retry_delay(msg.metadata.num_delivered or 1)
                 log.warning(
-                    "broker unavailable, redelivering later inbox_msg=%s error=%r",
+                    "inbox message not handled yet inbox_msg=%s retry_in=%s error=%r",
                     _header(msg, H_MSG_ID),
+                    delay,
                     exc,
                 )
-                await msg.nak(delay=5.0)
+                await msg.nak(delay=delay)
                 continue
             pending.append((msg, futures, outcome))
         for msg, futures, outcome in pending:
@@ -227,6 +232,27 @@ class RoutingCore:
             await msg.ack()
             self._counters.incr(f"core.{outcome}")
 
+    async def _body(self, msg: Msg, body_ref: BodyRef | None) -> bytes:
+        """The arrival's bytes: the message's data, or the claim-checked object."""
+        if body_ref is None:
+            return bytes(msg.data)
+        if body_ref.size > self._inspector.max_bytes:
+            # Kept by the intake for a source that cannot be refused (an XTA mailbox).
+            raise MessageRejected(
+                "parse",
+                "too-large",
+                f"the message has {body_ref.size} bytes, "
+                f"the limit is {self._inspector.max_bytes} bytes",
+            )
+        origin = _header(msg, H_ORIGIN_STATE)
+        store = self._js
+        if origin and origin in self._peers and self._peer_jetstream is not None:
+            store = self._peer_jetstream(origin)
+        try:
+            return await load_body(store, body_ref)
+        except BodyMissing as exc:
+            raise MessageRejected("intake", "body-missing", str(exc)) from exc
+
     async def _handle(self, msg: Msg) -> tuple[list[asyncio.Future[Any]], str]:
         """Route one arrival; a failure of a step that is not the broker's quarantines the
         arrival under that step at once, instead of redelivering it forever."""
@@ -235,7 +261,7 @@ class RoutingCore:
         try:
             return await self._steps(msg, case_id, progress)
         except Exception as exc:
-            if _transient(exc):
+            if is_transient(exc):
                 raise
             log.exception(
                 "routing step failed, quarantining case_id=%s step=%s", case_id, progress.step
@@ -247,18 +273,25 @@ class RoutingCore:
     async def _steps(
         self, msg: Msg, case_id: str, progress: _Progress
     ) -> tuple[list[asyncio.Future[Any]], str]:
+        body_ref = body_ref_of(msg.headers)
         try:
+            raw = await self._body(msg, body_ref)
             inspected = self._inspector.inspect(
-                msg.data, content_type=_header(msg, "Content-Type") or None
+                raw, content_type=_header(msg, "Content-Type") or None
             )
         except MessageRejected as rejected:
             progress.step = "quarantine"
             futures = await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
             )
-            if rejected.reason == "schema-invalid":  # the sender's fault, not ours
+            # A schema-invalid message is the sender's fault (schema-unusable is ours).
+            if rejected.reason == "schema-invalid" and body_ref is None:
                 progress.step = "reject"
                 futures += await self._reject_to_sender(msg, case_id, rejected)
+            elif rejected.reason == "schema-invalid":
+                # The 1100 answer embeds the whole message: a claim-checked body would not
+                # fit into one stream message. Its sender learns the reason from the operator.
+                log.info("no rejection answer for a claim-checked body case_id=%s", case_id)
             return futures, "quarantined"
         peer = state_for_ars(inspected.region)
         if self._state and peer != self._state and peer in self._peers:
@@ -285,7 +318,9 @@ class RoutingCore:
             ), "quarantined"
         progress.step = "case-event"
         try:
-            event = await self._case_event(msg, case_id, inspected, target.tenant, target.backend)
+            event = await self._case_event(
+                msg, raw, body_ref, case_id, inspected, target.tenant, target.backend
+            )
         except MessageRejected as rejected:
             return await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
@@ -327,7 +362,14 @@ class RoutingCore:
         return futures, "routed"
 
     async def _case_event(
-        self, msg: Msg, case_id: str, inspected: InspectedMessage, tenant: str, backend: str
+        self,
+        msg: Msg,
+        raw: bytes,
+        body_ref: BodyRef | None,
+        case_id: str,
+        inspected: InspectedMessage,
+        tenant: str,
+        backend: str,
     ) -> CaseEvent:
         origin = Origin(
             channel=_header(msg, H_CHANNEL, "unknown"),
@@ -344,9 +386,10 @@ class RoutingCore:
             name=f"{inspected.message_type}.{inspected.format}",
             media_type=_header(msg, "Content-Type", "application/xml"),
             kind="original",
-            size=len(msg.data),
-            sha256=hashlib.sha256(msg.data).hexdigest(),
-            ref=f"stream:{INBOX}/{msg.metadata.sequence.stream}",
+            size=len(raw),
+            sha256=body_ref.sha256 if body_ref else hashlib.sha256(raw).hexdigest(),
+            # A claim-checked original is in the object store; a small one stays in INBOX.
+            ref=body_ref.ref if body_ref else f"stream:{INBOX}/{msg.metadata.sequence.stream}",
         )
         data = inspected.case_event_data(
             case_id=case_id,
@@ -378,7 +421,7 @@ class RoutingCore:
         assert self._state is not None
         headers = {key: value for key, value in (msg.headers or {}).items()}
         headers[H_MSG_ID] = _header(msg, H_MSG_ID)
-        headers["Poststelle-Origin-State"] = self._state
+        headers[H_ORIGIN_STATE] = self._state
         return [
             await self._js.publish_async(
                 federation_subject(peer, self._state), msg.data, headers=headers
@@ -427,7 +470,7 @@ class RoutingCore:
             message_type=message_type,
             namespace=namespace,
             reply_route=route,
-            in_reply_to=_header(msg, H_SOURCE_ID) or None,
+            in_reply_to=in_reply_to(route, _header(msg, H_SOURCE_ID)),
         )
         channel, adapter = safe_token(_header(msg, H_CHANNEL)), safe_token(_header(msg, H_ADAPTER))
         return [

@@ -12,18 +12,23 @@ import re
 __all__ = [
     "H_ADAPTER",
     "H_ATTACHMENTS",
+    "H_BODY_REF",
+    "H_BODY_SHA256",
+    "H_BODY_SIZE",
     "H_CASE_ID",
     "H_CHANNEL",
     "H_CONTENT_TYPE",
     "H_DETAIL",
     "H_MSG_ID",
     "H_ORIGINAL_SUBJECT",
+    "H_ORIGIN_STATE",
     "H_PORTAL",
     "H_REASON",
     "H_RECEIVED_AT",
     "H_REPLY_ROUTE",
     "H_SOURCE_ID",
     "H_STEP",
+    "H_TRANSPORT_ID",
     "audit_subject",
     "case_subject",
     "dead_letter_id",
@@ -51,6 +56,16 @@ H_ORIGINAL_SUBJECT = "Poststelle-Original-Subject"
 H_ATTACHMENTS = "Poststelle-Attachments"
 # The configured name of the portal whose key submitted the message (API keys on).
 H_PORTAL = "Poststelle-Portal"
+# Claim check of a body too large for a stream message: ``attachments/<object name>``, its
+# size in bytes and sha256 (hex); the message's own data is then empty.
+H_BODY_REF = "Poststelle-Body-Ref"
+H_BODY_SIZE = "Poststelle-Body-Size"
+H_BODY_SHA256 = "Poststelle-Body-Sha256"
+# The state hub a federated case came from: a claim-checked body is read from its store.
+H_ORIGIN_STATE = "Poststelle-Origin-State"
+# The id the transport gave this delivery (XTA MessageID, HTTP Idempotency-Key): a fact for
+# the audit trail, not the dedupe key (that is the message's own identity).
+H_TRANSPORT_ID = "Poststelle-Transport-Id"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -39,6 +39,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
+from poststelle.routing.envelope import H_ORIGIN_STATE
 from poststelle.routing.rules import RouteTable, RouteTableError, validate_ars_prefix
 from poststelle.routing.table_store import ROUTES_BUCKET, RouteTableStore
 
@@ -192,7 +193,7 @@ async def forward_to_peer(
         federation_subject(target, origin),
         payload,
         stream=FEDERATION_STREAM,
-        headers={**(headers or {}), "Nats-Msg-Id": msg_id, "Poststelle-Origin-State": origin},
+        headers={**(headers or {}), "Nats-Msg-Id": msg_id, H_ORIGIN_STATE: origin},
     )
     return ack.seq
 

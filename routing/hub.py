@@ -16,13 +16,19 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from poststelle.adapters.base import AdapterContext, InboundAdapter, OutboundAdapter
+from poststelle.adapters.base import (
+    AdapterContext,
+    AttachmentMissing,
+    InboundAdapter,
+    OutboundAdapter,
+)
 from poststelle.adapters.portal import PortalAdapter, PortalSettings
 from poststelle.adapters.registry import AdapterRegistry, default_registry
 from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.replies import CaseReply
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.caseregistry import load_case
+from poststelle.routing.claim_check import BodyMissing, read_object
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import AnswerWorker, DeliveryWorker, ensure_backend_consumer
@@ -34,7 +40,7 @@ from poststelle.routing.federation import (
     leafnode_config,
     mirror_peer_table,
 )
-from poststelle.routing.intake import Accepted, Intake
+from poststelle.routing.intake import Accepted, Intake, TooLarge
 from poststelle.routing.metrics import Counters
 from poststelle.routing.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
@@ -156,6 +162,7 @@ class Hub:
         context = AdapterContext(
             data_dir=self.config.data_dir,
             publish=self.accept,
+            read_attachment=self.read_attachment,
             extras={
                 "health": self.health,
                 "accept_reply": self.accept_reply,
@@ -207,7 +214,13 @@ class Hub:
         if workers and self.config.federation.state:
             await self._join_federation()
         self.audit = audit = AuditTrail(self.js)
-        self.intake = Intake(self.js, audit, self.counters)
+        self.intake = Intake(
+            self.js,
+            audit,
+            self.counters,
+            max_message_bytes=self.config.intake.max_message_bytes,
+            claim_check_bytes=self.config.intake.claim_check_bytes,
+        )
         self.replies = ReplyIntake(self.js, audit)
         if workers:
             self._start_workers(audit)
@@ -255,8 +268,12 @@ class Hub:
             self.resolver,
             audit,
             self.counters,
-            inspector=MessageInspector(self.config.data_dir),
+            # The parser's size bound is the intake's: what the intake took, the core reads.
+            inspector=MessageInspector(
+                self.config.data_dir, max_bytes=self.config.intake.max_message_bytes
+            ),
             federation=self.config.federation,
+            peer_jetstream=self._peer_jetstream,
             batch_size=self.config.router_batch_size,
         )
         self._supervise("routing-core", self.core.run)
@@ -276,6 +293,11 @@ class Hub:
                 answer_worker = AnswerWorker(self.js, adapter, audit, self.counters)  # type: ignore[arg-type]
                 self.answer_workers.append(answer_worker)
                 self._supervise(answer_worker.durable, answer_worker.run)
+
+    def _peer_jetstream(self, state: str) -> JetStreamContext:
+        """A peer state's JetStream, addressed by its domain across the leaf link."""
+        assert self.nc is not None
+        return self.nc.jetstream(domain=state)
 
     def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Keep a worker alive across NATS hiccups; a crash restarts it after a pause."""
@@ -370,6 +392,8 @@ class Hub:
         source_message_id: str | None = None,
         content_type: str = "application/xml",
         extra_headers: dict[str, str] | None = None,
+        transport_id: str | None = None,
+        too_large: TooLarge = "refuse",
     ) -> Accepted:
         if self.intake is None:
             raise RuntimeError("hub not started")
@@ -380,6 +404,8 @@ class Hub:
             source_message_id=source_message_id,
             content_type=content_type,
             extra_headers=extra_headers,
+            transport_id=transport_id,
+            too_large=too_large,
         )
 
     async def accept_reply(
@@ -401,6 +427,13 @@ class Hub:
         """Put one file into the ``attachments`` object store (claim check)."""
         store = await self.js.object_store(ATTACHMENTS_BUCKET)
         await store.put(name, content)
+
+    async def read_attachment(self, ref: str) -> bytes:
+        """The bytes behind an ``attachments/<name>`` reference (for outbound adapters)."""
+        try:
+            return await read_object(self.js, ref)
+        except BodyMissing as exc:
+            raise AttachmentMissing(str(exc)) from exc
 
     async def case_status(self, case_id: str) -> dict[str, Any] | None:
         return await load_case(self.js, case_id)

@@ -2,6 +2,17 @@
 
 ``Intake.accept`` returns only after JetStream acknowledged the message, so an adapter that
 acknowledges its source (HTTP 2xx, XTA ``close``) after ``accept`` returned never loses one.
+
+Every channel follows one identity rule: the message's own id (XÖV ``nachrichtenUUID``, else
+the body's sha256; an intake may name one, as ``/antrag`` does with the OZG transactionId)
+is the dedupe key and decides the case id. The transport's id for the delivery (XTA
+MessageID, HTTP Idempotency-Key) is kept as a fact in a header and the audit trail, so a
+message re-sent under a new transport id is still recognised as the same message.
+
+Bodies above the claim-check threshold go to the object store first and ``INBOX`` carries
+the reference (``claim_check``); bodies above the size limit are refused before anything is
+stored (``MessageTooLarge``), unless the adapter cannot refuse (a mailbox): then the body is
+kept by its claim check and the routing core quarantines it as ``too-large``.
 """
 
 from __future__ import annotations
@@ -10,12 +21,14 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from lxml import etree
 from nats.js import JetStreamContext
 
 from poststelle.contracts.events import deterministic_case_id
 from poststelle.routing.audit import AuditTrail
+from poststelle.routing.claim_check import DEFAULT_CLAIM_CHECK_BYTES, store_body
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_CASE_ID,
@@ -24,17 +37,48 @@ from poststelle.routing.envelope import (
     H_MSG_ID,
     H_RECEIVED_AT,
     H_SOURCE_ID,
+    H_TRANSPORT_ID,
     inbox_subject,
 )
 from poststelle.routing.metrics import Counters
 from poststelle.routing.topology import INBOX
+from poststelle.routing.transient import RETRY_AFTER, is_transient
 
-__all__ = ["Accepted", "Intake", "source_message_id_of"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "Accepted",
+    "Intake",
+    "IntakeUnavailable",
+    "MessageTooLarge",
+    "TooLarge",
+    "source_message_id_of",
+]
+
+# XTA's container limit.
+DEFAULT_MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+# What an adapter does with a body over the limit: refuse it (HTTP can answer 413), or keep
+# it for quarantine (a mailbox message cannot be answered, only kept or lost).
+TooLarge = Literal["refuse", "quarantine"]
 
 log = logging.getLogger(__name__)
 
 # The XÖV header precedes the payload; scanning further only costs time on large bodies.
 _HEADER_SCAN_EVENTS = 200
+
+
+class MessageTooLarge(Exception):
+    """Permanent: the body exceeds the configured limit; nothing was stored."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the message has {size} bytes, the limit is {limit} bytes")
+        self.size, self.limit = size, limit
+
+
+class IntakeUnavailable(Exception):
+    """Transient: the broker did not take the message (disconnected, timed out); nothing
+    was acknowledged, and the same call may succeed in ``retry_after`` seconds."""
+
+    retry_after = RETRY_AFTER
 
 
 @dataclass(frozen=True)
@@ -71,10 +115,20 @@ def source_message_id_of(raw: bytes) -> str:
 
 
 class Intake:
-    def __init__(self, js: JetStreamContext, audit: AuditTrail, counters: Counters) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        audit: AuditTrail,
+        counters: Counters,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES,
+    ) -> None:
         self._js = js
         self._audit = audit
         self._counters = counters
+        self.max_message_bytes = max_message_bytes
+        self.claim_check_bytes = claim_check_bytes
 
     async def accept(
         self,
@@ -85,11 +139,46 @@ class Intake:
         source_message_id: str | None = None,
         content_type: str = "application/xml",
         extra_headers: dict[str, str] | None = None,
+        transport_id: str | None = None,
+        too_large: TooLarge = "refuse",
     ) -> Accepted:
+        """Store one arrival; raises ``MessageTooLarge`` (permanent, nothing stored) or
+        ``IntakeUnavailable`` (transient, nothing acknowledged)."""
+        if len(raw) > self.max_message_bytes and too_large == "refuse":
+            self._counters.incr("intake.too_large")
+            raise MessageTooLarge(len(raw), self.max_message_bytes)
+        try:
+            return await self._accept(
+                raw,
+                channel=channel,
+                adapter=adapter,
+                source_message_id=source_message_id,
+                content_type=content_type,
+                extra_headers=extra_headers or {},
+                transport_id=transport_id,
+            )
+        except Exception as exc:
+            if is_transient(exc):
+                raise IntakeUnavailable(f"the message was not stored: {exc!r}") from exc
+            raise
+
+    async def _accept(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        adapter: str,
+        source_message_id: str | None,
+        content_type: str,
+        extra_headers: dict[str, str],
+        transport_id: str | None,
+    ) -> Accepted:
+        # The identity scan reads only the head of the body, however large it is.
         source_id = source_message_id or source_message_id_of(raw)
         case_id = deterministic_case_id(channel, source_id)
         headers = {
-            # Channel + source id: the same message re-sent through the same channel dedupes.
+            # Channel + message identity: the same message re-sent through the same
+            # channel dedupes, whatever id its transport gave it this time.
             H_MSG_ID: f"{channel}:{source_id}",
             H_CHANNEL: channel,
             H_ADAPTER: adapter,
@@ -97,23 +186,34 @@ class Intake:
             H_CASE_ID: case_id,
             H_CONTENT_TYPE: content_type,
             H_RECEIVED_AT: datetime.now(UTC).isoformat(),
-            **(extra_headers or {}),
+            **extra_headers,
         }
-        ack = await self._js.publish(inbox_subject(channel, adapter), raw, headers=headers)
+        if transport_id:
+            headers[H_TRANSPORT_ID] = transport_id
+        claim_checked = len(raw) > self.claim_check_bytes
+        if claim_checked:
+            headers.update((await store_body(self._js, raw)).headers())
+        data = b"" if claim_checked else raw
+        ack = await self._js.publish(inbox_subject(channel, adapter), data, headers=headers)
+        facts = {"channel": channel, "adapter": adapter, "transport_id": transport_id}
         received_at = headers[H_RECEIVED_AT]
         if ack.duplicate:
             self._counters.incr("intake.duplicate")
             received_at = await self._first_received_at(ack.seq) or received_at
+            if transport_id:
+                # The repeat's transport id is worth keeping: it explains a second delivery
+                # at the source (e.g. an XTA resend) without a second case.
+                await self._audit.append(case_id, "duplicate", **facts)
         else:
             self._counters.incr("intake.received")
             await self._audit.append(
                 case_id,
                 "received",
-                channel=channel,
-                adapter=adapter,
+                **facts,
                 source_message_id=source_id,
                 inbox_seq=ack.seq,
                 size=len(raw),
+                claim_checked=claim_checked,
             )
         return Accepted(
             case_id=case_id,

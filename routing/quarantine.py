@@ -9,6 +9,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
+from poststelle.routing.claim_check import body_ref_of
 from poststelle.routing.envelope import (
     H_ADAPTER,
     H_CASE_ID,
@@ -50,6 +51,8 @@ class QuarantinedMessage:
     case_id: str
     channel: str
     size: int
+    # ``attachments/<name>`` when the body waits in the object store (claim check).
+    body_ref: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +83,7 @@ async def list_quarantined(
 
 
 def _message(record: ParkedRecord) -> QuarantinedMessage:
+    body = body_ref_of(record.headers)
     return QuarantinedMessage(
         sequence=record.sequence,
         time=record.header(H_RECEIVED_AT),
@@ -88,7 +92,8 @@ def _message(record: ParkedRecord) -> QuarantinedMessage:
         detail=record.header(H_DETAIL),
         case_id=record.header(H_CASE_ID),
         channel=record.header(H_CHANNEL),
-        size=record.size,
+        size=body.size if body else record.size,
+        body_ref=body.ref if body else None,
     )
 
 

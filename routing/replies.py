@@ -28,6 +28,7 @@ from poststelle.contracts.replies import (
     CaseReply,
     ForeignCaseError,
     answered_message,
+    in_reply_to,
     reply_event,
 )
 from poststelle.routing.audit import AuditTrail
@@ -99,7 +100,7 @@ def answer_for(case_id: str, record: dict[str, Any], reply: CaseReply) -> Answer
             message_type=message_type,
             namespace=namespace,
             reply_route=route,
-            in_reply_to=origin.get("source_message_id"),
+            in_reply_to=in_reply_to(route, origin.get("source_message_id")),
         )
     status = {
         "case_id": case_id,
@@ -114,7 +115,7 @@ def answer_for(case_id: str, record: dict[str, Any], reply: CaseReply) -> Answer
         content=json.dumps(status).encode(),
         content_type="application/json",
         reply_route=route,
-        in_reply_to=origin.get("source_message_id"),
+        in_reply_to=in_reply_to(route, origin.get("source_message_id")),
     )
 
 

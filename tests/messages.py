@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import uuid
 from pathlib import Path
@@ -20,3 +22,32 @@ def xbau_antrag(nachrichten_uuid: str | None = None) -> tuple[bytes, str]:
     )
     assert count == 1, "the example must carry exactly one nachrichtenUUID"
     return body, chosen
+
+
+def xbau_antrag_with_files(
+    files: list[tuple[str, bytes]], nachrichten_uuid: str | None = None
+) -> tuple[bytes, str]:
+    """The example application carrying ``files`` (name, PDF bytes) inside the message: each
+    an ``anlage`` whose ``dokumentid`` (xs:anyURI) is an RFC 2397 ``data:`` URI, so the
+    message stays valid against the XBau 2.6 schema."""
+    body, chosen = xbau_antrag(nachrichten_uuid)
+    anlagen = b"".join(
+        b"<anlage><bezeichnung>Bauvorlage %d</bezeichnung><versionsnummer>1</versionsnummer>"
+        b"<datum>2026-03-10</datum>"
+        b'<anlageart listURI="urn:xoev-de:xbau:codeliste:anlagen" listVersionID="3.0">'
+        b"<code>1020</code></anlageart>"
+        b'<mimeType listURI="urn:xoev-de:xbau:codeliste:xbau-mimetype" listVersionID="2.0">'
+        b"<code>application/pdf</code></mimeType><anhangOderVerlinkung>"
+        b'<anhang filesize="%d" hashValue="%s"><dokumentid>data:application/pdf;base64,%s'
+        b"</dokumentid><dateiname>%s</dateiname></anhang></anhangOderVerlinkung></anlage>"
+        % (
+            index,
+            len(content),
+            hashlib.sha256(content).hexdigest().encode(),
+            base64.b64encode(content),
+            name.encode(),
+        )
+        for index, (name, content) in enumerate(files, start=1)
+    )
+    head, tail = body.split(b"</xbau:anlagen>")
+    return head + anlagen + b"</xbau:anlagen>" + tail, chosen

@@ -100,7 +100,8 @@ def inline_xop(body: bytes, content_type: str) -> bytes:
         if headers.get("content-transfer-encoding", "binary").lower() == "base64":
             content = base64.b64decode(content)
         attachments[content_id] = content
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    # huge_tree: a 40 MB container's base64 text exceeds libxml2's 10 MB text-node limit.
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
     doc = etree.fromstring(root_content, parser)
     for include in doc.iter(_XOP_INCLUDE):
         href = include.get("href", "")

@@ -130,7 +130,8 @@ class PollRound:
 
 class XtaInboundAdapter:
     """Polls the configured mailboxes; a message is closed (removed from the mailbox) only after
-    ``publish_raw`` returned, so a crash in between delivers it again (the hub dedupes it).
+    ``publish_raw`` returned, so a crash in between delivers it again (the hub dedupes on the
+    message's own identity, its ``nachrichtenUUID``, whatever XTA MessageID it came with).
 
     Each message is taken on its own: a fault on one (fetch, store or close) is logged and
     leaves it in the mailbox for the next round, while the round goes on with the others.
@@ -377,9 +378,12 @@ class XtaMailboxSettings(AdapterSettings):
 class XtaMailboxAdapter:
     """The XTA mailbox poller as an SDK inbound adapter.
 
-    Each fetched message is published with the XTA MessageID as its dedupe key; the sender
-    (XTA author) and the mailbox it arrived in travel along as the reply route, so answers
-    go back to the sender from the same mailbox.
+    Each fetched message is published under its own identity (``nachrichtenUUID``, else the
+    body's sha256), as on every channel: a resend under a new XTA MessageID is the same
+    message. The XTA MessageID is kept as the transport id and as ``in_reply_to`` of the reply
+    route; the sender (XTA author) and the mailbox it arrived in travel along too, so answers
+    go back to the sender from the same mailbox. A message over the size limit cannot be
+    refused at a mailbox: it is kept (claim check) and quarantined as ``too-large``.
     """
 
     kind: ClassVar[Literal["inbound"]] = "inbound"
@@ -411,9 +415,7 @@ class XtaMailboxAdapter:
         self._task: asyncio.Task[None] | None = None
         self._sender: XtaOutboundSender | None = None
 
-    async def _publish_raw(
-        self, body: bytes, source_message_id: str, facts: dict[str, Any]
-    ) -> None:
+    async def _publish_raw(self, body: bytes, xta_message_id: str, facts: dict[str, Any]) -> None:
         reply = {
             "reader": str(facts["author"]),
             "reader_type": str(facts["author_type"]),
@@ -421,15 +423,16 @@ class XtaMailboxAdapter:
             "author_type": str(facts["reader_type"]),
             "service": str(facts.get("service") or ""),
             "business_scenario": str(facts.get("business_scenario") or ""),
-            "in_reply_to": source_message_id,
+            "in_reply_to": xta_message_id,
         }
         await self._publish(
             body,
             channel="xta",
             adapter=self.name,
-            source_message_id=source_message_id,
             content_type=str(facts.get("content_type") or "application/xml"),
             extra_headers={REPLY_ROUTE_HEADER: json.dumps(reply, separators=(",", ":"))},
+            transport_id=xta_message_id,
+            too_large="quarantine",
         )
 
     async def start(self) -> None:

@@ -163,7 +163,13 @@ class XtaClient:
         # zeep adds wsa:Action, wsa:MessageID and wsa:To by itself because the WSDL declares
         # wsam:Action on every operation; adding WsAddressingPlugin would duplicate them.
         self._zeep = zeep.Client(  # type: ignore[no-untyped-call]
-            str(settings.wsdl), transport=transport, plugins=[self._capture, *plugins]
+            str(settings.wsdl),
+            transport=transport,
+            plugins=[self._capture, *plugins],
+            # A container of up to 40 MB is one base64 text node of ~53 MB; libxml2 refuses
+            # text nodes over 10 MB unless told. Entities and DTDs stay forbidden (zeep's
+            # defaults), and the message itself is parsed again by the hub's safe parser.
+            settings=zeep.Settings(xml_huge_tree=True),  # type: ignore[no-untyped-call]
         )
         self._services = {
             port: self._zeep.create_service(binding, settings.url_for(port))  # type: ignore[no-untyped-call]

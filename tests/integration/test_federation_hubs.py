@@ -3,6 +3,7 @@ a Bavarian building application submitted in Kiel is delivered by the Bavarian h
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from poststelle.contracts.events import CaseEvent
 from poststelle.routing.config import HubConfig, load_config
 from poststelle.routing.hub import Hub
 from tests.integration.conftest import eventually
-from tests.messages import xbau_antrag
+from tests.messages import xbau_antrag, xbau_antrag_with_files
 from tests.routing.test_federation import free_port
 
 XML = {"Content-Type": "application/xml"}
@@ -90,3 +91,23 @@ async def test_cases_wait_out_an_outage_of_the_peer(tmp_path: Path) -> None:
             # Nothing more arrives: each case exactly once.
             assert (await by_again.js.stream_info("INBOX")).state.messages == 5
         assert {event.data.case_id for event in _delivered(by_again)} == case_ids
+
+
+async def test_claim_checked_case_for_another_state_is_read_from_the_origin(
+    hubs: tuple[Hub, Hub],
+) -> None:
+    """A body too large for a stream message stays in the origin's object store; the target
+    hub reads it from there across the link, with its files byte for byte."""
+    sh, by = hubs
+    plans = [("lageplan.pdf", os.urandom(700_000))]
+    body, nachrichten_uuid = xbau_antrag_with_files(plans)
+    assert len(body) > sh.config.intake.claim_check_bytes
+    async with httpx.AsyncClient(base_url=sh.http_url) as http:
+        answer = await http.post("/v1/submissions", content=_in_muenchen(body), headers=XML)
+    assert answer.status_code == 202, answer.text
+
+    [in_bayern] = await eventually(lambda: _delivered(by), within=20)
+    assert in_bayern.data.nachrichten_uuid == nachrichten_uuid
+    assert in_bayern.data.tenant == "bauaufsicht-by"
+    folder = by.workers[0].backend.folder  # type: ignore[attr-defined]
+    assert (folder / f"{in_bayern.data.case_id}.files" / "lageplan.pdf").read_bytes() == plans[0][1]

@@ -93,7 +93,9 @@ async def test_xta_mailbox_to_webhook_decision_back_to_mailbox(
         async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
             [(_, delivered)] = await eventually(lambda: list(receiver.received))
             event = CaseEvent.model_validate_json(delivered)
-            assert event.data.origin.source_message_id == xta_id
+            # The message's identity, as on every channel; the XTA MessageID answers to.
+            assert event.data.origin.source_message_id == nachrichten_uuid
+            assert event.data.origin.reply_route["in_reply_to"] == xta_id
             response = await http.post(f"/v1/cases/{event.data.case_id}/events", json=DECISION)
             assert response.status_code == 202, response.text
             # The same reply again is recognised, not answered twice.

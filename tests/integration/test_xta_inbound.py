@@ -62,7 +62,8 @@ async def test_mailbox_message_is_delivered_and_closed(
         [event] = await eventually(lambda: _delivered(hub))
         await eventually(lambda: xta_sim.mailbox(HUB.value) == [])
     assert event.data.origin.channel == "xta"
-    assert event.data.origin.source_message_id == xta_id
+    assert event.data.origin.source_message_id == nachrichten_uuid
+    assert event.data.origin.reply_route["in_reply_to"] == xta_id
     assert event.data.nachrichten_uuid == nachrichten_uuid
     assert event.data.origin.reply_route["reader"] == AMT.value
     assert event.data.origin.reply_route["author"] == HUB.value
@@ -88,6 +89,34 @@ async def test_close_waits_for_jetstream(
         await eventually(lambda: xta_sim.mailbox(HUB.value) == [], within=30)
         # Fetched several times, stored once.
         assert (await hub.js.stream_info("INBOX")).state.messages == 1
+
+
+async def test_resend_with_a_new_xta_message_id_is_the_same_message(
+    hub_config: HubConfig, xta_sim: XtaSimulator, corpus_dir: Path
+) -> None:
+    """At-least-once senders resend an XBau message under a new XTA MessageID: the
+    nachrichtenUUID makes it the same message (one case, one delivery), the second
+    mailbox message is closed all the same, and its MessageID is kept in the audit trail."""
+    body, nachrichten_uuid = xbau_antrag()
+    first = xta_sim.put(HUB.value, body, author=AMT)
+    second = xta_sim.put(HUB.value, body, author=AMT)
+    assert first != second
+    async with Hub(_with_mailbox(hub_config, xta_sim, corpus_dir)) as hub:
+        await eventually(lambda: xta_sim.mailbox(HUB.value) == [])
+        [event] = await eventually(lambda: _delivered(hub))
+        await eventually(lambda: hub.counters.get("intake.duplicate") == 1)
+        assert hub.audit is not None
+        trail = await hub.audit.read(event.data.case_id)
+        inbox = await hub.js.stream_info("INBOX")
+    assert event.data.nachrichten_uuid == nachrichten_uuid
+    assert event.data.origin.source_message_id == nachrichten_uuid
+    assert inbox.state.messages == 1
+    assert xta_sim.calls("close") == 2
+    transport_ids = {
+        e.detail.get("transport_id") for e in trail if e.hop in {"received", "duplicate"}
+    }
+    assert transport_ids == {first, second}
+    assert [e.hop for e in trail].count("routed") == 1
 
 
 class TestXtaMailboxContract(InboundAdapterContract):

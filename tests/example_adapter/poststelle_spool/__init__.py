@@ -66,7 +66,7 @@ class SpoolInbound:
                         path.read_bytes(),
                         channel="spool",
                         adapter=self.name,
-                        source_message_id=path.name,
+                        transport_id=path.name,
                     )
                 except Exception as exc:  # the file stays: that is the retry
                     self.failures += 1
