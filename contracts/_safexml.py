@@ -48,21 +48,28 @@ _DECLARED_ENCODING = re.compile(r"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9.
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
+# libxml2 refuses a text node over 10,000,000 bytes unless XML_PARSE_HUGE is set: the base64
+# of one building plan of 7.5 MB. Bodies that could hold such a node are parsed in huge mode,
+# which also lifts libxml2's own depth ceiling, so the depth is then checked here.
+_LIBXML2_TEXT_LIMIT = 10_000_000
+
+
+def _parser(*, huge: bool = False) -> etree.XMLParser:
     # lxml parsers must not be shared between threads; one per thread is reused because
     # building a parser costs about as much as parsing a small message.
-    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    name = "huge_parser" if huge else "parser"
+    parser: etree.XMLParser | None = getattr(_local, name, None)
     if parser is None:
         parser = etree.XMLParser(
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
             dtd_validation=False,
-            huge_tree=False,
+            huge_tree=huge,
             remove_comments=False,
             collect_ids=False,
         )
-        _local.parser = parser
+        setattr(_local, name, parser)
     return parser
 
 
@@ -122,7 +129,7 @@ def _check_prolog(raw: bytes) -> None:
 
 
 def _depth_exceeds(root: etree._Element, limit: int) -> bool:
-    # Only runs when a caller asks for less than libxml2's own ceiling.
+    # Only runs when libxml2's own ceiling does not apply (huge mode) or a caller asks for less.
     stack = [(root, 1)]
     while stack:
         element, depth = stack.pop()
@@ -144,8 +151,9 @@ def parse_xml(
         raise _reject("too-large", f"{len(raw)} bytes exceed the limit of {max_bytes}")
     raw = bytes(raw)
     _check_prolog(raw)
+    huge = len(raw) > _LIBXML2_TEXT_LIMIT
     try:
-        root = etree.fromstring(raw, _parser())
+        root = etree.fromstring(raw, _parser(huge=huge))
     except etree.XMLSyntaxError as exc:
         message = str(exc)
         if "Excessive depth" in message:
@@ -161,7 +169,7 @@ def parse_xml(
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         # Defence in depth: the prolog scan should have caught it already.
         raise _reject("dtd-forbidden", "a document type declaration (DTD) is not accepted")
-    if max_depth < DEFAULT_MAX_DEPTH and _depth_exceeds(root, max_depth):
+    if (huge or max_depth < DEFAULT_MAX_DEPTH) and _depth_exceeds(root, max_depth):
         raise _reject("too-deep", f"nesting deeper than {max_depth}")
     return root
 

@@ -159,6 +159,23 @@ def test_depth_limits() -> None:
     assert parse_xml(medium).tag == "a"
 
 
+def test_a_text_node_over_libxml2s_ten_megabytes_parses() -> None:
+    # One scanned plan of 9 MB is 12 MB of base64 in one element.
+    plan = "QUJD" * 3_000_000
+    root = parse_xml(f"<antrag><anlage>{plan}</anlage></antrag>".encode())
+    assert len(root[0].text or "") == len(plan)
+
+
+def test_a_large_body_keeps_the_depth_limit() -> None:
+    # Huge mode lifts libxml2's own ceiling of 256 levels; the hub's limit still holds.
+    padding = "<p>" + "x" * 11_000_000 + "</p>"
+    deep = "<a>" * 300 + padding + "</a>" * 300
+    with pytest.raises(MessageRejected) as refused:
+        parse_xml(deep.encode())
+    assert refused.value.reason == "too-deep"
+    assert parse_xml(("<a>" * 200 + padding + "</a>" * 200).encode()).tag == "a"
+
+
 def test_json_submissions() -> None:
     assert parse_json(codecs.BOM_UTF8 + b'{"a": [1, {"b": "]"}]}') == {"a": [1, {"b": "]"}]}
     for raw, reason in [

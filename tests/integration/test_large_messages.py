@@ -38,13 +38,14 @@ from tests.xta.conftest import AMT, HUB
 XML = {"Content-Type": "application/xml"}
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 # Six plans of 4.9 MB: 39.2 MB of XML once base64-encoded, under the 40 MB default limit.
-# Each file's base64 text stays below libxml2's 10 MB text-node ceiling.
-PLAN_SIZE = 4_900_000
-PLANS = 6
+PLAN_SIZES = (4_900_000,) * 6
+# One site plan of 14.5 MB beside four of 3.7 MB: the large one's base64 (19.3 MB) is far
+# over libxml2's 10 MB text-node ceiling, as a scanned plan in a real application is.
+LARGE_PLAN_SIZES = (14_500_000,) + (3_700_000,) * 4
 
 
-def _plans() -> list[tuple[str, bytes]]:
-    return [(f"bauvorlage-{index}.pdf", os.urandom(PLAN_SIZE)) for index in range(1, PLANS + 1)]
+def _plans(sizes: tuple[int, ...] = PLAN_SIZES) -> list[tuple[str, bytes]]:
+    return [(f"bauvorlage-{index}.pdf", os.urandom(size)) for index, size in enumerate(sizes, 1)]
 
 
 def _with(config: HubConfig, **sections: dict[str, Any]) -> HubConfig:
@@ -103,10 +104,11 @@ async def _assert_every_publish_fits(hub: Hub) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sizes", [PLAN_SIZES, LARGE_PLAN_SIZES], ids=["six-plans", "one-large"])
 async def test_39_mb_application_over_http_is_delivered_byte_identical(
-    hub_config: HubConfig, corpus_dir: Path
+    hub_config: HubConfig, corpus_dir: Path, sizes: tuple[int, ...]
 ) -> None:
-    plans = _plans()
+    plans = _plans(sizes)
     body, nachrichten_uuid = xbau_antrag_with_files(plans)
     assert 39_000_000 < len(body) < 41_943_040
     async with (
