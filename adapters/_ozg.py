@@ -36,8 +36,9 @@ from poststelle.adapters._access import portal_headers
 from poststelle.adapters._names import safe_file_name
 from poststelle.adapters._problem import not_stored, problem, problem_response_doc
 from poststelle.adapters.base import Publish
-from poststelle.contracts.events import AttachmentRef, deterministic_case_id
+from poststelle.contracts.events import AttachmentRef
 from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
+from poststelle.contracts.message_identity import issued_by
 from poststelle.routing.config import DEFAULT_MAX_ATTACHMENTS
 from poststelle.routing.envelope import H_ATTACHMENTS
 
@@ -323,7 +324,7 @@ def add_ozg_intake(
         except _Refused as refused:
             log.info("antrag refused status=%s detail=%s", refused.status, refused.detail)
             return problem(refused.status, refused.title, refused.detail, **refused.extra)
-        case_id = deterministic_case_id(CHANNEL, submission.transaction_id)
+        case_id = issued_by(CHANNEL, submission.transaction_id).case_id
         refs: list[AttachmentRef] = []
         if submission.files:
             if store_attachment is None:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from poststelle.mappings.engine import MappingError
 
 from ._compile import check_entry_points
-from .events import AttachmentRef, CaseEvent, Origin, deterministic_case_id
+from .events import AttachmentRef, CaseEvent, Origin
 from .inspection import (
     InspectedMessage,
     MessageInspector,
@@ -28,6 +28,7 @@ from .inspection import (
     attachment_object_name,
     attachment_refs,
 )
+from .message_identity import identify_message
 from .registry import BUILTIN_REGISTRY_DIR, ContractError, ContractRegistry
 
 __all__ = ["PREVIEW_BACKEND", "PREVIEW_TENANT", "main", "register"]
@@ -140,8 +141,8 @@ def _human(report: dict[str, Any]) -> str:
 def preview_event(result: InspectedMessage, raw: bytes, *, channel: str = "cli") -> CaseEvent:
     """A CaseEvent as the hub would publish it, with routing left as 'unrouted'."""
     digest = hashlib.sha256(raw).hexdigest()
-    source_id = result.nachrichten_uuid or digest
-    case_id = deterministic_case_id(channel, source_id)
+    identity = identify_message(raw)
+    source_id, case_id = identity.value, identity.case_id
     data = result.case_event_data(
         case_id=case_id,
         origin=Origin(channel=channel, adapter="poststelle-map", source_message_id=source_id),

@@ -38,9 +38,12 @@ def deterministic_event_id(source_message_id: str, event_type: str) -> str:
     return str(uuid.uuid5(POSTSTELLE_NAMESPACE, f"{event_type}\x1f{source_message_id}"))
 
 
-def deterministic_case_id(channel: str, source_message_id: str) -> str:
-    """The case id a submission gets; stable across retries of the same submission."""
-    return str(uuid.uuid5(POSTSTELLE_NAMESPACE, f"case\x1f{channel}\x1f{source_message_id}"))
+def deterministic_case_id(scope: str, source_message_id: str) -> str:
+    """The case id a message gets; the same for every arrival of the same message.
+
+    ``scope`` is what makes the id unique (``contracts.message_identity``): an XÖV
+    standard's namespace, the body hash, or the channel that issued the id."""
+    return str(uuid.uuid5(POSTSTELLE_NAMESPACE, f"case\x1f{scope}\x1f{source_message_id}"))
 
 
 class _Strict(BaseModel):

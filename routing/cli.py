@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -162,7 +163,9 @@ def _cmd_trace(args: argparse.Namespace) -> int:
             return 0
         print(f"case {args.case_id}")
         for entry in entries:
-            details = " ".join(f"{key}={value}" for key, value in entry.detail.items())
+            details = " ".join(
+                f"{key}={value}" for key, value in entry.detail.items() if value is not None
+            )
             print(f"  {entry.at.isoformat(timespec='milliseconds')}  {entry.hop:<13} {details}")
         return 0
 
@@ -250,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Poststelle: the digital mailroom of German public administration.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # A one-shot command prints its answer; its progress notes would only bury it. Services
+    # (``run``, ``xta-sim serve``) log what they do at INFO.
+    parser.set_defaults(log_level=logging.WARNING)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="start the hub (embedded NATS unless configured)")
@@ -262,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the demo back end, routes, schema sets and XTA simulator "
         "(default: on without a config file, off with one)",
     )
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=_cmd_run, log_level=logging.INFO)
 
     trace = commands.add_parser("trace", help="show a case's hops in order")
     add_common_options(trace)
@@ -305,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else args.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
@@ -322,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (``poststelle trace ... | head``)
+        # Python would complain again when it flushes stdout at exit: point it elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -17,16 +17,14 @@ kept by its claim check and the routing core quarantines it as ``too-large``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from lxml import etree
 from nats.js import JetStreamContext
 
-from poststelle.contracts.events import deterministic_case_id
+from poststelle.contracts.message_identity import identify_message, issued_by
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.claim_check import DEFAULT_CLAIM_CHECK_BYTES, store_body
 from poststelle.routing.envelope import (
@@ -62,9 +60,6 @@ TooLarge = Literal["refuse", "quarantine"]
 
 log = logging.getLogger(__name__)
 
-# The XÖV header precedes the payload; scanning further only costs time on large bodies.
-_HEADER_SCAN_EVENTS = 200
-
 
 class MessageTooLarge(Exception):
     """Permanent: the body exceeds the configured limit; nothing was stored."""
@@ -93,25 +88,8 @@ class Accepted:
 
 
 def source_message_id_of(raw: bytes) -> str:
-    """The message's natural idempotency key.
-
-    XÖV keeps ``nachrichtenUUID`` when a message is sent again, so that is the key when the
-    header has one; otherwise the body's sha256 makes identical re-sends collapse. The scan
-    is a bounded, entity-free pull parse: hostile bodies are judged later, by the core.
-    """
-    parser = etree.XMLPullParser(
-        events=("end",), resolve_entities=False, no_network=True, load_dtd=False
-    )
-    try:
-        parser.feed(raw[: 64 * 1024])
-        for count, (_, element) in enumerate(parser.read_events()):
-            if etree.QName(element).localname == "nachrichtenUUID" and element.text:
-                return str(element.text).strip()
-            if count > _HEADER_SCAN_EVENTS:
-                break
-    except etree.XMLSyntaxError:
-        pass
-    return "sha256-" + hashlib.sha256(raw).hexdigest()
+    """The message's own id: its ``nachrichtenUUID``, else ``sha256-<hex>`` of the body."""
+    return identify_message(raw).value
 
 
 class Intake:
@@ -174,12 +152,14 @@ class Intake:
         transport_id: str | None,
     ) -> Accepted:
         # The identity scan reads only the head of the body, however large it is.
-        source_id = source_message_id or source_message_id_of(raw)
-        case_id = deterministic_case_id(channel, source_id)
+        identity = (
+            issued_by(channel, source_message_id) if source_message_id else identify_message(raw)
+        )
+        source_id, case_id = identity.value, identity.case_id
         headers = {
-            # Channel + message identity: the same message re-sent through the same
-            # channel dedupes, whatever id its transport gave it this time.
-            H_MSG_ID: f"{channel}:{source_id}",
+            # The message's own identity: the same message dedupes whichever channel
+            # brings it again and whatever id its transport gave it this time.
+            H_MSG_ID: identity.dedupe_key,
             H_CHANNEL: channel,
             H_ADAPTER: adapter,
             H_SOURCE_ID: source_id,
@@ -195,7 +175,9 @@ class Intake:
             headers.update((await store_body(self._js, raw)).headers())
         data = b"" if claim_checked else raw
         ack = await self._js.publish(inbox_subject(channel, adapter), data, headers=headers)
-        facts = {"channel": channel, "adapter": adapter, "transport_id": transport_id}
+        facts: dict[str, Any] = {"channel": channel, "adapter": adapter}
+        if transport_id:
+            facts["transport_id"] = transport_id
         received_at = headers[H_RECEIVED_AT]
         if ack.duplicate:
             self._counters.incr("intake.duplicate")

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--mailbox", action="append", default=[], metavar="ID", help="create a mailbox (repeat)"
     )
     sim.add_argument("--mtom", action="store_true", help="answer getMessage with MTOM")
-    sim.set_defaults(func=_serve)
+    sim.set_defaults(func=_serve, log_level=logging.INFO)
     actions = sim.add_subparsers(dest="xta_sim_action", required=False)
 
     put = actions.add_parser("put", help="drop a file into a mailbox of a running simulator")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from poststelle.adapters.base import AdapterContext
@@ -16,6 +17,7 @@ from poststelle.contracts.events import CaseEvent
 from poststelle.routing.config import HubConfig
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.hub import Hub
+from poststelle.routing.stats import collect_stats
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 from tests.xta.conftest import AMT, HUB
@@ -117,6 +119,31 @@ async def test_resend_with_a_new_xta_message_id_is_the_same_message(
     }
     assert transport_ids == {first, second}
     assert [e.hop for e in trail].count("routed") == 1
+
+
+async def test_the_same_message_over_http_and_xta_is_one_case(
+    hub_config: HubConfig, xta_sim: XtaSimulator, corpus_dir: Path
+) -> None:
+    """One identity rule for every channel: a message that came over HTTP and then through
+    the mailbox is a recognised duplicate there, and the balance stays exact."""
+    body, _ = xbau_antrag()
+    async with (
+        Hub(_with_mailbox(hub_config, xta_sim, corpus_dir)) as hub,
+        httpx.AsyncClient(base_url=hub.http_url) as http,
+    ):
+        answer = (
+            await http.post(
+                "/v1/submissions", content=body, headers={"Content-Type": "application/xml"}
+            )
+        ).json()
+        [event] = await eventually(lambda: _delivered(hub))
+        xta_sim.put(HUB.value, body, author=AMT)
+        await eventually(lambda: hub.counters.get("intake.duplicate") == 1)
+        await eventually(lambda: xta_sim.mailbox(HUB.value) == [])
+        balance = (await collect_stats(hub.js))["conservation"]
+    assert event.data.case_id == answer["case_id"]
+    assert event.data.origin.channel == "portal"
+    assert (balance["received"], balance["routed"], balance["unaccounted"]) == (1, 1, 0)
 
 
 class TestXtaMailboxContract(InboundAdapterContract):
