@@ -12,7 +12,7 @@ from typing import Any
 
 from poststelle.adapters._apikey import Caller
 from poststelle.adapters._problem import ProblemError
-from poststelle.routing.envelope import H_PORTAL
+from poststelle.contracts.envelope import H_PORTAL
 
 __all__ = [
     "Forbidden",

@@ -36,11 +36,11 @@ from poststelle.adapters._access import portal_headers
 from poststelle.adapters._names import safe_file_name
 from poststelle.adapters._problem import not_stored, problem, problem_response_doc
 from poststelle.adapters.base import Publish
+from poststelle.contracts.envelope import H_ATTACHMENTS
 from poststelle.contracts.events import AttachmentRef
 from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
+from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS
 from poststelle.contracts.message_identity import issued_by
-from poststelle.routing.config import DEFAULT_MAX_ATTACHMENTS
-from poststelle.routing.envelope import H_ATTACHMENTS
 
 __all__ = [
     "ANTRAG_PATH",

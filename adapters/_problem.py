@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from poststelle.routing.intake import IntakeUnavailable, MessageTooLarge
-from poststelle.routing.transient import RETRY_AFTER, is_transient
+from poststelle.contracts.intake import IntakeUnavailable, MessageTooLarge
+from poststelle.contracts.transient import RETRY_AFTER, is_transient
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from poststelle.adapters._poll_health import PollHealth
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.intake import Accepted, TooLarge
+from poststelle.contracts.intake import Publish  # the wire contract; re-exported for adapters
 
 __all__ = [
     "AdapterContext",
@@ -38,31 +38,6 @@ class AdapterSettings(BaseModel):
     """Base for per-instance settings: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Publish(Protocol):
-    """Store one raw arrival in ``INBOX``; returns after JetStream acknowledged it.
-
-    An inbound adapter acknowledges its source (HTTP 2xx, XTA ``close``) only after this
-    returned; if it raises, the source keeps the message. ``source_message_id`` names the
-    message's identity when the adapter knows it better than the body does (the OZG
-    transactionId); ``transport_id`` is the transport's id of this delivery (kept as a fact,
-    never the dedupe key). It raises ``MessageTooLarge`` for a body over the limit unless
-    ``too_large="quarantine"``, and ``IntakeUnavailable`` when a retry may succeed.
-    """
-
-    async def __call__(
-        self,
-        raw: bytes,
-        *,
-        channel: str,
-        adapter: str,
-        source_message_id: str | None = None,
-        content_type: str = "application/xml",
-        extra_headers: dict[str, str] | None = None,
-        transport_id: str | None = None,
-        too_large: TooLarge = "refuse",
-    ) -> Accepted: ...
 
 
 class AttachmentMissing(LookupError):

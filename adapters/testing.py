@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from poststelle.adapters.base import AdapterSettings, InboundAdapter, OutboundAdapter
 from poststelle.adapters.errors import DeliveryError
 from poststelle.contracts.events import CaseEvent, CaseEventData, Origin
-from poststelle.routing.intake import Accepted, TooLarge
+from poststelle.contracts.intake import Accepted, TooLarge
 
 __all__ = [
     "InboundAdapterContract",

@@ -24,11 +24,11 @@ import nats
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from poststelle.routing.config import load_config
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.hub import Hub
-from poststelle.routing.intake import source_message_id_of
-from poststelle.routing.topology import CASES, INBOX, ensure_topology
+from poststelle.routing.hub.config import load_config
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.intake import source_message_id_of
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.streams.topology import CASES, INBOX, ensure_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = (ROOT / "examples" / "xbau-antrag-0200.xml").read_bytes()

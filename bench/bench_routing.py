@@ -27,12 +27,12 @@ from pathlib import Path
 
 import nats
 
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.generator import LEISTUNGEN, generate_municipalities
-from poststelle.routing.resolver import RouteQuery, compile_table
-from poststelle.routing.rules import RouteTable
-from poststelle.routing.table_io import load_table
-from poststelle.routing.table_store import (
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.table.files import load_table
+from poststelle.routing.table.generator import LEISTUNGEN, generate_municipalities
+from poststelle.routing.table.resolver import RouteQuery, compile_table
+from poststelle.routing.table.rules import RouteTable
+from poststelle.routing.table.store import (
     RouteTableStore,
     RouteTableWatcher,
     SnapshotPointer,
@@ -146,7 +146,7 @@ def main() -> None:
         # Generated in a child process so its objects do not count towards this RSS.
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "poststelle.routing.generator", folder, str(args.rules)],
+            [sys.executable, "-m", "poststelle.routing.table.generator", folder, str(args.rules)],
             check=True,
             stdout=subprocess.DEVNULL,
         )

@@ -1,4 +1,7 @@
-"""poststelle.contracts — see README.md."""
+"""poststelle.contracts — what the hub speaks: CaseEvent, registry, validation, the wire contract.
+
+May import mappings only; adapters and routing build on it (docs/architecture.md).
+"""
 
 if __name__ != "poststelle.contracts":
     # The charter installs this folder only as poststelle.contracts; importing it bare from a

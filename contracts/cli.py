@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from poststelle.mappings.engine import MappingError
 
 from ._compile import check_entry_points
+from .data_dir import resolve_data_dir
 from .events import AttachmentRef, CaseEvent, Origin
 from .inspection import (
     InspectedMessage,
@@ -39,8 +40,6 @@ PREVIEW_BACKEND = "unrouted"
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    from poststelle.routing.config import resolve_data_dir
-
     return Path(resolve_data_dir(getattr(args, "data_dir", None)))
 
 

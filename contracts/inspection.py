@@ -28,6 +28,7 @@ from poststelle.mappings.engine import (
 
 from ._errors import MessageRejected
 from ._safexml import DEFAULT_MAX_BYTES, parse_json, parse_xml
+from .data_dir import resolve_data_dir
 from .events import Applicant, AttachmentRef, Authority, CaseEventData, Origin
 from .registry import ContractRegistry, Identification
 from .validation import ValidationOutcome
@@ -167,8 +168,6 @@ class MessageInspector:
     ) -> None:
         if registry is None:
             if data_dir is None:
-                from poststelle.routing.config import resolve_data_dir
-
                 data_dir = resolve_data_dir()
             registry = ContractRegistry.for_data_dir(data_dir)
         if mappings is None:
@@ -291,8 +290,6 @@ def inspect_message(
     """
     if inspector is None:
         if data_dir is None:
-            from poststelle.routing.config import resolve_data_dir
-
             data_dir = resolve_data_dir()
         inspector = _inspector_for(data_dir)
     result = inspector.inspect(raw, content_type=content_type, strict=strict)

@@ -1,4 +1,7 @@
-"""poststelle.mappings — see README.md."""
+"""poststelle.mappings — the declarative XÖV ⇄ CaseEvent mappings and the engine running them.
+
+May import nothing else of the house: it is the bottom floor (docs/architecture.md).
+"""
 
 if __name__ != "poststelle.mappings":
     # The charter installs this folder only as poststelle.mappings; importing it bare from a

@@ -1,4 +1,7 @@
-"""poststelle.routing — see README.md."""
+"""poststelle.routing — the hub, in rooms: hub, table, federation, ops, streams and cli.
+
+May import nothing itself (it holds no code); each room says which rooms it may import.
+"""
 
 if __name__ != "poststelle.routing":
     # The charter installs this folder only as poststelle.routing; importing it bare from a

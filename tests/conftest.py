@@ -10,7 +10,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from poststelle.routing.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

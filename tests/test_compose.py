@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from poststelle.routing.config import load_config
+from poststelle.routing.hub.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

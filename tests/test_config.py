@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from poststelle.routing.config import ConfigError, load_config
+from poststelle.routing.hub.config import ConfigError, load_config
 
 
 def test_defaults_are_the_demo(tmp_path: Path) -> None:

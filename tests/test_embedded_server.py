@@ -5,7 +5,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from poststelle.routing.embedded import EmbeddedNatsServer, NatsServerError
+from poststelle.routing.hub.embedded import EmbeddedNatsServer, NatsServerError
 
 
 async def test_session_server_has_jetstream(nats_server: EmbeddedNatsServer) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta.adapter import XtaMailboxSettings
-from poststelle.routing.config import load_config
-from poststelle.routing.resolver import RouteQuery, compile_table
-from poststelle.routing.table_io import load_table
+from poststelle.routing.hub.config import load_config
+from poststelle.routing.table.files import load_table
+from poststelle.routing.table.resolver import RouteQuery, compile_table
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

@@ -28,8 +28,8 @@ from poststelle.adapters.xta._model import (
     XtaMetadata,
 )
 from poststelle.adapters.xta.client import SendOutcome, XtaClient
+from poststelle.contracts.envelope import H_REPLY_ROUTE as REPLY_ROUTE_HEADER
 from poststelle.contracts.replies import Answer
-from poststelle.routing.envelope import H_REPLY_ROUTE as REPLY_ROUTE_HEADER
 
 __all__ = [
     "PollFailure",

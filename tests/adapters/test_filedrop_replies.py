@@ -19,7 +19,7 @@ from poststelle.adapters._replyfiles import json_depth
 from poststelle.adapters.base import AdapterContext
 from poststelle.adapters.filedrop import FileDropBackend, FileDropSettings
 from poststelle.contracts.replies import CaseReply
-from poststelle.routing.replies import UnknownCaseError
+from poststelle.routing.hub.replies import UnknownCaseError
 from tests.integration.conftest import eventually
 
 KNOWN_CASE = "666c45bc-af93-5fbe-9296-177186944635"

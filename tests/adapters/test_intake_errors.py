@@ -12,7 +12,7 @@ import nats.errors
 import pytest
 
 from poststelle.adapters.portal import create_portal_app
-from poststelle.routing.intake import Accepted, IntakeUnavailable, MessageTooLarge
+from poststelle.contracts.intake import Accepted, IntakeUnavailable, MessageTooLarge
 
 
 class FailingPublish:

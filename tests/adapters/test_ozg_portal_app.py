@@ -12,9 +12,9 @@ import httpx
 
 from poststelle.adapters._ozg import vorgang_nummer
 from poststelle.adapters.portal import create_portal_app
+from poststelle.contracts.envelope import H_ATTACHMENTS
 from poststelle.contracts.events import deterministic_case_id
-from poststelle.routing.envelope import H_ATTACHMENTS
-from poststelle.routing.intake import Accepted
+from poststelle.contracts.intake import Accepted
 
 
 class RecordingPublish:

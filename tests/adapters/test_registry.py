@@ -6,8 +6,8 @@ import pytest
 
 from poststelle.adapters.filedrop import FileDropBackend
 from poststelle.adapters.registry import AdapterRegistry, UnknownAdapterError
-from poststelle.routing.config import ConfigError, load_config
-from poststelle.routing.hub import Hub
+from poststelle.routing.hub.config import ConfigError, load_config
+from poststelle.routing.hub.runtime import Hub
 
 
 def test_project_adapters_are_registered_by_entry_point() -> None:

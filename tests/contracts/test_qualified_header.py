@@ -13,7 +13,7 @@ import yaml
 
 from poststelle.contracts.cli import main
 from poststelle.contracts.inspection import MessageInspector
-from poststelle.routing.intake import source_message_id_of
+from poststelle.routing.hub.intake import source_message_id_of
 
 from .conftest import MESSAGES
 

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from poststelle.routing.config import HubConfig, load_config
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.hub import Hub
+from poststelle.routing.hub.config import HubConfig, load_config
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.runtime import Hub
 
 
 @pytest.fixture

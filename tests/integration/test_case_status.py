@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from poststelle.routing.caseregistry import load_case, update_case
-from poststelle.routing.hub import Hub
+from poststelle.routing.hub.caseregistry import load_case, update_case
+from poststelle.routing.hub.runtime import Hub
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

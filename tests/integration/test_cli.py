@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from poststelle.routing.hub import Hub
+from poststelle.routing.hub.runtime import Hub
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 
@@ -149,8 +149,8 @@ def test_run_says_whether_the_demo_is_on(tmp_path: Path) -> None:
 
 
 async def test_second_hub_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    from poststelle.routing.config import load_config
-    from poststelle.routing.hub import HubAlreadyRunningError
+    from poststelle.routing.hub.config import load_config
+    from poststelle.routing.hub.runtime import HubAlreadyRunningError
 
     config = load_config(environ={}, overrides={"data_dir": tmp_path, "http.port": 0})
     async with Hub(config):

@@ -11,23 +11,23 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import FetchTimeoutError
 
-from poststelle.routing.config import HubConfig
-from poststelle.routing.dlq import (
-    MAX_DELIVERIES_REASON,
-    list_dead_letters,
-    replay_dead_letters,
-)
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.envelope import (
+from poststelle.contracts.envelope import (
     H_CASE_ID,
     H_MSG_ID,
     H_ORIGINAL_SUBJECT,
     dead_letter_id,
     dlq_subject,
 )
-from poststelle.routing.hub import Hub, connect
-from poststelle.routing.stats import collect_stats
-from poststelle.routing.topology import CASES, DLQ, ensure_topology
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.runtime import Hub, connect
+from poststelle.routing.ops.dlq import (
+    MAX_DELIVERIES_REASON,
+    list_dead_letters,
+    replay_dead_letters,
+)
+from poststelle.routing.ops.stats import collect_stats
+from poststelle.routing.streams.topology import CASES, DLQ, ensure_topology
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
-from poststelle.routing.config import HubConfig
-from poststelle.routing.delivery import consumer_name
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.hub import Hub
-from poststelle.routing.topology import CASES, INBOX, QUARANTINE
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.delivery import consumer_name
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.streams.topology import CASES, INBOX, QUARANTINE
 from tests.adapters.receiver import Receiver, webhook_receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_reply_path import _webhook_config

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.config import HubConfig, load_config
-from poststelle.routing.hub import Hub
+from poststelle.routing.hub.config import HubConfig, load_config
+from poststelle.routing.hub.runtime import Hub
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag, xbau_antrag_with_files
 from tests.routing.test_federation import free_port

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.hub import Hub
-from poststelle.routing.quarantine import list_quarantined
-from poststelle.routing.topology import CASES, INBOX
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.quarantine import list_quarantined
+from poststelle.routing.streams.topology import CASES, INBOX
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

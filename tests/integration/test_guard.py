@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from poststelle.adapters.portal import MAX_REPLY_BYTES
-from poststelle.routing.config import ConfigError, HubConfig, load_config
-from poststelle.routing.hub import Hub
-from poststelle.routing.quarantine import list_quarantined
-from poststelle.routing.topology import INBOX, REPLIES
+from poststelle.routing.hub.config import ConfigError, HubConfig, load_config
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.quarantine import list_quarantined
+from poststelle.routing.streams.topology import INBOX, REPLIES
 from tests.integration.conftest import eventually
 from tests.integration.test_ozg_intake import files_of
 from tests.messages import xbau_antrag

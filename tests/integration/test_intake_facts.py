@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.hub import Hub
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.runtime import Hub
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

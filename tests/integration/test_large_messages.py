@@ -16,10 +16,7 @@ import httpx
 import pytest
 
 from poststelle.adapters.xta.simulator import XtaSimulator
-from poststelle.contracts.events import CaseEvent
-from poststelle.contracts.registry import ContractRegistry
-from poststelle.routing.config import HubConfig
-from poststelle.routing.envelope import (
+from poststelle.contracts.envelope import (
     H_BODY_REF,
     H_BODY_SHA256,
     H_BODY_SIZE,
@@ -28,9 +25,12 @@ from poststelle.routing.envelope import (
     H_MSG_ID,
     inbox_subject,
 )
-from poststelle.routing.hub import Hub
-from poststelle.routing.quarantine import list_quarantined, replay_quarantined
-from poststelle.routing.topology import ATTACHMENTS_BUCKET, AUDIT, CASES, INBOX, QUARANTINE
+from poststelle.contracts.events import CaseEvent
+from poststelle.contracts.registry import ContractRegistry
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
+from poststelle.routing.streams.topology import ATTACHMENTS_BUCKET, AUDIT, CASES, INBOX, QUARANTINE
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag, xbau_antrag_with_files
 from tests.xta.conftest import AMT, HUB

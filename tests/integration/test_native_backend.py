@@ -6,9 +6,9 @@ import httpx
 import nats
 
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.config import HubConfig
-from poststelle.routing.hub import Hub
-from poststelle.routing.topology import CASES
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.streams.topology import CASES
 from tests.messages import xbau_antrag
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.cli import main as poststelle
-from poststelle.routing.config import HubConfig
-from poststelle.routing.hub import Hub
+from poststelle.routing.cli.main import main as poststelle
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
 from tests.contracts.test_cli_and_new_standard import DESCRIPTOR, MAPPING, MESSAGE, XSD
 from tests.integration.conftest import eventually
 

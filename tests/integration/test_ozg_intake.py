@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from poststelle.contracts.events import CaseEvent, deterministic_case_id
-from poststelle.routing.config import HubConfig, load_config
-from poststelle.routing.hub import Hub
-from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES, INBOX
+from poststelle.routing.hub.config import HubConfig, load_config
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.streams.topology import ATTACHMENTS_BUCKET, CASES, INBOX
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

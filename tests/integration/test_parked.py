@@ -14,11 +14,7 @@ from typing import TypeVar
 import httpx
 from nats.js import JetStreamContext
 
-from poststelle.routing.cli import main as poststelle
-from poststelle.routing.config import HubConfig
-from poststelle.routing.dlq import list_dead_letters, replay_dead_letters
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.envelope import (
+from poststelle.contracts.envelope import (
     H_CASE_ID,
     H_MSG_ID,
     H_ORIGINAL_SUBJECT,
@@ -27,9 +23,13 @@ from poststelle.routing.envelope import (
     dlq_subject,
     quarantine_subject,
 )
-from poststelle.routing.hub import Hub, connect
-from poststelle.routing.quarantine import list_quarantined, replay_quarantined
-from poststelle.routing.topology import CASES, DLQ, INBOX, QUARANTINE, ensure_topology
+from poststelle.routing.cli.main import main as poststelle
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.runtime import Hub, connect
+from poststelle.routing.ops.dlq import list_dead_letters, replay_dead_letters
+from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
+from poststelle.routing.streams.topology import CASES, DLQ, INBOX, QUARANTINE, ensure_topology
 from tests.integration.conftest import eventually
 
 XML = {"Content-Type": "application/xml"}

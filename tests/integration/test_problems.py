@@ -12,8 +12,8 @@ import pytest
 
 from poststelle.adapters.base import AdapterContext
 from poststelle.adapters.portal import MAX_REPLY_BYTES, PortalAdapter, PortalSettings
-from poststelle.routing.hub import Hub
-from poststelle.routing.topology import REPLIES
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.streams.topology import REPLIES
 
 XML = {"Content-Type": "application/xml"}
 JSON = {"Content-Type": "application/json"}

@@ -14,10 +14,10 @@ from lxml import etree
 from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.contracts.events import CaseEvent
 from poststelle.contracts.registry import ContractRegistry
-from poststelle.routing.config import HubConfig
-from poststelle.routing.hub import Hub
-from poststelle.routing.quarantine import list_quarantined
-from poststelle.routing.topology import REPLIES
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.quarantine import list_quarantined
+from poststelle.routing.streams.topology import REPLIES
 from tests.adapters.receiver import Receiver, webhook_receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _mailbox_settings

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import httpx
 
-from poststelle.routing.config import HubConfig, load_config
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.hub import Hub
-from poststelle.routing.topology import CASES, INBOX, ensure_topology
+from poststelle.routing.hub.config import HubConfig, load_config
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.streams.topology import CASES, INBOX, ensure_topology
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import httpx
 
-from poststelle.routing.config import HubConfig
-from poststelle.routing.dlq import list_dead_letters, replay_dead_letters
-from poststelle.routing.envelope import H_MSG_ID, H_ORIGINAL_SUBJECT, dlq_subject, inbox_subject
-from poststelle.routing.hub import Hub
-from poststelle.routing.parked import replay_id
-from poststelle.routing.quarantine import list_quarantined, replay_quarantined
-from poststelle.routing.stats import collect_stats
-from poststelle.routing.topology import QUARANTINE
+from poststelle.contracts.envelope import H_MSG_ID, H_ORIGINAL_SUBJECT, dlq_subject, inbox_subject
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.dlq import list_dead_letters, replay_dead_letters
+from poststelle.routing.ops.parked import replay_id
+from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
+from poststelle.routing.ops.stats import collect_stats
+from poststelle.routing.streams.topology import QUARANTINE
 from tests.integration.conftest import eventually
 from tests.integration.test_parked import _cli
 from tests.integration.test_table_routing import (

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.cli import main as poststelle
-from poststelle.routing.config import HubConfig
-from poststelle.routing.hub import Hub
-from poststelle.routing.quarantine import list_quarantined, replay_quarantined
+from poststelle.routing.cli.main import main as poststelle
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

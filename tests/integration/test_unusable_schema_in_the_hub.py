@@ -11,11 +11,11 @@ import pytest
 
 from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.registry import ContractRegistry
-from poststelle.routing.config import HubConfig
-from poststelle.routing.core import ROUTER_DURABLE, UNEXPECTED_REASON
-from poststelle.routing.hub import Hub
-from poststelle.routing.quarantine import list_quarantined
-from poststelle.routing.topology import INBOX
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.core import UNEXPECTED_REASON
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.quarantine import list_quarantined
+from poststelle.routing.streams.topology import INBOX, ROUTER_DURABLE
 from tests.contracts.urlsets import url_importing_xbau, with_descriptor_catalog
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 
 from poststelle.contracts.registry import ContractRegistry
-from poststelle.routing.config import HubConfig
-from poststelle.routing.hub import Hub
-from poststelle.routing.quarantine import list_quarantined
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.quarantine import list_quarantined
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 

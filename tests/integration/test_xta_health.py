@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
-from poststelle.routing.config import HubConfig
-from poststelle.routing.hub import Hub
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _with_mailbox
 from tests.messages import xbau_antrag

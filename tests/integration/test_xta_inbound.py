@@ -14,10 +14,10 @@ from poststelle.adapters.testing import InboundAdapterContract, RecordingPublish
 from poststelle.adapters.xta.adapter import XtaMailboxAdapter, XtaMailboxSettings
 from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.config import HubConfig
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.hub import Hub
-from poststelle.routing.stats import collect_stats
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.stats import collect_stats
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 from tests.xta.conftest import AMT, HUB

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from poststelle.routing.rules import RouteTable
+from poststelle.routing.table.rules import RouteTable
 
 KIEL = "010020000002"
 LUEBECK = "010030000003"

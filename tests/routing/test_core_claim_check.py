@@ -9,12 +9,12 @@ from typing import Any
 
 import nats.errors
 
+from poststelle.contracts.envelope import H_BODY_REF, H_BODY_SHA256, H_BODY_SIZE, H_CASE_ID
 from poststelle.contracts.inspection import MessageInspector
-from poststelle.routing.audit import AuditTrail
-from poststelle.routing.core import RoutingCore
-from poststelle.routing.envelope import H_BODY_REF, H_BODY_SHA256, H_BODY_SIZE, H_CASE_ID
-from poststelle.routing.metrics import Counters
-from poststelle.routing.routes_static import StaticRouteResolver
+from poststelle.routing.hub.core import RoutingCore
+from poststelle.routing.ops.audit import AuditTrail
+from poststelle.routing.ops.metrics import Counters
+from poststelle.routing.table.static import StaticRouteResolver
 
 
 class _UnreachableStore:

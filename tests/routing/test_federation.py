@@ -14,8 +14,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.federation import (
+from poststelle.routing.federation.states import (
     INBOX_STREAM,
     Territory,
     add_inbox_sources,
@@ -26,9 +25,10 @@ from poststelle.routing.federation import (
     mirror_peer_table,
     state_for_ars,
 )
-from poststelle.routing.resolver import RouteQuery, compile_table
-from poststelle.routing.rules import RouteTableError
-from poststelle.routing.table_store import RouteTableStore, RouteTableWatcher
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.table.resolver import RouteQuery, compile_table
+from poststelle.routing.table.rules import RouteTableError
+from poststelle.routing.table.store import RouteTableStore, RouteTableWatcher
 
 from .helpers import BAUGENEHMIGUNG, KIEL, table
 

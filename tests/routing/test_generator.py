@@ -4,14 +4,14 @@ from collections import Counter
 from dataclasses import replace
 from datetime import date
 
-from poststelle.routing.generator import (
+from poststelle.routing.table.generator import (
     LAENDER,
     MERGER_DATE,
     generate_municipalities,
     generate_national_table,
 )
-from poststelle.routing.resolver import RouteQuery, compile_table
-from poststelle.routing.rules import validate_ars_prefix
+from poststelle.routing.table.resolver import RouteQuery, compile_table
+from poststelle.routing.table.rules import validate_ars_prefix
 
 from .helpers import GEWERBE
 

@@ -11,8 +11,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.isolation import (
+from poststelle.routing.federation.isolation import (
     CASES_STREAM,
     HUB_USER,
     NatsAuthConfig,
@@ -20,6 +19,7 @@ from poststelle.routing.isolation import (
     generate_auth_config,
     tenant_inbox_prefix,
 )
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
 
 from .helpers import table
 
@@ -204,7 +204,7 @@ def test_nats_config_command_writes_private_files_and_keeps_passwords(
 ) -> None:
     import argparse
 
-    from poststelle.routing.routes_cli import register
+    from poststelle.routing.cli.routes import register
 
     parser = argparse.ArgumentParser(prog="poststelle")
     register(parser.add_subparsers(dest="command", required=True))

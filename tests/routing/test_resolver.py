@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from poststelle.routing.resolver import RouteQuery, compile_table, specificity
-from poststelle.routing.rules import RouteTableError
+from poststelle.routing.table.resolver import RouteQuery, compile_table, specificity
+from poststelle.routing.table.rules import RouteTableError
 
 from .helpers import BAUGENEHMIGUNG, GEWERBE, KIEL, LUEBECK, table
 

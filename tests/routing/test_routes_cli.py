@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.routes_cli import register
+from poststelle.routing.cli.routes import register
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
 
 from .helpers import BAUGENEHMIGUNG, KIEL, LUEBECK
 

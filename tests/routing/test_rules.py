@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from poststelle.routing.rules import RULE_FIELDS, Rule, rules_from_rows, validate_ars_prefix
+from poststelle.routing.table.rules import RULE_FIELDS, Rule, rules_from_rows, validate_ars_prefix
 
 from .helpers import BAUGENEHMIGUNG, KIEL, table
 

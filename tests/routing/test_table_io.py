@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from poststelle.routing.resolver import RouteQuery, compile_table
-from poststelle.routing.rules import RouteTable, RouteTableError
-from poststelle.routing.table_io import (
+from poststelle.routing.table.files import (
     diff,
     dump_csv,
     dump_yaml,
@@ -17,6 +15,8 @@ from poststelle.routing.table_io import (
     parse_csv,
     parse_yaml,
 )
+from poststelle.routing.table.resolver import RouteQuery, compile_table
+from poststelle.routing.table.rules import RouteTable, RouteTableError
 
 from .helpers import BAUGENEHMIGUNG, KIEL, LUEBECK
 

@@ -14,11 +14,11 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from poststelle.routing import table_store
-from poststelle.routing.embedded import EmbeddedNatsServer
-from poststelle.routing.resolver import RouteQuery
-from poststelle.routing.rules import RouteTableError
-from poststelle.routing.table_store import (
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.table import store as table_store
+from poststelle.routing.table.resolver import RouteQuery
+from poststelle.routing.table.rules import RouteTableError
+from poststelle.routing.table.store import (
     POINTER_KEY,
     ConcurrentImportError,
     RouteTableStore,

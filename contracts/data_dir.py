@@ -1,0 +1,20 @@
+"""The data folder: where the hub, the contract registry and local mappings keep their files.
+
+It lives at the bottom of the house because ``poststelle contracts ...`` and the message
+inspector find registered standards there without the hub's configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["DEFAULT_DATA_DIR", "resolve_data_dir"]
+
+DEFAULT_DATA_DIR = Path(".poststelle")
+
+
+def resolve_data_dir(cli_value: str | Path | None = None) -> Path:
+    """``--data-dir`` wins over ``POSTSTELLE_DATA_DIR``, which wins over ``./.poststelle``."""
+    chosen = cli_value or os.environ.get("POSTSTELLE_DATA_DIR") or DEFAULT_DATA_DIR
+    return Path(chosen).expanduser().resolve()

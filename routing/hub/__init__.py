@@ -1,0 +1,4 @@
+"""The hub's runtime: hub, routing core, intake, delivery, replies, wiring, NATS, config, demo.
+
+May import table, federation, ops, streams, adapters, contracts, mappings; never cli.
+"""

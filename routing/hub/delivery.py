@@ -1,0 +1,326 @@
+"""Delivery workers: durable pull consumers that hand messages to adapters.
+
+``DeliveryWorker`` feeds one back end from ``CASES``; ``AnswerWorker`` feeds an origin's
+adapter from ``OUTBOX``. Both share one failure policy: a retryable error naks with a delay
+that grows with the delivery count (FastStream's and JetStream's own redelivery would be
+immediate: a hot loop), a permanent one records the message in ``DLQ`` with the reason and
+terminates it, and so does the last allowed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from pydantic import ValidationError
+
+from poststelle.adapters.base import OutboundAdapter
+from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
+from poststelle.contracts.envelope import (
+    H_CASE_ID,
+    H_DETAIL,
+    H_MSG_ID,
+    H_ORIGINAL_SUBJECT,
+    H_REASON,
+    dead_letter_id,
+    dlq_subject,
+    safe_token,
+)
+from poststelle.contracts.events import CaseEvent
+from poststelle.contracts.replies import Answer
+from poststelle.routing.federation.isolation import backend_consumer_name
+from poststelle.routing.hub.caseregistry import update_case
+from poststelle.routing.ops.audit import AuditTrail
+from poststelle.routing.ops.metrics import Counters
+from poststelle.routing.streams.topology import CASES, OUTBOX
+
+__all__ = [
+    "AnswerWorker",
+    "AnsweringAdapter",
+    "ConsumerWorker",
+    "DeliveryWorker",
+    "consumer_name",
+    "durable_consumer_config",
+    "ensure_backend_consumer",
+    "retry_delay",
+]
+
+log = logging.getLogger(__name__)
+
+# The core writes a case's record right after publishing its event; a delivery faster than
+# that write waits for it this often, this long, before leaving the state to the audit trail.
+_RECORD_WAITS = 5
+_RECORD_WAIT = 0.1
+
+
+def consumer_name(tenant: str, backend: str) -> str:
+    """One durable consumer per back end, whether the hub runs it (file drop, webhook) or
+    the back end itself does with its own credentials (native NATS): the same name, so the
+    server's permissions (``poststelle nats-config``) cover both."""
+    return backend_consumer_name(safe_token(tenant), safe_token(backend))
+
+
+def retry_delay(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential back-off: 1 s, 2 s, 4 s ... at most five minutes."""
+    return float(min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def durable_consumer_config(max_deliver: int) -> ConsumerConfig:
+    return ConsumerConfig(
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=60.0,
+        max_deliver=max_deliver,
+        max_ack_pending=1000,
+    )
+
+
+def backend_subject(tenant: str, backend: str) -> str:
+    return f"case.{safe_token(tenant)}.{safe_token(backend)}.>"
+
+
+async def ensure_backend_consumer(
+    js: JetStreamContext, tenant: str, backend: str, max_deliver: int
+) -> str:
+    """The durable consumer a native back end pulls from with its own credentials (which
+    may not create consumers: ``poststelle nats-config`` grants pull and ack only)."""
+    durable = consumer_name(tenant, backend)
+    config = durable_consumer_config(max_deliver)
+    config.durable_name = durable
+    config.filter_subject = backend_subject(tenant, backend)
+    await js.add_consumer(CASES, config)
+    return durable
+
+
+class ConsumerWorker:
+    """One durable pull consumer; subclasses say what handling a message means."""
+
+    stream: str
+    counter_prefix: str
+    # Messages of one batch may be handed over concurrently unless their order matters.
+    in_order: bool = True
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        durable: str,
+        subject: str,
+        audit: AuditTrail,
+        counters: Counters,
+        max_deliver: int = 10,
+        batch_size: int = 32,
+    ) -> None:
+        self._js = js
+        self.durable = durable
+        self._subject = subject
+        self._audit = audit
+        self._counters = counters
+        self._max_deliver = max_deliver
+        self._batch_size = batch_size
+        self._stopping = asyncio.Event()
+
+    async def handle(self, msg: Msg) -> None:
+        raise NotImplementedError
+
+    async def on_start(self) -> None:
+        return None
+
+    async def on_stop(self) -> None:
+        return None
+
+    async def run(self) -> None:
+        await self.on_start()
+        subscription = await self._js.pull_subscribe(
+            self._subject,
+            durable=self.durable,
+            stream=self.stream,
+            config=durable_consumer_config(self._max_deliver),
+        )
+        log.info("worker started durable=%s subject=%s", self.durable, self._subject)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    batch = await subscription.fetch(self._batch_size, timeout=0.5)
+                except (FetchTimeoutError, TimeoutError):
+                    continue
+                if self.in_order:
+                    for msg in batch:
+                        await self._process(msg)
+                else:
+                    await asyncio.gather(*(self._process(msg) for msg in batch))
+        finally:
+            await self.on_stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _process(self, msg: Msg) -> None:
+        attempt = msg.metadata.num_delivered
+        try:
+            await self.handle(msg)
+        except PermanentDeliveryError as exc:
+            await self._dead_letter(msg, str(exc))
+            return
+        except RetryableDeliveryError as exc:
+            if attempt >= self._max_deliver:
+                await self._dead_letter(msg, f"retries exhausted: {exc}")
+                return
+            delay = retry_delay(attempt)
+            log.warning(
+                "delivery failed durable=%s attempt=%s retry_in=%.1fs error=%s",
+                self.durable,
+                attempt,
+                delay,
+                exc,
+            )
+            self._counters.incr(f"{self.counter_prefix}.retried")
+            await msg.nak(delay=delay)
+            return
+        await msg.ack_sync()
+        self._counters.incr(f"{self.counter_prefix}.delivered")
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        case_id = (msg.headers or {}).get(H_CASE_ID, "")
+        headers: dict[str, Any] = {
+            **(msg.headers or {}),
+            H_MSG_ID: dead_letter_id(self.durable, msg.metadata.sequence.stream),
+            H_CASE_ID: case_id,
+            H_ORIGINAL_SUBJECT: msg.subject,
+            H_REASON: "delivery-failed",
+            H_DETAIL: " ".join(reason.split())[:1000],
+        }
+        await self._js.publish(dlq_subject(self.durable), msg.data, headers=headers)
+        await msg.term()
+        self._counters.incr(f"{self.counter_prefix}.dead_lettered")
+        log.warning("dead-lettered durable=%s case_id=%s reason=%s", self.durable, case_id, reason)
+        if case_id:
+            await self._audit.append(case_id, "dead-lettered", consumer=self.durable, reason=reason)
+
+
+class DeliveryWorker(ConsumerWorker):
+    """``CASES`` → one back end."""
+
+    stream = CASES
+    counter_prefix = "delivery"
+    # One event per case so far, and each carries its own idempotency key: order is free.
+    in_order = False
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        backend: OutboundAdapter,
+        audit: AuditTrail,
+        counters: Counters,
+        *,
+        max_deliver: int = 10,
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__(
+            js,
+            durable=consumer_name(backend.tenant, backend.name),
+            subject=backend_subject(backend.tenant, backend.name),
+            audit=audit,
+            counters=counters,
+            max_deliver=max_deliver,
+            batch_size=batch_size,
+        )
+        self.backend = backend
+
+    async def on_start(self) -> None:
+        await self.backend.start()
+
+    async def on_stop(self) -> None:
+        await self.backend.stop()
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            event = CaseEvent.model_validate_json(msg.data)
+        except ValidationError as exc:
+            raise PermanentDeliveryError(f"not a CaseEvent: {exc.error_count()} errors") from exc
+        await self.backend.deliver(event)
+        await self._audit.append(
+            event.data.case_id,
+            "delivered",
+            tenant=self.backend.tenant,
+            backend=self.backend.name,
+            event_id=event.id,
+            attempt=msg.metadata.num_delivered,
+        )
+        await self._record_delivered(event.data.case_id)
+
+    async def _record_delivered(self, case_id: str) -> None:
+        """``delivered`` (with its time) in the case registry: once, whatever came later
+        (a reply's state is newer and stays; the revision check keeps its update)."""
+        at = datetime.now(UTC).isoformat()
+
+        def delivered(record: dict[str, Any]) -> bool:
+            if record.get("delivered_at"):  # a redelivery: already recorded
+                return False
+            record["delivered_at"] = at
+            if record.get("state") == "routed":
+                record["state"] = "delivered"
+            return True
+
+        try:
+            for _ in range(_RECORD_WAITS):
+                if await update_case(self._js, case_id, delivered) is not None:
+                    return
+                await asyncio.sleep(_RECORD_WAIT)
+            log.warning("delivered case has no registry record case_id=%s", case_id)
+        except Exception as exc:  # the back end has it: a bookkeeping failure must not redeliver
+            log.warning("delivered state not recorded case_id=%s error=%r", case_id, exc)
+
+
+class AnsweringAdapter(Protocol):
+    """An inbound adapter that can also answer its origin (XTA mailbox, portal)."""
+
+    name: str
+
+    async def answer(self, answer: Answer) -> dict[str, object]: ...
+
+
+class AnswerWorker(ConsumerWorker):
+    """``OUTBOX`` → the origin's adapter, which answers in the origin's language."""
+
+    stream = OUTBOX
+    counter_prefix = "answer"
+    # A status must reach the origin before the decision that follows it.
+    in_order = True
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        adapter: AnsweringAdapter,
+        audit: AuditTrail,
+        counters: Counters,
+        *,
+        max_deliver: int = 10,
+    ) -> None:
+        super().__init__(
+            js,
+            durable=f"answer-{safe_token(adapter.name)}",
+            subject=f"outbox.*.{safe_token(adapter.name)}",
+            audit=audit,
+            counters=counters,
+            max_deliver=max_deliver,
+        )
+        self.adapter = adapter
+
+    async def handle(self, msg: Msg) -> None:
+        answer = Answer.from_message(msg.data, dict(msg.headers or {}))
+        facts = await self.adapter.answer(answer)
+        await self._audit.append(
+            answer.case_id,
+            "answered",
+            adapter=self.adapter.name,
+            kind=answer.kind,
+            message_type=answer.message_type,
+            **facts,
+        )

@@ -1,0 +1,181 @@
+"""The one door every inbound adapter uses: store the raw bytes in ``INBOX``, then answer.
+
+``Intake.accept`` returns only after JetStream acknowledged the message, so an adapter that
+acknowledges its source (HTTP 2xx, XTA ``close``) after ``accept`` returned never loses one.
+
+Every channel follows one identity rule: the message's own id (XÖV ``nachrichtenUUID``, else
+the body's sha256; an intake may name one, as ``/antrag`` does with the OZG transactionId)
+is the dedupe key and decides the case id. The transport's id for the delivery (XTA
+MessageID, HTTP Idempotency-Key) is kept as a fact in a header and the audit trail, so a
+message re-sent under a new transport id is still recognised as the same message.
+
+Bodies above the claim-check threshold go to the object store first and ``INBOX`` carries
+the reference (``claim_check``); bodies above the size limit are refused before anything is
+stored (``MessageTooLarge``), unless the adapter cannot refuse (a mailbox): then the body is
+kept by its claim check and the routing core quarantines it as ``too-large``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.js import JetStreamContext
+
+from poststelle.contracts.envelope import (
+    H_ADAPTER,
+    H_CASE_ID,
+    H_CHANNEL,
+    H_CONTENT_TYPE,
+    H_MSG_ID,
+    H_RECEIVED_AT,
+    H_SOURCE_ID,
+    H_TRANSPORT_ID,
+    inbox_subject,
+)
+from poststelle.contracts.intake import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Accepted,
+    IntakeUnavailable,
+    MessageTooLarge,
+    TooLarge,
+)
+from poststelle.contracts.message_identity import identify_message, issued_by
+from poststelle.contracts.transient import is_transient
+from poststelle.routing.ops.audit import AuditTrail
+from poststelle.routing.ops.metrics import Counters
+from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES, store_body
+from poststelle.routing.streams.topology import INBOX
+
+__all__ = ["Intake", "source_message_id_of"]
+
+log = logging.getLogger(__name__)
+
+
+def source_message_id_of(raw: bytes) -> str:
+    """The message's own id: its ``nachrichtenUUID``, else ``sha256-<hex>`` of the body."""
+    return identify_message(raw).value
+
+
+class Intake:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        audit: AuditTrail,
+        counters: Counters,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES,
+    ) -> None:
+        self._js = js
+        self._audit = audit
+        self._counters = counters
+        self.max_message_bytes = max_message_bytes
+        self.claim_check_bytes = claim_check_bytes
+
+    async def accept(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        adapter: str,
+        source_message_id: str | None = None,
+        content_type: str = "application/xml",
+        extra_headers: dict[str, str] | None = None,
+        transport_id: str | None = None,
+        too_large: TooLarge = "refuse",
+    ) -> Accepted:
+        """Store one arrival; raises ``MessageTooLarge`` (permanent, nothing stored) or
+        ``IntakeUnavailable`` (transient, nothing acknowledged)."""
+        if len(raw) > self.max_message_bytes and too_large == "refuse":
+            self._counters.incr("intake.too_large")
+            raise MessageTooLarge(len(raw), self.max_message_bytes)
+        try:
+            return await self._accept(
+                raw,
+                channel=channel,
+                adapter=adapter,
+                source_message_id=source_message_id,
+                content_type=content_type,
+                extra_headers=extra_headers or {},
+                transport_id=transport_id,
+            )
+        except Exception as exc:
+            if is_transient(exc):
+                raise IntakeUnavailable(f"the message was not stored: {exc!r}") from exc
+            raise
+
+    async def _accept(
+        self,
+        raw: bytes,
+        *,
+        channel: str,
+        adapter: str,
+        source_message_id: str | None,
+        content_type: str,
+        extra_headers: dict[str, str],
+        transport_id: str | None,
+    ) -> Accepted:
+        # The identity scan reads only the head of the body, however large it is.
+        identity = (
+            issued_by(channel, source_message_id) if source_message_id else identify_message(raw)
+        )
+        source_id, case_id = identity.value, identity.case_id
+        headers = {
+            # The message's own identity: the same message dedupes whichever channel
+            # brings it again and whatever id its transport gave it this time.
+            H_MSG_ID: identity.dedupe_key,
+            H_CHANNEL: channel,
+            H_ADAPTER: adapter,
+            H_SOURCE_ID: source_id,
+            H_CASE_ID: case_id,
+            H_CONTENT_TYPE: content_type,
+            H_RECEIVED_AT: datetime.now(UTC).isoformat(),
+            **extra_headers,
+        }
+        if transport_id:
+            headers[H_TRANSPORT_ID] = transport_id
+        claim_checked = len(raw) > self.claim_check_bytes
+        if claim_checked:
+            headers.update((await store_body(self._js, raw)).headers())
+        data = b"" if claim_checked else raw
+        ack = await self._js.publish(inbox_subject(channel, adapter), data, headers=headers)
+        facts: dict[str, Any] = {"channel": channel, "adapter": adapter}
+        if transport_id:
+            facts["transport_id"] = transport_id
+        received_at = headers[H_RECEIVED_AT]
+        if ack.duplicate:
+            self._counters.incr("intake.duplicate")
+            received_at = await self._first_received_at(ack.seq) or received_at
+            if transport_id:
+                # The repeat's transport id is worth keeping: it explains a second delivery
+                # at the source (e.g. an XTA resend) without a second case.
+                await self._audit.append(case_id, "duplicate", **facts)
+        else:
+            self._counters.incr("intake.received")
+            await self._audit.append(
+                case_id,
+                "received",
+                **facts,
+                source_message_id=source_id,
+                inbox_seq=ack.seq,
+                size=len(raw),
+                claim_checked=claim_checked,
+            )
+        return Accepted(
+            case_id=case_id,
+            message_id=source_id,
+            duplicate=bool(ack.duplicate),
+            stream_sequence=ack.seq,
+            received_at=received_at,
+        )
+
+    async def _first_received_at(self, sequence: int) -> str | None:
+        """The original's arrival time: a duplicate's ack names the original's sequence."""
+        try:
+            original = await self._js.get_msg(INBOX, sequence)
+        except Exception as exc:  # gone (purged) or unreachable: the answer stays useful
+            log.info("original arrival not found seq=%s error=%r", sequence, exc)
+            return None
+        return (original.headers or {}).get(H_RECEIVED_AT)

@@ -1,0 +1,257 @@
+"""The way back: back-end replies → ``REPLIES`` → answer for the origin → ``OUTBOX``.
+
+``ReplyIntake`` is the one door for replies (HTTP, file drop ``in/``, native publishers go
+straight to ``REPLIES``). ``ReplyRouter`` binds each reply to its case through the ``cases``
+registry, builds the answer in the origin's language (``answer_for``) and queues it for the
+origin's adapter. A reply that cannot become an answer is quarantined by the router; over
+HTTP the intake tries ``answer_for`` first and refuses it synchronously instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from pydantic import ValidationError
+
+from poststelle.contracts.answers import build_answer
+from poststelle.contracts.envelope import (
+    H_CASE_ID,
+    H_DETAIL,
+    H_MSG_ID,
+    H_REASON,
+    H_RECEIVED_AT,
+    H_STEP,
+    quarantine_subject,
+    safe_token,
+)
+from poststelle.contracts.replies import (
+    Answer,
+    CannotAnswerError,
+    CaseReply,
+    ForeignCaseError,
+    answered_message,
+    in_reply_to,
+    reply_event,
+)
+from poststelle.routing.hub.caseregistry import load_case, update_case
+from poststelle.routing.ops.audit import AuditTrail
+from poststelle.routing.ops.metrics import Counters
+from poststelle.routing.streams.topology import REPLIES
+
+__all__ = [
+    "REPLY_ROUTER_DURABLE",
+    "ReplyIntake",
+    "ReplyRouter",
+    "UnknownCaseError",
+    "answer_for",
+]
+
+log = logging.getLogger(__name__)
+
+REPLY_ROUTER_DURABLE = "reply-router"
+_STATE_AFTER = {
+    "receipt": "acknowledged",
+    "status": "in-review",
+    "decision": "decided",
+    "rejection": "rejected",
+}
+
+
+class UnknownCaseError(LookupError):
+    pass
+
+
+def reply_subject(record: dict[str, Any], kind: str) -> str:
+    tenant, backend = safe_token(record["tenant"]), safe_token(record["backend"])
+    return f"reply.{tenant}.{backend}.{safe_token(kind)}"
+
+
+def _subject_backend(subject: str) -> tuple[str, str]:
+    """(tenant, backend) of ``reply.<tenant>.<backend>.<kind>``."""
+    parts = subject.split(".")
+    return (parts[1], parts[2]) if len(parts) == 4 else ("", "")
+
+
+def answer_for(case_id: str, record: dict[str, Any], reply: CaseReply) -> Answer:
+    """The answer to ``reply`` in the language of the case's origin: an XBau message for a
+    case that came by XTA, a JSON status otherwise. Raises ``CannotAnswerError`` when the
+    reply cannot be expressed there."""
+    origin = record["origin"]
+    route = dict(origin.get("reply_route") or {})
+    if origin["channel"] == "xta":
+        try:
+            content = build_answer(reply_event(case_id, reply, answered_message(record)))
+        except ValueError as exc:
+            raise CannotAnswerError(str(exc)) from exc
+        message_type, namespace = Answer.xoev_message_type(reply.kind)
+        return Answer(
+            case_id=case_id,
+            kind=reply.kind,
+            content=content,
+            content_type="application/xml",
+            message_type=message_type,
+            namespace=namespace,
+            reply_route=route,
+            in_reply_to=in_reply_to(route, origin.get("source_message_id")),
+        )
+    status = {
+        "case_id": case_id,
+        "kind": reply.kind,
+        "state": _STATE_AFTER[reply.kind],
+        "reply": reply.model_dump(mode="json", exclude_none=True),
+        "source_message_id": origin.get("source_message_id"),
+    }
+    return Answer(
+        case_id=case_id,
+        kind=reply.kind,
+        content=json.dumps(status).encode(),
+        content_type="application/json",
+        reply_route=route,
+        in_reply_to=in_reply_to(route, origin.get("source_message_id")),
+    )
+
+
+class ReplyIntake:
+    def __init__(self, js: JetStreamContext, audit: AuditTrail) -> None:
+        self._js = js
+        self._audit = audit
+
+    async def accept(
+        self,
+        case_id: str,
+        reply: CaseReply,
+        *,
+        via: str,
+        backend: tuple[str, str] | None = None,
+        check_answer: bool = False,
+    ) -> str:
+        """Store the reply in ``REPLIES``; returns its idempotency key.
+
+        ``backend`` (tenant, name) is who replies: only the case's own back end may.
+        ``check_answer`` builds the answer first and raises ``CannotAnswerError`` instead of
+        storing a reply the router could only quarantine (for callers who can be told now).
+        """
+        record = await load_case(self._js, case_id)
+        if record is None:
+            raise UnknownCaseError(f"no case {case_id!r} is registered")
+        if backend is not None and backend != (record["tenant"], record["backend"]):
+            raise ForeignCaseError(f"case {case_id!r} is not routed to {'/'.join(backend)}")
+        if check_answer:
+            answer_for(case_id, record, reply)
+        key = reply.idempotency_key()
+        ack = await self._js.publish(
+            reply_subject(record, reply.kind),
+            reply.model_dump_json().encode(),
+            headers={H_MSG_ID: f"reply:{case_id}:{key}", H_CASE_ID: case_id},
+        )
+        if not ack.duplicate:
+            await self._audit.append(
+                case_id, "reply-received", kind=reply.kind, via=via, reply_id=key
+            )
+        return key
+
+
+class ReplyRouter:
+    def __init__(self, js: JetStreamContext, audit: AuditTrail, counters: Counters) -> None:
+        self._js = js
+        self._audit = audit
+        self._counters = counters
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        subscription = await self._js.pull_subscribe(
+            "reply.>",
+            durable=REPLY_ROUTER_DURABLE,
+            stream=REPLIES,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=60.0,
+                max_deliver=20,
+            ),
+        )
+        while not self._stopping.is_set():
+            try:
+                batch = await subscription.fetch(32, timeout=0.5)
+            except (FetchTimeoutError, TimeoutError):
+                continue
+            for msg in batch:
+                try:
+                    await self._route(msg)
+                except Exception:
+                    log.exception("reply routing failed; redelivering later")
+                    await msg.nak(delay=5.0)
+                    continue
+                await msg.ack_sync()
+
+    async def _route(self, msg: Msg) -> None:
+        case_id = (msg.headers or {}).get(H_CASE_ID, "")
+        try:
+            reply = CaseReply.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await self._quarantine(msg, case_id, "invalid-reply", str(exc))
+            return
+        record = await load_case(self._js, case_id)
+        if record is None:
+            await self._quarantine(msg, case_id, "unknown-case", f"no case {case_id!r}")
+            return
+        origin = record["origin"]
+        if _subject_backend(msg.subject) != (
+            safe_token(record["tenant"]),
+            safe_token(record["backend"]),
+        ):
+            detail = f"{msg.subject} does not belong to case {case_id!r}'s back end"
+            await self._quarantine(msg, case_id, "foreign-case", detail)
+            return
+        try:
+            answer = answer_for(case_id, record, reply)
+        except CannotAnswerError as exc:
+            await self._quarantine(msg, case_id, "cannot-answer", str(exc))
+            return
+        channel, adapter = safe_token(origin["channel"]), safe_token(origin["adapter"])
+        await self._js.publish(
+            f"outbox.{channel}.{adapter}",
+            answer.content,
+            headers={**answer.headers(), H_MSG_ID: f"outbox:{msg.metadata.sequence.stream}"},
+        )
+        last_reply = reply.model_dump(mode="json", exclude_none=True)
+
+        def answered(current: dict[str, Any]) -> bool:
+            current.update(state=_STATE_AFTER[reply.kind], last_reply=last_reply)
+            return True
+
+        await update_case(self._js, case_id, answered)
+        await self._audit.append(
+            case_id,
+            "answer-queued",
+            kind=reply.kind,
+            message_type=answer.message_type,
+            adapter=origin["adapter"],
+        )
+        self._counters.incr("replies.routed")
+
+    async def _quarantine(self, msg: Msg, case_id: str, reason: str, detail: str) -> None:
+        log.warning("reply quarantined case_id=%s reason=%s", case_id, reason)
+        headers = {
+            **(msg.headers or {}),
+            H_MSG_ID: f"quarantine:reply:{msg.metadata.sequence.stream}",
+            H_STEP: "reply",
+            H_REASON: reason,
+            H_DETAIL: " ".join(detail.split())[:1000],
+            H_RECEIVED_AT: datetime.now(UTC).isoformat(),
+        }
+        await self._js.publish(quarantine_subject("reply", reason), msg.data, headers=headers)
+        self._counters.incr("replies.quarantined")
+        if case_id:
+            await self._audit.append(case_id, "reply-quarantined", reason=reason)

@@ -1,0 +1,4 @@
+"""The operator's tools: quarantine, DLQ, parked records, stats, the audit trail, counters.
+
+May import streams, contracts and mappings; never hub, table, federation or cli.
+"""

@@ -1,0 +1,182 @@
+"""The hub's JetStream topology, created idempotently at start.
+
+Limits here are deliberate: every stream is bounded in age; sizes are bounded by the
+server's ``max_file_store`` unless a ``max_bytes`` is given (JetStream reserves a stream's
+``max_bytes`` up front, so fixed sizes would refuse to start on a small disk). The dedupe
+windows are long enough to cover a source that re-sends after a day-long outage (XÖV
+keeps ``nachrichtenUUID`` on re-send).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+__all__ = [
+    "ADVISORIES",
+    "ATTACHMENTS_BUCKET",
+    "AUDIT",
+    "CASES",
+    "CASES_BUCKET",
+    "DEAD_LETTER_SOURCES",
+    "DLQ",
+    "INBOX",
+    "OUTBOX",
+    "QUARANTINE",
+    "REPLAYS",
+    "REPLIES",
+    "ROUTER_DURABLE",
+    "ROUTES_BUCKET",
+    "STREAMS",
+    "StreamSpec",
+    "ensure_topology",
+    "replay_ledger_subject",
+    "stream_of_subject",
+]
+
+log = logging.getLogger(__name__)
+
+DAY = 24 * 3600.0
+
+INBOX = "INBOX"
+CASES = "CASES"
+REPLIES = "REPLIES"
+OUTBOX = "OUTBOX"
+QUARANTINE = "QUARANTINE"
+DLQ = "DLQ"
+AUDIT = "AUDIT"
+ADVISORIES = "ADVISORIES"
+REPLAYS = "REPLAYS"
+# Streams whose consumers' exhausted deliveries become DLQ records.
+DEAD_LETTER_SOURCES = (INBOX, CASES, REPLIES, OUTBOX)
+# The routing core's durable consumer on INBOX; ``stats`` reads its backlog as "in flight".
+ROUTER_DURABLE = "router"
+ROUTES_BUCKET = "routes"
+CASES_BUCKET = "cases"
+ATTACHMENTS_BUCKET = "attachments"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    max_age: float
+    duplicate_window: float
+    max_bytes: int = -1
+    retention: RetentionPolicy = RetentionPolicy.LIMITS
+    description: str = ""
+
+    def config(self, replicas: int, max_bytes: int | None = None) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            description=self.description,
+            subjects=list(self.subjects),
+            retention=self.retention,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            max_age=self.max_age,
+            max_bytes=self.max_bytes if max_bytes is None else max_bytes,
+            # Refuse new data rather than silently dropping unprocessed arrivals.
+            discard=DiscardPolicy.NEW,
+            duplicate_window=self.duplicate_window,
+            max_msg_size=-1,
+            allow_direct=True,
+        )
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec(INBOX, ("inbox.>",), 30 * DAY, DAY, description="raw arrivals"),
+    StreamSpec(CASES, ("case.>",), 90 * DAY, DAY, description="canonical CaseEvents"),
+    StreamSpec(REPLIES, ("reply.>",), 90 * DAY, DAY, description="back-end answers"),
+    StreamSpec(OUTBOX, ("outbox.>",), 30 * DAY, DAY, description="answers to origins"),
+    StreamSpec(QUARANTINE, ("quarantine.>",), 365 * DAY, DAY, description="parked + reason"),
+    StreamSpec(DLQ, ("dlq.>",), 365 * DAY, DAY, description="exhausted deliveries"),
+    # One entry per replayed record, ``replays.<from stream>.<to stream>``: what lets the
+    # balance tell replays from arrivals. Kept as long as the records replays come from.
+    StreamSpec(REPLAYS, ("replays.>",), 365 * DAY, DAY, description="replayed parked records"),
+    StreamSpec(AUDIT, ("audit.>",), 365 * DAY, 2 * 60.0, description="case hops"),
+    # Advisories are core NATS: a stream keeps those raised while no recorder listens.
+    StreamSpec(
+        ADVISORIES,
+        tuple(
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.*"
+            for stream in DEAD_LETTER_SOURCES
+        ),
+        30 * DAY,
+        2 * 60.0,
+        description="max-deliveries advisories, read by the DLQ recorder",
+    ),
+)
+
+
+# The first subject token of each stream a replay may publish to.
+_STREAM_OF_PREFIX = {"inbox": INBOX, "case": CASES, "reply": REPLIES, "outbox": OUTBOX}
+
+
+def stream_of_subject(subject: str) -> str:
+    """The hub stream that stores ``subject`` (``""`` for none a replay may target)."""
+    return _STREAM_OF_PREFIX.get(subject.split(".", 1)[0], "")
+
+
+def replay_ledger_subject(source_stream: str, target_subject: str) -> str:
+    return f"replays.{source_stream}.{stream_of_subject(target_subject) or 'OTHER'}"
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        existing = await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        log.info("stream created name=%s replicas=%s", config.name, config.num_replicas)
+        return
+    # Keep the replica count a running cluster already has: changing it is an operator's call.
+    wanted = replace(config, num_replicas=existing.config.num_replicas)
+    try:
+        await js.update_stream(wanted)
+    except BadRequestError as exc:
+        log.warning("stream kept as is name=%s reason=%s", config.name, exc.description)
+
+
+async def ensure_topology(js: JetStreamContext, *, replicas: int = 1) -> None:
+    """Create or update every stream and bucket; never deletes or resets data."""
+    for spec in STREAMS:
+        await _ensure_stream(js, spec.config(replicas))
+    for bucket, history, description in (
+        (ROUTES_BUCKET, 5, "routing table snapshots and pointer"),
+        (CASES_BUCKET, 10, "case registry: origin, correlation ids, state"),
+    ):
+        try:
+            await js.key_value(bucket)
+        except (NotFoundError, BadRequestError):
+            await js.create_key_value(
+                KeyValueConfig(
+                    bucket=bucket,
+                    description=description,
+                    history=history,
+                    storage=StorageType.FILE,
+                    replicas=replicas,
+                )
+            )
+    try:
+        await js.object_store(ATTACHMENTS_BUCKET)
+    except (NotFoundError, BadRequestError):
+        await js.create_object_store(
+            ATTACHMENTS_BUCKET,
+            config=ObjectStoreConfig(
+                description="claim check: attachments and original messages",
+                storage=StorageType.FILE,
+                replicas=replicas,
+            ),
+        )
