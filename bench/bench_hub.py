@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,9 +50,11 @@ from _bench_http import ConnectionPool
 from _bench_workers import RAW_DURABLE
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from poststelle.contracts.events import deterministic_case_id
 from poststelle.contracts.registry import ContractRegistry
+from poststelle.routing.core import ROUTER_DURABLE
 from poststelle.routing.delivery import consumer_name
 from poststelle.routing.embedded import EmbeddedNatsServer
 from poststelle.routing.envelope import (
@@ -188,7 +190,7 @@ async def _count(js: JetStreamContext, stream: str) -> int:
     return int((await js.stream_info(stream)).state.messages)
 
 
-async def _poll(condition: Any, deadline: float) -> bool:
+async def _poll(condition: Callable[[], Awaitable[bool]], deadline: float) -> bool:
     while time.perf_counter() < deadline:
         if await condition():
             return True
@@ -210,32 +212,63 @@ async def _stored_times(js: JetStreamContext, stream: str) -> tuple[float, float
     return first.time.timestamp(), last.time.timestamp()
 
 
+async def _pause(js: JetStreamContext, durable: str, started_by: float) -> None:
+    """Pause ``durable`` once it exists: a hub's routing core creates its consumer only
+    after ``Hub.start`` returned, so the first stage must wait for it."""
+
+    async def exists() -> bool:
+        try:
+            await js.consumer_info(INBOX, durable)
+        except NotFoundError:
+            return False
+        return True
+
+    if not await _poll(exists, time.perf_counter() + started_by):
+        raise SystemExit(f"consumer {durable} never appeared on {INBOX}")
+    far = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if not (await js.pause_consumer(INBOX, durable, far)).paused:
+        raise SystemExit(f"consumer {durable} could not be paused (nats-server >= 2.11?)")
+
+
 async def drain_rate(
-    js: JetStreamContext, durable: str, messages: list[tuple[bytes, str]], limit: float
+    js: JetStreamContext, durable: str, template: bytes, count: int, limit: float
 ) -> float:
     """INBOX preloaded while ``durable`` is paused; msg/s from its resumption until the last
     CaseEvent was stored (the server's clock, on this host the bench's too)."""
-    await _fresh(js)
-    far = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    await js.pause_consumer(INBOX, durable, far)
-    await preload_inbox(js, messages[:-1])
-    if early := await _count(js, CASES):
-        print(f"    warning: {early} CaseEvents stored while the consumer was paused")
+    for _attempt in range(3):
+        await _fresh(js)
+        await _pause(js, durable, started_by=limit)
+        # Fresh ids each attempt: INBOX would drop repeated ones as duplicates.
+        messages = distinct_messages(template, count)
+        await preload_inbox(js, messages[:-1])
+        early = await _count(js, CASES)
+        if not early:
+            break
+        # Seen on a hub's first stage: a pull request from before the pause gets served.
+        print(f"    {early} CaseEvents stored while {durable} was paused; measuring again")
+        await js.resume_consumer(INBOX, durable)
+        await preload_inbox(js, messages[-1:])
+        await _poll(_holds(js, CASES, count), time.perf_counter() + limit)
+    else:
+        print(f"    warning: {durable} could not be held back; the figure is too high")
     started, resumed = time.perf_counter(), time.time()
     await js.resume_consumer(INBOX, durable)
     # The server serves pull requests left waiting by the pause only when a message arrives.
     await preload_inbox(js, messages[-1:])
-
-    async def all_routed() -> bool:
-        return await _count(js, CASES) >= len(messages)
-
-    if not await _poll(all_routed, started + limit):
+    if not await _poll(_holds(js, CASES, count), started + limit):
         done = await _count(js, CASES)
-        print(f"    timed out: {done} of {len(messages)} in CASES after {limit:.0f} s")
+        print(f"    timed out: {done} of {count} in CASES after {limit:.0f} s")
         return done / limit
     first, last = await _stored_times(js, CASES)
     print(f"    first CaseEvent {1000 * (first - resumed):.0f} ms after resume")
-    return len(messages) / (last - resumed)
+    return count / (last - resumed)
+
+
+def _holds(js: JetStreamContext, stream: str, count: int) -> Callable[[], Awaitable[bool]]:
+    async def holds() -> bool:
+        return await _count(js, stream) >= count
+
+    return holds
 
 
 async def _delivered_all(js: JetStreamContext, total: int) -> bool:
@@ -452,6 +485,38 @@ class Settings:
     workers: list[int]
     batch: int
     limit: float
+    profile: Path | None = None
+
+
+@contextmanager
+def profiled(hubs: list[Worker], folder: Path | None, name: str) -> Iterator[None]:
+    """py-spy samples every hub process (on-CPU stacks only) while the block runs; each
+    writes ``<folder>/<name>-hub<i>.speedscope.json`` when interrupted."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                *("record", "--pid", str(hub.process.pid), "--rate", "250"),
+                *("--format", "speedscope", "--output"),
+                str(folder / f"{name}-hub{index + 1}.speedscope.json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for index, hub in enumerate(hubs)
+    ]
+    time.sleep(1.0)  # py-spy attaches before the stage starts
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(timeout=60)
 
 
 async def run(settings: Settings, root: Path) -> Results:
@@ -514,7 +579,7 @@ async def _run_worker_count(
     with workers(raw_argv, logs, f"raw-{count}"):
         for size, template in templates.items():
             raw[size] = await drain_rate(
-                js, RAW_DURABLE, distinct_messages(template, settings.messages), settings.limit
+                js, RAW_DURABLE, template, settings.messages, settings.limit
             )
             results.add(Row(f"raw loop {size}, {label}", f"{raw[size]:,.0f} msg/s", "1.00"))
 
@@ -526,9 +591,10 @@ async def _run_worker_count(
 
     with workers(hub_argv(native=True, http=False), logs, f"core-{count}") as hubs:
         for size, template in templates.items():
-            rate = await drain_rate(
-                js, "router", distinct_messages(template, settings.messages), settings.limit
-            )
+            with profiled(hubs, settings.profile, f"core-{_slug(size)}-w{count}"):
+                rate = await drain_rate(
+                    js, ROUTER_DURABLE, template, settings.messages, settings.limit
+                )
             target = f">= {TARGET_CORE} x raw" if count >= 2 else ""
             ok = rate / raw[size] >= TARGET_CORE if target else None
             results.add(
@@ -545,9 +611,9 @@ async def _run_worker_count(
     with workers(hub_argv(native=False, http=True), logs, f"e2e-{count}") as hubs:
         urls = [hub.detail for hub in hubs]
         for size, template in templates.items():
-            e2e = await end_to_end_rate(
-                js, urls, distinct_messages(template, settings.messages), settings.limit
-            )
+            messages = distinct_messages(template, settings.messages)
+            with profiled(hubs, settings.profile, f"e2e-{_slug(size)}-w{count}"):
+                e2e = await end_to_end_rate(js, urls, messages, settings.limit)
             results.add(
                 Row(
                     f"end to end {size}, {label}",
@@ -587,6 +653,10 @@ async def _run_worker_count(
         _memory_rows(results, hubs, f"end to end, {label}")
 
 
+def _slug(size: str) -> str:
+    return size.replace(" ", "").lower()
+
+
 def _memory_rows(results: Results, hubs: list[Worker], stage: str) -> None:
     for index, hub in enumerate(hubs):
         rss, peak = hub.memory_mb()
@@ -608,6 +678,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     parser.add_argument("--batch", type=int, default=256, help="router and raw fetch batch")
     parser.add_argument("--quick", action="store_true", help="a smoke run (< 60 s)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write py-spy flame graphs (speedscope JSON) of the hubs per stage to this folder",
+    )
     arguments = parser.parse_args(argv)
     settings = Settings(
         messages=200 if arguments.quick else arguments.messages,
@@ -615,6 +690,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=[int(n) for n in arguments.workers.split(",")],
         batch=arguments.batch,
         limit=30.0 if arguments.quick else 300.0,
+        profile=arguments.profile,
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="poststelle-bench-") as folder:
