@@ -80,6 +80,8 @@ SIZES = {
 WORKER_SCRIPT = BENCH / "_bench_workers.py"
 
 OFFERED_RATE = 500  # msg/s, the issue's latency load
+# Well below what one hub sustains end to end: what latency the design adds without a queue.
+LIGHT_RATE = 50
 IN_FLIGHT_PER_HUB = 16
 TARGET_CORE, TARGET_E2E, TARGET_P99_MS, TARGET_RSS_MB = 0.75, 0.5, 20.0, 300.0
 
@@ -356,9 +358,13 @@ async def _stored_at(js: JetStreamContext, count: int, limit: float) -> dict[str
 
 
 async def latency_at_offered_load(
-    js: JetStreamContext, urls: list[str], messages: list[tuple[bytes, str]], limit: float
+    js: JetStreamContext,
+    urls: list[str],
+    messages: list[tuple[bytes, str]],
+    rate: int,
+    limit: float,
 ) -> Latency:
-    """Open loop: message i leaves at t0 + i / 500 s whatever the answers before it did."""
+    """Open loop: message i leaves at t0 + i / rate whatever the answers before it did."""
     await _fresh(js)
     pool = ConnectionPool(urls, 64)
     accepted_at: dict[str, float] = {}
@@ -372,7 +378,7 @@ async def latency_at_offered_load(
     start = loop.time() + 0.05
     tasks = []
     for index, (body, _) in enumerate(messages):
-        delay = start + index / OFFERED_RATE - loop.time()
+        delay = start + index / rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(submit(body)))
@@ -380,11 +386,13 @@ async def latency_at_offered_load(
     achieved = len(messages) / (loop.time() - start)
     pool.close()
     stored = await _stored_at(js, len(accepted_at), limit)
+    # Under light load the core can store the CaseEvent before the client has read its 202:
+    # already durable when answered counts as 0.
     latencies = sorted(
-        (stored[case] - at) * 1000 for case, at in accepted_at.items() if case in stored
+        max(0.0, stored[case] - at) * 1000 for case, at in accepted_at.items() if case in stored
     )
     return Latency(
-        offered=OFFERED_RATE,
+        offered=rate,
         achieved=achieved,
         percentiles_ms={
             name: percentile(latencies, fraction)
@@ -532,7 +540,6 @@ async def run(settings: Settings, root: Path) -> Results:
         nc = await nats.connect(url)
         js = nc.jetstream()
         await ensure_topology(js)
-        await RouteTableStore.open(js)
         await (await RouteTableStore.open(js)).publish(parse_yaml(ROUTE_TABLE))
         await js.add_consumer(
             INBOX,
@@ -545,7 +552,8 @@ async def run(settings: Settings, root: Path) -> Results:
         print(f"nats-server {url}; XSD validation {validation}")
         print(
             f"messages per drain stage {settings.messages:,}, latency stage "
-            f"{settings.seconds:g} s at {OFFERED_RATE} msg/s, router batch {settings.batch}"
+            f"{settings.seconds:g} s at {OFFERED_RATE} and at {LIGHT_RATE} msg/s, "
+            f"router batch {settings.batch}"
         )
         receiver = _start_worker(["receiver"], logs / "receiver.log")
         try:
@@ -630,27 +638,33 @@ async def _run_worker_count(
                     f"{e2e.intake_rate:,.0f} msg/s{refused}",
                 )
             )
-        for size, template in templates.items():
-            offered = distinct_messages(template, int(OFFERED_RATE * settings.seconds))
-            latency = await latency_at_offered_load(js, urls, offered, settings.limit)
-            p = latency.percentiles_ms
-            missing = f", {latency.missing} missing" if latency.missing else ""
-            results.add(
-                Row(
-                    f"202 → CASES {size}, {label}, {OFFERED_RATE}/s",
-                    f"p50 {p['p50']:.1f} p99 {p['p99']:.1f} p99.9 {p['p99.9']:.1f} ms",
-                    "",
-                    f"p99 <= {TARGET_P99_MS:g} ms",
-                    _verdict(p["p99"] <= TARGET_P99_MS),
-                )
-            )
-            results.add(
-                Row(
-                    f"  offered / answered {size}, {label}",
-                    f"{latency.offered} / {latency.achieved:,.0f} msg/s{missing}",
-                )
-            )
+        for rate in (OFFERED_RATE, LIGHT_RATE):
+            for size, template in templates.items():
+                offered = distinct_messages(template, int(rate * settings.seconds))
+                latency = await latency_at_offered_load(js, urls, offered, rate, settings.limit)
+                _latency_rows(results, latency, f"{size}, {label}")
         _memory_rows(results, hubs, f"end to end, {label}")
+
+
+def _latency_rows(results: Results, latency: Latency, stage: str) -> None:
+    p = latency.percentiles_ms
+    at_target = latency.offered == OFFERED_RATE
+    results.add(
+        Row(
+            f"202 → CASES {stage}, {latency.offered}/s",
+            f"p50 {p['p50']:.1f} p99 {p['p99']:.1f} p99.9 {p['p99.9']:.1f} ms",
+            "",
+            f"p99 <= {TARGET_P99_MS:g} ms" if at_target else "(light load)",
+            _verdict(p["p99"] <= TARGET_P99_MS) if at_target else "",
+        )
+    )
+    missing = f", {latency.missing} missing" if latency.missing else ""
+    results.add(
+        Row(
+            f"  offered / answered {stage}, {latency.offered}/s",
+            f"{latency.offered} / {latency.achieved:,.0f} msg/s{missing}",
+        )
+    )
 
 
 def _slug(size: str) -> str:
