@@ -4,8 +4,8 @@
     python bench/_bench_workers.py raw --url nats://... --batch 256
     python bench/_bench_workers.py receiver
 
-Each prints ``ready <detail>`` on stdout once it serves, and stops cleanly on SIGTERM (the
-receiver prints ``received <count>`` before it exits).
+Each prints ``ready <detail>`` on stdout once it serves, and stops cleanly on SIGTERM or when
+its stdin closes (the receiver prints ``received <count>`` before it exits).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -34,10 +35,19 @@ def _ready(detail: str = "") -> None:
 
 
 def _until_terminated() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT, or when the bench's end of stdin closes: a bench killed
+    without cleaning up must not leave hubs running for ever."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+
+    def on_stdin() -> None:
+        if not os.read(sys.stdin.fileno(), 4096):
+            loop.remove_reader(sys.stdin.fileno())
+            stop.set()
+
+    loop.add_reader(sys.stdin.fileno(), on_stdin)
     return stop
 
 

@@ -18,7 +18,8 @@ and validated when the corpus is at hand):
   delivered by the file drop (Kiel's cases) and a webhook to a loopback receiver (Lübeck's),
   routed by an imported routing table.
 - **latency**: HTTP 202 → the CaseEvent stored in ``CASES`` (the server's store timestamp), at
-  a fixed offered load of 500 msg/s on a fixed schedule (open loop), end-to-end hubs running.
+  a fixed offered load of 500 msg/s on a fixed schedule (open loop), end-to-end hubs running;
+  and at a light 50 msg/s, what the design adds when no queue builds.
 - **RSS**: ``VmRSS`` (at the end) and ``VmHWM`` (peak) of each hub process.
 
 Ratios compare figures of the same run, size and worker count. Not a test: numbers depend on
@@ -155,6 +156,7 @@ def _start_worker(arguments: list[str], log_path: Path) -> Worker:
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, str(WORKER_SCRIPT), *arguments],
+        stdin=subprocess.PIPE,  # closes when the bench dies: the worker stops then
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -424,7 +426,7 @@ class Results:
 
     def table(self) -> str:
         header = Row("figure", "value", "ratio/raw", "target", "met")
-        widths = [44, 22, 9, 16, 4]
+        widths = [44, 40, 9, 16, 4]
         lines = []
         for row in [header, *self.rows]:
             cells = [row.figure, row.value, row.ratio, row.target, row.verdict]
