@@ -4,7 +4,9 @@
 straight to ``REPLIES``). ``ReplyRouter`` binds each reply to its case through the ``cases``
 registry, builds the answer in the origin's language (``answer_for``) and queues it for the
 origin's adapter. A reply that cannot become an answer is quarantined by the router; over
-HTTP the intake tries ``answer_for`` first and refuses it synchronously instead.
+HTTP the intake tries ``answer_for`` first and refuses it synchronously instead. An answer
+that carries the original message (XBau 1100) reads it by the case record's reference
+(``routing.originals``); one whose original is gone cannot be answered.
 """
 
 from __future__ import annotations
