@@ -38,7 +38,7 @@ from poststelle.contracts.inspection import (
 )
 from poststelle.contracts.replies import Answer, answered_message, in_reply_to
 from poststelle.routing.audit import AuditTrail
-from poststelle.routing.claim_check import BodyMissing, BodyRef, body_ref_of, load_body
+from poststelle.routing.claim_check import BodyMissing, BodyRef, body_ref_of, load_body, put_once
 from poststelle.routing.config import FederationConfig
 from poststelle.routing.delivery import retry_delay
 from poststelle.routing.envelope import (
@@ -62,7 +62,7 @@ from poststelle.routing.federation import federation_subject, state_for_ars
 from poststelle.routing.metrics import Counters
 from poststelle.routing.originals import stream_ref
 from poststelle.routing.routes_static import RouteResolver, RoutingFacts
-from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES_BUCKET, INBOX
+from poststelle.routing.topology import CASES_BUCKET, INBOX
 from poststelle.routing.transient import is_transient
 
 __all__ = ["ROUTER_DURABLE", "UNEXPECTED_REASON", "CaseRecord", "RoutingCore"]
@@ -412,15 +412,12 @@ class RoutingCore:
 
     async def _claim_check(self, case_id: str, inspected: InspectedMessage) -> None:
         """Inline attachments leave the event for the object store; names are content
-        addressed per case, so a redelivered message overwrites with identical bytes."""
-        inline = [a for a in inspected.attachments if a.kind == "inline" and a.content]
-        if not inline:
-            return
-        store = await self._js.object_store(ATTACHMENTS_BUCKET)
-        for attachment in inline:
-            assert attachment.content is not None
+        addressed per case, so a redelivered message finds them stored already."""
+        for attachment in inspected.attachments:
+            if attachment.kind != "inline" or not attachment.content:
+                continue
             digest = attachment.sha256 or hashlib.sha256(attachment.content).hexdigest()
-            await store.put(attachment_object_name(case_id, digest), attachment.content)
+            await put_once(self._js, attachment_object_name(case_id, digest), attachment.content)
 
     async def _forward(
         self, msg: Msg, case_id: str, inspected: InspectedMessage, peer: str

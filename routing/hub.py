@@ -28,7 +28,7 @@ from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.replies import CaseReply
 from poststelle.routing.audit import AuditTrail
 from poststelle.routing.caseregistry import load_case
-from poststelle.routing.claim_check import BodyMissing, read_object
+from poststelle.routing.claim_check import BodyMissing, put_once, read_object
 from poststelle.routing.config import BackendConfig, HubConfig
 from poststelle.routing.core import ROUTER_DURABLE, RoutingCore
 from poststelle.routing.delivery import AnswerWorker, DeliveryWorker, ensure_backend_consumer
@@ -46,7 +46,7 @@ from poststelle.routing.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.routes_static import RouteResolver, StaticRouteResolver
 from poststelle.routing.table_routing import TableRouteResolver
 from poststelle.routing.table_store import RouteTableStore, RouteTableWatcher
-from poststelle.routing.topology import ATTACHMENTS_BUCKET, CASES, INBOX, ensure_topology
+from poststelle.routing.topology import CASES, INBOX, ensure_topology
 from poststelle.routing.wiring import build_backends, build_inbound
 
 __all__ = ["Hub", "HubAlreadyRunningError", "connect"]
@@ -425,8 +425,7 @@ class Hub:
 
     async def store_attachment(self, name: str, content: bytes) -> None:
         """Put one file into the ``attachments`` object store (claim check)."""
-        store = await self.js.object_store(ATTACHMENTS_BUCKET)
-        await store.put(name, content)
+        await put_once(self.js, name, content)
 
     async def read_attachment(self, ref: str) -> bytes:
         """The bytes behind an ``attachments/<name>`` reference (for outbound adapters)."""
