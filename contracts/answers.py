@@ -26,8 +26,11 @@ from typing import Literal
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
+from poststelle.contracts._rejected import rejected_message
+
 __all__ = [
     "ANSWER_MESSAGE_TYPES",
+    "KINDS_CARRYING_ORIGINAL",
     "QUITTIERBARE_NACHRICHTEN",
     "AnlageRef",
     "AnsweredMessage",
@@ -50,6 +53,9 @@ ANSWER_MESSAGE_TYPES: dict[str, str] = {
     "status": "baugenehmigung.formellePruefung.0201",
     "decision": "baugenehmigung.bescheid.0205",
 }
+# The answers that carry the answered message itself, so its bytes must be at hand: XBau 1100
+# embeds it in rueckweisungDaten/nachricht (type Rueckweisung, "ohne Attachments").
+KINDS_CARRYING_ORIGINAL = frozenset({"rejection"})
 # Code list urn:xoev-de:xbau:codeliste:nachricht-eingangsquittierung 1.0: the only message
 # types a generic receipt (1180) may acknowledge.
 QUITTIERBARE_NACHRICHTEN = frozenset(
@@ -302,6 +308,7 @@ def _receipt(reply: ReplyEvent) -> etree._Element:
 def _rejection(reply: ReplyEvent) -> etree._Element:
     if reply.answered.raw is None:
         raise ValueError("XBau 1100 carries the rejected message: answered.raw is required")
+    nachricht = rejected_message(reply.answered.raw)
     root = _root(ANSWER_MESSAGE_TYPES["rejection"], KERN_NS)
     _header(root, reply, "1100", "kernmodul-nachrichten")
     data = _sub(root, "rueckweisungDaten")
@@ -311,7 +318,7 @@ def _rejection(reply: ReplyEvent) -> etree._Element:
         if error.text:
             _sub(reason, "fehlertext", error.text)
     _id_nachricht(data, "idNachricht", reply.answered)
-    _sub(data, "nachricht", base64.b64encode(reply.answered.raw).decode("ascii"))
+    _sub(data, "nachricht", base64.b64encode(nachricht).decode("ascii"))
     return root
 
 

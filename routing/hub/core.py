@@ -60,13 +60,15 @@ from poststelle.routing.hub.config import FederationConfig
 from poststelle.routing.hub.delivery import retry_delay
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.claim_check import BodyMissing, BodyRef, body_ref_of, load_body
-from poststelle.routing.streams.topology import (
-    ATTACHMENTS_BUCKET,
-    CASES_BUCKET,
-    INBOX,
-    ROUTER_DURABLE,
+from poststelle.routing.streams.claim_check import (
+    BodyMissing,
+    BodyRef,
+    body_ref_of,
+    load_body,
+    put_once,
 )
+from poststelle.routing.streams.originals import stream_ref
+from poststelle.routing.streams.topology import CASES_BUCKET, INBOX, ROUTER_DURABLE
 from poststelle.routing.table.static import RouteResolver, RoutingFacts
 
 __all__ = ["UNEXPECTED_REASON", "CaseRecord", "RoutingCore"]
@@ -110,6 +112,9 @@ class CaseRecord:
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     # The portal that submitted it (with API keys on): the only portal that may read it.
     portal: str | None = None
+    # Where the original message is kept (ref, sha256, size), for an answer that carries it
+    # (XBau 1100); the reply path loads it from there only then (``routing.streams.originals``).
+    original: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         return json.dumps(self.__dict__, separators=(",", ":"), default=str).encode()
@@ -122,6 +127,13 @@ def _answered_facts(inspected: InspectedMessage) -> dict[str, Any]:
         for key in ("erstellungszeitpunkt", "author_name", "reader_name", "referenz_antragsservice")
         if fields.get(key) is not None
     }
+
+
+def _original_location(event: CaseEvent) -> dict[str, Any]:
+    original = event.data.original
+    if original is None or not original.ref:
+        return {}
+    return {"ref": original.ref, "sha256": original.sha256, "size": original.size}
 
 
 def _claim_checked_by_intake(msg: Msg) -> list[AttachmentRef]:
@@ -288,14 +300,11 @@ class RoutingCore:
             futures = await self._quarantine(
                 msg, case_id, rejected.step, rejected.reason, rejected.detail
             )
-            # A schema-invalid message is the sender's fault (schema-unusable is ours).
-            if rejected.reason == "schema-invalid" and body_ref is None:
+            # A schema-invalid message is the sender's fault (schema-unusable is ours). The
+            # 1100 carries it without attachments, so a claim-checked body is answered too.
+            if rejected.reason == "schema-invalid":
                 progress.step = "reject"
-                futures += await self._reject_to_sender(msg, case_id, rejected)
-            elif rejected.reason == "schema-invalid":
-                # The 1100 answer embeds the whole message: a claim-checked body would not
-                # fit into one stream message. Its sender learns the reason from the operator.
-                log.info("no rejection answer for a claim-checked body case_id=%s", case_id)
+                futures += await self._reject_to_sender(msg, raw, case_id, rejected)
             return futures, "quarantined"
         peer = state_for_ars(inspected.region)
         if self._state and peer != self._state and peer in self._peers:
@@ -343,6 +352,7 @@ class RoutingCore:
             reader=inspected.reader,
             answered=_answered_facts(inspected),
             portal=_header(msg, H_PORTAL) or None,
+            original=_original_location(event),
         )
         progress.step = "publish"
         futures = [
@@ -393,7 +403,7 @@ class RoutingCore:
             size=len(raw),
             sha256=body_ref.sha256 if body_ref else hashlib.sha256(raw).hexdigest(),
             # A claim-checked original is in the object store; a small one stays in INBOX.
-            ref=body_ref.ref if body_ref else f"stream:{INBOX}/{msg.metadata.sequence.stream}",
+            ref=body_ref.ref if body_ref else stream_ref(msg.metadata.sequence.stream),
         )
         data = inspected.case_event_data(
             case_id=case_id,
@@ -407,15 +417,12 @@ class RoutingCore:
 
     async def _claim_check(self, case_id: str, inspected: InspectedMessage) -> None:
         """Inline attachments leave the event for the object store; names are content
-        addressed per case, so a redelivered message overwrites with identical bytes."""
-        inline = [a for a in inspected.attachments if a.kind == "inline" and a.content]
-        if not inline:
-            return
-        store = await self._js.object_store(ATTACHMENTS_BUCKET)
-        for attachment in inline:
-            assert attachment.content is not None
+        addressed per case, so a redelivered message finds them stored already."""
+        for attachment in inspected.attachments:
+            if attachment.kind != "inline" or not attachment.content:
+                continue
             digest = attachment.sha256 or hashlib.sha256(attachment.content).hexdigest()
-            await store.put(attachment_object_name(case_id, digest), attachment.content)
+            await put_once(self._js, attachment_object_name(case_id, digest), attachment.content)
 
     async def _forward(
         self, msg: Msg, case_id: str, inspected: InspectedMessage, peer: str
@@ -436,13 +443,13 @@ class RoutingCore:
         ]
 
     async def _reject_to_sender(
-        self, msg: Msg, case_id: str, rejected: MessageRejected
+        self, msg: Msg, raw: bytes, case_id: str, rejected: MessageRejected
     ) -> list[asyncio.Future[Any]]:
         """An XÖV sender learns why its message was refused: an XBau 1100 Rückweisung with
         the schema errors goes back the way the message came. Senders without a reply
         route (plain HTTP) already know from the quarantine listing and the audit trail."""
         route = _reply_route(msg)
-        header = self._inspector.header_facts(msg.data) if route else None
+        header = self._inspector.header_facts(raw) if route else None
         if header is None or header.standard != "xbau" or not header.nachrichten_uuid:
             return []
         record = {
@@ -458,7 +465,7 @@ class RoutingCore:
             for e in rejected.errors[:_MAX_REJECTION_ERRORS]
         ] or [RejectionReason(code="X001", text=rejected.detail[:2000])]
         try:
-            answered = answered_message(record).model_copy(update={"raw": msg.data})
+            answered = answered_message(record).model_copy(update={"raw": raw})
             content = build_answer(
                 ReplyEvent(case_id=case_id, kind="rejection", answered=answered, errors=errors)
             )

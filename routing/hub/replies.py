@@ -4,7 +4,9 @@
 straight to ``REPLIES``). ``ReplyRouter`` binds each reply to its case through the ``cases``
 registry, builds the answer in the origin's language (``answer_for``) and queues it for the
 origin's adapter. A reply that cannot become an answer is quarantined by the router; over
-HTTP the intake tries ``answer_for`` first and refuses it synchronously instead.
+HTTP the intake tries ``answer_for`` first and refuses it synchronously instead. An answer
+that carries the original message (XBau 1100) reads it by the case record's reference
+(``routing.streams.originals``); one whose original is gone cannot be answered.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from pydantic import ValidationError
 
-from poststelle.contracts.answers import build_answer
+from poststelle.contracts.answers import KINDS_CARRYING_ORIGINAL, build_answer
 from poststelle.contracts.envelope import (
     H_CASE_ID,
     H_DETAIL,
@@ -44,6 +46,7 @@ from poststelle.contracts.replies import (
 from poststelle.routing.hub.caseregistry import load_case, update_case
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
+from poststelle.routing.streams.originals import OriginalGone, OriginalLoader, original_loader
 from poststelle.routing.streams.topology import REPLIES
 
 __all__ = [
@@ -80,15 +83,22 @@ def _subject_backend(subject: str) -> tuple[str, str]:
     return (parts[1], parts[2]) if len(parts) == 4 else ("", "")
 
 
-def answer_for(case_id: str, record: dict[str, Any], reply: CaseReply) -> Answer:
+async def answer_for(
+    case_id: str, record: dict[str, Any], reply: CaseReply, load_original: OriginalLoader
+) -> Answer:
     """The answer to ``reply`` in the language of the case's origin: an XBau message for a
     case that came by XTA, a JSON status otherwise. Raises ``CannotAnswerError`` when the
-    reply cannot be expressed there."""
+    reply cannot be expressed there. ``load_original`` is called only for an answer that
+    carries the original message (XBau 1100); a gone original cannot be answered."""
     origin = record["origin"]
     route = dict(origin.get("reply_route") or {})
     if origin["channel"] == "xta":
         try:
-            content = build_answer(reply_event(case_id, reply, answered_message(record)))
+            answered = answered_message(record)
+            if reply.kind in KINDS_CARRYING_ORIGINAL:
+                raw = await _original(case_id, record, load_original)
+                answered = answered.model_copy(update={"raw": raw})
+            content = build_answer(reply_event(case_id, reply, answered))
         except ValueError as exc:
             raise CannotAnswerError(str(exc)) from exc
         message_type, namespace = Answer.xoev_message_type(reply.kind)
@@ -119,10 +129,22 @@ def answer_for(case_id: str, record: dict[str, Any], reply: CaseReply) -> Answer
     )
 
 
+async def _original(case_id: str, record: dict[str, Any], load: OriginalLoader) -> bytes:
+    original = record.get("original") or {}
+    if not original.get("ref"):
+        # Routed before case records kept the reference: nothing to load it by.
+        raise CannotAnswerError(f"case {case_id!r} keeps no reference to its original message")
+    try:
+        return await load(original)
+    except OriginalGone as exc:
+        raise CannotAnswerError(f"{exc}; an XBau 1100 must carry the rejected message") from exc
+
+
 class ReplyIntake:
     def __init__(self, js: JetStreamContext, audit: AuditTrail) -> None:
         self._js = js
         self._audit = audit
+        self._load_original = original_loader(js)
 
     async def accept(
         self,
@@ -145,7 +167,7 @@ class ReplyIntake:
         if backend is not None and backend != (record["tenant"], record["backend"]):
             raise ForeignCaseError(f"case {case_id!r} is not routed to {'/'.join(backend)}")
         if check_answer:
-            answer_for(case_id, record, reply)
+            await answer_for(case_id, record, reply, self._load_original)
         key = reply.idempotency_key()
         ack = await self._js.publish(
             reply_subject(record, reply.kind),
@@ -164,6 +186,7 @@ class ReplyRouter:
         self._js = js
         self._audit = audit
         self._counters = counters
+        self._load_original = original_loader(js)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -215,7 +238,7 @@ class ReplyRouter:
             await self._quarantine(msg, case_id, "foreign-case", detail)
             return
         try:
-            answer = answer_for(case_id, record, reply)
+            answer = await answer_for(case_id, record, reply, self._load_original)
         except CannotAnswerError as exc:
             await self._quarantine(msg, case_id, "cannot-answer", str(exc))
             return

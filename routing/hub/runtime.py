@@ -44,14 +44,8 @@ from poststelle.routing.hub.wiring import build_backends, build_inbound
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.dlq import RECORDER_DURABLE, DeadLetterRecorder
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.claim_check import BodyMissing, read_object
-from poststelle.routing.streams.topology import (
-    ATTACHMENTS_BUCKET,
-    CASES,
-    INBOX,
-    ROUTER_DURABLE,
-    ensure_topology,
-)
+from poststelle.routing.streams.claim_check import BodyMissing, put_once, read_object
+from poststelle.routing.streams.topology import CASES, INBOX, ROUTER_DURABLE, ensure_topology
 from poststelle.routing.table.live import TableRouteResolver
 from poststelle.routing.table.static import RouteResolver, StaticRouteResolver
 from poststelle.routing.table.store import RouteTableStore, RouteTableWatcher
@@ -432,8 +426,7 @@ class Hub:
 
     async def store_attachment(self, name: str, content: bytes) -> None:
         """Put one file into the ``attachments`` object store (claim check)."""
-        store = await self.js.object_store(ATTACHMENTS_BUCKET)
-        await store.put(name, content)
+        await put_once(self.js, name, content)
 
     async def read_attachment(self, ref: str) -> bytes:
         """The bytes behind an ``attachments/<name>`` reference (for outbound adapters)."""

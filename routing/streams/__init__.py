@@ -1,4 +1,4 @@
-"""What the hub keeps in NATS: stream, bucket and consumer names (topology), the claim check.
+"""What the hub keeps in NATS: stream, bucket and consumer names, claim checks, originals.
 
 May import contracts and mappings only; every other room of routing may import it.
 """

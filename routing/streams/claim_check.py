@@ -11,6 +11,7 @@ QUARANTINE and DLQ copy the headers, not the bytes, so their records stay small 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from collections.abc import Mapping
@@ -28,10 +29,13 @@ __all__ = [
     "BodyRef",
     "body_ref_of",
     "load_body",
+    "put_once",
     "read_object",
     "store_body",
 ]
 
+# Seconds to read one object: a 40 MB body takes about one on a loaded machine.
+_READ_TIMEOUT = 60.0
 # Half the server's default max_payload: room for headers and for QUARANTINE's additions.
 DEFAULT_CLAIM_CHECK_BYTES = 512 * 1024
 _BODY_PREFIX = "messages/"
@@ -64,18 +68,28 @@ def body_ref_of(headers: Mapping[str, str] | None) -> BodyRef | None:
     )
 
 
+async def put_once(js: JetStreamContext, name: str, content: bytes) -> None:
+    """Put ``content`` under its content-addressed ``name`` unless it is already there.
+
+    Never replace an object that is there: a put replaces the chunks of the object it
+    overwrites, so a reader in the middle of the old copy (a delivery writing a file drop's
+    attachment while a re-sent application stores the same file) would find them gone.
+    """
+    store = await js.object_store(ATTACHMENTS_BUCKET)
+    try:
+        info = await store.get_info(name)
+        if info.size == len(content):
+            return
+    except NotFoundError:
+        pass
+    await store.put(name, content)
+
+
 async def store_body(js: JetStreamContext, raw: bytes) -> BodyRef:
     """Put ``raw`` under its content address unless an identical object is already there."""
     digest = hashlib.sha256(raw).hexdigest()
     name = _BODY_PREFIX + digest
-    store = await js.object_store(ATTACHMENTS_BUCKET)
-    try:
-        info = await store.get_info(name)
-        stored = info.size == len(raw)
-    except NotFoundError:
-        stored = False
-    if not stored:
-        await store.put(name, raw)
+    await put_once(js, name, raw)
     return BodyRef(ref=_REF_PREFIX + name, size=len(raw), sha256=digest)
 
 
@@ -91,7 +105,10 @@ async def read_object(js: JetStreamContext, ref: str) -> bytes:
     # Into a buffer: nats-py would otherwise grow one bytes object chunk by chunk (quadratic).
     buffer = io.BytesIO()
     try:
-        await store.get(ref[len(_REF_PREFIX) :], writeinto=buffer)
+        # nats-py waits for every chunk without end: chunks purged under a reader (an object
+        # replaced, the bucket purged) would hang it, so the wait is bounded, and transient.
+        async with asyncio.timeout(_READ_TIMEOUT):
+            await store.get(ref[len(_REF_PREFIX) :], writeinto=buffer)
     except NotFoundError as exc:
         raise BodyMissing(f"object {ref} not found in the {ATTACHMENTS_BUCKET} store") from exc
     return buffer.getvalue()

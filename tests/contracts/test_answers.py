@@ -4,12 +4,14 @@ back to the origin, and maps back to the facts it was built from."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from poststelle.contracts._rejected import MAX_REJECTED_MESSAGE_BYTES
 from poststelle.contracts.answers import (
     AnlageRef,
     AnsweredMessage,
@@ -157,3 +159,37 @@ def test_incomplete_replies_are_refused(update: dict[str, object], words: str) -
     reply = ReplyEvent(case_id="c", kind="status", answered=_answered()).model_copy(update=update)
     with pytest.raises(ValueError, match=words):
         build_answer(reply)
+
+
+def _rejection_of(raw: bytes) -> ReplyEvent:
+    answered = _answered().model_copy(update={"raw": raw})
+    return REPLIES["rejection"].model_copy(update={"answered": answered})
+
+
+def test_rejection_carries_the_original_without_its_inline_attachments(
+    schemas: dict[str, etree.XMLSchema],
+) -> None:
+    """XBau type Rueckweisung: ``nachricht`` is the message "ohne Attachments"."""
+    plan = b"%PDF-1.7 " + bytes(range(256)) * 2000
+    data_uri = b"data:application/pdf;base64," + base64.b64encode(plan)
+    raw = EXAMPLE_0200.read_bytes().replace(
+        b"</xbau:anlagen>",
+        b"<anlage><anhangOderVerlinkung><anhang><dokumentid>%s</dokumentid>"
+        b"<dateiname>plan.pdf</dateiname></anhang></anhangOderVerlinkung></anlage>"
+        b"</xbau:anlagen>" % data_uri,
+    )
+    root = etree.fromstring(build_answer(_rejection_of(raw)))
+    assert schemas["xbau-kernmodul-prozessnachrichten.xsd"].validate(root)
+    carried = base64.b64decode(root.findtext("rueckweisungDaten/nachricht") or "")
+    assert data_uri not in carried
+    assert f"urn:sha256:{hashlib.sha256(plan).hexdigest()}".encode() in carried
+    assert b"<dateiname>plan.pdf</dateiname>" in carried
+    assert len(carried) < len(EXAMPLE_0200.read_bytes()) + 1000
+
+
+def test_rejection_of_a_message_too_large_without_attachments_is_refused() -> None:
+    raw = EXAMPLE_0200.read_bytes().replace(
+        b"</xbau:anlagen>", b"<!--" + b"x" * MAX_REJECTED_MESSAGE_BYTES + b"--></xbau:anlagen>"
+    )
+    with pytest.raises(ValueError, match="without its attachments"):
+        build_answer(_rejection_of(raw))
