@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ._safexml import DEFAULT_MAX_BYTES
 from .transient import RETRY_AFTER
 
 __all__ = [
@@ -22,8 +23,8 @@ __all__ = [
     "TooLarge",
 ]
 
-# XTA's container limit.
-DEFAULT_MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+# XTA's container limit, the parser's own.
+DEFAULT_MAX_MESSAGE_BYTES = DEFAULT_MAX_BYTES
 # Every file's reference (about 300 bytes) travels in one NATS header, which counts against
 # the server's max_payload: the default keeps a full list far below NATS' 1 MiB default.
 DEFAULT_MAX_ATTACHMENTS = 200

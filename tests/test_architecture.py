@@ -26,7 +26,7 @@ ARROWS: dict[str, frozenset[str]] = {
     "adapters": frozenset({"contracts"}),
     "routing": frozenset(),  # the package itself holds no code
     "routing.streams": frozenset({"contracts"}),
-    "routing.table": frozenset({"contracts"}),
+    "routing.table": frozenset({"routing.streams"}),
     "routing.federation": frozenset({"routing.table"}),
     "routing.ops": frozenset({"routing.streams"}),
     "routing.hub": frozenset({"routing.federation", "routing.ops", "adapters"}),

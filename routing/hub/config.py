@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from poststelle.contracts.data_dir import DEFAULT_DATA_DIR, resolve_data_dir
-from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS
+from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_MESSAGE_BYTES
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # XTA's container limit; larger bodies are refused before anything is stored.
-DEFAULT_MAX_BODY_BYTES = 40 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 
 
 class ConfigError(Exception):

@@ -1,4 +1,4 @@
 """The routing table: rules, resolver, KV store, YAML/CSV files, generator, ``[[routes]]``.
 
-May import contracts and mappings only; never hub, ops, federation or cli.
+May import streams (the bucket's name), contracts and mappings; never hub, ops, federation or cli.
 """

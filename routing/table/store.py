@@ -37,6 +37,7 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
+from poststelle.routing.streams.topology import ROUTES_BUCKET
 from poststelle.routing.table.files import RULE_COLUMNS
 from poststelle.routing.table.resolver import Resolver, compile_table
 from poststelle.routing.table.rules import RouteTable, RouteTableError, Rule, rules_from_rows
@@ -58,7 +59,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROUTES_BUCKET = "routes"
 POINTER_KEY = "current"
 SNAPSHOT_FORMAT = 1
 # Below the server's default max_payload (1 MiB) with room for headers.
