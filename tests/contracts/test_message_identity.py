@@ -71,6 +71,15 @@ def _inputs() -> dict[str, bytes]:
             "uuid behind 64 KiB": _with_head_padding(large, 70 * 1024),
             "uuid after the event limit": _with_elements_before_uuid(large, 120),
             "uuid just within the event limit": _with_elements_before_uuid(large, 90),
+            "utf-16": large.decode().replace("'UTF-8'", "'UTF-16'").encode("utf-16"),
+            "umlauts across a chunk border": _with_head_padding(
+                large.replace(
+                    b"<nachrichtenkopf.g2g>",
+                    b"<!--" + "ü".encode() * 700 + b"--><nachrichtenkopf.g2g>",
+                    1,
+                ),
+                1500,
+            ),
             "malformed before the uuid": large.replace(b"<nachrichtenkopf.g2g>", b"<a<b>", 1),
             "entity declaration": b'<!DOCTYPE r [<!ENTITY e "v">]><r xmlns="urn:x">'
             b"<nachrichtenUUID>&e;</nachrichtenUUID></r>",
