@@ -7,6 +7,7 @@ otherwise change which consumers see the message.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = [
@@ -79,6 +80,9 @@ def inbox_subject(channel: str, adapter: str) -> str:
     return f"inbox.{safe_token(channel)}.{safe_token(adapter)}"
 
 
+# One subject per routing target and message type, a few hundred at most: the routing core
+# asks for it per message, and three regex substitutions each time showed in its profile.
+@functools.lru_cache(maxsize=1024)
 def case_subject(tenant: str, backend: str, message_type: str) -> str:
     return f"case.{safe_token(tenant)}.{safe_token(backend)}.{safe_token(message_type)}"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
+from pydantic import TypeAdapter
 
 from poststelle.mappings.engine import (
     BUILTIN_MAPPINGS_DIR,
@@ -29,7 +30,7 @@ from poststelle.mappings.engine import (
 from ._errors import MessageRejected
 from ._safexml import DEFAULT_MAX_BYTES, parse_json, parse_xml
 from .data_dir import resolve_data_dir
-from .events import Applicant, AttachmentRef, Authority, CaseEventData, Origin
+from .events import AttachmentRef, CaseEventData, Origin
 from .registry import ContractRegistry, Identification
 from .validation import ValidationOutcome
 
@@ -77,24 +78,29 @@ class InspectedMessage:
         attachments: list[AttachmentRef] | None = None,
         original: AttachmentRef | None = None,
     ) -> CaseEventData:
-        """The CaseEvent payload, once routing and the claim check have done their part."""
-        return CaseEventData(
-            case_id=case_id,
-            standard=self.standard,
-            version=self.version,
-            message_type=self.message_type,
-            nachrichten_uuid=self.nachrichten_uuid,
-            leistung=self.leistung,
-            region=self.region,
-            author=_authority(self.author),
-            reader=_authority(self.reader),
-            origin=origin,
-            tenant=tenant,
-            backend=backend,
-            applicant=Applicant(**self.applicant) if self.applicant else None,
-            fields=dict(self.fields),
-            attachments=list(attachments or []),
-            original=original,
+        """The CaseEvent payload, once routing and the claim check have done their part.
+
+        The mapped values come from the message, so they are validated, but in one pass over
+        plain values: a model per nested part costs more than the check itself."""
+        return CaseEventData.model_validate(
+            {
+                "case_id": case_id,
+                "standard": self.standard,
+                "version": self.version,
+                "message_type": self.message_type,
+                "nachrichten_uuid": self.nachrichten_uuid,
+                "leistung": self.leistung,
+                "region": self.region,
+                "author": _authority(self.author),
+                "reader": _authority(self.reader),
+                "origin": origin,
+                "tenant": tenant,
+                "backend": backend,
+                "applicant": self.applicant or None,
+                "fields": dict(self.fields),
+                "attachments": list(attachments or []),
+                "original": original,
+            }
         )
 
 
@@ -108,51 +114,64 @@ def claim_check_ref(
 ) -> AttachmentRef:
     """The reference to bytes stored under ``attachment_object_name`` in the object store.
     ``sha256`` is the content's digest when the caller already computed it."""
-    digest = sha256 or hashlib.sha256(content).hexdigest()
-    return AttachmentRef(
-        name=name,
-        media_type=media_type,
-        kind="inline",
-        size=len(content),
-        sha256=digest,
-        ref=f"attachments/{attachment_object_name(case_id, digest)}",
+    return AttachmentRef.model_validate(
+        _claim_check_fields(case_id, name, media_type, content, sha256)
     )
+
+
+def _claim_check_fields(
+    case_id: str, name: str, media_type: str, content: bytes, sha256: str | None
+) -> dict[str, Any]:
+    digest = sha256 or hashlib.sha256(content).hexdigest()
+    return {
+        "name": name,
+        "media_type": media_type,
+        "kind": "inline",
+        "size": len(content),
+        "sha256": digest,
+        "ref": f"attachments/{attachment_object_name(case_id, digest)}",
+    }
+
+
+# One validation of the whole list: an XBau application has dozens of Anlagen, and a model
+# built one by one costs twice as much as the check in one pass.
+_ATTACHMENT_REFS: TypeAdapter[list[AttachmentRef]] = TypeAdapter(list[AttachmentRef])
 
 
 def attachment_refs(case_id: str, attachments: Sequence[Attachment]) -> list[AttachmentRef]:
     """The CaseEvent's view of a message's attachments: inline ones by their claim check
     (the caller stores ``content`` under ``attachment_object_name``), references as given."""
-    refs: list[AttachmentRef] = []
+    refs: list[dict[str, Any]] = []
     for attachment in attachments:
         if attachment.kind == "inline" and attachment.content is not None:
             refs.append(
-                claim_check_ref(
+                _claim_check_fields(
                     case_id,
                     attachment.name,
                     attachment.media_type,
                     attachment.content,
-                    sha256=attachment.sha256,
+                    attachment.sha256,
                 )
             )
         elif attachment.ref:
             refs.append(
-                AttachmentRef(
-                    name=attachment.name,
-                    media_type=attachment.media_type,
-                    kind="reference",
-                    size=attachment.size,
-                    sha256=attachment.sha256,
-                    ref=attachment.ref,
-                )
+                {
+                    "name": attachment.name,
+                    "media_type": attachment.media_type,
+                    "kind": "reference",
+                    "size": attachment.size,
+                    "sha256": attachment.sha256,
+                    "ref": attachment.ref,
+                }
             )
-    return refs
+    return _ATTACHMENT_REFS.validate_python(refs)
 
 
-def _authority(value: str | None) -> Authority | None:
+def _authority(value: str | None) -> dict[str, str] | None:
     if not value:
         return None
     prefix, _, code = value.partition(":")
-    return Authority(prefix=prefix, code=code)
+    return {"prefix": prefix, "code": code}
 
 
 class MessageInspector:

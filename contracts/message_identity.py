@@ -22,6 +22,10 @@ __all__ = ["MessageIdentity", "identify_message", "issued_by"]
 # The XÖV header precedes the payload; scanning further only costs time on large bodies.
 _HEADER_SCAN_EVENTS = 200
 _HEADER_SCAN_BYTES = 64 * 1024
+# The head is fed in chunks so the parse stops near the nachrichtenUUID (in the first few
+# hundred bytes) instead of parsing all 64 KiB of a large body first. Every event of a chunk
+# becomes a Python object: on the 50 KB bench message 1 KiB chunks took 25 µs, 4 KiB 96 µs.
+_HEADER_SCAN_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -52,20 +56,35 @@ def identify_message(raw: bytes) -> MessageIdentity:
     The scan is a bounded, entity-free pull parse of the head: hostile bodies are judged
     later, by the routing core, and a 40 MB body costs no more than a small one.
     """
+    return _xoev_identity(raw) or MessageIdentity(
+        scope="body", value="sha256-" + hashlib.sha256(raw).hexdigest()
+    )
+
+
+def _xoev_identity(raw: bytes) -> MessageIdentity | None:
+    """The root's namespace and the first ``nachrichtenUUID`` within the scan's bounds.
+
+    The head is read chunk by chunk and the scan ends at the UUID: a syntax error that lies
+    beyond it (and within the first 64 KiB) no longer turns the identity into the body hash;
+    the core's full parse quarantines such a body either way."""
     parser = etree.XMLPullParser(
         events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False
     )
     namespace: str | None = None
+    count = 0
+    head = min(len(raw), _HEADER_SCAN_BYTES)
     try:
-        parser.feed(raw[:_HEADER_SCAN_BYTES])
-        for count, (event, element) in enumerate(parser.read_events()):
-            name = etree.QName(element)
-            if namespace is None:
-                namespace = name.namespace or ""
-            elif event == "end" and name.localname == "nachrichtenUUID" and element.text:
-                return MessageIdentity(scope=f"xoev:{namespace}", value=element.text.strip())
-            if count > _HEADER_SCAN_EVENTS:
-                break
+        for start in range(0, head, _HEADER_SCAN_CHUNK):
+            parser.feed(raw[start : min(start + _HEADER_SCAN_CHUNK, head)])
+            for event, element in parser.read_events():
+                name = etree.QName(element)
+                if namespace is None:
+                    namespace = name.namespace or ""
+                elif event == "end" and name.localname == "nachrichtenUUID" and element.text:
+                    return MessageIdentity(scope=f"xoev:{namespace}", value=element.text.strip())
+                if count > _HEADER_SCAN_EVENTS:
+                    return None
+                count += 1
     except etree.XMLSyntaxError:
         pass
-    return MessageIdentity(scope="body", value="sha256-" + hashlib.sha256(raw).hexdigest())
+    return None

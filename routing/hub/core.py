@@ -85,6 +85,10 @@ _MAX_REJECTION_ERRORS = 20
 UNEXPECTED_REASON = "unexpected-error"
 
 
+# What ``json.dumps(..., separators=(",", ":"), default=str)`` builds anew for every call.
+_RECORD_JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 @dataclass
 class _Progress:
     """The step an arrival is in, so an unforeseen failure is quarantined under it."""
@@ -117,7 +121,7 @@ class CaseRecord:
     original: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps(self.__dict__, separators=(",", ":"), default=str).encode()
+        return _RECORD_JSON.encode(self.__dict__).encode()
 
 
 def _answered_facts(inspected: InspectedMessage) -> dict[str, Any]:
