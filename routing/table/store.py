@@ -32,7 +32,7 @@ from nats.js.errors import (
     BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NoKeysError,
+    NotFoundError,
 )
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
@@ -233,17 +233,27 @@ def _part_key(snapshot: str, index: int) -> str:
 class RouteTableStore:
     """Reads and publishes snapshots in one KV bucket."""
 
-    def __init__(self, kv: KeyValue, *, read_only: str | None = None) -> None:
-        """``read_only``: why this store refuses to publish (e.g. a peer's mirror)."""
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        read_only: str | None = None,
+        js: JetStreamContext | None = None,
+        bucket: str = ROUTES_BUCKET,
+    ) -> None:
+        """``read_only``: why this store refuses to publish (e.g. a peer's mirror). A store
+        that publishes needs ``js`` and its ``bucket`` to collect superseded snapshots."""
         self.kv = kv
         self.read_only = read_only
+        self._js = js
+        self._bucket = bucket
 
     @classmethod
     async def open(
         cls, js: JetStreamContext, bucket: str = ROUTES_BUCKET, *, create: bool = True
     ) -> RouteTableStore:
         kv = await (ensure_routes_bucket(js, bucket) if create else js.key_value(bucket))
-        return cls(kv)
+        return cls(kv, js=js, bucket=bucket)
 
     async def read_pointer(self) -> tuple[SnapshotPointer, int] | None:
         try:
@@ -342,24 +352,39 @@ class RouteTableStore:
         await self._collect_garbage(keep_from=sequence - KEEP_SNAPSHOTS + 1)
         return StoredTable(table, pointer, revision)
 
-    async def _snapshot_keys(self) -> list[str]:
-        # Filtering ourselves: nats-py's keys(filters=...) logs a misleading version warning.
+    async def snapshot_keys(self) -> list[str]:
+        """The keys of every stored snapshot part (``snapshot.<name>.<index>``).
+
+        Read from the stream's own subject index, which is exact: nats-py's ``kv.keys()``
+        can end its replay early under load and miss keys (nats.py issue 842).
+        """
+        if self._js is None:
+            raise RouteTableError("this store cannot list its snapshots (no JetStream context)")
+        prefix = f"$KV.{self._bucket}."
         try:
-            keys = await self.kv.keys()
-        except NoKeysError:
+            info = await self._js.stream_info(
+                f"KV_{self._bucket}", subjects_filter=f"{prefix}snapshot.>"
+            )
+        except NotFoundError:
             return []
-        return [key for key in keys if key.startswith("snapshot.")]
+        return sorted(subject[len(prefix) :] for subject in info.state.subjects or {})
+
+    async def _drop(self, key: str) -> None:
+        # A stream purge of the key's subject, not a KV purge: no reader will ask for a
+        # superseded part again, and no purge marker is left behind to be listed forever.
+        assert self._js is not None
+        await self._js.purge_stream(f"KV_{self._bucket}", subject=f"$KV.{self._bucket}.{key}")
 
     async def _purge_snapshot(self, snapshot: str) -> None:
-        for key in await self._snapshot_keys():
+        for key in await self.snapshot_keys():
             if key.startswith(f"snapshot.{snapshot}."):
-                await self.kv.purge(key)
+                await self._drop(key)
 
     async def _collect_garbage(self, keep_from: int) -> None:
-        for key in await self._snapshot_keys():
+        for key in await self.snapshot_keys():
             sequence_text = key.split(".")[1].split("-")[0]
             if sequence_text.isdigit() and int(sequence_text) < keep_from:
-                await self.kv.purge(key)
+                await self._drop(key)
 
 
 class RouteTableWatcher:

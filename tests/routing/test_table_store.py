@@ -46,7 +46,7 @@ async def new_store(nc: NatsClient) -> RouteTableStore:
 
 
 async def snapshot_keys(store: RouteTableStore) -> set[str]:
-    return {key.split(".")[1] for key in await store.kv.keys() if key.startswith("snapshot.")}
+    return {key.split(".")[1] for key in await store.snapshot_keys()}
 
 
 async def test_publish_and_load_round_trip_in_parts(
