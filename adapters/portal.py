@@ -318,6 +318,10 @@ class PortalSettings(AdapterSettings):
         default_factory=dict,
         description="'tenant/backend' -> API key for replies to, and the state of, its cases",
     )
+    reuse_port: bool = Field(
+        default=False,
+        description="Bind with SO_REUSEPORT, so the processes of one hub share the port",
+    )
 
 
 class PortalAdapter:
@@ -359,6 +363,9 @@ class PortalAdapter:
             return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.settings.reuse_port:
+            # The kernel spreads the connections over every process listening on the port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self.settings.host, self.settings.port))
         self._socket = sock
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))

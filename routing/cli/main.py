@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from poststelle.routing.cli import quarantine
 from poststelle.routing.cli.common import add_common_options, config_from, with_hub_client
 from poststelle.routing.hub.config import ConfigError, config_file_given
+from poststelle.routing.hub.supervisor import READY_PREFIX, WorkerSupervisor
 
 __all__ = ["build_parser", "main"]
 
@@ -41,46 +43,140 @@ _COMMAND_MODULES: tuple[str, ...] = (
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from poststelle.routing.hub.demo import prepare_demo
-    from poststelle.routing.hub.runtime import Hub, HubAlreadyRunningError
+    from poststelle.routing.hub.runtime import Hub, HubAlreadyRunningError, NoHubToJoinError
+    from poststelle.routing.hub.supervisor import SupervisorError
 
     demo_on = not config_file_given(args.config) if args.demo is None else bool(args.demo)
     config = config_from(args, demo=demo_on, **{"http.port": args.http_port})
-    demo = prepare_demo(config) if demo_on else None
+    primary = args.role == "primary"
+    # A worker only adds the demo's back end and route; the demo's schema sets, simulator
+    # and XTA mailbox are the primary's.
+    demo = prepare_demo(config) if demo_on and primary else None
     if demo is not None:
         config = demo.config
+    if args.workers > 1 or not primary:
+        _log_process_ids()
+    # Workers share the intake's port only where the kernel spreads connections over them.
+    share_port = _CAN_SHARE_PORT and (args.workers > 1 or args.supervised)
 
     async def serve() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        async with Hub(config) as hub:
-            print(f"Poststelle hub running (NATS {hub.nats_url})", flush=True)
-            print(f"  submit XÖV messages:  POST {hub.http_url}/v1/submissions", flush=True)
-            print(f"  health:               GET  {hub.http_url}/healthz", flush=True)
-            print(f"  API documentation:    {hub.http_url}/docs", flush=True)
-            for worker in hub.workers:
-                where = worker.backend.health().get("folder") or worker.backend.kind
-                backend = f"{worker.backend.tenant}/{worker.backend.name}"
-                print(f"  deliveries for {backend}: {where}", flush=True)
-            if not hub.config.backends:
-                print(
-                    "  no back ends configured: messages are quarantined as unroutable", flush=True
+        stop = _until_stopped(args.supervised)
+        hub = Hub(config, role=args.role, share_http_port=share_port)
+        supervisor = None
+        try:
+            await hub.start(http=not (args.no_http and hub.role == "worker"))
+            if args.workers > 1:
+                supervisor = WorkerSupervisor(
+                    _worker_argv(args, hub, demo_on, share_port), args.workers - 1
                 )
-            for line in demo.summary() if demo else _demo_off(args):
-                print(f"  {line}", flush=True)
-            print("Press Ctrl+C to stop.", flush=True)
+                await supervisor.start()
+            _print_banner(args, hub, demo, supervisor)
             await stop.wait()
+        finally:
+            # The workers first: they still use the primary's embedded NATS.
+            if supervisor is not None:
+                await supervisor.stop()
+            await hub.stop()
         return 0
 
     try:
         return asyncio.run(serve())
-    except HubAlreadyRunningError as exc:
+    except (HubAlreadyRunningError, NoHubToJoinError, SupervisorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         if demo is not None:
             demo.stop()
+
+
+# Linux and the BSDs; elsewhere each worker would fail to bind: they serve no HTTP then.
+_CAN_SHARE_PORT = hasattr(socket, "SO_REUSEPORT")
+
+
+def _until_stopped(supervised: bool) -> asyncio.Event:
+    """Set on SIGTERM or SIGINT; with ``--supervised`` also when standard input closes,
+    i.e. when the supervising process died: a worker never outlives its hub."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if supervised:
+        stdin = sys.stdin.fileno()
+
+        def on_stdin() -> None:
+            if not os.read(stdin, 4096):
+                loop.remove_reader(stdin)
+                log.info("supervisor gone (stdin closed), stopping pid=%d", os.getpid())
+                stop.set()
+
+        loop.add_reader(stdin, on_stdin)
+    return stop
+
+
+def _log_process_ids() -> None:
+    """Several processes write to one terminal or journal: each line says whose it is."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s pid=%(process)d %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
+
+
+def _worker_argv(args: argparse.Namespace, hub: Any, demo_on: bool, share_port: bool) -> list[str]:
+    """The command line of one worker: this hub's configuration, its NATS, its port."""
+    argv = [sys.executable, "-m", "poststelle.routing.cli"]
+    if args.verbose:
+        argv.append("-v")
+    argv += [
+        "run",
+        *("--role", "worker", "--workers", "1", "--supervised"),
+        *("--data-dir", str(hub.config.data_dir)),
+        *("--nats-url", hub.nats_url),
+        "--demo" if demo_on else "--no-demo",
+    ]
+    if args.config is not None:
+        argv += ["--config", str(args.config)]
+    if share_port and hub.portal is not None:
+        argv += ["--http-port", hub.http_url.rsplit(":", 1)[1]]
+    else:
+        argv.append("--no-http")
+    return argv
+
+
+def _print_banner(
+    args: argparse.Namespace, hub: Any, demo: Any, supervisor: WorkerSupervisor | None
+) -> None:
+    if hub.role == "worker":
+        intake = f", HTTP intake {hub.http_url}" if hub.portal is not None else ""
+        backends = ", ".join(f"{w.backend.tenant}/{w.backend.name}" for w in hub.workers)
+        # The first line is the supervisor's ready signal (``READY_PREFIX``).
+        print(
+            f"{READY_PREFIX} (pid {os.getpid()}, NATS {hub.nats_url}): routing core, "
+            f"deliveries for {backends or 'no back end'}{intake}",
+            flush=True,
+        )
+        if supervisor is not None:
+            print(f"  worker processes: {args.workers}, pids {_pids(supervisor)}", flush=True)
+        print("Press Ctrl+C to stop.", flush=True)
+        return
+    print(f"Poststelle hub running (NATS {hub.nats_url})", flush=True)
+    print(f"  submit XÖV messages:  POST {hub.http_url}/v1/submissions", flush=True)
+    print(f"  health:               GET  {hub.http_url}/healthz", flush=True)
+    print(f"  API documentation:    {hub.http_url}/docs", flush=True)
+    for worker in hub.workers:
+        where = worker.backend.health().get("folder") or worker.backend.kind
+        backend = f"{worker.backend.tenant}/{worker.backend.name}"
+        print(f"  deliveries for {backend}: {where}", flush=True)
+    if not hub.config.backends:
+        print("  no back ends configured: messages are quarantined as unroutable", flush=True)
+    if supervisor is not None:
+        print(f"  worker processes: {args.workers}, pids {_pids(supervisor)}", flush=True)
+    for line in demo.summary() if demo else _demo_off(args):
+        print(f"  {line}", flush=True)
+    print("Press Ctrl+C to stop.", flush=True)
+
+
+def _pids(supervisor: WorkerSupervisor) -> str:
+    """This process first, then its workers: ``12 13 14``."""
+    return " ".join(str(pid) for pid in [os.getpid(), *supervisor.pids])
 
 
 def _demo_off(args: argparse.Namespace) -> list[str]:
@@ -134,6 +230,16 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="poststelle",
@@ -148,6 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="start the hub (embedded NATS unless configured)")
     add_common_options(run)
     run.add_argument("--http-port", type=int, help="portal intake port (default 8080)")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes that route and deliver, this one included, sharing the HTTP port "
+        "(default: the number of cores, %(default)s here)",
+    )
+    run.add_argument(
+        "--role",
+        choices=("primary", "worker"),
+        default="primary",
+        help="primary: the whole hub (default); worker: join a running hub's NATS "
+        "(--nats-url, or the hub on --data-dir) and only route and deliver, e.g. on another host",
+    )
+    # Set by the primary for its workers: stop when standard input closes (the primary died).
+    run.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--no-http", action="store_true", help=argparse.SUPPRESS)
     run.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,

@@ -2,15 +2,29 @@
 
 ``Hub`` is an async context manager so tests and ``poststelle run`` drive the very same
 object; everything runs on one event loop.
+
+A hub has a role. The *primary* runs everything: NATS (embedded unless configured), the
+inbound adapters, the reply router, the answer workers, the dead-letter recorder, the
+routing core, the delivery workers and the HTTP intake. A *worker* (``poststelle run
+--workers N`` starts N-1 of them beside the primary; ``--role worker`` adds them from other
+hosts) joins the primary's NATS and runs only the stages that keep no order per case: the
+routing core on the shared ``router`` consumer, the delivery workers on their back ends'
+shared consumers (with the route-table watcher the core needs) and, if asked, the HTTP
+intake on the primary's port (``SO_REUSEPORT``). Stages whose order matters per case (the
+reply router, the answer workers on ``OUTBOX``), and the ones that must run once (inbound
+pollers, a file drop's reply folder, the dead-letter recorder, the federation set-up) stay
+in the primary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -50,7 +64,7 @@ from poststelle.routing.table.live import TableRouteResolver
 from poststelle.routing.table.static import RouteResolver, StaticRouteResolver
 from poststelle.routing.table.store import RouteTableStore, RouteTableWatcher
 
-__all__ = ["Hub", "HubAlreadyRunningError", "connect"]
+__all__ = ["Hub", "HubAlreadyRunningError", "HubRole", "NoHubToJoinError", "connect"]
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +111,15 @@ async def connect(
     return client
 
 
+HubRole = Literal["primary", "worker"]
+
+
 class HubAlreadyRunningError(RuntimeError):
     pass
+
+
+class NoHubToJoinError(RuntimeError):
+    """A worker needs a hub's NATS: the configured URL or a primary on the data folder."""
 
 
 class Hub:
@@ -108,8 +129,14 @@ class Hub:
         *,
         resolver: RouteResolver | None = None,
         registry: AdapterRegistry | None = None,
+        role: HubRole = "primary",
+        share_http_port: bool = False,
     ) -> None:
+        """``share_http_port`` binds the HTTP intake with ``SO_REUSEPORT`` so the hub's
+        other processes can serve the same port."""
         self.config = config
+        self.role: HubRole = role
+        self._share_http_port = share_http_port
         self.registry = registry or default_registry()
         self._backends: list[tuple[BackendConfig, OutboundAdapter]] = []
         self._native_backends: list[tuple[BackendConfig, OutboundAdapter]] = []
@@ -172,9 +199,13 @@ class Hub:
                 "store_attachment": self.store_attachment,
             },
         )
+        primary = self.role == "primary"
         if workers:
-            # Bad adapter settings stop start-up before anything is connected.
-            backends = build_backends(self.config, self.registry, context)
+            # Bad adapter settings stop start-up before anything is connected. A worker's back
+            # ends get no reply intake: a file drop's reply folder is read by the primary only.
+            backends = build_backends(
+                self.config, self.registry, context if primary else _without_replies(context)
+            )
             # Native back ends pull CASES themselves: the hub only provides their consumer.
             self._native_backends = [
                 (c, b) for c, b in backends if getattr(b, "self_consuming", False)
@@ -182,16 +213,23 @@ class Hub:
             self._backends = [
                 (c, b) for c, b in backends if not getattr(b, "self_consuming", False)
             ]
-            self.inbound = build_inbound(self.config, self.registry, context)
+            if primary:
+                self.inbound = build_inbound(self.config, self.registry, context)
         if http:
             self.portal = self._build_portal(context)
         store = self.config.data_dir / "nats"
         running = None if self.config.nats.url else EmbeddedNatsServer.discover(store)
-        if running and workers:
+        if running and workers and primary:
             # Two servers on one store would corrupt it; one hub per data folder.
             raise HubAlreadyRunningError(
                 f"a hub already runs on {self.config.data_dir} (NATS {running}); "
                 "stop it or choose another --data-dir"
+            )
+        if not primary and not self.config.nats.url and not running:
+            # A worker never starts a server of its own: it joins the primary's.
+            raise NoHubToJoinError(
+                f"no hub runs on {self.config.data_dir}: start `poststelle run` there "
+                "first, or give the hub's NATS with --nats-url"
             )
         self._joined_url = running
         if not self.config.nats.url and not self._joined_url:
@@ -208,11 +246,11 @@ class Hub:
         await ensure_topology(self.js, replicas=self.config.nats.replicas)
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()
-        for backend_config, backend in self._native_backends:
+        for backend_config, backend in self._native_backends if primary else []:
             await ensure_backend_consumer(
                 self.js, backend.tenant, backend.name, backend_config.max_deliver
             )
-        if workers and self.config.federation.state:
+        if workers and primary and self.config.federation.state:
             await self._join_federation()
         self.audit = audit = AuditTrail(self.js)
         self.intake = Intake(
@@ -230,7 +268,7 @@ class Hub:
                 await adapter.start()
         if self.portal is not None:
             await self.portal.start()
-        log.info("hub started nats=%s", self.nats_url)
+        log.info("hub started role=%s pid=%d nats=%s", self.role, os.getpid(), self.nats_url)
         return self
 
     @property
@@ -284,6 +322,10 @@ class Hub:
             )
             self.workers.append(worker)
             self._supervise(worker.durable, worker.run)
+        if self.role != "primary":
+            return
+        # Order per case matters from here on (answers reach an origin in the order of the
+        # replies), and the recorder must see each advisory once: the primary's alone.
         self.reply_router = ReplyRouter(self.js, audit, self.counters)
         self._supervise("reply-router", self.reply_router.run)
         self.dead_letters = DeadLetterRecorder(self.js, audit, self.counters)
@@ -331,6 +373,7 @@ class Hub:
                 for backend in self.config.backends
                 if backend.api_key is not None
             },
+            reuse_port=self._share_http_port,
         )
         return PortalAdapter(name="http", settings=settings, context=context)
 
@@ -463,6 +506,9 @@ class Hub:
         connected = self.nc is not None and self.nc.is_connected
         report: dict[str, Any] = {
             "status": "ok" if connected else "degraded",
+            # With --workers the intake's port is shared: this is the process that answered,
+            # and the counters below are its own (``poststelle stats`` counts for the hub).
+            "process": {"role": self.role, "pid": os.getpid()},
             "nats": {
                 "connected": connected,
                 "url": self.nats_url,
@@ -493,3 +539,10 @@ class Hub:
         for worker in self.workers:
             report["consumers"][worker.durable]["backend"] = worker.backend.health()
         return report
+
+
+def _without_replies(context: AdapterContext) -> AdapterContext:
+    """The adapters' context minus the reply intake: back ends built with it take no
+    replies themselves (a worker's file drop leaves its ``in/`` folder to the primary)."""
+    extras = {key: value for key, value in context.extras.items() if key != "accept_reply"}
+    return dataclasses.replace(context, extras=extras)
