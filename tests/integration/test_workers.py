@@ -33,7 +33,13 @@ from poststelle.routing.cli.main import build_parser
 from poststelle.routing.hub.delivery import backend_subject, consumer_name
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.supervisor import restart_delay
-from poststelle.routing.streams.topology import AUDIT, CASES, INBOX, ROUTER_DURABLE
+from poststelle.routing.streams.topology import (
+    AUDIT,
+    CASES,
+    INBOX,
+    ROUTER_DURABLE,
+    ensure_topology,
+)
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 
@@ -83,8 +89,11 @@ def test_restart_delay_grows_and_is_capped() -> None:
 
 def test_worker_without_a_hub_to_join_is_refused(tmp_path: Path) -> None:
     result = subprocess.run(
-        [*POSTSTELLE, "run", "--role", "worker", "--workers", "1", "--no-demo"]
-        + ["--data-dir", str(tmp_path), "--http-port", "0"],
+        [
+            *POSTSTELLE,
+            *("run", "--role", "worker", "--workers", "1", "--no-demo"),
+            *("--data-dir", str(tmp_path), "--http-port", "0"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -308,8 +317,6 @@ async def test_killed_worker_is_restarted_and_nothing_is_lost(
     nc = await nats.connect(fresh_nats.client_url)
     try:
         js = nc.jetstream()
-        from poststelle.routing.streams.topology import ensure_topology
-
         await ensure_topology(js)
         quick = {"ack_policy": AckPolicy.EXPLICIT, "ack_wait": 3.0, "max_ack_pending": 1024}
         await js.add_consumer(
