@@ -1,6 +1,6 @@
-"""The processes ``bench_hub.py`` starts: one OS process per worker, as a deployment would.
+"""The helper processes ``bench_hub.py`` starts beside the hub (which it starts as
+``poststelle run --workers N``): the raw loops and the webhook receiver.
 
-    python bench/_bench_workers.py hub --config '<json overrides>' [--http]
     python bench/_bench_workers.py raw --url nats://... --batch 256
     python bench/_bench_workers.py receiver
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -20,8 +19,6 @@ import sys
 import nats
 from nats.js.errors import FetchTimeoutError
 
-from poststelle.routing.hub.config import load_config
-from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.streams.topology import INBOX
 
 __all__ = ["RAW_DURABLE", "RAW_SUBJECT"]
@@ -49,19 +46,6 @@ def _until_terminated() -> asyncio.Event:
 
     loop.add_reader(sys.stdin.fileno(), on_stdin)
     return stop
-
-
-async def run_hub(overrides: dict[str, object], http: bool) -> None:
-    """A hub as ``poststelle run`` starts it (routing core, delivery workers, and the HTTP
-    intake when asked), on the bench's NATS server."""
-    stop = _until_terminated()
-    hub = Hub(load_config(environ={}, overrides=overrides))
-    try:
-        await hub.start(http=http)
-        _ready(hub.http_url if http else "")
-        await stop.wait()
-    finally:
-        await hub.stop()
 
 
 async def run_raw(url: str, batch: int) -> None:
@@ -106,17 +90,12 @@ async def run_receiver() -> None:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     roles = parser.add_subparsers(dest="role", required=True)
-    hub = roles.add_parser("hub")
-    hub.add_argument("--config", required=True, help="load_config overrides as JSON")
-    hub.add_argument("--http", action="store_true")
     raw = roles.add_parser("raw")
     raw.add_argument("--url", required=True)
     raw.add_argument("--batch", type=int, default=256)
     roles.add_parser("receiver")
     arguments = parser.parse_args(argv)
-    if arguments.role == "hub":
-        asyncio.run(run_hub(json.loads(arguments.config), http=arguments.http))
-    elif arguments.role == "raw":
+    if arguments.role == "raw":
         asyncio.run(run_raw(arguments.url, arguments.batch))
     else:
         asyncio.run(run_receiver())

@@ -4,23 +4,24 @@
     .venv/bin/python bench/bench_hub.py --quick          # a smoke run, under a minute
 
 One real ``nats-server`` (``EmbeddedNatsServer``) serves every stage. "Workers" are separate
-OS processes on that server, as ``poststelle run --workers N`` will start them: N raw loops on
-one durable, or N hubs (``Hub.start`` with ``nats.url`` set and one shared data folder) whose
-routing cores and delivery workers share the same durable consumers. For each worker count and
-each message size (5 KB and 50 KB XBau 0200, distinct ``nachrichtenUUID`` each, schema-valid
-and validated when the corpus is at hand):
+OS processes on that server: N raw loops on one durable, or the hub as ``poststelle run
+--workers N --nats-url ...`` starts it (the very command: a primary and N-1 worker processes
+whose routing cores and delivery workers share the same durable consumers and whose HTTP
+intakes share one port). For each worker count and each message size (5 KB and 50 KB XBau
+0200, distinct ``nachrichtenUUID`` each, schema-valid and validated when the corpus is at
+hand):
 
 - **raw loop**: fetch a batch → ``publish_async`` each to ``CASES`` → await the acks → ack the
   batch. The ceiling any router on this server and client library can reach.
 - **routing core**: ``INBOX`` preloaded (consumer paused, then resumed) → ``CASES``; the hubs'
   back ends are native NATS ones, so nothing else runs in the hub.
-- **end to end**: ``POST /v1/submissions`` (keep-alive, 16 in flight per hub) → ``CASES`` →
+- **end to end**: ``POST /v1/submissions`` (keep-alive, 16 in flight per worker) → ``CASES`` →
   delivered by the file drop (Kiel's cases) and a webhook to a loopback receiver (Lübeck's),
   routed by an imported routing table.
 - **latency**: HTTP 202 → the CaseEvent stored in ``CASES`` (the server's store timestamp), at
   a fixed offered load of 500 msg/s on a fixed schedule (open loop), end-to-end hubs running;
   and at a light 50 msg/s, what the design adds when no queue builds.
-- **RSS**: ``VmRSS`` (at the end) and ``VmHWM`` (peak) of each hub process.
+- **RSS**: ``VmRSS`` (at the end) and ``VmHWM`` (peak) of each of the hub's processes.
 
 Ratios compare figures of the same run, size and worker count. Not a test: numbers depend on
 the machine and on whatever else runs on it.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -78,11 +80,12 @@ SIZES = {
     "50 KB": MESSAGES / "xbau-antrag-0200-50k.xml",
 }
 WORKER_SCRIPT = BENCH / "_bench_workers.py"
+POSTSTELLE_RUN = [sys.executable, "-m", "poststelle.routing.cli", "run"]
 
 OFFERED_RATE = 500  # msg/s, the issue's latency load
 # Well below what one hub sustains end to end: what latency the design adds without a queue.
 LIGHT_RATE = 50
-IN_FLIGHT_PER_HUB = 16
+IN_FLIGHT_PER_WORKER = 16
 TARGET_CORE, TARGET_E2E, TARGET_P99_MS, TARGET_RSS_MB = 0.75, 0.5, 20.0, 300.0
 
 # Kiel's cases go to the file drop, Lübeck's to the webhook: both back ends in one stage.
@@ -140,15 +143,79 @@ class Worker:
     process: subprocess.Popen[str]
     detail: str
 
-    def memory_mb(self) -> tuple[float, float]:
-        """(VmRSS, VmHWM) in MB from /proc: psutil is not a dependency."""
-        fields: dict[str, float] = {}
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        for line in status.splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                fields[name] = int(value.split()[0]) / 1024
-        return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB from /proc: psutil is not a dependency."""
+    fields: dict[str, float] = {}
+    status = Path(f"/proc/{pid}/status").read_text()
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+@dataclass
+class RunningHub:
+    """``poststelle run --workers N``: its intake URL (one port for all its processes) and
+    the process ids it printed, the primary first."""
+
+    process: subprocess.Popen[str]
+    url: str
+    pids: list[int]
+
+
+_INTAKE_URL = re.compile(r"POST (http://\S+)/v1/submissions")
+_PIDS = re.compile(r"worker processes: \d+, pids ([\d ]+)")
+
+
+@contextmanager
+def poststelle_run(
+    config: dict[str, Any], count: int, data_dir: Path, log_path: Path
+) -> Iterator[RunningHub]:
+    """The hub exactly as an operator starts it; ``--supervised`` stops it when the bench
+    dies (its stdin closes), and it stops its own workers."""
+    config_path = log_path.with_suffix(".yaml")
+    config_path.write_text(json.dumps(config))  # JSON is YAML
+    # The bench's configuration only, not the developer's POSTSTELLE_* settings.
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("POSTSTELLE_") or k.endswith("CORPUS")
+    }
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                *POSTSTELLE_RUN,
+                *("--config", str(config_path), "--data-dir", str(data_dir), "--no-demo"),
+                *("--workers", str(count), "--supervised"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=environment,
+        )
+    try:
+        assert process.stdout is not None
+        banner = ""
+        while not banner.endswith("Press Ctrl+C to stop.\n"):
+            line = process.stdout.readline()  # blocks until the hub serves, or dies
+            if not line:
+                process.wait(timeout=30)
+                raise SystemExit(f"poststelle run did not start:\n{log_path.read_text()[-3000:]}")
+            banner += line
+        url = _INTAKE_URL.search(banner)
+        pids = _PIDS.search(banner)
+        assert url is not None, banner
+        yield RunningHub(
+            process,
+            url.group(1),
+            [int(pid) for pid in pids.group(1).split()] if pids else [process.pid],
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
 
 
 def _start_worker(arguments: list[str], log_path: Path) -> Worker:
@@ -294,10 +361,10 @@ class EndToEnd:
 async def end_to_end_rate(
     js: JetStreamContext, urls: list[str], messages: list[tuple[bytes, str]], limit: float
 ) -> EndToEnd:
-    """POST every message (closed loop, 16 in flight per hub) and wait until both back ends
+    """POST every message (closed loop, 16 in flight per worker) and wait until both back ends
     have acknowledged every CaseEvent."""
     await _fresh(js)
-    pool = ConnectionPool(urls, IN_FLIGHT_PER_HUB)
+    pool = ConnectionPool(urls, IN_FLIGHT_PER_WORKER)
     refused = 0
 
     async def submit(body: bytes) -> None:
@@ -443,9 +510,7 @@ def _verdict(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
-def _hub_overrides(
-    data_dir: Path, url: str, *, native: bool, webhook_url: str, batch: int
-) -> dict[str, Any]:
+def _hub_config(url: str, *, native: bool, webhook_url: str, batch: int) -> dict[str, Any]:
     backends: list[dict[str, Any]]
     if native:
         # Native back ends pull CASES themselves: the hub runs its routing core and nothing else.
@@ -469,9 +534,8 @@ def _hub_overrides(
             },
         ]
     return {
-        "data_dir": str(data_dir),
-        "nats.url": url,
-        "http.port": 0,
+        "nats": {"url": url},
+        "http": {"port": 0},
         "router_batch_size": batch,
         "backends": backends,
         "routes": [],
@@ -498,7 +562,7 @@ class Settings:
 
 
 @contextmanager
-def profiled(hubs: list[Worker], folder: Path | None, name: str) -> Iterator[None]:
+def profiled(hub: RunningHub, folder: Path | None, name: str) -> Iterator[None]:
     """py-spy samples every hub process (on-CPU stacks only) while the block runs; each
     writes ``<folder>/<name>-hub<i>.speedscope.json`` when interrupted."""
     if folder is None:
@@ -509,14 +573,14 @@ def profiled(hubs: list[Worker], folder: Path | None, name: str) -> Iterator[Non
         subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("py-spy")),
-                *("record", "--pid", str(hub.process.pid), "--rate", "250"),
+                *("record", "--pid", str(pid), "--rate", "250"),
                 *("--format", "speedscope", "--output"),
                 str(folder / f"{name}-hub{index + 1}.speedscope.json"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for index, hub in enumerate(hubs)
+        for index, pid in enumerate(hub.pids)
     ]
     time.sleep(1.0)  # py-spy attaches before the stage starts
     try:
@@ -592,15 +656,14 @@ async def _run_worker_count(
             )
             results.add(Row(f"raw loop {size}, {label}", f"{raw[size]:,.0f} msg/s", "1.00"))
 
-    def hub_argv(native: bool, http: bool) -> list[list[str]]:
-        overrides = _hub_overrides(
-            data_dir, url, native=native, webhook_url=webhook_url, batch=settings.batch
-        )
-        return [["hub", "--config", json.dumps(overrides), *(["--http"] if http else [])]] * count
+    def hub(native: bool, stage: str) -> contextlib.AbstractContextManager[RunningHub]:
+        config = _hub_config(url, native=native, webhook_url=webhook_url, batch=settings.batch)
+        return poststelle_run(config, count, data_dir, logs / f"{stage}-{count}.log")
 
-    with workers(hub_argv(native=True, http=False), logs, f"core-{count}") as hubs:
+    # The HTTP intake idles here: the native back ends leave the routing core alone at work.
+    with hub(native=True, stage="core") as running:
         for size, template in templates.items():
-            with profiled(hubs, settings.profile, f"core-{_slug(size)}-w{count}"):
+            with profiled(running, settings.profile, f"core-{_slug(size)}-w{count}"):
                 rate = await drain_rate(
                     js, ROUTER_DURABLE, template, settings.messages, settings.limit
                 )
@@ -615,13 +678,14 @@ async def _run_worker_count(
                     "" if ok is None else _verdict(ok),
                 )
             )
-        _memory_rows(results, hubs, f"routing core, {label}")
+        _memory_rows(results, running, f"routing core, {label}")
 
-    with workers(hub_argv(native=False, http=True), logs, f"e2e-{count}") as hubs:
-        urls = [hub.detail for hub in hubs]
+    with hub(native=False, stage="e2e") as running:
+        # One port for all of the hub's processes: the kernel spreads the connections.
+        urls = [running.url] * count
         for size, template in templates.items():
             messages = distinct_messages(template, settings.messages)
-            with profiled(hubs, settings.profile, f"e2e-{_slug(size)}-w{count}"):
+            with profiled(running, settings.profile, f"e2e-{_slug(size)}-w{count}"):
                 e2e = await end_to_end_rate(js, urls, messages, settings.limit)
             results.add(
                 Row(
@@ -644,7 +708,7 @@ async def _run_worker_count(
                 offered = distinct_messages(template, int(rate * settings.seconds))
                 latency = await latency_at_offered_load(js, urls, offered, rate, settings.limit)
                 _latency_rows(results, latency, f"{size}, {label}")
-        _memory_rows(results, hubs, f"end to end, {label}")
+        _memory_rows(results, running, f"end to end, {label}")
 
 
 def _latency_rows(results: Results, latency: Latency, stage: str) -> None:
@@ -672,9 +736,9 @@ def _slug(size: str) -> str:
     return size.replace(" ", "").lower()
 
 
-def _memory_rows(results: Results, hubs: list[Worker], stage: str) -> None:
-    for index, hub in enumerate(hubs):
-        rss, peak = hub.memory_mb()
+def _memory_rows(results: Results, hub: RunningHub, stage: str) -> None:
+    for index, pid in enumerate(hub.pids):
+        rss, peak = memory_mb(pid)
         results.add(
             Row(
                 f"RSS hub {index + 1} ({stage})",
