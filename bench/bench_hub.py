@@ -82,6 +82,8 @@ SIZES = {
 WORKER_SCRIPT = BENCH / "_bench_workers.py"
 POSTSTELLE_RUN = [sys.executable, "-m", "poststelle.routing.cli", "run"]
 
+# Longer than the routers' fetch timeout (``RoutingCore.run``, 0.5 s).
+_PULL_EXPIRY_MARGIN = 1.0
 OFFERED_RATE = 500  # msg/s, the issue's latency load
 # Well below what one hub sustains end to end: what latency the design adds without a queue.
 LIGHT_RATE = 50
@@ -298,6 +300,9 @@ async def _pause(js: JetStreamContext, durable: str, started_by: float) -> None:
     far = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if not (await js.pause_consumer(INBOX, durable, far)).paused:
         raise SystemExit(f"consumer {durable} could not be paused (nats-server >= 2.11?)")
+    # A pull request from before the pause is still served while it lives (the routers fetch
+    # with 0.5 s expiry): with two processes one nearly always waits. Let them expire.
+    await asyncio.sleep(_PULL_EXPIRY_MARGIN)
 
 
 async def drain_rate(
@@ -305,7 +310,7 @@ async def drain_rate(
 ) -> float:
     """INBOX preloaded while ``durable`` is paused; msg/s from its resumption until the last
     CaseEvent was stored (the server's clock, on this host the bench's too)."""
-    for _attempt in range(3):
+    for _attempt in range(5):
         await _fresh(js)
         await _pause(js, durable, started_by=limit)
         # Fresh ids each attempt: INBOX would drop repeated ones as duplicates.

@@ -56,8 +56,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = demo.config
     if args.workers > 1 or not primary:
         _log_process_ids()
-    # Workers share the intake's port only where the kernel spreads connections over them.
-    share_port = _CAN_SHARE_PORT and (args.workers > 1 or args.supervised)
+    # Workers share the intake's port only where the kernel spreads connections over them; a
+    # worker always offers to share (it may join a primary's port on the same host).
+    share_port = _CAN_SHARE_PORT and (args.workers > 1 or not primary)
 
     async def serve() -> int:
         stop = _until_stopped(args.supervised)

@@ -88,6 +88,9 @@ class WorkerSupervisor:
             *self._argv,
             stdin=asyncio.subprocess.PIPE,  # closes when this process dies: the child stops
             stdout=asyncio.subprocess.PIPE,
+            # Out of the terminal's process group: Ctrl+C reaches the supervisor alone, which
+            # then stops the workers, instead of racing them to an exit it would restart.
+            start_new_session=True,
         )
         child.process, child.started_at = process, time.monotonic()
         assert process.stdout is not None
