@@ -65,7 +65,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         hub = Hub(config, role=args.role, share_http_port=share_port)
         supervisor = None
         try:
-            await hub.start(http=not (args.no_http and hub.role == "worker"))
+            try:
+                await hub.start(http=not (args.no_http and hub.role == "worker"))
+            except OSError as exc:
+                # Most often the intake's port: taken by a hub that does not share it.
+                print(f"error: cannot start: {exc}", file=sys.stderr)
+                return 2
             if args.workers > 1:
                 supervisor = WorkerSupervisor(
                     _worker_argv(args, hub, demo_on, share_port), args.workers - 1

@@ -32,7 +32,7 @@ from poststelle.contracts.envelope import H_CASE_ID
 from poststelle.routing.cli.main import build_parser
 from poststelle.routing.hub.delivery import backend_subject, consumer_name
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
-from poststelle.routing.hub.supervisor import restart_delay
+from poststelle.routing.hub.supervisor import READY_PREFIX, restart_delay
 from poststelle.routing.streams.topology import (
     AUDIT,
     CASES,
@@ -146,9 +146,10 @@ def poststelle_run(tmp_path: Path, *options: str) -> Iterator[RunningHub]:
             banner.append(process.stdout.readline())
         text = "".join(banner)
         url = re.search(r"POST (http://\S+)/v1/submissions", text)
+        assert url, f"{text}\n{log.read_text()[-3000:]}"
         pids = re.search(r"worker processes: \d+, pids ([\d ]+)", text)
-        assert url and pids, f"{text}\n{log.read_text()[-3000:]}"
-        yield RunningHub(process, url.group(1), [int(p) for p in pids.group(1).split()], log)
+        listed = [int(p) for p in pids.group(1).split()] if pids else [process.pid]
+        yield RunningHub(process, url.group(1), listed, log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -249,7 +250,8 @@ async def _assert_each_case_once(
 
 
 async def _two_pullers(js: JetStreamContext, stream: str, durable: str) -> bool:
-    """Pull requests of two processes wait on ``durable`` at once."""
+    """Two pull requests wait on ``durable``: a sign the processes are up, not a proof that
+    both pull (nats-py may leave two of one fetch); the counters are that."""
     return (await js.consumer_info(stream, durable)).num_waiting >= 2
 
 
@@ -361,3 +363,62 @@ async def test_killed_worker_is_restarted_and_nothing_is_lost(
             await eventually(lambda: not _alive(replacement), within=20)
     finally:
         await nc.close()
+
+
+def _start_worker(config: Path, data_dir: Path, log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [
+                *POSTSTELLE,
+                *("run", "--role", "worker", "--workers", "1", "--no-demo", "--http-port", "0"),
+                *("--config", str(config), "--data-dir", str(data_dir)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=_environment(),
+        )
+
+
+async def test_a_worker_started_on_its_own_joins_the_hub_on_the_data_folder(
+    tmp_path: Path,
+) -> None:
+    """``--role worker`` beside a running ``--workers 1`` hub: it finds the hub's embedded
+    server on the data folder, shares the router's consumer and serves an intake of its own."""
+    with poststelle_run(tmp_path, "--workers", "1") as hub:
+        data_dir = tmp_path / "data"
+        nats_url = EmbeddedNatsServer.discover(data_dir / "nats")
+        assert nats_url
+        worker_log = tmp_path / "worker.log"
+        worker = _start_worker(tmp_path / "hub.toml", data_dir, worker_log)
+        nc = await nats.connect(nats_url)
+        try:
+            assert worker.stdout is not None
+            ready = await asyncio.to_thread(worker.stdout.readline)
+            assert ready.startswith(READY_PREFIX), ready
+            assert f"NATS {nats_url}" in ready
+            worker_url = re.search(r"HTTP intake (http://\S+)", ready)
+            assert worker_url and worker_url.group(1) != hub.url, ready
+            js = nc.jetstream()
+            await eventually(lambda: _two_pullers(js, INBOX, ROUTER_DURABLE))
+            accepted: list[str] = []
+            await _submit_all(worker_url.group(1), 60, accepted)
+            drop = data_dir / "outbox" / TENANT / BACKEND
+            await eventually(lambda: {p.stem for p in drop.glob("*.json")} == set(accepted))
+            reports = {}
+            for url in (hub.url, worker_url.group(1)):
+                async with httpx.AsyncClient(base_url=url) as client:
+                    report = (await client.get("/healthz")).json()
+                reports[report["process"]["role"]] = report["counters"]
+            # The worker took every submission; primary and worker share the routing.
+            assert reports["worker"].get("intake.received") == 60, reports
+            assert "intake.received" not in reports["primary"], reports
+            routed = [reports[role].get("core.routed", 0) for role in ("primary", "worker")]
+            assert sum(routed) == 60 and all(routed), reports
+            # Still one server on the store: the worker joined it.
+            assert len(list((data_dir / "nats" / "run").glob("*.ports"))) == 1
+        finally:
+            await nc.close()
+            worker.send_signal(signal.SIGTERM)
+            worker.communicate(timeout=30)
+        assert worker.returncode == 0, worker_log.read_text()[-3000:]
