@@ -9,6 +9,10 @@ One ``nats-server``; each round preloads ``INBOX`` with fresh 5 KB (or ``--size 
 0200 applications, then one ``RoutingCore`` fetches batches of ``--batch`` and runs
 ``process_batch`` until every message is routed. The versions take turns, round by round, so
 both see the same load on a shared machine; the best round of each is printed too.
+
+``--rates 50,500`` adds latency rounds: arrivals published to ``INBOX`` on a fixed schedule
+at that rate for ``--seconds`` while the core runs, then INBOX store time → CaseEvent store
+time per case, both the server's clock (no HTTP, no deliveries: the core's own share).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,7 +51,7 @@ from poststelle.routing.hub.config import StaticRoute
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.topology import CASES, ensure_topology
+from poststelle.routing.streams.topology import CASES, INBOX, ensure_topology
 from poststelle.routing.table.static import StaticRouteResolver
 
 __all__ = ["main"]
@@ -126,6 +131,65 @@ async def _round(
     return busy / args.messages * 1e6, cpu / args.messages * 1e6, first_stored_ms
 
 
+async def _latency(
+    js: JetStreamContext,
+    module: ModuleType,
+    inspector: MessageInspector,
+    template: bytes,
+    rate: int,
+    seconds: float,
+) -> list[float]:
+    """ms from each arrival's INBOX store time to its CaseEvent's, sorted."""
+    resolver = StaticRouteResolver([StaticRoute(standard="xbau", tenant="t", backend="b")])
+    routing = module.RoutingCore(js, resolver, AuditTrail(js), Counters(), inspector=inspector)
+    inbox_from = (await js.stream_info(INBOX)).state.last_seq + 1
+    cases_from = (await js.stream_info(CASES)).state.last_seq + 1
+    running = asyncio.create_task(routing.run())
+    count = int(rate * seconds)
+    start = time.monotonic()
+    for index in range(count):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        source = str(uuid.uuid4())
+        body = _UUID.sub(rb"\g<1>" + source.encode() + rb"\g<2>", template)
+        await js.publish(
+            "inbox.portal.bench",
+            body,
+            headers={
+                H_MSG_ID: f"portal:{source}",
+                H_CHANNEL: "portal",
+                H_ADAPTER: "bench",
+                H_SOURCE_ID: source,
+                H_CASE_ID: deterministic_case_id("portal", source),
+                H_CONTENT_TYPE: "application/xml",
+            },
+        )
+    deadline = time.monotonic() + 60.0
+    while (await js.stream_info(CASES)).state.last_seq < cases_from + count - 1:
+        if time.monotonic() > deadline:
+            raise SystemExit("the core did not route every arrival within 60 s")
+        await asyncio.sleep(0.05)
+    routing.stop()
+    await running
+    stored: dict[str, datetime] = {}
+    for seq in range(inbox_from, inbox_from + count):
+        arrival = await js.get_msg(INBOX, seq)
+        assert arrival.time is not None
+        stored[(arrival.headers or {})[H_CASE_ID]] = arrival.time
+    latencies = []
+    for seq in range(cases_from, cases_from + count):
+        event = await js.get_msg(CASES, seq)
+        assert event.time is not None
+        arrived = stored[(event.headers or {})[H_CASE_ID]]
+        latencies.append((event.time - arrived).total_seconds() * 1e3)
+    return sorted(latencies)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 async def _run(args: argparse.Namespace) -> None:
     versions = {"project": project_core}
     if args.compare:
@@ -157,6 +221,21 @@ async def _run(args: argparse.Namespace) -> None:
                         f"first event of a batch stored after {figures[2]:7.1f} ms",
                         flush=True,
                     )
+            latency: dict[tuple[str, int], list[list[float]]] = {}
+            rates = [int(rate) for rate in args.rates.split(",") if rate]
+            for index in range(args.rounds if rates else 0):
+                for rate in rates:
+                    for name, module in versions.items():
+                        ordered = await _latency(
+                            js, module, inspector, template, rate, args.seconds
+                        )
+                        latency.setdefault((name, rate), []).append(ordered)
+                        print(
+                            f"round {index + 1} {name:<9} {rate}/s INBOX → CASES p50 "
+                            f"{_quantile(ordered, 0.5):.1f} p99 {_quantile(ordered, 0.99):.1f} "
+                            f"max {ordered[-1]:.1f} ms",
+                            flush=True,
+                        )
             await nc.close()
     print(
         f"\n{args.size}, batch {args.batch}, {args.messages} messages a round, "
@@ -169,6 +248,12 @@ async def _run(args: argparse.Namespace) -> None:
             f"CPU µs/msg best {min(cpu):.1f} median {statistics.median(cpu):.1f}; "
             f"first event stored after median {statistics.median(first_event):.1f} ms"
         )
+    for (name, rate), runs in latency.items():
+        merged = sorted(value for run in runs for value in run)
+        print(
+            f"{name:<9} {rate}/s INBOX → CASES, all rounds: p50 {_quantile(merged, 0.5):.1f} "
+            f"p99 {_quantile(merged, 0.99):.1f} max {merged[-1]:.1f} ms"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--size", choices=("5k", "50k"), default="5k")
     parser.add_argument("--compare", help="another core.py to time beside the project's")
+    parser.add_argument("--rates", default="", help="latency rounds at these msg/s, e.g. 50,500")
+    parser.add_argument("--seconds", type=float, default=4.0, help="per latency round")
     asyncio.run(_run(parser.parse_args(argv)))
     return 0
 
