@@ -38,11 +38,15 @@ class Frame:
 
 
 def _core_lines() -> tuple[int, int]:
-    """Lines in ``RoutingCore._handle`` where the KV put and the AUDIT record start: calls
-    to ``publish_async`` before the first are the CASES event."""
+    """Lines in ``RoutingCore._steps`` where the KV put and the AUDIT record start: calls
+    to ``publish_async`` before the first are the CASES event. Since the ``routed`` hop is
+    kept in the KV record there is no AUDIT record on that path: its line is past the end."""
     text = (ROOT / "routing" / "hub" / "core.py").read_text().splitlines()
     kv = next(n for n, line in enumerate(text, 1) if "$KV." in line and "publish_async" in line)
-    audit = next(n for n, line in enumerate(text, 1) if n > kv and "append_async" in line)
+    audit = next(
+        (n for n, line in enumerate(text, 1) if n > kv and "append_async" in line),
+        len(text) + 1,
+    )
     return kv, audit
 
 
@@ -61,7 +65,7 @@ def _rules() -> list[Rule]:
             return None
         if caller.method == "append_async":
             return "AUDIT publish"
-        if caller.method == "_handle" and _in(caller.file, "routing/hub/core.py"):
+        if caller.method in ("_handle", "_steps") and _in(caller.file, "routing/hub/core.py"):
             if caller.line >= audit_line:
                 return "AUDIT publish"
             return "KV registry put" if caller.line >= kv_line else "CASES publish"
