@@ -36,7 +36,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
+from nats.js.errors import FetchTimeoutError, NotFoundError
 
 from poststelle.contracts.answers import RejectionReason, ReplyEvent, build_answer
 from poststelle.contracts.envelope import (
@@ -99,6 +99,8 @@ _MAX_REJECTION_ERRORS = 20
 # are about this message (too large, bad subject or header) and would recur on every attempt.
 # The quarantine reason of a step that failed in a way no check foresaw.
 UNEXPECTED_REASON = "unexpected-error"
+# The stream behind the ``cases`` KV bucket.
+_CASES_KV_STREAM = f"KV_{CASES_BUCKET}"
 
 
 # What ``json.dumps(..., separators=(",", ":"), default=str)`` builds anew for every call.
@@ -420,11 +422,25 @@ class RoutingCore:
                 event.model_dump_json().encode(),
                 headers={H_MSG_ID: event.id, H_CASE_ID: case_id},
             ),
-            # A KV put is a publish to the bucket's subject; batching it keeps the hot path async.
-            # The record is the audit trail's ``routed`` hop too (``CaseRecord.routed``).
-            await self._js.publish_async(f"$KV.{CASES_BUCKET}.{case_id}", record.encode()),
         ]
+        record_subject = f"$KV.{CASES_BUCKET}.{safe_token(case_id)}"
+        if not await self._recorded_before(msg, record_subject):
+            # A KV put is a publish to the bucket's subject; batching it keeps the hot path
+            # async. The record is the audit trail's ``routed`` hop too (``CaseRecord.routed``).
+            futures.append(await self._js.publish_async(record_subject, record.encode()))
         return futures, "routed"
+
+    async def _recorded_before(self, msg: Msg, record_subject: str) -> bool:
+        """Whether a redelivered arrival's case record is stored already. Writing it again
+        would erase what happened since (``delivered``, a reply's state); a first delivery
+        cannot have one, so only redeliveries pay the lookup."""
+        if (msg.metadata.num_delivered or 1) <= 1:
+            return False
+        try:
+            await self._js.get_last_msg(_CASES_KV_STREAM, record_subject)
+        except NotFoundError:
+            return False
+        return True
 
     async def _case_event(
         self,

@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 
 from poststelle.contracts.envelope import H_CASE_ID
 from poststelle.contracts.inspection import InspectedMessage, MessageInspector
+from poststelle.routing.hub.caseregistry import load_case, update_case
 from poststelle.routing.hub.config import HubConfig, StaticRoute
 from poststelle.routing.hub.core import RoutingCore
 from poststelle.routing.hub.runtime import Hub
@@ -163,6 +164,32 @@ async def test_a_redelivered_batch_is_stored_once(client_hub: Hub) -> None:
     for case_id in case_ids:
         trail = await client_hub.audit.read(case_id)
         assert [entry.hop for entry in trail] == ["received", "routed"]
+
+
+async def test_a_redelivered_arrival_keeps_what_happened_to_its_case_since(
+    client_hub: Hub,
+) -> None:
+    """A redelivery (the ack was lost) must not write the case record again: the delivery
+    worker may have marked the case delivered in between."""
+    [case_id] = await _submit(client_hub, 1)
+    core = _core(client_hub)
+    subscription = await core.subscribe()
+    [first] = await _fetch(subscription, 1)
+    await core.process_batch([_AckLost(first)])  # type: ignore[list-item]
+
+    def delivered(record: dict[str, Any]) -> bool:
+        record["state"] = "delivered"
+        return True
+
+    assert await update_case(client_hub.js, case_id, delivered) is not None
+    [again] = await _fetch(subscription, 1)
+    assert again.metadata.num_delivered == 2
+    await core.process_batch([again])
+
+    await eventually(lambda: _router_settled(client_hub.js))
+    record = await load_case(client_hub.js, case_id)
+    assert record is not None and record["state"] == "delivered"
+    assert [case for case, _ in await _stored_events(client_hub.js)] == [case_id]
 
 
 async def test_routed_hop_is_in_the_trail_without_an_audit_record(client_hub: Hub) -> None:
