@@ -101,7 +101,41 @@ def _prolog_text(raw: bytes) -> tuple[str, str | None]:
     return head.decode("latin-1"), None
 
 
+# Enough for the declaration and the root's start tag in every message seen; a head that
+# does not settle the prolog within it is checked over 4 KiB as before.
+_QUICK_HEAD = 512
+
+
+def _quick_prolog_ok(raw: bytes) -> bool:
+    """True when the first bytes alone show the prolog is fine: no BOM, an allowed declared
+    encoding (if any) and the root's start tag right after the prolog, so no DOCTYPE.
+
+    Only ever says yes where ``_check_prolog``'s full scan passes too (the declaration and
+    every prolog item end inside the window, and what follows is an element); everything else
+    goes the full way, with its reasons."""
+    if raw[:1] != b"<":  # a BOM, UTF-16, leading white space: the full scan
+        return False
+    text = raw[:_QUICK_HEAD].decode("latin-1")
+    pos = _PROLOG.match(text).end()  # type: ignore[union-attr]  # '*' always matches
+    if pos + 1 >= len(text) or text[pos] != "<" or text[pos + 1] in "?!":
+        return False  # a comment, PI or DOCTYPE at the edge of the window, or not XML
+    if text.startswith("<?xml"):
+        if not 0 <= text.find(">") < pos:
+            return False
+        match = _DECLARED_ENCODING.match(text)
+        if match:
+            try:
+                declared = codecs.lookup(match.group(1)).name
+            except LookupError:
+                return False
+            if declared not in ALLOWED_ENCODINGS:
+                return False
+    return True
+
+
 def _check_prolog(raw: bytes) -> None:
+    if _quick_prolog_ok(raw):
+        return
     text, bom = _prolog_text(raw)
     stripped = text.lstrip()
     if not stripped.startswith("<"):
