@@ -188,3 +188,38 @@ def test_json_submissions() -> None:
         with pytest.raises(MessageRejected) as caught:
             parse_json(raw)
         assert (caught.value.step, caught.value.reason) == ("parse", reason), raw
+
+
+# The quick prolog check reads 512 bytes: whatever straddles that window must still be judged
+# by the full 4 KiB scan, with the full scan's reason.
+_DECL = b"<?xml version='1.0' encoding='UTF-8'?>"
+_DOCTYPE = b'<!DOCTYPE r [<!ENTITY e "x">]>'
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (_DECL + b"<!--" + b"c" * 600 + b"-->" + _DOCTYPE + b"<r/>", "dtd-forbidden"),
+        (_DECL + b" " * 600 + _DOCTYPE + b"<r/>", "dtd-forbidden"),
+        (_DECL + b"<?pi " + b"p" * 600 + b"?>" + _DOCTYPE + b"<r/>", "dtd-forbidden"),
+        (_DECL + _DOCTYPE + b"<r/>", "dtd-forbidden"),
+        (
+            b"<?xml version='1.0'" + b" " * 600 + b"encoding='EBCDIC-US'?><r/>",
+            "encoding-unsupported",
+        ),
+        (b"<?xml version='1.0' encoding='EBCDIC-US'?><r/>", "encoding-unsupported"),
+        (b"<?xml version='1.0' encoding='no-such-codec'?><r/>", "encoding-unsupported"),
+    ],
+)
+def test_a_prolog_straddling_the_quick_window_gets_the_full_check(raw: bytes, reason: str) -> None:
+    with pytest.raises(MessageRejected) as caught:
+        parse_xml(raw)
+    assert caught.value.reason == reason
+
+
+def test_the_quick_window_passes_an_ordinary_head() -> None:
+    from poststelle.contracts._safexml import _quick_prolog_ok
+
+    assert _quick_prolog_ok(_DECL + b"\n<r/>")
+    assert not _quick_prolog_ok(codecs.BOM_UTF8 + _DECL + b"<r/>")  # BOM: the full scan
+    assert parse_xml(_DECL + b"<!-- c -->\n<r>x</r>").text == "x"
