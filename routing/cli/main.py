@@ -35,6 +35,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.routing.cli.routes",
     "poststelle.routing.cli.dlq",
     "poststelle.routing.cli.stats",
+    "poststelle.routing.cli.security",
 )
 
 

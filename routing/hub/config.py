@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from poststelle.adapters._apikey import KEY_DIGEST_PREFIX, is_key_digest, key_digest
 from poststelle.contracts.data_dir import DEFAULT_DATA_DIR, resolve_data_dir
 from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_MESSAGE_BYTES
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES
@@ -109,8 +110,9 @@ class HttpConfig(_Section):
     callback_secret: SecretStr | None = None
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description="Portal name -> API key (X-API-Key). Off by default; once any key is "
-        "set (here or a back end's api_key), every endpoint but /healthz and the docs wants one",
+        description="Portal name -> API key (X-API-Key), best as its digest 'sha256:<hex>' "
+        "(poststelle hash-key). Off by default; once any key is set (here or a back end's "
+        "api_key), every endpoint but /healthz and the docs wants one",
     )
 
     @model_validator(mode="after")
@@ -152,7 +154,8 @@ class BackendConfig(_Section):
     max_deliver: int = Field(default=10, ge=1)
     api_key: SecretStr | None = Field(
         default=None,
-        description="The back end's key (X-API-Key) for replies to, and the state of, its cases",
+        description="The back end's key (X-API-Key) for replies to, and the state of, its "
+        "cases; best as its digest 'sha256:<hex>' (poststelle hash-key)",
     )
 
 
@@ -198,14 +201,23 @@ class HubConfig(_Section):
     @model_validator(mode="after")
     def _api_keys_are_distinct(self) -> HubConfig:
         # A key names its holder; one key for two holders would make one the other.
-        holders: dict[str, str] = {}
+        holders: dict[bytes, str] = {}
         named = [(f"http.api_keys.{n}", k) for n, k in self.http.api_keys.items()] + [
             (f"backends[{i}].api_key", b.api_key)
             for i, b in enumerate(self.backends)
             if b.api_key is not None
         ]
         for key_name, key in named:
-            other = holders.setdefault(key.get_secret_value(), key_name)
+            configured = key.get_secret_value()
+            if configured.startswith(KEY_DIGEST_PREFIX) and not is_key_digest(configured):
+                raise ValueError(
+                    f"{key_name}: a digest is '{KEY_DIGEST_PREFIX}' and 64 lower-case hex "
+                    "digits (poststelle hash-key prints one)"
+                )
+            if not configured:
+                raise ValueError(f"{key_name} is empty")
+            # By digest: the same key in clear text and as a digest is still one key.
+            other = holders.setdefault(key_digest(configured), key_name)
             if other != key_name:
                 raise ValueError(f"{key_name} is the same key as {other}; give each its own")
         return self
