@@ -14,18 +14,22 @@ own domain but nothing through a peer's JetStream API (``$JS.<peer>.API.>``), so
 alter a peer state's table; plain ``$KV`` traffic never crosses the federation link (see
 ``federation.leafnode_config``).
 
-Passwords are random and written in clear text to a credentials file beside the config (mode
-0600). Production deployments should move to nkeys or the operator/JWT mode; the permission
-layout stays the same.
+Every user is an nkey (Ed25519): the server's configuration holds only public keys, so
+nothing the hub writes for the server is a secret. Each user's seed (its private key) goes
+into a file of its own, mode 0600, handed to that user alone; nats-py connects with
+``nkeys_seed=<file>`` (the hub: ``nats.nkey_seed``). The operator/JWT mode of ``nsc`` keeps
+the same permission layout.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import nkeys
 
 from poststelle.routing.federation.states import STATE_PREFIXES
 from poststelle.routing.table.rules import RouteTable, Tenant
@@ -37,6 +41,8 @@ __all__ = [
     "backend_consumer_name",
     "generate_auth_config",
     "hub_permissions",
+    "new_user_seed",
+    "public_key",
     "tenant_inbox_prefix",
     "tenant_permissions",
 ]
@@ -78,42 +84,61 @@ def hub_permissions(own_state: str | None) -> dict[str, Any]:
     }
 
 
+def new_user_seed() -> str:
+    """A fresh user nkey's seed (``SU...``): the private key, for its user's file only."""
+    return bytes(nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)).decode()
+
+
+def public_key(seed: str) -> str:
+    """The public key (``U...``) of a user seed; raises ``ValueError`` for anything else."""
+    try:
+        pair = nkeys.from_seed(bytearray(seed.strip().encode()))
+    except nkeys.NkeysError as error:
+        raise ValueError(f"not an nkey seed: {type(error).__name__}") from None
+    key = bytes(pair.public_key).decode()
+    pair.wipe()
+    if not key.startswith("U"):
+        raise ValueError("not a user nkey seed (it must start with SU)")
+    return key
+
+
 @dataclass(frozen=True)
 class NatsAuthConfig:
-    """The ``authorization`` block and the passwords it uses (user -> password)."""
+    """The ``authorization`` block (public keys only) and each user's seed (user -> seed)."""
 
     text: str
-    passwords: dict[str, str]
-
-    def credentials_json(self) -> str:
-        return json.dumps(self.passwords, indent=2, sort_keys=True) + "\n"
+    seeds: dict[str, str]
 
 
-def _user(name: str, password: str, permissions: dict[str, Any]) -> str:
-    # JSON is valid nats-server configuration syntax and quotes every subject safely.
-    return json.dumps({"user": name, "password": password, "permissions": permissions})
+def _user(name: str, nkey: str, permissions: dict[str, Any]) -> str:
+    # JSON is valid nats-server configuration syntax and quotes every subject safely; the
+    # comment names the user, which an nkey entry otherwise does not.
+    entry = json.dumps({"nkey": nkey, "permissions": permissions})
+    return f"# {name}\n    {entry}"
 
 
 def generate_auth_config(
     table: RouteTable,
     *,
     own_state: str | None = None,
-    passwords: dict[str, str] | None = None,
+    seeds: Mapping[str, str] | None = None,
     extra_users: Iterable[tuple[str, str, dict[str, Any]]] = (),
 ) -> NatsAuthConfig:
-    """Users for the hub and every tenant of ``table``; reuses ``passwords`` where given."""
+    """nkey users for the hub and every tenant of ``table``; reuses ``seeds`` where given
+    (regenerating after a table change rotates nobody). ``extra_users`` are
+    ``(name, public key, permissions)``."""
     if HUB_USER in table.tenants:
         raise ValueError(f"tenant id {HUB_USER!r} is reserved for the hub's own user")
-    known = dict(passwords or {})
+    known = dict(seeds or {})
 
-    def password(user: str) -> str:
-        return known.setdefault(user, secrets.token_urlsafe(24))
+    def nkey(user: str) -> str:
+        return public_key(known.setdefault(user, new_user_seed()))
 
-    users = [_user(HUB_USER, password(HUB_USER), hub_permissions(own_state))]
+    users = [_user(HUB_USER, nkey(HUB_USER), hub_permissions(own_state))]
     for tenant in table.tenants.values():
-        users.append(_user(tenant.id, password(tenant.id), tenant_permissions(tenant)))
-    users += [_user(name, pw, perms) for name, pw, perms in extra_users]
+        users.append(_user(tenant.id, nkey(tenant.id), tenant_permissions(tenant)))
+    users += [_user(name, key, perms) for name, key, perms in extra_users]
     body = ",\n    ".join(users)
     text = f"authorization {{\n  users: [\n    {body}\n  ]\n}}\n"
     used = {HUB_USER, *table.tenants}
-    return NatsAuthConfig(text, {user: pw for user, pw in known.items() if user in used})
+    return NatsAuthConfig(text, {user: seed for user, seed in known.items() if user in used})

@@ -62,7 +62,13 @@ class NatsConfig(_Section):
     )
     replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas: 3 in a cluster")
     domain: str | None = Field(default=None, description="JetStream domain of this hub")
-    credentials: Path | None = None
+    credentials: Path | None = Field(
+        default=None, description="A .creds file (user JWT and seed) of the operator/JWT mode"
+    )
+    nkey_seed: Path | None = Field(
+        default=None,
+        description="File with the hub user's nkey seed (nats-config writes <seeds>/hub.nk)",
+    )
     connect_timeout: float = Field(default=5.0, gt=0)
     sync_interval: str | None = Field(
         default=None, description="Embedded server fsync interval, e.g. 'always' or '10s'"
@@ -276,6 +282,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_NATS_URL": ("nats", "url"),
     "POSTSTELLE_NATS_REPLICAS": ("nats", "replicas"),
     "POSTSTELLE_NATS_CREDENTIALS": ("nats", "credentials"),
+    "POSTSTELLE_NATS_NKEY_SEED": ("nats", "nkey_seed"),
     "POSTSTELLE_HTTP_HOST": ("http", "host"),
     "POSTSTELLE_HTTP_PORT": ("http", "port"),
     "POSTSTELLE_MAX_BODY_BYTES": ("http", "max_body_bytes"),

@@ -100,6 +100,8 @@ async def connect(
     }
     if config.nats.credentials:
         options["user_credentials"] = str(config.nats.credentials)
+    if config.nats.nkey_seed:
+        options["nkeys_seed"] = str(config.nats.nkey_seed)
     await client.connect(
         servers=servers,
         max_reconnect_attempts=-1 if persistent else 2,
