@@ -120,6 +120,16 @@ class HttpConfig(_Section):
         "(poststelle hash-key). Off by default; once any key is set (here or a back end's "
         "api_key), every endpoint but /healthz and the docs wants one",
     )
+    tls_certfile: Path | None = Field(
+        default=None, description="PEM certificate (chain) for HTTPS on the intake"
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key for HTTPS")
+
+    @model_validator(mode="after")
+    def _tls_is_cert_and_key(self) -> HttpConfig:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _portal_names_are_slugs(self) -> HttpConfig:
@@ -287,6 +297,8 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_HTTP_PORT": ("http", "port"),
     "POSTSTELLE_MAX_BODY_BYTES": ("http", "max_body_bytes"),
     "POSTSTELLE_MAX_ATTACHMENTS": ("http", "max_attachments"),
+    "POSTSTELLE_HTTP_TLS_CERTFILE": ("http", "tls_certfile"),
+    "POSTSTELLE_HTTP_TLS_KEYFILE": ("http", "tls_keyfile"),
     "POSTSTELLE_MAX_MESSAGE_BYTES": ("intake", "max_message_bytes"),
 }
 

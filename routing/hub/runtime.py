@@ -376,6 +376,8 @@ class Hub:
                 if backend.api_key is not None
             },
             reuse_port=self._share_http_port,
+            tls_certfile=http.tls_certfile,
+            tls_keyfile=http.tls_keyfile,
         )
         return PortalAdapter(name="http", settings=settings, context=context)
 
