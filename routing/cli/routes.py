@@ -299,7 +299,9 @@ def _cmd_nats_config(args: argparse.Namespace) -> int:
         for file in sorted(seeds_dir.glob(f"*{SEED_SUFFIX}")):
             known[file.name.removesuffix(SEED_SUFFIX)] = file.read_text(encoding="utf-8").strip()
         try:
-            config = generate_auth_config(table, own_state=args.state, seeds=known)
+            config = generate_auth_config(
+                table, own_state=args.state, seeds=known, leaf_peers=args.peer
+            )
         except ValueError as error:
             raise RouteTableError([str(error)]) from None
         _write_private(Path(args.output), config.text)
@@ -347,6 +349,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     command.add_argument("--table", help="take tenants from this file instead of the hub")
     command.add_argument("--tenants", help="tenants for a CSV --table")
     command.add_argument("--state", help="this hub's state: its user may not reach peers' API")
+    command.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        help="a peer state whose leaf link to this hub needs a user (leaf-<peer>; repeatable)",
+    )
     command.add_argument("-o", "--output", default="nats-auth.conf", help="config to write")
     command.add_argument(
         "--seeds",

@@ -179,8 +179,8 @@ def _nats_findings(config: HubConfig) -> list[Finding]:
                 "nats.leaf_listen_port",
                 "the embedded server accepts leaf connections from any peer that reaches "
                 f"port {nats.leaf_listen_port}: no leaf authentication",
-                "bind the leaf port to a private network only, or run nats-server yourself "
-                "(nats.url) with leaf nodes authenticated by nkey users",
+                "run nats-server yourself (nats.url) with the users of `poststelle nats-config "
+                "--peer <state>`: each peer's leaf link then signs with its leaf-<state> nkey",
             )
         )
     for remote in nats.leaf_remotes:
@@ -190,8 +190,9 @@ def _nats_findings(config: HubConfig) -> list[Finding]:
                 Finding(
                     "nats.leaf_remotes",
                     f"the leaf link to {parts.hostname} carries no credentials",
-                    "have the peer require leaf authentication and give the link its "
-                    "credentials (run nats-server yourself with a remote nkey)",
+                    "run nats-server yourself (nats.url) with the remote's "
+                    "`nkey: $POSTSTELLE_LEAF_NKEY_SEED` (the peer's `nats-config --peer` seed "
+                    "in that environment variable) and have the peer require it",
                 )
             )
         elif parts.password:

@@ -19,6 +19,10 @@ nothing the hub writes for the server is a secret. Each user's seed (its private
 into a file of its own, mode 0600, handed to that user alone; nats-py connects with
 ``nkeys_seed=<file>`` (the hub: ``nats.nkey_seed``). The operator/JWT mode of ``nsc`` keeps
 the same permission layout.
+
+A peer state's leaf link is a user too (``leaf-<peer>``, ``nats-config --peer``): the peer's
+server authenticates with that seed (``states.leafnode_config(remote_seed_variable=...)``)
+and may not move hub-local subjects across the link.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 import nkeys
 
-from poststelle.routing.federation.states import STATE_PREFIXES
+from poststelle.routing.federation.states import HUB_LOCAL_SUBJECTS, STATE_PREFIXES
 from poststelle.routing.table.rules import RouteTable, Tenant
 
 __all__ = [
@@ -41,6 +45,8 @@ __all__ = [
     "backend_consumer_name",
     "generate_auth_config",
     "hub_permissions",
+    "leaf_permissions",
+    "leaf_user",
     "new_user_seed",
     "public_key",
     "tenant_inbox_prefix",
@@ -102,6 +108,22 @@ def public_key(seed: str) -> str:
     return key
 
 
+def leaf_user(peer: str) -> str:
+    """The user a peer state's hub links its leaf node as."""
+    return f"leaf-{peer}"
+
+
+def leaf_permissions() -> dict[str, Any]:
+    """A peer's leaf link: the hub-local subjects neither way, as the remote's own filters
+    (``states.leafnode_config``) say too; this side enforces it whatever the peer configures.
+    JetStream API and sourcing traffic between the domains pass."""
+    deny = list(HUB_LOCAL_SUBJECTS)
+    return {
+        "publish": {"allow": [">"], "deny": deny},
+        "subscribe": {"allow": [">"], "deny": deny},
+    }
+
+
 @dataclass(frozen=True)
 class NatsAuthConfig:
     """The ``authorization`` block (public keys only) and each user's seed (user -> seed)."""
@@ -110,10 +132,19 @@ class NatsAuthConfig:
     seeds: dict[str, str]
 
 
-def _user(name: str, nkey: str, permissions: dict[str, Any]) -> str:
+_CLIENT = ["STANDARD"]
+_LEAF = ["LEAFNODE"]
+
+
+def _user(
+    name: str, nkey: str, permissions: dict[str, Any], connections: list[str] = _CLIENT
+) -> str:
     # JSON is valid nats-server configuration syntax and quotes every subject safely; the
-    # comment names the user, which an nkey entry otherwise does not.
-    entry = json.dumps({"nkey": nkey, "permissions": permissions})
+    # comment names the user, which an nkey entry otherwise does not. The connection type
+    # keeps a client's seed from opening a leaf link and a leaf link's from acting a client.
+    entry = json.dumps(
+        {"nkey": nkey, "permissions": permissions, "allowed_connection_types": connections}
+    )
     return f"# {name}\n    {entry}"
 
 
@@ -122,13 +153,19 @@ def generate_auth_config(
     *,
     own_state: str | None = None,
     seeds: Mapping[str, str] | None = None,
+    leaf_peers: Iterable[str] = (),
     extra_users: Iterable[tuple[str, str, dict[str, Any]]] = (),
 ) -> NatsAuthConfig:
-    """nkey users for the hub and every tenant of ``table``; reuses ``seeds`` where given
-    (regenerating after a table change rotates nobody). ``extra_users`` are
-    ``(name, public key, permissions)``."""
-    if HUB_USER in table.tenants:
-        raise ValueError(f"tenant id {HUB_USER!r} is reserved for the hub's own user")
+    """nkey users for the hub, every tenant of ``table`` and each peer state's leaf link
+    (``leaf-<peer>``); reuses ``seeds`` where given (regenerating after a table change
+    rotates nobody). ``extra_users`` are ``(name, public key, permissions)``."""
+    peers = list(leaf_peers)
+    for name in (HUB_USER, *(leaf_user(peer) for peer in peers)):
+        if name in table.tenants:
+            raise ValueError(f"tenant id {name!r} is reserved for the hub's own users")
+    for peer in peers:
+        if peer not in STATE_PREFIXES or peer == own_state:
+            raise ValueError(f"{peer!r} is not a peer state")
     known = dict(seeds or {})
 
     def nkey(user: str) -> str:
@@ -137,8 +174,10 @@ def generate_auth_config(
     users = [_user(HUB_USER, nkey(HUB_USER), hub_permissions(own_state))]
     for tenant in table.tenants.values():
         users.append(_user(tenant.id, nkey(tenant.id), tenant_permissions(tenant)))
+    for peer in peers:
+        users.append(_user(leaf_user(peer), nkey(leaf_user(peer)), leaf_permissions(), _LEAF))
     users += [_user(name, key, perms) for name, key, perms in extra_users]
     body = ",\n    ".join(users)
     text = f"authorization {{\n  users: [\n    {body}\n  ]\n}}\n"
-    used = {HUB_USER, *table.tenants}
+    used = {HUB_USER, *table.tenants, *(leaf_user(peer) for peer in peers)}
     return NatsAuthConfig(text, {user: seed for user, seed in known.items() if user in used})

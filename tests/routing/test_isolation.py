@@ -236,6 +236,21 @@ def test_reserved_and_reused_seeds() -> None:
         generate_auth_config(TABLE, seeds={"kiel": "a-password"})
 
 
+
+def test_peer_leaf_users() -> None:
+    auth = generate_auth_config(TABLE, own_state="sh", leaf_peers=["by"])
+    assert set(auth.seeds) == {"hub", "kiel", "luebeck", "land-sh", "leaf-by"}
+    entry = auth.text.split("# leaf-by\n", 1)[1].splitlines()[0]
+    assert '"allowed_connection_types": ["LEAFNODE"]' in entry
+    assert '"allowed_connection_types": ["STANDARD"]' in auth.text.split("# kiel\n", 1)[1]
+    with pytest.raises(ValueError, match="not a peer state"):
+        generate_auth_config(TABLE, own_state="sh", leaf_peers=["sh"])
+    with pytest.raises(ValueError, match="reserved"):
+        generate_auth_config(
+            table(tenants={"leaf-by": {"backends": ["x"]}}), own_state="sh", leaf_peers=["by"]
+        )
+
+
 def test_nats_config_command_writes_private_files_and_keeps_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -256,11 +271,19 @@ def test_nats_config_command_writes_private_files_and_keeps_keys(
         str(output),
         "--seeds",
         str(seeds),
+        "--peer",
+        "by",
     ]
     args = parser.parse_args(argv)
     assert args.func(args) == 0
     files = sorted(seeds.iterdir())
-    assert [f.name for f in files] == ["hub.nk", "kiel.nk", "land-sh.nk", "luebeck.nk"]
+    assert [f.name for f in files] == [
+        "hub.nk",
+        "kiel.nk",
+        "land-sh.nk",
+        "leaf-by.nk",
+        "luebeck.nk",
+    ]
     first = {f.name: f.read_text() for f in files}
     assert oct(output.stat().st_mode & 0o777) == "0o600"
     assert oct(seeds.stat().st_mode & 0o777) == "0o700"
@@ -271,4 +294,4 @@ def test_nats_config_command_writes_private_files_and_keeps_keys(
     args = parser.parse_args(argv)
     assert args.func(args) == 0
     assert {f.name: f.read_text() for f in sorted(seeds.iterdir())} == first
-    assert "4 nkey users" in capsys.readouterr().out
+    assert "5 nkey users" in capsys.readouterr().out
