@@ -236,7 +236,6 @@ def test_reserved_and_reused_seeds() -> None:
         generate_auth_config(TABLE, seeds={"kiel": "a-password"})
 
 
-
 def test_peer_leaf_users() -> None:
     auth = generate_auth_config(TABLE, own_state="sh", leaf_peers=["by"])
     assert set(auth.seeds) == {"hub", "kiel", "luebeck", "land-sh", "leaf-by"}
