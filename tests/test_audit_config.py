@@ -149,3 +149,24 @@ def test_run_logs_the_same_findings(tmp_path: Path, caplog: pytest.LogCaptureFix
     logged = [r.getMessage() for r in caplog.records]
     assert len(logged) == len(audit(config))
     assert any(m.startswith("insecure setting nats.url:") for m in logged)
+
+
+def test_authenticated_leaf_links_are_not_reported(tmp_path: Path) -> None:
+    text = """
+[nats]
+leaf_listen_port = 7422
+leaf_remotes = ["nats-leaf://peer.by.example:7422"]
+auth_file = "/etc/poststelle/nats-auth.conf"
+nkey_seed = "/etc/poststelle/hub.nk"
+leaf_nkey_seed = "/etc/poststelle/leaf-sh.nk"
+"""
+    config = load_config(_file(tmp_path, text), environ={}, demo=False)
+    assert audit(config) == []
+
+
+def test_an_auth_file_wants_the_hub_s_seed(tmp_path: Path) -> None:
+    from poststelle.routing.hub.config import ConfigError
+
+    text = '[nats]\nauth_file = "/etc/poststelle/nats-auth.conf"\n'
+    with pytest.raises(ConfigError, match="set nkey_seed"):
+        load_config(_file(tmp_path, text), environ={}, demo=False)

@@ -173,26 +173,25 @@ def _nats_findings(config: HubConfig) -> list[Finding]:
                     "set nats.nkey_seed (from `poststelle nats-config`) or nats.credentials",
                 )
             )
-    if nats.leaf_listen_port is not None:
+    if nats.leaf_listen_port is not None and nats.auth_file is None:
         findings.append(
             Finding(
                 "nats.leaf_listen_port",
                 "the embedded server accepts leaf connections from any peer that reaches "
                 f"port {nats.leaf_listen_port}: no leaf authentication",
-                "run nats-server yourself (nats.url) with the users of `poststelle nats-config "
-                "--peer <state>`: each peer's leaf link then signs with its leaf-<state> nkey",
+                "set nats.auth_file to the users of `poststelle nats-config --peer <state>` "
+                "(and nats.nkey_seed): each peer's leaf link then signs with its nkey",
             )
         )
     for remote in nats.leaf_remotes:
         parts = urlsplit(remote)
-        if not parts.username:
+        if not parts.username and nats.leaf_nkey_seed is None:
             findings.append(
                 Finding(
                     "nats.leaf_remotes",
                     f"the leaf link to {parts.hostname} carries no credentials",
-                    "run nats-server yourself (nats.url) with the remote's "
-                    "`nkey: $POSTSTELLE_LEAF_NKEY_SEED` (the peer's `nats-config --peer` seed "
-                    "in that environment variable) and have the peer require it",
+                    "set nats.leaf_nkey_seed to the leaf-<state> seed the peer's "
+                    "`nats-config --peer` made, and have the peer require it (its auth_file)",
                 )
             )
         elif parts.password:

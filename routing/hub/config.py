@@ -79,6 +79,25 @@ class NatsConfig(_Section):
     leaf_remotes: list[str] = Field(
         default_factory=list, description="Embedded server: peers' leaf URLs to connect to"
     )
+    auth_file: Path | None = Field(
+        default=None,
+        description="Embedded server: the authorization block `poststelle nats-config` wrote "
+        "(public keys only); clients, the hub (nkey_seed) and peers' leaf links then log in",
+    )
+    leaf_nkey_seed: Path | None = Field(
+        default=None,
+        description="Embedded server: file with the leaf-<state> seed the peer gave this hub; "
+        "the leaf remotes sign with it (passed in the environment, never written to a file)",
+    )
+
+    @model_validator(mode="after")
+    def _hub_can_log_in(self) -> NatsConfig:
+        if self.auth_file is not None and self.nkey_seed is None and self.credentials is None:
+            raise ValueError(
+                "auth_file makes the embedded server ask every client to log in: set "
+                "nkey_seed to the hub's seed (nats-config writes <seeds>/hub.nk)"
+            )
+        return self
 
 
 class FederationConfig(_Section):
