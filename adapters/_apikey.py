@@ -5,12 +5,23 @@ a case wants one. The check is a FastAPI dependency, so OpenAPI documents the se
 scheme on exactly the guarded operations, and for raw-body routes it runs before the body is
 read (an unauthenticated sender cannot make the hub buffer 40 MB). A key identifies its
 holder (a ``Caller``); what that holder may do is decided in ``_access``.
+
+A key is configured either as its digest, ``sha256:<64 hex>`` (``poststelle hash-key``
+prints one), or, for compatibility, in clear text (warned about at start-up). The digest is
+unsalted on purpose: the hub's keys are 256-bit random strings, for which a salt or a slow
+hash buys nothing (there is no dictionary to precompute and no guess to slow down), and an
+unsalted digest lets the hub find the holder with one hash and one lookup per request, the
+same work for one key or ten thousand. A key a person made up is the case this does not
+cover: ``audit-config`` warns about short ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import re
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -23,10 +34,16 @@ from poststelle.adapters._problem import ProblemError
 
 __all__ = [
     "API_KEY_HEADER",
+    "KEY_DIGEST_PREFIX",
+    "MIN_KEY_LENGTH",
     "ApiKeyRejected",
     "Caller",
     "Credentials",
     "caller_guard",
+    "hash_api_key",
+    "is_key_digest",
+    "key_digest",
+    "new_api_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -38,6 +55,33 @@ _HEADER = APIKeyHeader(
     auto_error=False,
     description="A portal's key (http.api_keys) or a back end's key ([[backends]] api_key)",
 )
+KEY_DIGEST_PREFIX = "sha256:"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# Shorter clear-text keys are likely made up by a person; audit-config says so.
+MIN_KEY_LENGTH = 32
+_NO_DIGEST = bytes(32)
+
+
+def new_api_key() -> str:
+    """A fresh key: 32 random bytes, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """What to put in the config instead of ``key``: ``sha256:<hex>``."""
+    return KEY_DIGEST_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
+def is_key_digest(configured: str) -> bool:
+    """Whether a configured value is a key's digest rather than the key itself."""
+    return _DIGEST.fullmatch(configured) is not None
+
+
+def key_digest(configured: str) -> bytes:
+    """The raw digest of a configured key, whichever form it is configured in."""
+    if is_key_digest(configured):
+        return bytes.fromhex(configured.removeprefix(KEY_DIGEST_PREFIX))
+    return hashlib.sha256(configured.encode()).digest()
 
 
 class ApiKeyRejected(ProblemError):
@@ -73,17 +117,26 @@ class Credentials:
     def configured(self) -> bool:
         return bool(self.portals or self.backends)
 
-    def holders(self) -> list[tuple[Caller, bytes]]:
+    def holders(self) -> list[tuple[Caller, SecretStr]]:
         return [
-            *(
-                (Caller("portal", name), key.get_secret_value().encode())
-                for name, key in self.portals.items()
-            ),
-            *(
-                (Caller("backend", name), key.get_secret_value().encode())
-                for name, key in self.backends.items()
-            ),
+            *((Caller("portal", name), key) for name, key in self.portals.items()),
+            *((Caller("backend", name), key) for name, key in self.backends.items()),
         ]
+
+    def by_digest(self) -> dict[bytes, Caller]:
+        """Each key's digest -> its holder; warns about every key configured in clear text."""
+        found: dict[bytes, Caller] = {}
+        for caller, key in self.holders():
+            configured = key.get_secret_value()
+            if not is_key_digest(configured):
+                log.warning(
+                    "api key in clear text holder=%s:%s remedy='put its digest in the config:"
+                    " poststelle hash-key --stdin'",
+                    caller.kind,
+                    caller.name,
+                )
+            found[key_digest(configured)] = caller
+        return found
 
 
 async def _open() -> None:
@@ -95,17 +148,20 @@ def caller_guard(credentials: Credentials) -> Callable[..., Awaitable[Caller | N
     configured it asks for nothing and returns ``None`` (and OpenAPI shows no scheme)."""
     if not credentials.configured:
         return _open
-    holders = credentials.holders()
+    # Indexed by the digest's first half; the whole digest is then compared in constant
+    # time. How far a guess's digest matches a stored one says nothing about the key (a
+    # sender cannot steer a SHA-256 output), so neither step's timing tells anything, and
+    # the work per request does not grow with the number of keys.
+    holders = {digest[:16]: (digest, caller) for digest, caller in credentials.by_digest().items()}
 
     async def check(presented: Annotated[str | None, Security(_HEADER)]) -> Caller | None:
         if not presented:
             raise ApiKeyRejected(f"send your API key in the {API_KEY_HEADER} header")
-        given = presented.encode()
-        # Compare against every key, so the time taken does not tell which one came close.
-        matched = [caller for caller, key in holders if hmac.compare_digest(given, key)]
-        if not matched:
+        given = hashlib.sha256(presented.encode()).digest()
+        digest, caller = holders.get(given[:16], (_NO_DIGEST, None))
+        if caller is None or not hmac.compare_digest(given, digest):
             log.warning("api key rejected")
             raise ApiKeyRejected(f"the {API_KEY_HEADER} header holds no valid key")
-        return matched[0]
+        return caller
 
     return check

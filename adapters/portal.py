@@ -14,6 +14,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -322,6 +323,8 @@ class PortalSettings(AdapterSettings):
         default=False,
         description="Bind with SO_REUSEPORT, so the processes of one hub share the port",
     )
+    tls_certfile: Path | None = Field(default=None, description="PEM certificate for HTTPS")
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key for HTTPS")
 
 
 class PortalAdapter:
@@ -356,7 +359,8 @@ class PortalAdapter:
         if self._socket is None:
             raise RuntimeError("portal not started")
         host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if self.settings.tls_certfile else "http"
+        return f"{scheme}://{host}:{port}"
 
     async def start(self) -> None:
         if self._task is not None:
@@ -368,7 +372,16 @@ class PortalAdapter:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self.settings.host, self.settings.port))
         self._socket = sock
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
+        tls: dict[str, Any] = {}
+        if self.settings.tls_certfile is not None:
+            # uvicorn builds the TLS context from the files (and fails start-up if it cannot).
+            tls = {
+                "ssl_certfile": str(self.settings.tls_certfile),
+                "ssl_keyfile": str(self.settings.tls_keyfile),
+            }
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, log_level="warning", lifespan="off", **tls)
+        )
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=self.name)
         # uvicorn exposes readiness only as a flag.
         while not self._server.started:

@@ -35,6 +35,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.routing.cli.routes",
     "poststelle.routing.cli.dlq",
     "poststelle.routing.cli.stats",
+    "poststelle.routing.cli.security",
 )
 
 
@@ -54,6 +55,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     demo = prepare_demo(config) if demo_on and primary else None
     if demo is not None:
         config = demo.config
+    if primary:
+        from poststelle.routing.cli.security import log_insecure_settings
+
+        log_insecure_settings(config)  # the same list as `poststelle audit-config`
     if args.workers > 1 or not primary:
         _log_process_ids()
     # Workers share the intake's port only where the kernel spreads connections over them; a

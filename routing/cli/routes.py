@@ -277,6 +277,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+SEED_SUFFIX = ".nk"
+
+
 def _cmd_nats_config(args: argparse.Namespace) -> int:
     from poststelle.routing.federation.isolation import generate_auth_config
 
@@ -290,21 +293,26 @@ def _cmd_nats_config(args: argparse.Namespace) -> int:
         return await asyncio.to_thread(write, table)
 
     def write(table: RouteTable) -> int:
-        credentials = Path(args.credentials)
+        seeds_dir = Path(args.seeds)
+        # Reuse the seeds already there, so regenerating after a table change rotates nobody.
         known: dict[str, str] = {}
-        if credentials.exists():
-            # Reuse passwords so regenerating after a table change rotates nobody.
-            try:
-                known = {str(k): str(v) for k, v in json.loads(credentials.read_text()).items()}
-            except (ValueError, AttributeError) as error:
-                raise RouteTableError([f"{credentials}: not a credentials file: {error}"]) from None
+        for file in sorted(seeds_dir.glob(f"*{SEED_SUFFIX}")):
+            known[file.name.removesuffix(SEED_SUFFIX)] = file.read_text(encoding="utf-8").strip()
         try:
-            config = generate_auth_config(table, own_state=args.state, passwords=known)
+            config = generate_auth_config(
+                table, own_state=args.state, seeds=known, leaf_peers=args.peer
+            )
         except ValueError as error:
             raise RouteTableError([str(error)]) from None
         _write_private(Path(args.output), config.text)
-        _write_private(credentials, config.credentials_json())
-        print(f"{args.output}: {len(config.passwords)} users; passwords in {credentials}")
+        seeds_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        seeds_dir.chmod(0o700)
+        for user, seed in config.seeds.items():
+            _write_private(seeds_dir / f"{user}{SEED_SUFFIX}", seed + "\n")
+        print(
+            f"{args.output}: {len(config.seeds)} nkey users (public keys only); each user's "
+            f"seed in {seeds_dir}/<user>{SEED_SUFFIX} (mode 0600), the hub's for nats.nkey_seed"
+        )
         return EXIT_OK
 
     return _run(run)
@@ -336,14 +344,22 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``routes`` (with its subcommands) and ``nats-config`` to the ``poststelle`` CLI."""
     command = subparsers.add_parser(
-        "nats-config", help="nats-server users and permissions isolating the tenants"
+        "nats-config", help="nats-server nkey users and permissions isolating the tenants"
     )
     command.add_argument("--table", help="take tenants from this file instead of the hub")
     command.add_argument("--tenants", help="tenants for a CSV --table")
     command.add_argument("--state", help="this hub's state: its user may not reach peers' API")
+    command.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        help="a peer state whose leaf link to this hub needs a user (leaf-<peer>; repeatable)",
+    )
     command.add_argument("-o", "--output", default="nats-auth.conf", help="config to write")
     command.add_argument(
-        "--credentials", default="nats-credentials.json", help="passwords (read and updated)"
+        "--seeds",
+        default="nats-seeds",
+        help="folder of the users' nkey seeds, <user>.nk (read and updated; keep it private)",
     )
     _add_connection(command)
     command.set_defaults(func=_cmd_nats_config)

@@ -14,20 +14,28 @@ own domain but nothing through a peer's JetStream API (``$JS.<peer>.API.>``), so
 alter a peer state's table; plain ``$KV`` traffic never crosses the federation link (see
 ``federation.leafnode_config``).
 
-Passwords are random and written in clear text to a credentials file beside the config (mode
-0600). Production deployments should move to nkeys or the operator/JWT mode; the permission
-layout stays the same.
+Every user is an nkey (Ed25519): the server's configuration holds only public keys, so
+nothing the hub writes for the server is a secret. Each user's seed (its private key) goes
+into a file of its own, mode 0600, handed to that user alone; nats-py connects with
+``nkeys_seed=<file>`` (the hub: ``nats.nkey_seed``). The operator/JWT mode of ``nsc`` keeps
+the same permission layout.
+
+A peer state's leaf link is a user too (``leaf-<peer>``, ``nats-config --peer``): the peer's
+server authenticates with that seed (``states.leafnode_config(remote_seed_variable=...)``)
+and may not move hub-local subjects across the link.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from poststelle.routing.federation.states import STATE_PREFIXES
+import nkeys
+
+from poststelle.routing.federation.states import HUB_LOCAL_SUBJECTS, STATE_PREFIXES
 from poststelle.routing.table.rules import RouteTable, Tenant
 
 __all__ = [
@@ -37,6 +45,10 @@ __all__ = [
     "backend_consumer_name",
     "generate_auth_config",
     "hub_permissions",
+    "leaf_permissions",
+    "leaf_user",
+    "new_user_seed",
+    "public_key",
     "tenant_inbox_prefix",
     "tenant_permissions",
 ]
@@ -78,42 +90,94 @@ def hub_permissions(own_state: str | None) -> dict[str, Any]:
     }
 
 
+def new_user_seed() -> str:
+    """A fresh user nkey's seed (``SU...``): the private key, for its user's file only."""
+    return bytes(nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)).decode()
+
+
+def public_key(seed: str) -> str:
+    """The public key (``U...``) of a user seed; raises ``ValueError`` for anything else."""
+    try:
+        pair = nkeys.from_seed(bytearray(seed.strip().encode()))
+    except nkeys.NkeysError as error:
+        raise ValueError(f"not an nkey seed: {type(error).__name__}") from None
+    key = bytes(pair.public_key).decode()
+    pair.wipe()
+    if not key.startswith("U"):
+        raise ValueError("not a user nkey seed (it must start with SU)")
+    return key
+
+
+def leaf_user(peer: str) -> str:
+    """The user a peer state's hub links its leaf node as."""
+    return f"leaf-{peer}"
+
+
+def leaf_permissions() -> dict[str, Any]:
+    """A peer's leaf link: the hub-local subjects neither way, as the remote's own filters
+    (``states.leafnode_config``) say too; this side enforces it whatever the peer configures.
+    JetStream API and sourcing traffic between the domains pass."""
+    deny = list(HUB_LOCAL_SUBJECTS)
+    return {
+        "publish": {"allow": [">"], "deny": deny},
+        "subscribe": {"allow": [">"], "deny": deny},
+    }
+
+
 @dataclass(frozen=True)
 class NatsAuthConfig:
-    """The ``authorization`` block and the passwords it uses (user -> password)."""
+    """The ``authorization`` block (public keys only) and each user's seed (user -> seed)."""
 
     text: str
-    passwords: dict[str, str]
-
-    def credentials_json(self) -> str:
-        return json.dumps(self.passwords, indent=2, sort_keys=True) + "\n"
+    seeds: dict[str, str]
 
 
-def _user(name: str, password: str, permissions: dict[str, Any]) -> str:
-    # JSON is valid nats-server configuration syntax and quotes every subject safely.
-    return json.dumps({"user": name, "password": password, "permissions": permissions})
+_CLIENT = ["STANDARD"]
+_LEAF = ["LEAFNODE"]
+
+
+def _user(
+    name: str, nkey: str, permissions: dict[str, Any], connections: list[str] = _CLIENT
+) -> str:
+    # JSON is valid nats-server configuration syntax and quotes every subject safely; the
+    # comment names the user, which an nkey entry otherwise does not. The connection type
+    # keeps a client's seed from opening a leaf link and a leaf link's from acting a client.
+    entry = json.dumps(
+        {"nkey": nkey, "permissions": permissions, "allowed_connection_types": connections}
+    )
+    return f"# {name}\n    {entry}"
 
 
 def generate_auth_config(
     table: RouteTable,
     *,
     own_state: str | None = None,
-    passwords: dict[str, str] | None = None,
+    seeds: Mapping[str, str] | None = None,
+    leaf_peers: Iterable[str] = (),
     extra_users: Iterable[tuple[str, str, dict[str, Any]]] = (),
 ) -> NatsAuthConfig:
-    """Users for the hub and every tenant of ``table``; reuses ``passwords`` where given."""
-    if HUB_USER in table.tenants:
-        raise ValueError(f"tenant id {HUB_USER!r} is reserved for the hub's own user")
-    known = dict(passwords or {})
+    """nkey users for the hub, every tenant of ``table`` and each peer state's leaf link
+    (``leaf-<peer>``); reuses ``seeds`` where given (regenerating after a table change
+    rotates nobody). ``extra_users`` are ``(name, public key, permissions)``."""
+    peers = list(leaf_peers)
+    for name in (HUB_USER, *(leaf_user(peer) for peer in peers)):
+        if name in table.tenants:
+            raise ValueError(f"tenant id {name!r} is reserved for the hub's own users")
+    for peer in peers:
+        if peer not in STATE_PREFIXES or peer == own_state:
+            raise ValueError(f"{peer!r} is not a peer state")
+    known = dict(seeds or {})
 
-    def password(user: str) -> str:
-        return known.setdefault(user, secrets.token_urlsafe(24))
+    def nkey(user: str) -> str:
+        return public_key(known.setdefault(user, new_user_seed()))
 
-    users = [_user(HUB_USER, password(HUB_USER), hub_permissions(own_state))]
+    users = [_user(HUB_USER, nkey(HUB_USER), hub_permissions(own_state))]
     for tenant in table.tenants.values():
-        users.append(_user(tenant.id, password(tenant.id), tenant_permissions(tenant)))
-    users += [_user(name, pw, perms) for name, pw, perms in extra_users]
+        users.append(_user(tenant.id, nkey(tenant.id), tenant_permissions(tenant)))
+    for peer in peers:
+        users.append(_user(leaf_user(peer), nkey(leaf_user(peer)), leaf_permissions(), _LEAF))
+    users += [_user(name, key, perms) for name, key, perms in extra_users]
     body = ",\n    ".join(users)
     text = f"authorization {{\n  users: [\n    {body}\n  ]\n}}\n"
-    used = {HUB_USER, *table.tenants}
-    return NatsAuthConfig(text, {user: pw for user, pw in known.items() if user in used})
+    used = {HUB_USER, *table.tenants, *(leaf_user(peer) for peer in peers)}
+    return NatsAuthConfig(text, {user: seed for user, seed in known.items() if user in used})

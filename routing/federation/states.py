@@ -24,6 +24,7 @@ Each Land runs its own hub with its own nats-server and JetStream domain (the st
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ __all__ = [
     "FEDERATION_STREAM",
     "HUB_LOCAL_SUBJECTS",
     "INBOX_STREAM",
+    "LEAF_SEED_VARIABLE",
     "STATE_PREFIXES",
     "Territory",
     "add_inbox_sources",
@@ -85,6 +87,10 @@ STATE_PREFIXES: dict[str, str] = {
     "th": "16",
 }
 
+
+_ENVIRONMENT_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+# The variable the leaf remotes' nkey seed is read from (``leafnode_config``).
+LEAF_SEED_VARIABLE = "POSTSTELLE_LEAF_NKEY_SEED"
 
 # Every subject a hub's streams and buckets listen on; none may cross a federation link.
 HUB_LOCAL_SUBJECTS: tuple[str, ...] = (
@@ -256,20 +262,32 @@ async def mirror_peer_table(js: JetStreamContext, peer: str) -> RouteTableStore:
 
 
 def leafnode_config(
-    *, listen_port: int | None = None, listen_host: str = "127.0.0.1", remotes: Iterable[str] = ()
+    *,
+    listen_port: int | None = None,
+    listen_host: str = "127.0.0.1",
+    remotes: Iterable[str] = (),
+    remote_seed_variable: str | None = None,
 ) -> str:
     """The ``leafnodes { ... }`` block of a state hub's nats-server configuration.
 
     ``listen_port`` accepts peers' leaf connections; ``remotes`` are peer URLs
     (``nats-leaf://host:port``) this hub connects to. Each remote filters the hub-local
-    subjects in both directions.
+    subjects in both directions. With ``remote_seed_variable`` each remote authenticates
+    with the nkey whose seed the server reads from that environment variable (nats-server
+    resolves ``$NAME`` from its environment), so the seed is in no file; the peer accepts
+    the link when its ``authorization`` holds the public key (``nats-config --peer``).
     """
     deny = json.dumps(list(HUB_LOCAL_SUBJECTS))
+    credentials = ""
+    if remote_seed_variable is not None:
+        if not _ENVIRONMENT_NAME.fullmatch(remote_seed_variable):
+            raise ValueError(f"not an environment variable name: {remote_seed_variable!r}")
+        credentials = f", nkey: ${remote_seed_variable}"
     lines = ["leafnodes {"]
     if listen_port is not None:
         lines += [f"  host: {json.dumps(listen_host)}", f"  port: {listen_port}"]
     remote_blocks = [
-        f"    {{ url: {json.dumps(url)}, deny_imports: {deny}, deny_exports: {deny} }}"
+        f"    {{ url: {json.dumps(url)}{credentials}, deny_imports: {deny}, deny_exports: {deny} }}"
         for url in remotes
     ]
     if remote_blocks:

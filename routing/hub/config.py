@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from poststelle.adapters._apikey import KEY_DIGEST_PREFIX, is_key_digest, key_digest
 from poststelle.contracts.data_dir import DEFAULT_DATA_DIR, resolve_data_dir
 from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_MESSAGE_BYTES
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES
@@ -61,7 +62,13 @@ class NatsConfig(_Section):
     )
     replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas: 3 in a cluster")
     domain: str | None = Field(default=None, description="JetStream domain of this hub")
-    credentials: Path | None = None
+    credentials: Path | None = Field(
+        default=None, description="A .creds file (user JWT and seed) of the operator/JWT mode"
+    )
+    nkey_seed: Path | None = Field(
+        default=None,
+        description="File with the hub user's nkey seed (nats-config writes <seeds>/hub.nk)",
+    )
     connect_timeout: float = Field(default=5.0, gt=0)
     sync_interval: str | None = Field(
         default=None, description="Embedded server fsync interval, e.g. 'always' or '10s'"
@@ -72,6 +79,25 @@ class NatsConfig(_Section):
     leaf_remotes: list[str] = Field(
         default_factory=list, description="Embedded server: peers' leaf URLs to connect to"
     )
+    auth_file: Path | None = Field(
+        default=None,
+        description="Embedded server: the authorization block `poststelle nats-config` wrote "
+        "(public keys only); clients, the hub (nkey_seed) and peers' leaf links then log in",
+    )
+    leaf_nkey_seed: Path | None = Field(
+        default=None,
+        description="Embedded server: file with the leaf-<state> seed the peer gave this hub; "
+        "the leaf remotes sign with it (passed in the environment, never written to a file)",
+    )
+
+    @model_validator(mode="after")
+    def _hub_can_log_in(self) -> NatsConfig:
+        if self.auth_file is not None and self.nkey_seed is None and self.credentials is None:
+            raise ValueError(
+                "auth_file makes the embedded server ask every client to log in: set "
+                "nkey_seed to the hub's seed (nats-config writes <seeds>/hub.nk)"
+            )
+        return self
 
 
 class FederationConfig(_Section):
@@ -109,9 +135,20 @@ class HttpConfig(_Section):
     callback_secret: SecretStr | None = None
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description="Portal name -> API key (X-API-Key). Off by default; once any key is "
-        "set (here or a back end's api_key), every endpoint but /healthz and the docs wants one",
+        description="Portal name -> API key (X-API-Key), best as its digest 'sha256:<hex>' "
+        "(poststelle hash-key). Off by default; once any key is set (here or a back end's "
+        "api_key), every endpoint but /healthz and the docs wants one",
     )
+    tls_certfile: Path | None = Field(
+        default=None, description="PEM certificate (chain) for HTTPS on the intake"
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key for HTTPS")
+
+    @model_validator(mode="after")
+    def _tls_is_cert_and_key(self) -> HttpConfig:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _portal_names_are_slugs(self) -> HttpConfig:
@@ -152,7 +189,8 @@ class BackendConfig(_Section):
     max_deliver: int = Field(default=10, ge=1)
     api_key: SecretStr | None = Field(
         default=None,
-        description="The back end's key (X-API-Key) for replies to, and the state of, its cases",
+        description="The back end's key (X-API-Key) for replies to, and the state of, its "
+        "cases; best as its digest 'sha256:<hex>' (poststelle hash-key)",
     )
 
 
@@ -198,14 +236,23 @@ class HubConfig(_Section):
     @model_validator(mode="after")
     def _api_keys_are_distinct(self) -> HubConfig:
         # A key names its holder; one key for two holders would make one the other.
-        holders: dict[str, str] = {}
+        holders: dict[bytes, str] = {}
         named = [(f"http.api_keys.{n}", k) for n, k in self.http.api_keys.items()] + [
             (f"backends[{i}].api_key", b.api_key)
             for i, b in enumerate(self.backends)
             if b.api_key is not None
         ]
         for key_name, key in named:
-            other = holders.setdefault(key.get_secret_value(), key_name)
+            configured = key.get_secret_value()
+            if configured.startswith(KEY_DIGEST_PREFIX) and not is_key_digest(configured):
+                raise ValueError(
+                    f"{key_name}: a digest is '{KEY_DIGEST_PREFIX}' and 64 lower-case hex "
+                    "digits (poststelle hash-key prints one)"
+                )
+            if not configured:
+                raise ValueError(f"{key_name} is empty")
+            # By digest: the same key in clear text and as a digest is still one key.
+            other = holders.setdefault(key_digest(configured), key_name)
             if other != key_name:
                 raise ValueError(f"{key_name} is the same key as {other}; give each its own")
         return self
@@ -264,10 +311,13 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_NATS_URL": ("nats", "url"),
     "POSTSTELLE_NATS_REPLICAS": ("nats", "replicas"),
     "POSTSTELLE_NATS_CREDENTIALS": ("nats", "credentials"),
+    "POSTSTELLE_NATS_NKEY_SEED": ("nats", "nkey_seed"),
     "POSTSTELLE_HTTP_HOST": ("http", "host"),
     "POSTSTELLE_HTTP_PORT": ("http", "port"),
     "POSTSTELLE_MAX_BODY_BYTES": ("http", "max_body_bytes"),
     "POSTSTELLE_MAX_ATTACHMENTS": ("http", "max_attachments"),
+    "POSTSTELLE_HTTP_TLS_CERTFILE": ("http", "tls_certfile"),
+    "POSTSTELLE_HTTP_TLS_KEYFILE": ("http", "tls_keyfile"),
     "POSTSTELLE_MAX_MESSAGE_BYTES": ("intake", "max_message_bytes"),
 }
 

@@ -56,6 +56,9 @@ class EmbeddedNatsServer:
     server_name: str = "poststelle"
     sync_interval: str | None = None
     extra_config: str = ""
+    # Variables the server's configuration refers to as $NAME: secrets such as a leaf
+    # link's nkey seed stay out of the configuration file this class writes.
+    environment: dict[str, str] = field(default_factory=dict, repr=False)
     startup_timeout: float = 10.0
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _client_port: int | None = field(default=None, init=False, repr=False)
@@ -114,6 +117,7 @@ class EmbeddedNatsServer:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, **self.environment} if self.environment else None,
             )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:

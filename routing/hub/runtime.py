@@ -42,6 +42,7 @@ from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.intake import Accepted, TooLarge
 from poststelle.contracts.replies import CaseReply
 from poststelle.routing.federation.states import (
+    LEAF_SEED_VARIABLE,
     add_inbox_sources,
     ensure_federation_stream,
     leafnode_config,
@@ -100,6 +101,8 @@ async def connect(
     }
     if config.nats.credentials:
         options["user_credentials"] = str(config.nats.credentials)
+    if config.nats.nkey_seed:
+        options["nkeys_seed"] = str(config.nats.nkey_seed)
     await client.connect(
         servers=servers,
         max_reconnect_attempts=-1 if persistent else 2,
@@ -236,8 +239,9 @@ class Hub:
             self.embedded = EmbeddedNatsServer(
                 store_dir=store,
                 domain=self.domain,
-                extra_config=self._leaf_config(),
+                extra_config=self._auth_config() + self._leaf_config(),
                 sync_interval=self.config.nats.sync_interval,
+                environment=self._leaf_environment(),
             )
             await asyncio.to_thread(self.embedded.start)
         self.nc = await connect(self.config, self.nats_url, persistent=workers)
@@ -280,7 +284,20 @@ class Hub:
         if nats_config.leaf_listen_port is None and not nats_config.leaf_remotes:
             return ""
         return leafnode_config(
-            listen_port=nats_config.leaf_listen_port, remotes=nats_config.leaf_remotes
+            listen_port=nats_config.leaf_listen_port,
+            remotes=nats_config.leaf_remotes,
+            remote_seed_variable=LEAF_SEED_VARIABLE if nats_config.leaf_nkey_seed else None,
+        )
+
+    def _auth_config(self) -> str:
+        auth_file = self.config.nats.auth_file
+        return auth_file.read_text(encoding="utf-8") + "\n" if auth_file else ""
+
+    def _leaf_environment(self) -> dict[str, str]:
+        # The seed reaches nats-server in its environment: the generated config holds none.
+        seed_file = self.config.nats.leaf_nkey_seed
+        return (
+            {LEAF_SEED_VARIABLE: seed_file.read_text(encoding="utf-8").strip()} if seed_file else {}
         )
 
     async def _join_federation(self) -> None:
@@ -374,6 +391,8 @@ class Hub:
                 if backend.api_key is not None
             },
             reuse_port=self._share_http_port,
+            tls_certfile=http.tls_certfile,
+            tls_keyfile=http.tls_keyfile,
         )
         return PortalAdapter(name="http", settings=settings, context=context)
 

@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
 from poststelle.contracts.events import CaseEvent
+from poststelle.routing.federation.isolation import HUB_USER, generate_auth_config, leaf_user
 from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.runtime import Hub
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag, xbau_antrag_with_files
+from tests.routing.helpers import table
 from tests.routing.test_federation import free_port
 
 XML = {"Content-Type": "application/xml"}
@@ -111,3 +114,43 @@ async def test_claim_checked_case_for_another_state_is_read_from_the_origin(
     assert in_bayern.data.tenant == "bauaufsicht-by"
     folder = by.workers[0].backend.folder  # type: ignore[attr-defined]
     assert (folder / f"{in_bayern.data.case_id}.files" / "lageplan.pdf").read_bytes() == plans[0][1]
+
+
+async def test_an_authenticated_federation_delivers_and_refuses_a_stranger(
+    tmp_path: Path,
+) -> None:
+    """SH's embedded server with the nkey users of `nats-config --peer by`: the hub logs in
+    with its seed, Bayern's leaf link with leaf-by's, and the case crosses; a client without
+    credentials is refused (leaf links without the seed: test_federation_leaf_auth.py)."""
+    auth = generate_auth_config(table(), own_state="sh", leaf_peers=["by"])
+    auth_file, hub_seed, leaf_seed = tmp_path / "auth.conf", tmp_path / "hub.nk", tmp_path / "by.nk"
+    auth_file.write_text(auth.text, encoding="utf-8")
+    hub_seed.write_text(auth.seeds[HUB_USER] + "\n", encoding="utf-8")
+    leaf_seed.write_text(auth.seeds[leaf_user("by")] + "\n", encoding="utf-8")
+    leaf_port = free_port()
+    sh_config = _state_config(
+        tmp_path, "sh", "by", leaf_listen_port=leaf_port, auth_file=auth_file, nkey_seed=hub_seed
+    )
+    by_config = _state_config(
+        tmp_path,
+        "by",
+        "sh",
+        leaf_remotes=[f"nats-leaf://127.0.0.1:{leaf_port}"],
+        leaf_nkey_seed=leaf_seed,
+    )
+    async with Hub(sh_config) as sh, Hub(by_config) as by:
+        assert by.embedded is not None
+        written = (by.embedded.store_dir / "run" / "nats-server.conf").read_text(encoding="utf-8")
+        assert auth.seeds[leaf_user("by")] not in written
+        body, _ = xbau_antrag()
+        async with httpx.AsyncClient(base_url=sh.http_url) as http:
+            answer = await http.post("/v1/submissions", content=_in_muenchen(body), headers=XML)
+        assert answer.status_code == 202
+        [in_bayern] = await eventually(lambda: _delivered(by), within=30)
+        assert in_bayern.data.case_id == answer.json()["case_id"]
+        # Without credentials, SH's server takes neither a client nor a leaf link.
+        assert sh.embedded is not None
+        with pytest.raises(nats.errors.NoServersError):
+            await nats.connect(
+                sh.embedded.client_url, max_reconnect_attempts=1, reconnect_time_wait=0.1
+            )

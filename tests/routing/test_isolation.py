@@ -1,4 +1,4 @@
-"""Tenant credentials tried against another tenant's cases, on a real nats-server."""
+"""Tenant nkeys tried against another tenant's cases, on a real nats-server."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from poststelle.routing.federation.isolation import (
     NatsAuthConfig,
     backend_consumer_name,
     generate_auth_config,
+    new_user_seed,
+    public_key,
     tenant_inbox_prefix,
 )
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
@@ -44,17 +46,11 @@ class Session:
         self.errors: list[str] = []
         self.client: NatsClient | None = None
 
-    async def connect(self, url: str, user: str, password: str, **options: str) -> NatsClient:
+    async def connect(self, url: str, seed: str, **options: str) -> NatsClient:
         async def record(error: Exception) -> None:
             self.errors.append(str(error))
 
-        self.client = await nats.connect(
-            url,
-            user=user,
-            password=password,
-            error_cb=record,
-            **options,
-        )
+        self.client = await nats.connect(url, nkeys_seed_str=seed, error_cb=record, **options)
         return self.client
 
     async def violations(self, *, expected: int = 0, within: float = 5.0) -> list[str]:
@@ -78,7 +74,7 @@ class Session:
 
 @pytest.fixture(scope="module")
 async def hub(server: str, auth: NatsAuthConfig) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(server, user=HUB_USER, password=auth.passwords[HUB_USER])
+    client = await nats.connect(server, nkeys_seed_str=auth.seeds[HUB_USER])
     js = client.jetstream()
     await js.add_stream(StreamConfig(name=CASES_STREAM, subjects=["case.>"]))
     for tenant, backend in (("kiel", "bauamt"), ("luebeck", "bauamt")):
@@ -97,9 +93,7 @@ async def hub(server: str, auth: NatsAuthConfig) -> AsyncIterator[NatsClient]:
 
 async def tenant(server: str, auth: NatsAuthConfig, name: str) -> tuple[Session, NatsClient]:
     session = Session()
-    client = await session.connect(
-        server, name, auth.passwords[name], inbox_prefix=tenant_inbox_prefix(name)
-    )
+    client = await session.connect(server, auth.seeds[name], inbox_prefix=tenant_inbox_prefix(name))
     return session, client
 
 
@@ -159,11 +153,43 @@ async def test_tenant_is_refused_subjects_stream_reads_and_new_consumers(
         await client.close()
 
 
+async def test_tenant_is_refused_the_jetstream_api_and_replies_of_others(
+    server: str, auth: NatsAuthConfig, hub: NatsClient
+) -> None:
+    session, client = await tenant(server, auth, "kiel")
+    try:
+        foreign = backend_consumer_name("luebeck", "bauamt")
+        js = client.jetstream(timeout=0.5)
+        for call in (
+            js.consumer_info(CASES_STREAM, foreign),
+            js.delete_consumer(CASES_STREAM, foreign),
+            js.purge_stream(CASES_STREAM),
+            js.delete_stream(CASES_STREAM),
+        ):
+            with pytest.raises(nats.errors.TimeoutError):
+                await call
+        await client.publish("reply.luebeck.bauamt.decision", b"forged answer")
+        await client.subscribe(f"{tenant_inbox_prefix('luebeck')}.>")
+        await client.subscribe("_INBOX.>")
+        violations = " | ".join(await session.violations(expected=7))
+        assert f"$js.api.consumer.info.cases.{foreign}" in violations
+        assert f"$js.api.consumer.delete.cases.{foreign}" in violations
+        assert "$js.api.stream.purge.cases" in violations
+        assert "$js.api.stream.delete.cases" in violations
+        assert 'publish to "reply.luebeck.bauamt.decision"' in violations
+        assert 'subscription to "_inbox_luebeck.>"' in violations
+        assert 'subscription to "_inbox.>"' in violations
+        info = await hub.jetstream().consumer_info(CASES_STREAM, foreign)
+        assert info.num_pending + info.num_ack_pending == 1, "Lübeck's consumer is intact"
+    finally:
+        await client.close()
+
+
 async def test_hub_user_cannot_reach_a_peer_states_table(
     server: str, auth: NatsAuthConfig, hub: NatsClient
 ) -> None:
     session = Session()
-    client = await session.connect(server, HUB_USER, auth.passwords[HUB_USER])
+    client = await session.connect(server, auth.seeds[HUB_USER])
     try:
         await client.publish("$JS.by.API.STREAM.PURGE.KV_routes", b"")
         await client.publish("$JS.sh.API.INFO", b"")  # own domain: allowed
@@ -174,32 +200,57 @@ async def test_hub_user_cannot_reach_a_peer_states_table(
         await client.close()
 
 
-async def test_wrong_password_is_refused(server: str) -> None:
-    with pytest.raises(nats.errors.NoServersError):
-        await nats.connect(
-            server,
-            user="kiel",
-            password="guess",
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.1,
-            error_cb=_ignore,
-        )
+async def test_an_unknown_nkey_and_a_password_are_refused(server: str) -> None:
+    for credentials in ({"nkeys_seed_str": new_user_seed()}, {"user": "kiel", "password": "x"}):
+        with pytest.raises(nats.errors.NoServersError):
+            await nats.connect(
+                server,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=_ignore,
+                **credentials,  # type: ignore[arg-type]
+            )
+
+
+def test_the_server_config_holds_no_secret(auth: NatsAuthConfig) -> None:
+    assert "password" not in auth.text
+    for user, seed in auth.seeds.items():
+        assert seed.startswith("SU")
+        assert seed not in auth.text, user
+        assert public_key(seed) in auth.text, user
 
 
 async def _ignore(error: Exception) -> None:
     return None
 
 
-def test_reserved_and_reused_credentials() -> None:
+def test_reserved_and_reused_seeds() -> None:
     first = generate_auth_config(TABLE)
-    again = generate_auth_config(TABLE, passwords=first.passwords)
-    assert again.passwords == first.passwords
-    assert set(first.passwords) == {"hub", "kiel", "luebeck", "land-sh"}
+    again = generate_auth_config(TABLE, seeds=first.seeds)
+    assert again.seeds == first.seeds
+    assert again.text == first.text
+    assert set(first.seeds) == {"hub", "kiel", "luebeck", "land-sh"}
     with pytest.raises(ValueError, match="reserved"):
         generate_auth_config(table(tenants={"hub": {"backends": ["x"]}}))
+    with pytest.raises(ValueError, match="not an nkey seed"):
+        generate_auth_config(TABLE, seeds={"kiel": "a-password"})
 
 
-def test_nats_config_command_writes_private_files_and_keeps_passwords(
+def test_peer_leaf_users() -> None:
+    auth = generate_auth_config(TABLE, own_state="sh", leaf_peers=["by"])
+    assert set(auth.seeds) == {"hub", "kiel", "luebeck", "land-sh", "leaf-by"}
+    entry = auth.text.split("# leaf-by\n", 1)[1].splitlines()[0]
+    assert '"allowed_connection_types": ["LEAFNODE"]' in entry
+    assert '"allowed_connection_types": ["STANDARD"]' in auth.text.split("# kiel\n", 1)[1]
+    with pytest.raises(ValueError, match="not a peer state"):
+        generate_auth_config(TABLE, own_state="sh", leaf_peers=["sh"])
+    with pytest.raises(ValueError, match="reserved"):
+        generate_auth_config(
+            table(tenants={"leaf-by": {"backends": ["x"]}}), own_state="sh", leaf_peers=["by"]
+        )
+
+
+def test_nats_config_command_writes_private_files_and_keeps_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import argparse
@@ -208,7 +259,7 @@ def test_nats_config_command_writes_private_files_and_keeps_passwords(
 
     parser = argparse.ArgumentParser(prog="poststelle")
     register(parser.add_subparsers(dest="command", required=True))
-    output, credentials = tmp_path / "auth.conf", tmp_path / "creds.json"
+    output, seeds = tmp_path / "auth.conf", tmp_path / "seeds"
     argv = [
         "nats-config",
         "--table",
@@ -217,15 +268,29 @@ def test_nats_config_command_writes_private_files_and_keeps_passwords(
         "sh",
         "-o",
         str(output),
-        "--credentials",
-        str(credentials),
+        "--seeds",
+        str(seeds),
+        "--peer",
+        "by",
     ]
     args = parser.parse_args(argv)
     assert args.func(args) == 0
-    first = credentials.read_text()
+    files = sorted(seeds.iterdir())
+    assert [f.name for f in files] == [
+        "hub.nk",
+        "kiel.nk",
+        "land-sh.nk",
+        "leaf-by.nk",
+        "luebeck.nk",
+    ]
+    first = {f.name: f.read_text() for f in files}
     assert oct(output.stat().st_mode & 0o777) == "0o600"
-    assert '"user": "kiel"' in output.read_text()
+    assert oct(seeds.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in files)
+    text = output.read_text()
+    assert "# kiel" in text and "password" not in text
+    assert public_key(first["kiel.nk"]) in text and first["kiel.nk"].strip() not in text
     args = parser.parse_args(argv)
     assert args.func(args) == 0
-    assert credentials.read_text() == first
-    assert "4 users" in capsys.readouterr().out
+    assert {f.name: f.read_text() for f in sorted(seeds.iterdir())} == first
+    assert "5 nkey users" in capsys.readouterr().out
