@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import httpx
 from pydantic import Field, HttpUrl, SecretStr
 
-from poststelle.adapters.base import AdapterContext, AdapterSettings
+from poststelle.adapters.base import AdapterContext, AdapterSettings, StoredCaseEvent
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
 
@@ -32,11 +32,19 @@ SIGNATURE_HEADER = "Poststelle-Signature"
 TIMESTAMP_HEADER = "Poststelle-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _EXCERPT = 300
+# Calls in flight at once. httpx's pool looks at every connection it holds for each request
+# (expiry, readability), so its CPU per call grows with the pool: with 32 concurrent calls on
+# 32 connections ~1.9 ms each here, on 8 ~0.9 ms, at about the same calls per second.
+_CONNECTIONS = 8
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
+    """``sha256=`` + HMAC-SHA256 of ``<timestamp>.<body>``, fed in parts (no copy of the
+    body)."""
+    mac = hmac.new(secret, timestamp.encode(), hashlib.sha256)
+    mac.update(b".")
+    mac.update(body)
+    return f"sha256={mac.hexdigest()}"
 
 
 def verify(
@@ -76,11 +84,22 @@ class WebhookBackend:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._last_status: int | None = None
+        # What every call sends alike, computed once.
+        self._url = httpx.URL(str(settings.url))
+        self._secret = settings.secret.get_secret_value().encode()
+        self._static_headers = {
+            **settings.headers,
+            "Content-Type": "application/cloudevents+json",
+        }
 
     async def start(self) -> None:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=self.settings.timeout, transport=self._transport
+                timeout=self.settings.timeout,
+                transport=self._transport,
+                limits=httpx.Limits(
+                    max_connections=_CONNECTIONS, max_keepalive_connections=_CONNECTIONS
+                ),
             )
 
     async def stop(self) -> None:
@@ -93,24 +112,26 @@ class WebhookBackend:
         return {"ok": ok, "url": str(self.settings.url), "last_status": self._last_status}
 
     async def deliver(self, event: CaseEvent) -> None:
+        await self._post(event.id, event.model_dump_json().encode())
+
+    async def deliver_stored(self, stored: StoredCaseEvent) -> None:
+        """The event's JSON as ``CASES`` stores it: the routing core's ``model_dump_json``,
+        so the body (and what is signed) is what ``deliver`` would send."""
+        await self._post(stored.id, stored.raw)
+
+    async def _post(self, event_id: str, body: bytes) -> None:
         if self._client is None:
             await self.start()
         assert self._client is not None
-        body = event.model_dump_json().encode()
         timestamp = str(int(time.time()))
         headers = {
-            **self.settings.headers,
-            "Content-Type": "application/cloudevents+json",
-            IDEMPOTENCY_HEADER: event.id,
+            **self._static_headers,
+            IDEMPOTENCY_HEADER: event_id,
             TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(
-                self.settings.secret.get_secret_value().encode(), timestamp, body
-            ),
+            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
         try:
-            response = await self._client.post(
-                str(self.settings.url), content=body, headers=headers
-            )
+            response = await self._client.post(self._url, content=body, headers=headers)
         except httpx.TransportError as exc:
             self._last_status = 599
             raise RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
