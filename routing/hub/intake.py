@@ -175,7 +175,7 @@ class Intake:
         # Whether the arrival is a re-send is known only from INBOX's answer, so the record
         # carries a dedupe id of its own: a re-send within AUDIT's duplicate window is
         # dropped there too; an older one is taken back below.
-        inbox_ack, record_ack = await asyncio.gather(
+        stored = await asyncio.gather(
             self._js.publish(inbox_subject(channel, adapter), data, headers=headers),
             self._js.publish(
                 audit_subject(case_id),
@@ -194,7 +194,15 @@ class Intake:
                 .encode(),
                 headers={H_MSG_ID: received_record_id(identity.dedupe_key)},
             ),
+            # Both settle before a failure is raised: the caller's refusal then means no
+            # publish of this attempt is still on its way.
+            return_exceptions=True,
         )
+        inbox_ack, record_ack = stored
+        if isinstance(inbox_ack, BaseException):
+            raise inbox_ack
+        if isinstance(record_ack, BaseException):
+            raise record_ack
         if inbox_ack.duplicate:
             self._counters.incr("intake.duplicate")
             first_received_at = await self._first_received_at(inbox_ack.seq)
