@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import time
 from typing import ClassVar, Literal
 
 import httpx
 from pydantic import Field, HttpUrl, SecretStr
 
+from poststelle.adapters._http1 import Http1Error, Http1Origin, Http1Response
 from poststelle.adapters.base import AdapterContext, AdapterSettings, StoredCaseEvent
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import CaseEvent
@@ -36,6 +38,13 @@ _EXCERPT = 300
 # (expiry, readability), so its CPU per call grows with the pool: with 32 concurrent calls on
 # 32 connections ~1.9 ms each here, on 8 ~0.9 ms, at about the same calls per second.
 _CONNECTIONS = 8
+_USER_AGENT = "poststelle-webhook"
+# httpx honours these (trust_env); the small client does not speak proxies.
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+def _proxy_configured() -> bool:
+    return any(os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES)
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -83,6 +92,7 @@ class WebhookBackend:
         self.settings = settings
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._origin: Http1Origin | None = None
         self._last_status: int | None = None
         # What every call sends alike, computed once.
         self._url = httpx.URL(str(settings.url))
@@ -92,8 +102,22 @@ class WebhookBackend:
             "Content-Type": "application/cloudevents+json",
         }
 
+    @property
+    def client_kind(self) -> Literal["http1", "httpx"]:
+        """``http1`` (the small client, ``adapters/_http1.py``) unless a transport was given
+        or the environment names a proxy: then httpx, which speaks both."""
+        return "httpx" if self._transport is not None or _proxy_configured() else "http1"
+
     async def start(self) -> None:
-        if self._client is None:
+        if self.client_kind == "http1":
+            if self._origin is None:
+                self._origin = Http1Origin(
+                    str(self._url),
+                    timeout=self.settings.timeout,
+                    max_connections=_CONNECTIONS,
+                    user_agent=_USER_AGENT,
+                )
+        elif self._client is None:
             self._client = httpx.AsyncClient(
                 timeout=self.settings.timeout,
                 transport=self._transport,
@@ -106,6 +130,9 @@ class WebhookBackend:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+        origin, self._origin = self._origin, None
+        if origin is not None:
+            await origin.aclose()
 
     def health(self) -> dict[str, object]:
         ok = self._last_status is None or self._last_status < 500
@@ -120,9 +147,8 @@ class WebhookBackend:
         await self._post(stored.id, stored.raw)
 
     async def _post(self, event_id: str, body: bytes) -> None:
-        if self._client is None:
+        if self._client is None and self._origin is None:
             await self.start()
-        assert self._client is not None
         timestamp = str(int(time.time()))
         headers = {
             **self._static_headers,
@@ -130,15 +156,21 @@ class WebhookBackend:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
+        response: Http1Response | httpx.Response
         try:
-            response = await self._client.post(self._url, content=body, headers=headers)
-        except httpx.TransportError as exc:
+            if self._origin is not None:
+                response = await self._origin.post(list(headers.items()), body)
+            else:
+                assert self._client is not None
+                response = await self._client.post(self._url, content=body, headers=headers)
+        except (httpx.TransportError, Http1Error) as exc:
             self._last_status = 599
             raise RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
         self._last_status = response.status_code
         if response.is_success:
             return
-        summary = f"HTTP {response.status_code}: {response.text[:_EXCERPT]}"
+        excerpt = response.content[:_EXCERPT].decode("utf-8", errors="replace")
+        summary = f"HTTP {response.status_code}: {excerpt}"
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise RetryableDeliveryError(summary)
         raise PermanentDeliveryError(summary)
