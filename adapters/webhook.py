@@ -104,9 +104,12 @@ class WebhookBackend:
 
     @property
     def client_kind(self) -> Literal["http1", "httpx"]:
-        """``http1`` (the small client, ``adapters/_http1.py``) unless a transport was given
-        or the environment names a proxy: then httpx, which speaks both."""
-        return "httpx" if self._transport is not None or _proxy_configured() else "http1"
+        """``http1`` (the small client, ``adapters/_http1.py``) unless a transport was given,
+        the URL carries credentials or the environment names a proxy: then httpx."""
+        # Credentials in the URL become httpx's Basic auth; the small client leaves them out.
+        with_credentials = bool(self._url.userinfo)
+        httpx_needed = self._transport is not None or with_credentials or _proxy_configured()
+        return "httpx" if httpx_needed else "http1"
 
     async def start(self) -> None:
         if self.client_kind == "http1":

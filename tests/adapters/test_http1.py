@@ -146,21 +146,23 @@ async def test_nothing_listening_is_an_error() -> None:
         await origin.post([], b"x")
 
 
-def _backend(tmp_path: Path) -> WebhookBackend:
+def _backend(tmp_path: Path, url: str = "http://127.0.0.1:9/") -> WebhookBackend:
     return WebhookBackend(
         name="akte",
         tenant="stadt-kiel",
-        settings=WebhookSettings.model_validate({"url": "http://127.0.0.1:9/", "secret": "s"}),
+        settings=WebhookSettings.model_validate({"url": url, "secret": "s"}),
         context=AdapterContext(data_dir=tmp_path),
     )
 
 
-def test_webhook_uses_httpx_when_a_proxy_is_configured(
+def test_webhook_uses_httpx_for_a_proxy_or_credentials_in_the_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     assert _backend(tmp_path).client_kind == "http1"
+    # Basic auth from the URL is httpx's to send.
+    assert _backend(tmp_path, "https://user:pw@example.org/hook").client_kind == "httpx"
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert _backend(tmp_path).client_kind == "httpx"
