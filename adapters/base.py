@@ -26,11 +26,13 @@ __all__ = [
     "AdapterContext",
     "AdapterSettings",
     "AttachmentMissing",
+    "DeliversStoredEvents",
     "InboundAdapter",
     "OutboundAdapter",
     "PollHealth",
     "Publish",
     "ReadAttachment",
+    "StoredCaseEvent",
 ]
 
 
@@ -88,3 +90,60 @@ class OutboundAdapter(_Lifecycle, Protocol):
     tenant: str
 
     async def deliver(self, event: CaseEvent) -> None: ...
+
+
+class _Head(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _StoredData(_Head):
+    case_id: str
+    tenant: str
+    backend: str
+
+
+class _StoredHead(_Head):
+    specversion: Literal["1.0"]
+    id: str
+    type: str
+    data: _StoredData
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCaseEvent:
+    """A CaseEvent as ``CASES`` stores it: the JSON bytes the routing core wrote (from the
+    validated model), and the few facts a delivery needs, read from them.
+
+    A back end that passes the event on as it is (a webhook body, a file) takes ``raw``
+    and saves a full parse into the model and a serialisation back; ``event()`` gives the
+    model to one that needs more."""
+
+    raw: bytes
+    id: str
+    case_id: str
+    tenant: str
+    backend: str
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> StoredCaseEvent:
+        """Raises ``ValueError`` (a ``ValidationError``) when the bytes are no CaseEvent:
+        not JSON, not CloudEvents 1.0, or without the id, case, tenant and back end."""
+        head = _StoredHead.model_validate_json(raw)
+        return cls(
+            raw=raw,
+            id=head.id,
+            case_id=head.data.case_id,
+            tenant=head.data.tenant,
+            backend=head.data.backend,
+        )
+
+    def event(self) -> CaseEvent:
+        return CaseEvent.model_validate_json(self.raw)
+
+
+@runtime_checkable
+class DeliversStoredEvents(Protocol):
+    """An outbound adapter that takes the stored event's bytes as they are; the delivery
+    worker then hands it those instead of a parsed ``CaseEvent``."""
+
+    async def deliver_stored(self, stored: StoredCaseEvent) -> None: ...

@@ -30,7 +30,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+import pydantic_core
+from pydantic import Field, TypeAdapter, ValidationError
 
 from poststelle.adapters._names import safe_file_name
 from poststelle.adapters._replyfiles import ReplyFileRefused, move_aside, read_reply_file
@@ -39,6 +40,7 @@ from poststelle.adapters.base import (
     AdapterSettings,
     AttachmentMissing,
     ReadAttachment,
+    StoredCaseEvent,
 )
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.events import AttachmentRef, CaseEvent
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 AcceptReply = Callable[..., Awaitable[str]]
 # A reply the hub could not take is tried again after poll interval x 2^n, at most this.
 _MAX_RETRY_DELAY = 300.0
+_ATTACHMENT_REFS = TypeAdapter(list[AttachmentRef])
 
 
 def write_atomically(path: Path, content: bytes) -> None:
@@ -201,10 +204,13 @@ class FileDropBackend:
 
     def files_for(self, event: CaseEvent) -> Path:
         """The folder beside the event that holds the case's attachments."""
-        return self.folder / f"{event.data.case_id}.files"
+        return self._files_of(event.data.case_id)
 
-    async def _write_attachments(self, event: CaseEvent) -> None:
-        stored = [a for a in event.data.attachments if a.kind == "inline"]
+    def _files_of(self, case_id: str) -> Path:
+        return self.folder / f"{case_id}.files"
+
+    async def _write_attachments(self, case_id: str, attachments: list[AttachmentRef]) -> None:
+        stored = [a for a in attachments if a.kind == "inline"]
         if not stored:
             return
         if self._read_attachment is None:
@@ -213,7 +219,7 @@ class FileDropBackend:
         for index, attachment in enumerate(stored, start=1):
             name = _unique(safe_file_name(attachment.name, f"attachment-{index}"), used, index)
             content = await self._fetch(attachment)
-            target = self.files_for(event) / name
+            target = self._files_of(case_id) / name
             try:
                 await asyncio.to_thread(write_atomically, target, content)
             except OSError as exc:
@@ -233,18 +239,42 @@ class FileDropBackend:
             )
         return content
 
-    async def deliver(self, event: CaseEvent) -> None:
-        if event.data.tenant != self.tenant or event.data.backend != self.name:
+    def _check_addressee(self, tenant: str, backend: str) -> None:
+        if tenant != self.tenant or backend != self.name:
             raise PermanentDeliveryError(
-                f"event for {event.data.tenant}/{event.data.backend} "
-                f"reached {self.tenant}/{self.name}"
+                f"event for {tenant}/{backend} reached {self.tenant}/{self.name}"
             )
-        await self._write_attachments(event)
-        body = event.model_dump_json(indent=2).encode()
+
+    async def deliver(self, event: CaseEvent) -> None:
+        self._check_addressee(event.data.tenant, event.data.backend)
+        await self._write_attachments(event.data.case_id, event.data.attachments)
+        await self._write_event(event.data.case_id, event.model_dump_json(indent=2).encode())
+
+    async def deliver_stored(self, stored: StoredCaseEvent) -> None:
+        """The stored bytes, indented as ``deliver`` writes them, without the model: the
+        stored JSON *is* the model's dump, so re-indenting its document gives the same file
+        byte for byte (``tests/adapters/test_filedrop_stored.py``)."""
+        self._check_addressee(stored.tenant, stored.backend)
+        document = pydantic_core.from_json(stored.raw)
         try:
-            await asyncio.to_thread(write_atomically, self.path_for(event), body)
+            attachments = _ATTACHMENT_REFS.validate_python(
+                [
+                    a
+                    for a in document["data"].get("attachments") or ()
+                    if a.get("kind", "inline") == "inline"
+                ]
+            )
+        except (ValidationError, AttributeError, KeyError, TypeError) as exc:
+            raise PermanentDeliveryError(f"attachments of event {stored.id}: {exc}") from exc
+        await self._write_attachments(stored.case_id, attachments)
+        await self._write_event(stored.case_id, pydantic_core.to_json(document, indent=2))
+
+    async def _write_event(self, case_id: str, body: bytes) -> None:
+        path = self.folder / f"{case_id}.json"
+        try:
+            await asyncio.to_thread(write_atomically, path, body)
         except OSError as exc:
-            raise RetryableDeliveryError(f"cannot write {self.path_for(event)}: {exc}") from exc
+            raise RetryableDeliveryError(f"cannot write {path}: {exc}") from exc
 
 
 def _unique(name: str, used: set[str], index: int) -> str:

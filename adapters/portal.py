@@ -365,7 +365,9 @@ class PortalAdapter:
     async def start(self) -> None:
         if self._task is not None:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says TCP
+        # (accepted ones inherit it); with proto 0 each answer waited for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.settings.reuse_port:
             # The kernel spreads the connections over every process listening on the port.

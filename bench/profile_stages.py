@@ -90,6 +90,9 @@ def _rules() -> list[Rule]:
         ("deliver", "adapters/filedrop.py"): "delivery: file drop",
         ("deliver", "adapters/webhook.py"): "delivery: webhook",
         ("_process", "routing/hub/delivery.py"): "delivery: consumer",
+        ("deliver_stored", "adapters/filedrop.py"): "delivery: file drop",
+        ("deliver_stored", "adapters/webhook.py"): "delivery: webhook",
+        ("_process_batch", "routing/hub/delivery.py"): "delivery: consumer",
         ("_read_loop", "nats/aio/client.py"): "nats-py read loop",
         ("_flusher", "nats/aio/client.py"): "nats-py flusher",
     }

@@ -5,6 +5,12 @@ adapter from ``OUTBOX``. Both share one failure policy: a retryable error naks w
 that grows with the delivery count (FastStream's and JetStream's own redelivery would be
 immediate: a hot loop), a permanent one records the message in ``DLQ`` with the reason and
 terminates it, and so does the last allowed attempt.
+
+``DeliveryWorker`` works a fetched batch as one: every event is handed to the back end
+(concurrently; a back end that takes the stored bytes as they are gets them unparsed), then
+the ``delivered`` AUDIT records of all that arrived are published together, and each event
+is acked once its back end has confirmed it and its record is stored. An event that failed
+is nak'd or dead-lettered on its own; the rest of its batch is not held back by it.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from pydantic import ValidationError
 
-from poststelle.adapters.base import OutboundAdapter
-from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
+from poststelle.adapters.base import DeliversStoredEvents, OutboundAdapter, StoredCaseEvent
+from poststelle.adapters.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.envelope import (
     H_CASE_ID,
     H_DETAIL,
@@ -57,6 +63,9 @@ log = logging.getLogger(__name__)
 # that write waits for it this often, this long, before leaving the state to the audit trail.
 _RECORD_WAITS = 5
 _RECORD_WAIT = 0.1
+# How long a batch's ``delivered`` records may take to be stored before their events are
+# nak'd instead of acked (the back end has them: a redelivery is harmless, a lost record not).
+_RECORD_STORE_TIMEOUT = 10.0
 
 
 def consumer_name(tenant: str, backend: str) -> str:
@@ -150,41 +159,49 @@ class ConsumerWorker:
                     batch = await subscription.fetch(self._batch_size, timeout=0.5)
                 except (FetchTimeoutError, TimeoutError):
                     continue
-                if self.in_order:
-                    for msg in batch:
-                        await self._process(msg)
-                else:
-                    await asyncio.gather(*(self._process(msg) for msg in batch))
+                await self._process_batch(batch)
         finally:
             await self.on_stop()
 
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _process_batch(self, batch: list[Msg]) -> None:
+        if self.in_order:
+            for msg in batch:
+                await self._process(msg)
+        else:
+            await asyncio.gather(*(self._process(msg) for msg in batch))
+
     async def _process(self, msg: Msg) -> None:
-        attempt = msg.metadata.num_delivered
         try:
             await self.handle(msg)
-        except PermanentDeliveryError as exc:
-            await self._dead_letter(msg, str(exc))
-            return
-        except RetryableDeliveryError as exc:
-            if attempt >= self._max_deliver:
-                await self._dead_letter(msg, f"retries exhausted: {exc}")
-                return
-            delay = retry_delay(attempt)
-            log.warning(
-                "delivery failed durable=%s attempt=%s retry_in=%.1fs error=%s",
-                self.durable,
-                attempt,
-                delay,
-                exc,
-            )
-            self._counters.incr(f"{self.counter_prefix}.retried")
-            await msg.nak(delay=delay)
+        except (PermanentDeliveryError, RetryableDeliveryError) as exc:
+            await self._failed(msg, exc)
             return
         await msg.ack_sync()
         self._counters.incr(f"{self.counter_prefix}.delivered")
+
+    async def _failed(self, msg: Msg, exc: DeliveryError) -> None:
+        """A permanent failure or the last allowed attempt goes to ``DLQ``; any other
+        retryable one is nak'd with a growing delay."""
+        attempt = msg.metadata.num_delivered
+        if isinstance(exc, PermanentDeliveryError):
+            await self._dead_letter(msg, str(exc))
+            return
+        if attempt >= self._max_deliver:
+            await self._dead_letter(msg, f"retries exhausted: {exc}")
+            return
+        delay = retry_delay(attempt)
+        log.warning(
+            "delivery failed durable=%s attempt=%s retry_in=%.1fs error=%s",
+            self.durable,
+            attempt,
+            delay,
+            exc,
+        )
+        self._counters.incr(f"{self.counter_prefix}.retried")
+        await msg.nak(delay=delay)
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         case_id = (msg.headers or {}).get(H_CASE_ID, "")
@@ -232,6 +249,7 @@ class DeliveryWorker(ConsumerWorker):
             batch_size=batch_size,
         )
         self.backend = backend
+        self._takes_stored = backend if isinstance(backend, DeliversStoredEvents) else None
 
     async def on_start(self) -> None:
         await self.backend.start()
@@ -239,21 +257,65 @@ class DeliveryWorker(ConsumerWorker):
     async def on_stop(self) -> None:
         await self.backend.stop()
 
-    async def handle(self, msg: Msg) -> None:
+    async def _process_batch(self, batch: list[Msg]) -> None:
+        handed = await asyncio.gather(*(self._hand_over(msg) for msg in batch))
+        delivered = [
+            (msg, stored) for msg, stored in zip(batch, handed, strict=True) if stored is not None
+        ]
+        if delivered:
+            await self._confirm(delivered)
+
+    async def _hand_over(self, msg: Msg) -> StoredCaseEvent | None:
+        """The event to the back end; ``None`` when it did not arrive (the message has then
+        been nak'd or dead-lettered with its reason)."""
         try:
-            event = CaseEvent.model_validate_json(msg.data)
-        except ValidationError as exc:
-            raise PermanentDeliveryError(f"not a CaseEvent: {exc.error_count()} errors") from exc
-        await self.backend.deliver(event)
-        await self._audit.append(
-            event.data.case_id,
-            "delivered",
-            tenant=self.backend.tenant,
-            backend=self.backend.name,
-            event_id=event.id,
-            attempt=msg.metadata.num_delivered,
+            stored = _stored_event(msg.data)
+            if self._takes_stored is not None:
+                await self._takes_stored.deliver_stored(stored)
+            else:
+                await self.backend.deliver(_case_event(stored))
+        except (PermanentDeliveryError, RetryableDeliveryError) as exc:
+            await self._failed(msg, exc)
+            return None
+        return stored
+
+    async def _confirm(self, delivered: list[tuple[Msg, StoredCaseEvent]]) -> None:
+        """Record what arrived, then ack it: the ``delivered`` AUDIT records of the whole
+        batch are published together (one wait instead of a round trip per event), with the
+        case registry's ``delivered`` state beside them."""
+        records = [
+            await self._audit.append_async(
+                stored.case_id,
+                "delivered",
+                tenant=self.backend.tenant,
+                backend=self.backend.name,
+                event_id=stored.id,
+                attempt=msg.metadata.num_delivered,
+            )
+            for msg, stored in delivered
+        ]
+        await asyncio.gather(
+            asyncio.wait(records, timeout=_RECORD_STORE_TIMEOUT),
+            *(self._record_delivered(stored.case_id) for _, stored in delivered),
         )
-        await self._record_delivered(event.data.case_id)
+        for (msg, stored), record in zip(delivered, records, strict=True):
+            if record.done() and record.exception() is None:
+                await msg.ack()
+                self._counters.incr(f"{self.counter_prefix}.delivered")
+                continue
+            # The back end has the event but the trail does not say so yet: deliver it
+            # again later (harmless, the event id is its idempotency key) rather than ack it.
+            error = record.exception() if record.done() else "not stored in time"
+            record.cancel()
+            delay = retry_delay(msg.metadata.num_delivered)
+            log.warning(
+                "delivered but not recorded durable=%s case_id=%s retry_in=%.1fs error=%r",
+                self.durable,
+                stored.case_id,
+                delay,
+                error,
+            )
+            await msg.nak(delay=delay)
 
     async def _record_delivered(self, case_id: str) -> None:
         """``delivered`` (with its time) in the case registry: once, whatever came later
@@ -276,6 +338,27 @@ class DeliveryWorker(ConsumerWorker):
             log.warning("delivered case has no registry record case_id=%s", case_id)
         except Exception as exc:  # the back end has it: a bookkeeping failure must not redeliver
             log.warning("delivered state not recorded case_id=%s error=%r", case_id, exc)
+
+
+def _stored_event(raw: bytes) -> StoredCaseEvent:
+    try:
+        return StoredCaseEvent.from_json(raw)
+    except ValidationError as exc:
+        raise PermanentDeliveryError(f"not a CaseEvent: {_errors(exc)}") from exc
+
+
+def _case_event(stored: StoredCaseEvent) -> CaseEvent:
+    """The full model, for back ends that take one (and so validate every field first)."""
+    try:
+        return stored.event()
+    except ValidationError as exc:
+        raise PermanentDeliveryError(f"not a CaseEvent: {_errors(exc)}") from exc
+
+
+def _errors(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the document"
+    return f"{exc.error_count()} errors, first at {where}: {first['msg']}"
 
 
 class AnsweringAdapter(Protocol):

@@ -17,6 +17,7 @@ kept by its claim check and the routing core quarantines it as ``too-large``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from poststelle.contracts.envelope import (
     H_RECEIVED_AT,
     H_SOURCE_ID,
     H_TRANSPORT_ID,
+    audit_subject,
     inbox_subject,
 )
 from poststelle.contracts.intake import (
@@ -43,19 +45,43 @@ from poststelle.contracts.intake import (
 )
 from poststelle.contracts.message_identity import identify_message, issued_by
 from poststelle.contracts.transient import is_transient
-from poststelle.routing.ops.audit import AuditTrail
+from poststelle.routing.ops.audit import AuditEntry, AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES, store_body
-from poststelle.routing.streams.topology import INBOX
+from poststelle.routing.streams.topology import AUDIT, INBOX, STREAMS
 
-__all__ = ["Intake", "source_message_id_of"]
+__all__ = ["Intake", "received_record_id", "source_message_id_of"]
 
 log = logging.getLogger(__name__)
+
+_AUDIT_DEDUPE_WINDOW = next(spec.duplicate_window for spec in STREAMS if spec.name == AUDIT)
+# Hub processes on several hosts stamp arrivals with their own clocks.
+_CLOCK_MARGIN = 30.0
+
+
+def received_record_id(dedupe_key: str) -> str:
+    """The ``received`` AUDIT record's dedupe id: one record per arrival however often the
+    message is re-sent while ``AUDIT`` remembers the id (its duplicate window)."""
+    return f"received:{dedupe_key}"
 
 
 def source_message_id_of(raw: bytes) -> str:
     """The message's own id: its ``nachrichtenUUID``, else ``sha256-<hex>`` of the body."""
     return identify_message(raw).value
+
+
+def _outlived_audit_dedupe(first_received_at: str | None) -> bool:
+    """Whether the original arrival is so old that AUDIT no longer dedupes its ``received``
+    record. A younger original whose record was *not* deduped has no record yet (it is
+    still on its way, or its intake failed): then the re-send's record is the one kept.
+    Unknown (the original is gone) keeps it too."""
+    if not first_received_at:
+        return False
+    try:
+        age = (datetime.now(UTC) - datetime.fromisoformat(first_received_at)).total_seconds()
+    except ValueError:
+        return False
+    return age > _AUDIT_DEDUPE_WINDOW + _CLOCK_MARGIN
 
 
 class Intake:
@@ -140,36 +166,76 @@ class Intake:
         if claim_checked:
             headers.update((await store_body(self._js, raw)).headers())
         data = b"" if claim_checked else raw
-        ack = await self._js.publish(inbox_subject(channel, adapter), data, headers=headers)
         facts: dict[str, Any] = {"channel": channel, "adapter": adapter}
         if transport_id:
             facts["transport_id"] = transport_id
         received_at = headers[H_RECEIVED_AT]
-        if ack.duplicate:
+        # The arrival and its ``received`` record travel together: one round trip per
+        # message instead of two, and the caller still answers only after both are stored.
+        # Whether the arrival is a re-send is known only from INBOX's answer, so the record
+        # carries a dedupe id of its own: a re-send within AUDIT's duplicate window is
+        # dropped there too; an older one is taken back below.
+        stored = await asyncio.gather(
+            self._js.publish(inbox_subject(channel, adapter), data, headers=headers),
+            self._js.publish(
+                audit_subject(case_id),
+                AuditEntry(
+                    case_id=case_id,
+                    hop="received",
+                    at=datetime.now(UTC),
+                    detail={
+                        **facts,
+                        "source_message_id": source_id,
+                        "size": len(raw),
+                        "claim_checked": claim_checked,
+                    },
+                )
+                .model_dump_json()
+                .encode(),
+                headers={H_MSG_ID: received_record_id(identity.dedupe_key)},
+            ),
+            # Both settle before a failure is raised: the caller's refusal then means no
+            # publish of this attempt is still on its way.
+            return_exceptions=True,
+        )
+        inbox_ack, record_ack = stored
+        if isinstance(inbox_ack, BaseException):
+            raise inbox_ack
+        if isinstance(record_ack, BaseException):
+            raise record_ack
+        if inbox_ack.duplicate:
             self._counters.incr("intake.duplicate")
-            received_at = await self._first_received_at(ack.seq) or received_at
+            first_received_at = await self._first_received_at(inbox_ack.seq)
+            if not record_ack.duplicate and _outlived_audit_dedupe(first_received_at):
+                await self._take_back(record_ack.seq, case_id)
+            received_at = first_received_at or received_at
             if transport_id:
                 # The repeat's transport id is worth keeping: it explains a second delivery
                 # at the source (e.g. an XTA resend) without a second case.
                 await self._audit.append(case_id, "duplicate", **facts)
         else:
             self._counters.incr("intake.received")
-            await self._audit.append(
-                case_id,
-                "received",
-                **facts,
-                source_message_id=source_id,
-                inbox_seq=ack.seq,
-                size=len(raw),
-                claim_checked=claim_checked,
-            )
         return Accepted(
             case_id=case_id,
             message_id=source_id,
-            duplicate=bool(ack.duplicate),
-            stream_sequence=ack.seq,
+            duplicate=bool(inbox_ack.duplicate),
+            stream_sequence=inbox_ack.seq,
             received_at=received_at,
         )
+
+    async def _take_back(self, sequence: int, case_id: str) -> None:
+        """A re-send after AUDIT's duplicate window: its ``received`` record is no arrival
+        (INBOX said so), so it leaves the trail again. Should that fail, the trail shows one
+        ``received`` too many, never one too few."""
+        try:
+            await self._js.delete_msg(AUDIT, sequence)
+        except Exception as exc:
+            log.warning(
+                "extra received record left case_id=%s audit_seq=%s error=%r",
+                case_id,
+                sequence,
+                exc,
+            )
 
     async def _first_received_at(self, sequence: int) -> str | None:
         """The original's arrival time: a duplicate's ack names the original's sequence."""
