@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from poststelle.routing.cli import quarantine
@@ -91,13 +91,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
 
     try:
-        return asyncio.run(serve())
+        return _run_event_loop(serve())
     except (HubAlreadyRunningError, NoHubToJoinError, SupervisorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         if demo is not None:
             demo.stop()
+
+
+def _run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """The hub's loop: uvloop where it is installed (a tenth less CPU per HTTP request in
+    docs/performance.md), asyncio's own elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 # Linux and the BSDs; elsewhere each worker would fail to bind: they serve no HTTP then.

@@ -5,6 +5,7 @@ to httpx when the environment names a proxy."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from poststelle.adapters._http1 import Http1Error, Http1Origin
 from poststelle.adapters.base import AdapterContext
 from poststelle.adapters.webhook import WebhookBackend, WebhookSettings
+from tests.certificates import self_signed
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Serve = Callable[[Handler], Awaitable["Server"]]
@@ -166,3 +168,61 @@ def test_webhook_uses_httpx_for_a_proxy_or_credentials_in_the_url(
     assert _backend(tmp_path, "https://user:pw@example.org/hook").client_kind == "httpx"
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert _backend(tmp_path).client_kind == "httpx"
+
+
+async def _serve_tls(cert: Path, key: Path) -> tuple[asyncio.Server, list[bytes]]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    bodies: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                bodies.append(await _read_request(reader))
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context), bodies
+
+
+async def test_https_origin_verifies_the_server_and_keeps_the_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    server, bodies = await _serve_tls(cert, key)
+    port = server.sockets[0].getsockname()[1]
+    # httpx's context (which the origin uses) trusts what SSL_CERT_FILE names.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    origin = Http1Origin(
+        f"https://127.0.0.1:{port}/cases", timeout=5.0, max_connections=2, user_agent="test"
+    )
+    try:
+        for index in range(3):
+            response = await origin.post([("Content-Type", "application/json")], b"%d" % index)
+            assert response.status_code == 200 and response.content == b"{}"
+    finally:
+        await origin.aclose()
+        server.close()
+        await server.wait_closed()
+    assert bodies == [b"0", b"1", b"2"]
+
+
+async def test_https_origin_refuses_a_certificate_it_does_not_trust(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server, bodies = await _serve_tls(cert, key)
+    port = server.sockets[0].getsockname()[1]
+    origin = Http1Origin(
+        f"https://127.0.0.1:{port}/cases", timeout=5.0, max_connections=1, user_agent="test"
+    )
+    try:
+        with pytest.raises(Http1Error, match="CERTIFICATE_VERIFY_FAILED"):
+            await origin.post([], b"{}")
+    finally:
+        await origin.aclose()
+        server.close()
+        await server.wait_closed()
+    assert bodies == []

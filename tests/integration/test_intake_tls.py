@@ -3,9 +3,7 @@ made in the test (openssl) is served and verified, and plain HTTP gets no answer
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -13,37 +11,8 @@ import pytest
 
 from poststelle.routing.hub.config import ConfigError, HubConfig, load_config
 from poststelle.routing.hub.runtime import Hub
+from tests.certificates import self_signed
 from tests.messages import xbau_antrag
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A throw-away certificate for 127.0.0.1, made with the openssl command."""
-    openssl = shutil.which("openssl")
-    assert openssl, "these tests make their certificate with the openssl command"
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 def _trusting(cert: Path) -> ssl.SSLContext:
