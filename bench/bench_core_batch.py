@@ -21,29 +21,20 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import re
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import nats
+from _bench_inbox import INBOX_SUBJECT, inbox_headers, preload_inbox, with_source
 from nats.js import JetStreamContext
 
-from poststelle.contracts.envelope import (
-    H_ADAPTER,
-    H_CASE_ID,
-    H_CHANNEL,
-    H_CONTENT_TYPE,
-    H_MSG_ID,
-    H_SOURCE_ID,
-)
-from poststelle.contracts.events import deterministic_case_id
+from poststelle.contracts.envelope import H_CASE_ID
 from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.hub import core as project_core
@@ -58,7 +49,6 @@ __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = ROOT / "tests" / "contracts" / "messages"
-_UUID = re.compile(rb"(<nachrichtenUUID>)[^<]+(</nachrichtenUUID>)")
 
 
 def _load_core(path: Path) -> ModuleType:
@@ -71,20 +61,7 @@ def _load_core(path: Path) -> ModuleType:
 
 
 async def _preload(js: JetStreamContext, template: bytes, count: int) -> None:
-    pending = []
-    for _ in range(count):
-        source = str(uuid.uuid4())
-        body = _UUID.sub(rb"\g<1>" + source.encode() + rb"\g<2>", template)
-        headers = {
-            H_MSG_ID: f"portal:{source}",
-            H_CHANNEL: "portal",
-            H_ADAPTER: "bench",
-            H_SOURCE_ID: source,
-            H_CASE_ID: deterministic_case_id("portal", source),
-            H_CONTENT_TYPE: "application/xml",
-        }
-        pending.append(await js.publish_async("inbox.portal.bench", body, headers=headers))
-    await asyncio.gather(*pending)
+    await preload_inbox(js, [with_source(template) for _ in range(count)])
 
 
 async def _round(
@@ -151,20 +128,8 @@ async def _latency(
         delay = start + index / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        source = str(uuid.uuid4())
-        body = _UUID.sub(rb"\g<1>" + source.encode() + rb"\g<2>", template)
-        await js.publish(
-            "inbox.portal.bench",
-            body,
-            headers={
-                H_MSG_ID: f"portal:{source}",
-                H_CHANNEL: "portal",
-                H_ADAPTER: "bench",
-                H_SOURCE_ID: source,
-                H_CASE_ID: deterministic_case_id("portal", source),
-                H_CONTENT_TYPE: "application/xml",
-            },
-        )
+        body, source = with_source(template)
+        await js.publish(INBOX_SUBJECT, body, headers=inbox_headers(source))
     deadline = time.monotonic() + 60.0
     while (await js.stream_info(CASES)).state.last_seq < cases_from + count - 1:
         if time.monotonic() > deadline:

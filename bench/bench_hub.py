@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,20 +49,15 @@ from typing import Any
 
 import nats
 from _bench_http import ConnectionPool
+from _bench_inbox import preload_inbox, with_source
 from _bench_workers import RAW_DURABLE
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from poststelle.contracts.envelope import (
-    H_ADAPTER,
     H_CASE_ID,
-    H_CHANNEL,
-    H_CONTENT_TYPE,
-    H_MSG_ID,
-    H_SOURCE_ID,
 )
-from poststelle.contracts.events import deterministic_case_id
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.hub.delivery import consumer_name
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
@@ -100,7 +94,6 @@ rules:
   - {ars: 010030000000, tenant: luebeck, backend: webhook}
 """
 KIEL, LUEBECK = b"01002000", b"01003000"
-_UUID = re.compile(rb"(<nachrichtenUUID>)[^<]+(</nachrichtenUUID>)")
 _AGS = re.compile(rb"(<xbau:gemeindeschluessel[^>]*>\s*<code>)\d{8}(</code>)")
 
 
@@ -111,30 +104,13 @@ def distinct_messages(template: bytes, count: int) -> list[tuple[bytes, str]]:
     """``count`` applications with their own nachrichtenUUID, alternately Kiel and Lübeck."""
     messages = []
     for index in range(count):
-        source = str(uuid.uuid4())
-        body, found = _UUID.subn(rb"\g<1>" + source.encode() + rb"\g<2>", template)
+        body, source = with_source(template)
         ags = KIEL if index % 2 == 0 else LUEBECK
         body, places = _AGS.subn(rb"\g<1>" + ags + rb"\g<2>", body)
-        if found != 1 or places != 1:
-            raise SystemExit("the bench message must carry one nachrichtenUUID and one AGS")
+        if places != 1:
+            raise SystemExit("the bench message must carry one AGS")
         messages.append((body, source))
     return messages
-
-
-async def preload_inbox(js: JetStreamContext, messages: list[tuple[bytes, str]]) -> None:
-    """Arrivals as the intake stores them (same headers), but published asynchronously."""
-    pending = []
-    for body, source in messages:
-        headers = {
-            H_MSG_ID: f"portal:{source}",
-            H_CHANNEL: "portal",
-            H_ADAPTER: "bench",
-            H_SOURCE_ID: source,
-            H_CASE_ID: deterministic_case_id("portal", source),
-            H_CONTENT_TYPE: "application/xml",
-        }
-        pending.append(await js.publish_async("inbox.portal.bench", body, headers=headers))
-    await asyncio.gather(*pending)
 
 
 # -- worker processes ---------------------------------------------------------------------
