@@ -9,8 +9,10 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.streams.topology import ensure_topology
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +39,16 @@ async def nc(nats_server: EmbeddedNatsServer) -> AsyncIterator[NatsClient]:
         yield client
     finally:
         await client.drain()
+
+
+@pytest.fixture
+async def js(tmp_path: Path) -> AsyncIterator[JetStreamContext]:
+    """The hub's streams on a server of the test's own (a fresh store, nothing left over)."""
+    with EmbeddedNatsServer(store_dir=tmp_path / "nats") as server:
+        client = await nats.connect(server.client_url)
+        stream = client.jetstream()
+        await ensure_topology(stream)
+        try:
+            yield stream
+        finally:
+            await client.close()

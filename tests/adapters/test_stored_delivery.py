@@ -36,24 +36,30 @@ def _events() -> list[CaseEvent]:
     return [plain, rich.model_copy(update={"data": data})]
 
 
+def _file_drop(data_dir: Path, directory: Path | None = None) -> FileDropBackend:
+    settings = (
+        FileDropSettings(replies=False)
+        if directory is None
+        else FileDropSettings(directory=directory, replies=False)
+    )
+    return FileDropBackend(
+        name=NAME, tenant=TENANT, settings=settings, context=AdapterContext(data_dir=data_dir)
+    )
+
+
+def _stored(event: CaseEvent) -> StoredCaseEvent:
+    """The event as the delivery worker reads it from ``CASES``."""
+    return StoredCaseEvent.from_json(event.model_dump_json().encode())
+
+
 @pytest.mark.parametrize("event", _events(), ids=["plain", "non-ascii-and-reference"])
 async def test_file_drop_writes_the_stored_event_as_deliver_would(
     tmp_path: Path, event: CaseEvent
 ) -> None:
-    by_model = FileDropBackend(
-        name=NAME,
-        tenant=TENANT,
-        settings=FileDropSettings(directory=tmp_path / "model", replies=False),
-        context=AdapterContext(data_dir=tmp_path),
-    )
-    by_bytes = FileDropBackend(
-        name=NAME,
-        tenant=TENANT,
-        settings=FileDropSettings(directory=tmp_path / "bytes", replies=False),
-        context=AdapterContext(data_dir=tmp_path),
-    )
+    by_model = _file_drop(tmp_path, tmp_path / "model")
+    by_bytes = _file_drop(tmp_path, tmp_path / "bytes")
     await by_model.deliver(event)
-    await by_bytes.deliver_stored(StoredCaseEvent.from_json(event.model_dump_json().encode()))
+    await by_bytes.deliver_stored(_stored(event))
     written = by_bytes.path_for(event).read_bytes()
     assert written == by_model.path_for(event).read_bytes()
     assert written.startswith(b'{\n  "specversion": "1.0",')  # still indented for people
@@ -61,15 +67,10 @@ async def test_file_drop_writes_the_stored_event_as_deliver_would(
 
 
 async def test_file_drop_refuses_a_stored_event_for_another_back_end(tmp_path: Path) -> None:
-    backend = FileDropBackend(
-        name=NAME,
-        tenant=TENANT,
-        settings=FileDropSettings(replies=False),
-        context=AdapterContext(data_dir=tmp_path),
-    )
+    backend = _file_drop(tmp_path)
     stranger = sample_event(TENANT, "other")
     with pytest.raises(PermanentDeliveryError, match="reached stadt-kiel/akte"):
-        await backend.deliver_stored(StoredCaseEvent.from_json(stranger.model_dump_json().encode()))
+        await backend.deliver_stored(_stored(stranger))
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ async def test_webhook_posts_the_stored_bytes_signed_as_deliver_does(
     event = _events()[1]
     try:
         await backend.deliver(event)
-        await backend.deliver_stored(StoredCaseEvent.from_json(event.model_dump_json().encode()))
+        await backend.deliver_stored(_stored(event))
     finally:
         await backend.stop()
     assert receiver.bad_signatures == 0

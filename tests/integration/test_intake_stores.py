@@ -4,9 +4,7 @@ returns — so the portal answers 202 — only after JetStream acknowledged both
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -16,11 +14,10 @@ from nats.js import JetStreamContext
 from poststelle.contracts.envelope import H_MSG_ID, H_RECEIVED_AT, inbox_subject
 from poststelle.contracts.intake import IntakeUnavailable
 from poststelle.contracts.message_identity import identify_message
-from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.intake import Intake
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.topology import AUDIT, INBOX, ensure_topology
+from poststelle.routing.streams.topology import AUDIT, INBOX
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 
@@ -44,18 +41,6 @@ class HeldPublishes:
             if self.refuse:
                 raise nats.errors.TimeoutError
         return await self._js.publish(subject, payload, **options)
-
-
-@pytest.fixture
-async def js(tmp_path: Path) -> AsyncIterator[JetStreamContext]:
-    with EmbeddedNatsServer(store_dir=tmp_path / "nats") as server:
-        client = await nats.connect(server.client_url)
-        stream = client.jetstream()
-        await ensure_topology(stream)
-        try:
-            yield stream
-        finally:
-            await client.close()
 
 
 async def _count(js: JetStreamContext, stream: str) -> int:

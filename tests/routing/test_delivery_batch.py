@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import nats
-import pytest
 from nats.js import JetStreamContext
 
 from poststelle.adapters.base import AdapterSettings, StoredCaseEvent
@@ -22,10 +20,9 @@ from poststelle.adapters.testing import sample_event
 from poststelle.contracts.envelope import H_CASE_ID, H_DETAIL, H_MSG_ID, dlq_subject
 from poststelle.contracts.events import CaseEvent
 from poststelle.routing.hub.delivery import DeliveryWorker, consumer_name
-from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.topology import CASES, DLQ, ensure_topology
+from poststelle.routing.streams.topology import CASES, DLQ
 from tests.integration.conftest import eventually
 
 TENANT, BACKEND = "stadt-kiel", "akte"
@@ -101,18 +98,6 @@ class FailingFirstRecord(AuditTrail):
             refused.set_exception(nats.errors.TimeoutError())
             return refused
         return await super().append_async(case_id, hop, **detail)
-
-
-@pytest.fixture
-async def js(tmp_path: Path) -> AsyncIterator[JetStreamContext]:
-    with EmbeddedNatsServer(store_dir=tmp_path / "nats") as server:
-        client = await nats.connect(server.client_url)
-        stream = client.jetstream()
-        await ensure_topology(stream)
-        try:
-            yield stream
-        finally:
-            await client.close()
 
 
 async def _store(js: JetStreamContext, raw: bytes, msg_id: str, case_id: str = "") -> None:
