@@ -9,6 +9,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from poststelle.routing.federation.isolation import (
@@ -72,11 +73,8 @@ class Session:
             await asyncio.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-async def hub(server: str, auth: NatsAuthConfig) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(server, nkeys_seed_str=auth.seeds[HUB_USER])
-    js = client.jetstream()
-    await js.add_stream(StreamConfig(name=CASES_STREAM, subjects=["case.>"]))
+async def one_case_per_tenant(js: JetStreamContext, *, replicas: int = 1) -> None:
+    """Kiel's and Lübeck's back-end consumers on ``CASES``, and one case for each."""
     for tenant, backend in (("kiel", "bauamt"), ("luebeck", "bauamt")):
         await js.add_consumer(
             CASES_STREAM,
@@ -84,9 +82,18 @@ async def hub(server: str, auth: NatsAuthConfig) -> AsyncIterator[NatsClient]:
                 durable_name=backend_consumer_name(tenant, backend),
                 filter_subject=f"case.{tenant}.{backend}.>",
                 ack_policy=AckPolicy.EXPLICIT,
+                num_replicas=replicas,
             ),
         )
         await js.publish(f"case.{tenant}.{backend}.received", f"case for {tenant}".encode())
+
+
+@pytest.fixture(scope="module")
+async def hub(server: str, auth: NatsAuthConfig) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(server, nkeys_seed_str=auth.seeds[HUB_USER])
+    js = client.jetstream()
+    await js.add_stream(StreamConfig(name=CASES_STREAM, subjects=["case.>"]))
+    await one_case_per_tenant(js)
     yield client
     await client.close()
 

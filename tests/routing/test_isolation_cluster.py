@@ -13,7 +13,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.api import StreamConfig
 
 from poststelle.routing.federation.isolation import (
     CASES_STREAM,
@@ -28,7 +28,7 @@ from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import connect
 
 from .helpers import table
-from .test_isolation import Session
+from .test_isolation import Session, one_case_per_tenant
 
 NODES = 3
 
@@ -99,17 +99,7 @@ async def test_a_tenant_on_any_node_is_refused_another_tenants_cases(
     try:
         await _until_jetstream_is_clustered(hub)
         js = hub.jetstream()
-        for tenant, backend in (("kiel", "bauamt"), ("luebeck", "bauamt")):
-            await js.add_consumer(
-                CASES_STREAM,
-                ConsumerConfig(
-                    durable_name=backend_consumer_name(tenant, backend),
-                    filter_subject=f"case.{tenant}.{backend}.>",
-                    ack_policy=AckPolicy.EXPLICIT,
-                    num_replicas=NODES,
-                ),
-            )
-            await js.publish(f"case.{tenant}.{backend}.received", f"case for {tenant}".encode())
+        await one_case_per_tenant(js, replicas=NODES)
         for url in cluster:
             session = Session()
             kiel = await session.connect(
