@@ -121,8 +121,10 @@ def run_target(
     seed: int,
     findings_dir: Path | None = None,
     max_findings: int = 20,
+    hang_seconds: float = HANG_SECONDS,
 ) -> TargetReport:
-    """Feed ``count`` inputs to ``target`` and count what became of them."""
+    """Feed ``count`` inputs to ``target`` and count what became of them; an input that takes
+    longer than ``hang_seconds`` counts as a hang."""
     rng = random.Random(f"{seed}:{target.name}")
     report = TargetReport(target.name)
     use_alarm = hasattr(signal, "setitimer")
@@ -156,7 +158,7 @@ def run_target(
                     signal.setitimer(signal.ITIMER_REAL, 0)
             elapsed = clock() - began
             report.max_seconds = max(report.max_seconds, elapsed)
-            if kind is None and elapsed > HANG_SECONDS:
+            if kind is None and elapsed > hang_seconds:
                 kind, summary = "hang", f"took {elapsed:.2f} s"
             if kind is not None:
                 if kind == "crash":

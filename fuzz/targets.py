@@ -110,6 +110,23 @@ def _request(content_type: str, body: bytes, chunk: int, *, declare_length: bool
     return Request(scope, receive)
 
 
+def _as_event(inspected: Any) -> bytes:
+    """What the routing core makes of an accepted message: its CaseEvent, serialised. An
+    error here would reach the core's catch-all quarantine (``unexpected``): a crash too."""
+    from poststelle.contracts.events import CaseEvent, Origin, deterministic_case_id
+    from poststelle.contracts.inspection import attachment_refs
+
+    case_id = deterministic_case_id("fuzz", "case")
+    data = inspected.case_event_data(
+        case_id=case_id,
+        origin=Origin(channel="fuzz", adapter="fuzz", source_message_id="m-1"),
+        tenant="kiel",
+        backend="bauamt",
+        attachments=attachment_refs(case_id, inspected.attachments),
+    )
+    return CaseEvent.received(data).model_dump_json().encode()
+
+
 # -- XML intake --------------------------------------------------------------------------------
 
 _XML_TOKENS = (
@@ -210,7 +227,7 @@ def _xml_target() -> Target:
 
     def run(raw: bytes) -> object:
         identify_message(raw)  # the channels' identity scan: must never raise
-        return _inspector().inspect(raw)
+        return _as_event(_inspector().inspect(raw))
 
     return Target(
         name="xml-intake",
@@ -359,7 +376,7 @@ def _ozg_target() -> Target:
                 raise AssertionError(f"refusal with status {refused.status}") from refused
             raise
         # The routing core inspects the accepted formData as JSON.
-        return _inspector().inspect(submission.document, content_type="application/json")
+        return _as_event(_inspector().inspect(submission.document, content_type="application/json"))
 
     def reason(exc: BaseException) -> str:
         if isinstance(exc, Refused):
