@@ -343,7 +343,7 @@ def _ozg_target() -> Target:
             content_type = "multipart/form-data"
         elif roll < 0.08:
             content_type = 'multipart/form-data; boundary="' + boundary.decode() + '"; x=\xff'
-        return _Upload(content_type, body, rng.choice((1 << 16, 1 << 16, 1024, 7)))
+        return _Upload(content_type, body, rng.choice((1 << 16, 1 << 16, 1 << 16, 4096, 1024, 61)))
 
     def specials() -> list[_Upload]:
         form = json.dumps(example).encode()
@@ -366,6 +366,9 @@ def _ozg_target() -> Target:
             _Upload(ct, b"", 1 << 16),
             _Upload("multipart/form-data; boundary=" + "b" * 10_000, b"--b", 1 << 16),
         ]
+
+    # The inspector's JSON path and the CaseEvent build, compiled before the clock runs.
+    _as_event(_inspector().inspect(json.dumps(example).encode(), content_type="application/json"))
 
     def run(upload: _Upload) -> object:
         request = _request(upload.content_type, upload.body, upload.chunk)
@@ -799,8 +802,8 @@ def _xta_target() -> Target:
         generate=generate,
         run=run,
         precise=(XtaError,),
-        reason=lambda exc: (
-            type(exc).__name__ + (f" {exc.exception}" if getattr(exc, "exception", None) else "")
+        reason=lambda exc: " ".join(
+            part for part in (type(exc).__name__, getattr(exc, "exception", None)) if part
         ),
         dump=lambda reply: reply.dump(),
     )

@@ -56,7 +56,9 @@ class XtaTransport(Transport):
                 envelope = inline_xop(response.content, content_type)
             except (ValueError, etree.XMLSyntaxError) as exc:  # binascii.Error is a ValueError
                 # zeep's own kind of unreadable reply, which the client reports as permanent.
-                raise zeep.exceptions.XMLParseError(f"malformed MTOM reply: {exc}") from exc
+                raise zeep.exceptions.XMLParseError(  # type: ignore[no-untyped-call]
+                    f"malformed MTOM reply: {exc}"
+                ) from exc
             # Mutating the response keeps zeep's own status handling intact.
             response._content = envelope
             response.headers["Content-Type"] = "application/soap+xml; charset=utf-8"
