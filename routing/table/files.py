@@ -298,7 +298,9 @@ def _read(path: Path, *, what: str = "") -> str:
     """The text of a table file, read only if it is a regular file within the size limit
     (``rules_csv: /dev/zero`` must not fill the memory)."""
     try:
-        with path.open("rb") as file:
+        # Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(descriptor, "rb") as file:
             if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
                 raise RouteTableError([f"{what}{path}: not a regular file"])
             data = file.read(MAX_TABLE_CHARS + 1)

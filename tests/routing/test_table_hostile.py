@@ -66,6 +66,16 @@ def test_rules_csv_naming_a_device_is_not_read(tmp_path: Path) -> None:
         load_table(table)
 
 
+def test_rules_csv_naming_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "rules.csv")
+    table = tmp_path / "table.yaml"
+    table.write_text("tenants: {}\nrules_csv: rules.csv\n")
+    with pytest.raises(RouteTableError, match="rules.csv: not a regular file"):
+        load_table(table)
+
+
 def test_a_table_file_over_the_limit_is_not_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
