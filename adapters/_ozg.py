@@ -139,8 +139,15 @@ def _form_document(raw: bytes) -> tuple[str, bytes]:
             "Invalid formData",
             "control.transactionId must be a string of 1 to 200 visible ASCII characters",
         )
-    document = raw if wrapped else json.dumps({FORM_DATA: form}, ensure_ascii=False).encode()
-    return transaction_id, document
+    try:
+        rewrapped = json.dumps({FORM_DATA: form}, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        # JSON lets "\ud800" stand alone; such text has no UTF-8 form and no event could
+        # carry it on (found by python -m fuzz: it was a 500).
+        raise _Refused(
+            422, "Invalid formData", f"formData holds a lone surrogate escape: {exc.reason}"
+        ) from exc
+    return transaction_id, raw if wrapped else rewrapped
 
 
 def _too_large(limit: int) -> _Refused:

@@ -85,6 +85,8 @@ def _xoev_identity(raw: bytes) -> MessageIdentity | None:
                 if count > _HEADER_SCAN_EVENTS:
                     return None
                 count += 1
-    except etree.XMLSyntaxError:
+    except (etree.XMLSyntaxError, ValueError):
+        # ValueError: lxml refuses to name an element whose prefix is undeclared
+        # ("Invalid tag name 'x:y'"); such a body is not well-formed, so it has no XÖV identity.
         pass
     return None

@@ -455,8 +455,22 @@ def _attachments(rule: _AttachmentRule, document: Any) -> Iterable[Attachment]:
                 kind="reference",
                 ref=ref,
                 size=parts.get("size"),
-                sha256=parts.get("sha256"),
+                sha256=_sha256_digest(parts.get("sha256")),
             )
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256_digest(value: object) -> str | None:
+    """A message's own hash of a referenced file, if it is a SHA-256 hex digest. XBau's
+    ``hashValue`` is any token (another algorithm, upper case, a typo); the CaseEvent takes
+    only lower-case SHA-256, and anything else failed there as an unexpected error (found
+    by python -m fuzz). The reference itself stays; only the unusable hash is left out."""
+    if value is None:
+        return None
+    digest = str(value).strip().lower()
+    return digest if _SHA256_HEX.fullmatch(digest) else None
 
 
 def _read(file: Path) -> LineDict:

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import requests
+import zeep.exceptions
 from lxml import etree
 from zeep.transports import Transport
 
@@ -51,7 +52,13 @@ class XtaTransport(Transport):
         )
         content_type = response.headers.get("Content-Type", "")
         if content_type.lower().startswith("multipart/related"):
-            envelope = inline_xop(response.content, content_type)
+            try:
+                envelope = inline_xop(response.content, content_type)
+            except (ValueError, etree.XMLSyntaxError) as exc:  # binascii.Error is a ValueError
+                # zeep's own kind of unreadable reply, which the client reports as permanent.
+                raise zeep.exceptions.XMLParseError(  # type: ignore[no-untyped-call]
+                    f"malformed MTOM reply: {exc}"
+                ) from exc
             # Mutating the response keeps zeep's own status handling intact.
             response._content = envelope
             response.headers["Content-Type"] = "application/soap+xml; charset=utf-8"

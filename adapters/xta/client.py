@@ -15,10 +15,11 @@ on this WSDL:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import requests
@@ -191,22 +192,15 @@ class XtaClient:
 
     def create_message_id(self, author: PartyId) -> str:
         result = self._call("ManagementPort", "createMessageId", _author_header(author))
-        return _text(result)
+        with _reading("createMessageId"):
+            return _text(result)
 
     def get_transport_report(self, author: PartyId, message_id: str) -> TransportReport:
         result = self._call(
             "ManagementPort", "getTransportReport", _author_header(author), message_id
         )
-        status = result.MessageStatus
-        return TransportReport(
-            message_id=_text(result.MessageMetaData.MsgIdentification.MessageID),
-            status=TransportStatus(int(status.Status)),
-            report_time=result.ReportTime,
-            server_identity=str(result.XTAServerIdentity),
-            errors=_records(status.ErrorList, "Error"),
-            warnings=_records(status.WarnList, "Warning"),
-            infos=_records(status.InfoList, "Info"),
-        )
+        with _reading("getTransportReport"):
+            return _transport_report(result)
 
     # -- SendXtaPort ----------------------------------------------------------------------------
 
@@ -250,9 +244,10 @@ class XtaClient:
             ListForm="MessageMetaData",
             maxListItems=max_items,
         )
-        request_id, pending, reason = _msgbox_response(envelope)
-        entries = tuple(_metadata_from_zeep(m) for m in (result.body.MessageMetaData or []))
-        return StatusList(request_id, entries, pending, reason)
+        with _reading("getStatusList"):
+            request_id, pending, reason = _msgbox_response(envelope)
+            entries = tuple(_metadata_from_zeep(m) for m in (result.body.MessageMetaData or []))
+            return StatusList(request_id, entries, pending, reason)
 
     def get_message(self, reader: PartyId, message_id: str) -> FetchedMessage:
         result, envelope = self._call_raw(
@@ -261,7 +256,8 @@ class XtaClient:
             _author_header(reader),
             MsgSelector={"MessageID": [message_id]},
         )
-        return _fetched(result, envelope)
+        with _reading("getMessage"):
+            return _fetched(result, envelope)
 
     def get_next_message(
         self, reader: PartyId, request_id: str, last_received: Sequence[str] = ()
@@ -278,9 +274,10 @@ class XtaClient:
             )
         except XtaInvalidMessageId:
             return None
-        if result.body is None or _msgbox_response(envelope)[2] is not None:
-            return None
-        return _fetched(result, envelope)
+        with _reading("getNextMessage"):
+            if result.body is None or _msgbox_response(envelope)[2] is not None:
+                return None
+            return _fetched(result, envelope)
 
     def close(self, reader: PartyId, request_id: str, message_ids: Sequence[str]) -> None:
         """Confirm receipt: the server removes the listed messages from the mailbox.
@@ -382,9 +379,32 @@ def _translate(operation: str, exc: BaseException) -> BaseException:
         if status >= 500 or status == 0:
             return XtaTransientError(f"HTTP {status}: {name}", operation=operation)
         return XtaPermanentError(f"HTTP {status}: {name}", operation=operation)
-    if isinstance(exc, zeep.exceptions.ValidationError | zeep.exceptions.XMLParseError):
+    if isinstance(exc, zeep.exceptions.Error):
+        # An unreadable or schema-invalid reply (XMLParseError, ValidationError, a DTD or
+        # entities zeep forbids, an unknown element): asking again gets the same answer.
         return XtaPermanentError(f"invalid message: {name}", operation=operation)
+    if isinstance(exc, _UNREADABLE):
+        # zeep trips over some malformed replies with these (a processing instruction where
+        # an element belongs); the reply is unusable, and asking again will not mend it.
+        return XtaPermanentError(f"unreadable reply: {name}", operation=operation)
     return exc
+
+
+_UNREADABLE = (ValueError, TypeError, AttributeError, LookupError)
+
+
+@contextlib.contextmanager
+def _reading(operation: str) -> Iterator[None]:
+    """Reading a parsed reply into the model: a reply that lacks what the schema makes
+    optional for zeep (a missing Status, MessageID, ...) is a permanent error, not a crash."""
+    try:
+        yield
+    except XtaError:
+        raise
+    except _UNREADABLE as exc:
+        raise XtaPermanentError(
+            f"reply lacks what {operation} needs: {type(exc).__name__}: {exc}", operation=operation
+        ) from exc
 
 
 def _fault_error(operation: str, fault: Any) -> XtaError:
@@ -393,7 +413,8 @@ def _fault_error(operation: str, fault: Any) -> XtaError:
     code: str | None = None
     if detail is not None:
         for child in detail:
-            if not isinstance(child.tag, str):
+            # A detail may hold text or comments beside elements; only elements name an error.
+            if not isinstance(getattr(child, "tag", None), str):
                 continue
             qname = etree.QName(child)
             if qname.namespace == NS_XTA:
@@ -536,6 +557,19 @@ def _metadata_from_zeep(value: Any) -> XtaMetadata:
         in_reply_to=tuple(_text(r) for r in (getattr(identification, "In-Reply-To", None) or [])),
         delivery=getattr(delivery, "Delivery", None) if delivery is not None else None,
         test_msg=value.TestMsg in (True, "true", "1"),
+    )
+
+
+def _transport_report(result: Any) -> TransportReport:
+    status = result.MessageStatus
+    return TransportReport(
+        message_id=_text(result.MessageMetaData.MsgIdentification.MessageID),
+        status=TransportStatus(int(status.Status)),
+        report_time=result.ReportTime,
+        server_identity=str(result.XTAServerIdentity),
+        errors=_records(status.ErrorList, "Error"),
+        warnings=_records(status.WarnList, "Warning"),
+        infos=_records(status.InfoList, "Info"),
     )
 
 

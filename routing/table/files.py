@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,8 @@ from poststelle.routing.table.rules import (
 )
 
 __all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_TABLE_CHARS",
     "RULE_COLUMNS",
     "TableDiff",
     "diff",
@@ -84,6 +88,11 @@ RULE_COLUMNS: tuple[str, ...] = (
     "note",
 )
 _EMPTY = frozenset({"", "~", "null"})
+# Bounds on an operator's file, checked before its content is used: a table of 100,000 rules
+# is about 15 MB of YAML; aliases (``&b``/``*b`` for shared backend lists) rarely add more
+# than a few nodes each.
+MAX_TABLE_CHARS = 64 * 1024 * 1024
+MAX_ALIAS_NODES = 100_000
 _YAML_LOADER: type[yaml.BaseLoader] = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 _YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
@@ -108,7 +117,8 @@ def _build_rules(rows: Iterable[tuple[str, Any]]) -> tuple[list[Rule], list[str]
     problems: list[str] = []
     for where, raw in rows:
         if not isinstance(raw, Mapping):
-            problems.append(f"{where}: expected a mapping of rule fields, got {raw!r}")
+            shown = repr(raw) if isinstance(raw, str | int | float | None) else type(raw).__name__
+            problems.append(f"{where}: expected a mapping of rule fields, got {shown[:80]}")
             continue
         try:
             rules.append(Rule(**_clean(raw)))
@@ -136,11 +146,58 @@ def _assemble(tenants: Mapping[str, Any], rules: list[Rule], problems: list[str]
         raise RouteTableError(flattened) from None
 
 
+def _expanded_nodes(root: yaml.Node, limit: int) -> int:
+    """How many nodes ``root`` stands for once every alias is expanded, counting to ``limit + 1``.
+
+    PyYAML composes an alias as a second reference to its anchor's node, so the composed
+    graph stays small while the expanded document (what construction, validation and error
+    messages walk) can be exponential: nine aliases of nine aliases are a billion nodes."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = limit + 1  # a node reached again while being sized: a cycle
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children: list[yaml.Node] = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(node)] = min(total, limit + 1)
+        return sizes[id(node)]
+
+    return size(root)
+
+
 def _load_yaml_document(text: str, source: str) -> Any:
+    if len(text) > MAX_TABLE_CHARS:
+        raise RouteTableError(
+            [f"{source}: {len(text)} characters exceed the limit of {MAX_TABLE_CHARS}"]
+        )
+    loader = _YAML_LOADER(text)
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        # The composed graph is bounded by the text; aliases may add at most this much.
+        if _expanded_nodes(node, MAX_ALIAS_NODES + len(text)) > MAX_ALIAS_NODES + len(text):
+            raise RouteTableError(
+                [f"{source}: aliases expand to more than {MAX_ALIAS_NODES} extra nodes"]
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as error:
         raise RouteTableError([f"{source}: not valid YAML: {error}"]) from None
+    except RecursionError:
+        raise RouteTableError([f"{source}: not valid YAML: nested too deeply"]) from None
+    finally:
+        loader.dispose()
 
 
 def _tenants_from(document: Any, source: str) -> dict[str, Any]:
@@ -170,10 +227,7 @@ def parse_yaml(text: str, *, source: str = "<yaml>", base_dir: Path | None = Non
     csv_name = document.get("rules_csv")
     if csv_name:
         csv_path = (base_dir or Path.cwd()) / str(csv_name)
-        try:
-            csv_text = csv_path.read_text(encoding="utf-8-sig")
-        except OSError as error:
-            raise RouteTableError([f"{source}: rules_csv {csv_path}: {error}"]) from None
+        csv_text = _read(csv_path, what=f"{source}: rules_csv ")
         more, more_problems = _csv_rules(csv_text, str(csv_path))
         rules.extend(more)
         problems.extend(more_problems)
@@ -191,6 +245,15 @@ def _csv_rules(text: str, source: str) -> tuple[list[Rule], list[str]]:
     header_line = lines[0][1]
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
     reader = csv.reader((line for _, line in lines), delimiter=delimiter)
+    try:
+        return _csv_rows(reader, lines, source)
+    except csv.Error as error:  # e.g. a cell over the csv module's field size limit
+        return [], [f"{source}: not valid CSV: {error}"]
+
+
+def _csv_rows(
+    reader: Iterator[list[str]], lines: list[tuple[int, str]], source: str
+) -> tuple[list[Rule], list[str]]:
     header = [column.strip() for column in next(reader)]
     unknown = [column for column in header if column not in RULE_COLUMNS]
     missing = [column for column in ("tenant", "backend") if column not in header]
@@ -231,13 +294,26 @@ def load_tenants(path: Path) -> dict[str, Tenant]:
     return dict(_assemble(_tenants_from(document or {}, source), [], []).tenants)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, *, what: str = "") -> str:
+    """The text of a table file, read only if it is a regular file within the size limit
+    (``rules_csv: /dev/zero`` must not fill the memory)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        # Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(descriptor, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise RouteTableError([f"{what}{path}: not a regular file"])
+            data = file.read(MAX_TABLE_CHARS + 1)
     except OSError as error:
-        raise RouteTableError([f"cannot read {path}: {error.strerror or error}"]) from None
+        raise RouteTableError([f"{what}cannot read {path}: {error.strerror or error}"]) from None
+    if len(data) > MAX_TABLE_CHARS:
+        raise RouteTableError([f"{what}{path}: larger than {MAX_TABLE_CHARS} bytes"])
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise RouteTableError([f"{path}: not UTF-8 text"]) from None
+        raise RouteTableError([f"{what}{path}: not UTF-8 text"]) from None
+    # As text mode reads it: universal newlines.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def load_table(path: Path, *, tenants: Mapping[str, Tenant] | None = None) -> RouteTable:

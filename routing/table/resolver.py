@@ -326,6 +326,11 @@ def _overlap(a: Rule, b: Rule) -> bool:
     return a_start < b_end and b_start < a_end
 
 
+# A table of 100,000 copies of one rule must not become 10^10 tie reports: each rule that
+# ties is named once, with one rule it ties with, and a group lists at most this many.
+_MAX_TIES_LISTED = 100
+
+
 def _ties(bucket: list[Rule]) -> Iterator[str]:
     groups: dict[tuple[object, ...], list[Rule]] = defaultdict(list)
     for rule in bucket:
@@ -333,14 +338,28 @@ def _ties(bucket: list[Rule]) -> Iterator[str]:
             rule
         )
     for rules in groups.values():
-        for i, first in enumerate(rules):
-            for second in rules[i + 1 :]:
-                if _overlap(first, second):
+        if len(rules) < 2:
+            continue
+        # Sweep by start: a rule overlaps an earlier one iff it starts before the latest end
+        # seen so far, and the rule holding that end is one it ties with.
+        ordered = sorted(rules, key=lambda rule: rule.valid_from or date.min)
+        reaching = ordered[0]
+        listed = unlisted = 0
+        for second in ordered[1:]:
+            if _overlap(reaching, second):
+                if listed < _MAX_TIES_LISTED:
+                    listed += 1
                     yield (
-                        f"rules tie (same criteria and priority {first.priority}, overlapping "
-                        f"validity): {first.describe()} | {second.describe()}; give one a "
+                        f"rules tie (same criteria and priority {second.priority}, overlapping "
+                        f"validity): {reaching.describe()} | {second.describe()}; give one a "
                         "different priority or non-overlapping valid_from/valid_until"
                     )
+                else:
+                    unlisted += 1
+            if (second.valid_until or date.max) > (reaching.valid_until or date.max):
+                reaching = second
+        if unlisted:
+            yield f"... and {unlisted} further rules tie with the rules above"
 
 
 def compile_table(table: RouteTable) -> Resolver:

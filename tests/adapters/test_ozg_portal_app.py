@@ -70,3 +70,21 @@ def test_vorgang_nummer_is_stable_readable_and_distinct() -> None:
         r"PS-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}",
         vorgang_nummer(first),
     )
+
+
+async def test_a_lone_surrogate_in_form_data_is_refused_unpublished() -> None:
+    # json.loads accepts "\ud800" alone; re-encoding it raised UnicodeEncodeError: a 500
+    # (found by python -m fuzz). Plain and wrapped forms alike are refused.
+    publish = RecordingPublish()
+    plain = '{"control": {"transactionId": "t-2"}, "feld": "\\ud800"}'
+    wrapped = '{"formData": {"control": {"transactionId": "t-3"}, "feld": "\\udfff"}}'
+    async with client_for(publish) as client:
+        for form in (plain, wrapped):
+            response = await client.post("/antrag", files={"formData": (None, form)})
+            assert response.status_code == 422, response.text
+            assert "lone surrogate" in response.json()["detail"]
+        paired = '{"control": {"transactionId": "t-4"}, "feld": "\\ud83d\\ude00"}'
+        response = await client.post("/antrag", files={"formData": (None, paired)})
+    assert response.status_code == 202, response.text
+    [(raw, _)] = publish.calls
+    assert json.loads(raw)["formData"]["feld"] == "😀"
