@@ -56,8 +56,8 @@ from poststelle.routing.streams.topology import AUDIT, INBOX, ROUTER_DURABLE, ST
 __all__ = [
     "DEFAULT_MAX_BACKLOG",
     "DEFAULT_MAX_IN_FLIGHT",
-    "IntakeAdmission",
     "Intake",
+    "IntakeAdmission",
     "received_record_id",
     "source_message_id_of",
 ]

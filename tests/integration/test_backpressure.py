@@ -155,6 +155,4 @@ async def test_requests_over_the_in_flight_limit_get_429_before_their_body_is_re
         publish.release.set()
         assert [answer.status_code for answer in await asyncio.gather(*held)] == [202, 202]
         # Slots are given back: the next request is taken.
-        assert (
-            await http.post("/v1/submissions", content=body, headers=XML)
-        ).status_code == 202
+        assert (await http.post("/v1/submissions", content=body, headers=XML)).status_code == 202
