@@ -150,9 +150,30 @@ async def test_requests_over_the_in_flight_limit_get_429_before_their_body_is_re
         assert refused.headers["Retry-After"] == "3"
         assert refused.json()["retry_after"] == 3
         assert publish.calls == 2  # the refused one never reached the intake
+        antrag = await http.post(
+            "/antrag",
+            content=b"--x--\r\n",
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        assert antrag.status_code == 429, antrag.text
         # Other routes are not gated.
         assert (await http.get("/healthz")).status_code == 200
         publish.release.set()
         assert [answer.status_code for answer in await asyncio.gather(*held)] == [202, 202]
         # Slots are given back: the next request is taken.
         assert (await http.post("/v1/submissions", content=body, headers=XML)).status_code == 202
+
+
+def test_a_stream_limit_must_name_a_stream_of_the_hub(tmp_path: Path) -> None:
+    from poststelle.routing.hub.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no stream 'INBOXX'"):
+        load_config(
+            environ={},
+            overrides={"data_dir": tmp_path, "nats.stream_max_bytes": {"INBOXX": 1024}},
+        )
+    with pytest.raises(ConfigError, match="positive size"):
+        load_config(
+            environ={},
+            overrides={"data_dir": tmp_path, "nats.stream_max_bytes": {INBOX: 0}},
+        )
