@@ -70,7 +70,7 @@ class CaseCounter:
         self.posts = 0
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
+        self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -80,7 +80,7 @@ class CaseCounter:
         answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             while True:
                 _, _, body = await read_message(reader)
@@ -91,16 +91,17 @@ class CaseCounter:
             pass
         finally:
             writer.close()
-            self._connections.discard(task)
+            self._connections.pop(task, None)
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        # Keep-alive connections the hub left open end here, not at interpreter exit.
-        pending = list(self._connections)
-        for connection in pending:
-            connection.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        # Keep-alive connections the hub left open end here, not at interpreter exit; closed
+        # rather than cancelled (Python 3.11 logs a cancelled connection handler as an error).
+        pending = list(self._connections.items())
+        for _, writer in pending:
+            writer.close()
+        await asyncio.gather(*(task for task, _ in pending), return_exceptions=True)
 
 
 def _message(template: bytes) -> bytes:
