@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from poststelle.contracts.intake import IntakeUnavailable, MessageTooLarge
+from poststelle.contracts.intake import IntakeBusy, IntakeUnavailable, MessageTooLarge
 from poststelle.contracts.transient import RETRY_AFTER, is_transient
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "ProblemError",
+    "busy",
     "install_problem_handlers",
     "not_stored",
     "problem",
@@ -43,6 +44,19 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+def busy(exc: IntakeBusy) -> JSONResponse:
+    """The answer when the hub refuses for load: ``429`` (too many requests in flight) or
+    ``503`` (the hub is behind), both with ``Retry-After``; nothing was stored."""
+    title = "Too many requests" if exc.status == 429 else "Hub overloaded"
+    return problem(
+        exc.status,
+        title,
+        f"not taken, try again in {exc.retry_after} s: {exc}",
+        headers={"Retry-After": str(exc.retry_after)},
+        retry_after=exc.retry_after,
+    )
+
+
 def not_stored(exc: Exception, what: str) -> JSONResponse:
     """The answer for a submission the hub did not store.
 
@@ -51,6 +65,8 @@ def not_stored(exc: Exception, what: str) -> JSONResponse:
     """
     if isinstance(exc, MessageTooLarge):
         return problem(413, "Submission too large", str(exc), limit=exc.limit)
+    if isinstance(exc, IntakeBusy):
+        return busy(exc)
     if isinstance(exc, IntakeUnavailable) or is_transient(exc):
         return problem(
             503,

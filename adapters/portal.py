@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from poststelle.adapters._access import (
     check_may_read,
@@ -32,8 +33,14 @@ from poststelle.adapters._access import (
     submitting_portal,
 )
 from poststelle.adapters._apikey import Caller, Credentials, caller_guard
-from poststelle.adapters._ozg import DEFAULT_MAX_ATTACHMENTS, StoreAttachment, add_ozg_intake
+from poststelle.adapters._ozg import (
+    ANTRAG_PATH,
+    DEFAULT_MAX_ATTACHMENTS,
+    StoreAttachment,
+    add_ozg_intake,
+)
 from poststelle.adapters._problem import (
+    busy,
     install_problem_handlers,
     not_stored,
     problem,
@@ -42,11 +49,15 @@ from poststelle.adapters._problem import (
 from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from poststelle.contracts.intake import Admission, IntakeBusy
 from poststelle.contracts.replies import Answer, CannotAnswerError, CaseReply, ForeignCaseError
 
 __all__ = ["MAX_REPLY_BYTES", "PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
 
 CHANNEL = "portal"
+SUBMISSIONS_PATH = "/v1/submissions"
+# The routes that take arrivals: admission control answers for them before a body is read.
+_INTAKE_PATHS = frozenset({SUBMISSIONS_PATH, ANTRAG_PATH})
 XML_MEDIA_TYPES = {"application/xml", "text/xml"}
 HealthReport = Callable[[], Awaitable[dict[str, Any]]]
 AcceptReply = Callable[..., Awaitable[str]]
@@ -69,6 +80,35 @@ async def _no_hub_health() -> dict[str, Any]:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _AdmissionGate:
+    """ASGI middleware in front of the intake routes: asks ``admission`` before the route
+    reads a byte of the body and holds an in-flight slot until the answer is sent, so the
+    bodies in memory at once are bounded by the in-flight limit. A refusal is ``429`` or
+    ``503`` with ``Retry-After`` (``busy``)."""
+
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
+        self._app = app
+        self._admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] not in _INTAKE_PATHS
+        ):
+            await self._app(scope, receive, send)
+            return
+        try:
+            self._admission.enter()
+        except IntakeBusy as exc:
+            await busy(exc)(scope, receive, send)
+            return
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._admission.leave()
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -138,6 +178,7 @@ def create_portal_app(
     backend_keys: Mapping[str, SecretStr] | None = None,
     store_attachment: StoreAttachment | None = None,
     max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
+    admission: Admission | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Poststelle intake",
@@ -145,6 +186,8 @@ def create_portal_app(
         description="Submit XÖV messages and online applications to the Poststelle hub.",
     )
     install_problem_handlers(app)
+    if admission is not None:
+        app.add_middleware(_AdmissionGate, admission=admission)
     credentials = Credentials(portals=api_keys or {}, backends=backend_keys or {})
     guarded = _GUARDED_RESPONSES if credentials.configured else {}
     # One Depends object, used as the default of every guarded route's ``caller``.
@@ -154,7 +197,7 @@ def create_portal_app(
         return submitting_portal(caller)
 
     @app.post(
-        "/v1/submissions",
+        SUBMISSIONS_PATH,
         status_code=202,
         summary="Submit one XÖV message (raw XML body)",
         responses={
@@ -162,8 +205,11 @@ def create_portal_app(
             400: problem_response_doc("Empty body"),
             413: problem_response_doc("Body over the size limit"),
             415: problem_response_doc("Not an XML media type"),
+            429: problem_response_doc("Too many requests in flight; see Retry-After"),
             500: problem_response_doc("The message cannot be stored (not worth retrying)"),
-            503: problem_response_doc("The hub is unavailable for now; see Retry-After"),
+            503: problem_response_doc(
+                "The hub is unavailable or behind (backlog) for now; see Retry-After"
+            ),
         },
     )
     async def submit(request: Request, portal_name: str | None = Depends(portal)) -> JSONResponse:
@@ -349,6 +395,7 @@ class PortalAdapter:
             backend_keys=settings.backend_keys,
             store_attachment=context.extras.get("store_attachment"),
             max_attachments=settings.max_attachments,
+            admission=context.extras.get("admission"),
         )
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None

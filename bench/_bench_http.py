@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-__all__ = ["ConnectionPool", "Receiver", "Response"]
+__all__ = ["ConnectionPool", "Receiver", "Response", "read_message"]
 
 _MAX_HEAD = 64 * 1024
 
@@ -22,9 +22,10 @@ _MAX_HEAD = 64 * 1024
 class Response:
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
+async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
     """One request or response: its first line, its headers (lower-case names), its body."""
     head = await reader.readuntil(b"\r\n\r\n")
     if len(head) > _MAX_HEAD:
@@ -57,14 +58,14 @@ class _Connection:
         )
         self._writer.write(head.encode("latin-1") + body)
         try:
-            first, headers, answer = await _read_message(self._reader)
+            first, headers, answer = await read_message(self._reader)
         except BaseException:
             # A half-read answer leaves the stream unusable: start afresh next time.
             self.close()
             raise
         if headers.get("connection", "").lower() == "close":
             self.close()
-        return Response(status=int(first.split(b" ", 2)[1]), body=answer)
+        return Response(status=int(first.split(b" ", 2)[1]), body=answer, headers=headers)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -119,7 +120,7 @@ class Receiver:
         answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
         try:
             while True:
-                await _read_message(reader)
+                await read_message(reader)
                 self.received += 1
                 writer.write(answer)
         except (asyncio.IncompleteReadError, ConnectionError):

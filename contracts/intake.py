@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_MAX_ATTACHMENTS",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "Accepted",
+    "Admission",
+    "IntakeBusy",
     "IntakeUnavailable",
     "MessageTooLarge",
     "Publish",
@@ -46,6 +48,33 @@ class IntakeUnavailable(Exception):
     was acknowledged, and the same call may succeed in ``retry_after`` seconds."""
 
     retry_after = RETRY_AFTER
+
+
+class IntakeBusy(IntakeUnavailable):
+    """Transient: the hub refused the arrival to protect itself (too many requests in
+    flight, or the routing core's backlog over its limit); nothing was read or stored.
+
+    ``status`` is the HTTP answer: ``429`` for the caller's concurrency (in flight), ``503``
+    for the hub's own backlog. Either way the same call may succeed in ``retry_after``
+    seconds, and a mailbox poller stops fetching until then.
+    """
+
+    def __init__(self, reason: str, *, status: int, retry_after: int) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Admission(Protocol):
+    """The intake's admission control, asked before an arrival is read.
+
+    ``enter`` raises ``IntakeBusy`` (cheaply, from counters and a sampled backlog: no broker
+    round trip per request) or takes an in-flight slot that ``leave`` gives back.
+    """
+
+    def enter(self) -> None: ...
+
+    def leave(self) -> None: ...
 
 
 @dataclass(frozen=True)

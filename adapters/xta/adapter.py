@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -126,6 +126,8 @@ class PollRound:
     # Listed twice in one status list, or gone by the time it was fetched.
     skipped: int = 0
     failures: list[PollFailure] = field(default_factory=list)
+    # Ended early because the hub's intake is saturated: the rest waits in the mailbox.
+    paused: bool = False
 
 
 class XtaInboundAdapter:
@@ -143,9 +145,12 @@ class XtaInboundAdapter:
         publish_raw: PublishRaw,
         *,
         client: XtaClient | None = None,
+        saturated: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
         self._publish_raw = publish_raw
+        # A mailbox cannot be refused like an HTTP client: the poller stops fetching instead.
+        self._saturated = saturated or (lambda: False)
         self._client = client or XtaClient(config.connection)
         self._stop = asyncio.Event()
         self.health = PollHealth()
@@ -159,6 +164,8 @@ class XtaInboundAdapter:
         """Read every mailbox once."""
         result = PollRound()
         for reader in (r.party() for r in self.config.readers):
+            if self._pause(result):
+                break
             try:
                 listing = await asyncio.to_thread(
                     self._client.get_status_list, reader, self.config.max_list_items
@@ -178,9 +185,22 @@ class XtaInboundAdapter:
                         extra={"reader": reader.value, "xta_message_id": entry.message_id},
                     )
                     continue
+                if self._pause(result):
+                    break
                 seen.add(entry.message_id)
                 await self._take(reader, entry.message_id, result)
         return result
+
+    def _pause(self, result: PollRound) -> bool:
+        """Whether to stop this round because the intake would refuse what it fetches."""
+        if not result.paused and self._saturated():
+            result.paused = True
+            logger.warning(
+                "xta poll paused, the hub's intake is saturated received=%d",
+                result.received,
+                extra={"received": result.received},
+            )
+        return result.paused
 
     async def _take(self, reader: PartyId, message_id: str, result: PollRound) -> None:
         """Fetch, store and close one message; a failing step is recorded, not raised."""
@@ -259,6 +279,13 @@ class XtaInboundAdapter:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _saturation_of(context: AdapterContext) -> Callable[[], bool] | None:
+    """The hub's admission control's ``saturated``, if the hub offers one."""
+    admission = context.extras.get("admission")
+    saturated = getattr(admission, "saturated", None)
+    return cast("Callable[[], bool]", saturated) if callable(saturated) else None
 
 
 def _error_text(exc: BaseException) -> str:
@@ -411,6 +438,7 @@ class XtaMailboxAdapter:
             ),
             self._publish_raw,
             client=client,
+            saturated=_saturation_of(context),
         )
         self._task: asyncio.Task[None] | None = None
         self._sender: XtaOutboundSender | None = None

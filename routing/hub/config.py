@@ -27,7 +27,10 @@ from pydantic import (
 from poststelle.adapters._apikey import KEY_DIGEST_PREFIX, is_key_digest, key_digest
 from poststelle.contracts.data_dir import DEFAULT_DATA_DIR, resolve_data_dir
 from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_MESSAGE_BYTES
+from poststelle.contracts.transient import RETRY_AFTER
+from poststelle.routing.hub.intake import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_IN_FLIGHT
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES
+from poststelle.routing.streams.topology import STREAMS
 
 __all__ = [
     "BackendConfig",
@@ -70,6 +73,11 @@ class NatsConfig(_Section):
         description="File with the hub user's nkey seed (nats-config writes <seeds>/hub.nk)",
     )
     connect_timeout: float = Field(default=5.0, gt=0)
+    stream_max_bytes: dict[str, int] = Field(
+        default_factory=dict,
+        description="Stream name -> size limit in bytes (e.g. INBOX); a full stream refuses "
+        "new messages (discard new) and the intake answers 503 with Retry-After",
+    )
     sync_interval: str | None = Field(
         default=None, description="Embedded server fsync interval, e.g. 'always' or '10s'"
     )
@@ -89,6 +97,16 @@ class NatsConfig(_Section):
         description="Embedded server: file with the leaf-<state> seed the peer gave this hub; "
         "the leaf remotes sign with it (passed in the environment, never written to a file)",
     )
+
+    @model_validator(mode="after")
+    def _stream_limits_name_streams(self) -> NatsConfig:
+        known = {spec.name for spec in STREAMS}
+        for name, size in self.stream_max_bytes.items():
+            if name not in known:
+                raise ValueError(f"stream_max_bytes: no stream {name!r} (one of {sorted(known)})")
+            if size < 1:
+                raise ValueError(f"stream_max_bytes.{name}: give a positive size in bytes")
+        return self
 
     @model_validator(mode="after")
     def _hub_can_log_in(self) -> NatsConfig:
@@ -174,6 +192,25 @@ class IntakeConfig(_Section):
         gt=0,
         description="Bodies above this go to the attachments object store; INBOX carries "
         "the reference (NATS' default max_payload is 1 MiB)",
+    )
+    max_in_flight: int = Field(
+        default=DEFAULT_MAX_IN_FLIGHT,
+        ge=1,
+        description="Most HTTP intake requests read or stored at once; more are answered "
+        "429 with Retry-After before their body is read (memory: at most this many bodies)",
+    )
+    max_backlog: int = Field(
+        default=DEFAULT_MAX_BACKLOG,
+        ge=1,
+        description="Most arrivals waiting for the routing core (its INBOX consumer's "
+        "pending count, sampled every 0.5 s); above it the intake answers 503 with "
+        "Retry-After and XTA mailboxes are not fetched",
+    )
+    retry_after: int = Field(
+        default=RETRY_AFTER,
+        ge=1,
+        le=3600,
+        description="Seconds named in Retry-After when the intake refuses for load",
     )
 
 
@@ -319,6 +356,8 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_HTTP_TLS_CERTFILE": ("http", "tls_certfile"),
     "POSTSTELLE_HTTP_TLS_KEYFILE": ("http", "tls_keyfile"),
     "POSTSTELLE_MAX_MESSAGE_BYTES": ("intake", "max_message_bytes"),
+    "POSTSTELLE_MAX_IN_FLIGHT": ("intake", "max_in_flight"),
+    "POSTSTELLE_MAX_BACKLOG": ("intake", "max_backlog"),
 }
 
 

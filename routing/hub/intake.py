@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.errors import APIError
 
 from poststelle.contracts.envelope import (
     H_ADAPTER,
@@ -39,24 +41,139 @@ from poststelle.contracts.envelope import (
 from poststelle.contracts.intake import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Accepted,
+    IntakeBusy,
     IntakeUnavailable,
     MessageTooLarge,
     TooLarge,
 )
 from poststelle.contracts.message_identity import identify_message, issued_by
-from poststelle.contracts.transient import is_transient
+from poststelle.contracts.transient import RETRY_AFTER, is_transient
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES, store_body
-from poststelle.routing.streams.topology import AUDIT, INBOX, STREAMS
+from poststelle.routing.streams.topology import AUDIT, INBOX, ROUTER_DURABLE, STREAMS
 
-__all__ = ["Intake", "received_record_id", "source_message_id_of"]
+__all__ = [
+    "DEFAULT_MAX_BACKLOG",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "Intake",
+    "IntakeAdmission",
+    "received_record_id",
+    "source_message_id_of",
+]
 
 log = logging.getLogger(__name__)
 
 _AUDIT_DEDUPE_WINDOW = next(spec.duplicate_window for spec in STREAMS if spec.name == AUDIT)
 # Hub processes on several hosts stamp arrivals with their own clocks.
 _CLOCK_MARGIN = 30.0
+
+
+# Concurrent intake requests: each holds at most one body (``http.max_body_bytes``) in memory.
+DEFAULT_MAX_IN_FLIGHT = 64
+# Arrivals the routing core has not taken yet (its INBOX consumer's ``num_pending``): above
+# it the hub is falling behind, and taking more only grows the disk and the wait.
+DEFAULT_MAX_BACKLOG = 20_000
+# Seconds between two looks at the backlog: one consumer-info round trip per interval,
+# never one per request.
+BACKLOG_SAMPLE_INTERVAL = 0.5
+# JetStream's answers for a stream at its limits with discard policy ``new``
+# (maximum messages / bytes exceeded, per-subject limit, storage resources exceeded).
+_STREAM_FULL_CODES = frozenset({10077, 10047, 10078, 10028, 10023})
+
+
+def _stream_full(exc: BaseException) -> bool:
+    return isinstance(exc, APIError) and exc.err_code in _STREAM_FULL_CODES
+
+
+class IntakeAdmission:
+    """Admission control for every intake: refuse early instead of queueing without bound.
+
+    Two limits: requests in flight (HTTP bodies being read or stored; over it ``429``) and
+    the routing core's backlog (INBOX messages its consumer has not taken; over it ``503``).
+    The backlog is sampled in the background at most every ``sample_interval`` seconds, so
+    a refusal costs no broker round trip; until the first sample it counts as zero.
+    """
+
+    def __init__(
+        self,
+        counters: Counters,
+        *,
+        js: JetStreamContext | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        retry_after: int = RETRY_AFTER,
+        sample_interval: float = BACKLOG_SAMPLE_INTERVAL,
+    ) -> None:
+        self._js = js
+        self._counters = counters
+        self.max_in_flight = max_in_flight
+        self.max_backlog = max_backlog
+        self.retry_after = retry_after
+        self._sample_interval = sample_interval
+        self.in_flight = 0
+        self.backlog = 0
+        self._sampled_at = float("-inf")
+        self._sampling: asyncio.Task[None] | None = None
+
+    def enter(self) -> None:
+        """Take an in-flight slot or raise ``IntakeBusy``."""
+        if self.in_flight >= self.max_in_flight:
+            self._counters.incr("intake.refused_in_flight")
+            raise IntakeBusy(
+                f"{self.in_flight} requests in flight, the limit is {self.max_in_flight}",
+                status=429,
+                retry_after=self.retry_after,
+            )
+        self.check_backlog()
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+
+    def check_backlog(self) -> None:
+        """Raise ``IntakeBusy`` (503) while the last sampled backlog is over the limit."""
+        self._sample_soon()
+        if self.backlog > self.max_backlog:
+            self._counters.incr("intake.refused_backlog")
+            raise IntakeBusy(
+                f"the routing core is {self.backlog} arrivals behind, the limit is "
+                f"{self.max_backlog}",
+                status=503,
+                retry_after=self.retry_after,
+            )
+
+    def saturated(self) -> bool:
+        """Whether an arrival now would be refused (a poller's cue to pause)."""
+        self._sample_soon()
+        return self.in_flight >= self.max_in_flight or self.backlog > self.max_backlog
+
+    def bind(self, js: JetStreamContext) -> None:
+        """Sample the backlog through ``js`` (the hub connects after building adapters)."""
+        self._js = js
+
+    def stop(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
+
+    def _sample_soon(self) -> None:
+        now = time.monotonic()
+        if now - self._sampled_at < self._sample_interval:
+            return
+        if self._sampling is not None and not self._sampling.done():
+            return
+        self._sampled_at = now
+        self._sampling = asyncio.get_running_loop().create_task(self._sample())
+
+    async def _sample(self) -> None:
+        if self._js is None:
+            return
+        try:
+            info = await self._js.consumer_info(INBOX, ROUTER_DURABLE, timeout=1.0)
+        except Exception as exc:  # the next request samples again; the last value stays
+            log.debug("backlog not sampled error=%r", exc)
+            return
+        self.backlog = info.num_pending or 0
 
 
 def received_record_id(dedupe_key: str) -> str:
@@ -93,8 +210,10 @@ class Intake:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES,
+        admission: IntakeAdmission | None = None,
     ) -> None:
         self._js = js
+        self.admission = admission
         self._audit = audit
         self._counters = counters
         self.max_message_bytes = max_message_bytes
@@ -117,6 +236,10 @@ class Intake:
         if len(raw) > self.max_message_bytes and too_large == "refuse":
             self._counters.incr("intake.too_large")
             raise MessageTooLarge(len(raw), self.max_message_bytes)
+        if self.admission is not None:
+            # Every channel meets the backlog limit here; HTTP met it (and the in-flight
+            # limit) before its body was read.
+            self.admission.check_backlog()
         try:
             return await self._accept(
                 raw,
@@ -128,6 +251,15 @@ class Intake:
                 transport_id=transport_id,
             )
         except Exception as exc:
+            if _stream_full(exc):
+                # A stream at its limits refuses (discard ``new``): nothing stored is lost,
+                # and the arrival is worth a retry once the hub has caught up.
+                self._counters.incr("intake.stream_full")
+                raise IntakeBusy(
+                    f"the message was not stored, a stream is full: {exc}",
+                    status=503,
+                    retry_after=RETRY_AFTER,
+                ) from exc
             if is_transient(exc):
                 raise IntakeUnavailable(f"the message was not stored: {exc!r}") from exc
             raise

@@ -53,7 +53,7 @@ from poststelle.routing.hub.config import BackendConfig, HubConfig
 from poststelle.routing.hub.core import RoutingCore
 from poststelle.routing.hub.delivery import AnswerWorker, DeliveryWorker, ensure_backend_consumer
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
-from poststelle.routing.hub.intake import Intake
+from poststelle.routing.hub.intake import Intake, IntakeAdmission
 from poststelle.routing.hub.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.hub.wiring import build_backends, build_inbound
 from poststelle.routing.ops.audit import AuditTrail
@@ -145,6 +145,13 @@ class Hub:
         self._native_backends: list[tuple[BackendConfig, OutboundAdapter]] = []
         self.inbound: list[InboundAdapter] = []
         self.counters = Counters()
+        intake_config = self.config.intake
+        self.admission = IntakeAdmission(
+            self.counters,
+            max_in_flight=intake_config.max_in_flight,
+            max_backlog=intake_config.max_backlog,
+            retry_after=intake_config.retry_after,
+        )
         self.embedded: EmbeddedNatsServer | None = None
         self._joined_url: str | None = None
         self.nc: NatsClient | None = None
@@ -200,6 +207,8 @@ class Hub:
                 "case_status": self.case_status,
                 # Multipart intakes claim-check file parts before publishing the rest.
                 "store_attachment": self.store_attachment,
+                # Asked before a request's body is read, and by pollers before they fetch.
+                "admission": self.admission,
             },
         )
         primary = self.role == "primary"
@@ -247,7 +256,11 @@ class Hub:
         self.nc = await connect(self.config, self.nats_url, persistent=workers)
         # The hub's own JetStream, addressed without a domain prefix: the local server's.
         self._js = self.nc.jetstream()
-        await ensure_topology(self.js, replicas=self.config.nats.replicas)
+        await ensure_topology(
+            self.js,
+            replicas=self.config.nats.replicas,
+            stream_max_bytes=self.config.nats.stream_max_bytes,
+        )
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()
         for backend_config, backend in self._native_backends if primary else []:
@@ -257,12 +270,14 @@ class Hub:
         if workers and primary and self.config.federation.state:
             await self._join_federation()
         self.audit = audit = AuditTrail(self.js)
+        self.admission.bind(self.js)
         self.intake = Intake(
             self.js,
             audit,
             self.counters,
             max_message_bytes=self.config.intake.max_message_bytes,
             claim_check_bytes=self.config.intake.claim_check_bytes,
+            admission=self.admission,
         )
         self.replies = ReplyIntake(self.js, audit)
         if workers:
@@ -399,6 +414,7 @@ class Hub:
     async def stop(self) -> None:
         if self.portal is not None:
             await self.portal.stop()
+        self.admission.stop()
         for adapter in self.inbound:
             await adapter.stop()
         if self.route_watcher is not None:

@@ -10,6 +10,7 @@ keeps ``nachrichtenUUID`` on re-send).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from nats.js import JetStreamContext
@@ -149,10 +150,19 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         log.warning("stream kept as is name=%s reason=%s", config.name, exc.description)
 
 
-async def ensure_topology(js: JetStreamContext, *, replicas: int = 1) -> None:
-    """Create or update every stream and bucket; never deletes or resets data."""
+async def ensure_topology(
+    js: JetStreamContext,
+    *,
+    replicas: int = 1,
+    stream_max_bytes: Mapping[str, int] | None = None,
+) -> None:
+    """Create or update every stream and bucket; never deletes or resets data.
+
+    ``stream_max_bytes`` caps streams by name (discard ``new``: a full stream refuses, the
+    intake answers 503); the others keep their spec's size (unbounded but by the server)."""
+    sizes = stream_max_bytes or {}
     for spec in STREAMS:
-        await _ensure_stream(js, spec.config(replicas))
+        await _ensure_stream(js, spec.config(replicas, sizes.get(spec.name)))
     for bucket, history, description in (
         (ROUTES_BUCKET, 5, "routing table snapshots and pointer"),
         (CASES_BUCKET, 10, "case registry: origin, correlation ids, state"),
