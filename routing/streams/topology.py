@@ -30,6 +30,8 @@ __all__ = [
     "CASES",
     "CASES_BUCKET",
     "DEAD_LETTER_SOURCES",
+    "DELIVERED_BUCKET",
+    "DELIVERED_TTL",
     "DLQ",
     "INBOX",
     "OUTBOX",
@@ -65,6 +67,12 @@ ROUTER_DURABLE = "router"
 ROUTES_BUCKET = "routes"
 CASES_BUCKET = "cases"
 ATTACHMENTS_BUCKET = "attachments"
+# The delivered-ledger: one key per back end and event a back end has confirmed, so that a
+# redelivery after a crash (hub or server) is recognised instead of handed over again.
+DELIVERED_BUCKET = "delivered"
+# How long a confirmation is remembered: longer than any redelivery can come (the consumers'
+# ack wait x max deliveries with back-off is well under a day; a replay is a new decision).
+DELIVERED_TTL = 7 * DAY
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,9 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         log.warning("stream kept as is name=%s reason=%s", config.name, exc.description)
 
 
-async def ensure_topology(js: JetStreamContext, *, replicas: int = 1) -> None:
+async def ensure_topology(
+    js: JetStreamContext, *, replicas: int = 1, delivered_ttl: float = DELIVERED_TTL
+) -> None:
     """Create or update every stream and bucket; never deletes or resets data."""
     for spec in STREAMS:
         await _ensure_stream(js, spec.config(replicas))
@@ -169,6 +179,19 @@ async def ensure_topology(js: JetStreamContext, *, replicas: int = 1) -> None:
                     replicas=replicas,
                 )
             )
+    try:
+        await js.key_value(DELIVERED_BUCKET)
+    except (NotFoundError, BadRequestError):
+        await js.create_key_value(
+            KeyValueConfig(
+                bucket=DELIVERED_BUCKET,
+                description="delivered-ledger: back end + event id confirmed, kept for a TTL",
+                history=1,
+                ttl=delivered_ttl,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )
     try:
         await js.object_store(ATTACHMENTS_BUCKET)
     except (NotFoundError, BadRequestError):
