@@ -27,7 +27,7 @@ import hashlib
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -59,6 +59,7 @@ from poststelle.routing.streams.topology import CASES, DELIVERED_BUCKET, OUTBOX
 __all__ = [
     "AnswerWorker",
     "AnsweringAdapter",
+    "AnswersOnce",
     "ConsumerWorker",
     "DeliveryWorker",
     "consumer_name",
@@ -473,6 +474,41 @@ class AnsweringAdapter(Protocol):
     async def answer(self, answer: Answer) -> dict[str, object]: ...
 
 
+class TransportIdMemo(Protocol):
+    async def recall(self) -> str | None: ...
+
+    async def remember(self, transport_id: str) -> None: ...
+
+
+@runtime_checkable
+class AnswersOnce(Protocol):
+    """An answering adapter whose transport gives each message an id it refuses to take
+    twice (XTA's MessageID, fault 9024): it keeps the id of the first attempt in ``memo``
+    before sending, so a resend after a crash is recognised instead of duplicated."""
+
+    name: str
+
+    async def answer_once(self, answer: Answer, memo: TransportIdMemo) -> dict[str, object]: ...
+
+
+class _LedgerMemo:
+    """One ``OUTBOX`` record's transport id in the delivered-ledger bucket (same TTL)."""
+
+    def __init__(self, ledger: KeyValue, key: str) -> None:
+        self._ledger = ledger
+        self._key = key
+
+    async def recall(self) -> str | None:
+        try:
+            entry = await self._ledger.get(self._key)
+        except KeyNotFoundError:
+            return None
+        return entry.value.decode() if entry.value else None
+
+    async def remember(self, transport_id: str) -> None:
+        await self._ledger.put(self._key, transport_id.encode())
+
+
 class AnswerWorker(ConsumerWorker):
     """``OUTBOX`` → the origin's adapter, which answers in the origin's language."""
 
@@ -499,10 +535,25 @@ class AnswerWorker(ConsumerWorker):
             max_deliver=max_deliver,
         )
         self.adapter = adapter
+        self._once = adapter if isinstance(adapter, AnswersOnce) else None
+        self._ledger: KeyValue | None = None
+
+    async def on_start(self) -> None:
+        if self._once is None:
+            return
+        try:
+            self._ledger = await self._js.key_value(DELIVERED_BUCKET)
+        except (NotFoundError, BadRequestError):
+            log.warning("no delivered-ledger bucket=%s durable=%s", DELIVERED_BUCKET, self.durable)
 
     async def handle(self, msg: Msg) -> None:
         answer = Answer.from_message(msg.data, dict(msg.headers or {}))
-        facts = await self.adapter.answer(answer)
+        if self._once is not None and self._ledger is not None:
+            # The stream sequence: the same for every delivery of this record, new for a replay.
+            key = f"{self.durable}.outbox-{msg.metadata.sequence.stream}"
+            facts = await self._once.answer_once(answer, _LedgerMemo(self._ledger, key))
+        else:
+            facts = await self.adapter.answer(answer)
         await self._audit.append(
             answer.case_id,
             "answered",
