@@ -290,23 +290,27 @@ class DeliveryWorker(ConsumerWorker):
     async def _process_batch(self, batch: list[Msg]) -> None:
         handed = await asyncio.gather(*(self._hand_over_once(msg) for msg in batch))
         delivered = [
-            (msg, stored) for msg, stored in zip(batch, handed, strict=True) if stored is not None
+            (msg, taken[0]) for msg, taken in zip(batch, handed, strict=True) if taken is not None
         ]
+        entries = [taken[1] for taken in handed if taken is not None]
         if delivered:
             await self._confirm(delivered)
+        await self._entries_stored(entries)
 
-    async def _hand_over_once(self, msg: Msg) -> StoredCaseEvent | None:
+    async def _hand_over_once(self, msg: Msg) -> tuple[StoredCaseEvent, asyncio.Future[Any]] | None:
         """``_hand_over`` unless the ledger says the back end already confirmed the event:
-        then it is acked and audited as a recognised repeat (``None``: nothing to confirm)."""
-        if self._ledger is None:
-            return await self._hand_over(msg)
+        then it is acked and audited as a recognised repeat (``None``: nothing to confirm).
+        An event the back end confirmed has its ledger entry published at once, not after
+        the rest of its batch: the window a crash can repeat it in is one publish long."""
         try:
             stored = _stored_event(msg.data)
         except PermanentDeliveryError as exc:
             await self._failed(msg, exc)
             return None
-        if not await self._confirmed_before(stored):
-            return await self._hand_over(msg, stored)
+        if self._ledger is None or not await self._confirmed_before(stored):
+            if await self._hand_over(msg, stored) is None:
+                return None
+            return stored, await self._ledger_entry(stored)
         await msg.ack()
         self._counters.incr(f"{self.counter_prefix}.repeats_recognised")
         log.info(
@@ -372,11 +376,8 @@ class DeliveryWorker(ConsumerWorker):
             asyncio.wait(records, timeout=_RECORD_STORE_TIMEOUT),
             *(self._record_delivered(stored.case_id) for _, stored in delivered),
         )
-        entries: list[asyncio.Future[Any]] = []
         for (msg, stored), record in zip(delivered, records, strict=True):
             if record.done() and record.exception() is None:
-                # Ledger entry and ack leave together: the entry covers an ack lost in a crash.
-                entries.append(await self._ledger_entry(stored))
                 await msg.ack()
                 self._counters.incr(f"{self.counter_prefix}.delivered")
                 continue
@@ -384,6 +385,9 @@ class DeliveryWorker(ConsumerWorker):
             # again later (harmless, the event id is its idempotency key) rather than ack it.
             error = record.exception() if record.done() else "not stored in time"
             record.cancel()
+            # Its ledger entry would make the redelivery a recognised repeat, with no
+            # ``delivered`` record ever: withdrawn, the redelivery goes to the back end again.
+            await self._forget(stored)
             delay = retry_delay(msg.metadata.num_delivered)
             log.warning(
                 "delivered but not recorded durable=%s case_id=%s retry_in=%.1fs error=%r",
@@ -393,7 +397,14 @@ class DeliveryWorker(ConsumerWorker):
                 error,
             )
             await msg.nak(delay=delay)
-        await self._entries_stored(entries)
+
+    async def _forget(self, stored: StoredCaseEvent) -> None:
+        if self._ledger is None:
+            return
+        try:
+            await self._ledger.delete(ledger_key(self.durable, stored.id))
+        except Exception as exc:  # left: the redelivery is then audited as a recognised repeat
+            log.warning("delivered-ledger entry not withdrawn event_id=%s error=%r", stored.id, exc)
 
     async def _ledger_entry(self, stored: StoredCaseEvent) -> asyncio.Future[Any]:
         """The ledger entry of a confirmed event, published without waiting for its ack."""
