@@ -1,8 +1,9 @@
 """File-drop back end: one JSON file per case event, for software that watches a folder.
 
 Files appear atomically (written to a temporary name in the same folder, flushed to disk,
-then renamed), so a watcher never reads half a file. A redelivered event rewrites the same
-name with the same content, which makes at-least-once delivery harmless.
+then renamed), so a watcher never reads half a file. Names are deterministic (the case id),
+and a redelivered event whose file is already there byte for byte is not written again: no
+second file, no rewrite, no new change notification for a watcher.
 
 The event's claim-checked attachments are fetched from the hub's object store and written,
 byte for byte, to ``<case-id>.files/<name>`` *before* ``<case-id>.json``: the JSON appearing
@@ -46,7 +47,7 @@ from poststelle.adapters.errors import PermanentDeliveryError, RetryableDelivery
 from poststelle.contracts.events import AttachmentRef, CaseEvent
 from poststelle.contracts.replies import CaseReply
 
-__all__ = ["FileDropBackend", "FileDropSettings", "write_atomically"]
+__all__ = ["FileDropBackend", "FileDropSettings", "write_atomically", "write_once"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,18 @@ def write_atomically(path: Path, content: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_once(path: Path, content: bytes) -> bool:
+    """``write_atomically`` unless ``path`` already holds ``content``; ``True`` if written.
+    Whoever watches the folder sees a repeat delivery of a case not at all."""
+    try:
+        if path.stat().st_size == len(content) and path.read_bytes() == content:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomically(path, content)
+    return True
 
 
 class FileDropSettings(AdapterSettings):
@@ -221,7 +234,7 @@ class FileDropBackend:
             content = await self._fetch(attachment)
             target = self._files_of(case_id) / name
             try:
-                await asyncio.to_thread(write_atomically, target, content)
+                await asyncio.to_thread(write_once, target, content)
             except OSError as exc:
                 raise RetryableDeliveryError(f"cannot write {target}: {exc}") from exc
 
@@ -272,9 +285,11 @@ class FileDropBackend:
     async def _write_event(self, case_id: str, body: bytes) -> None:
         path = self.folder / f"{case_id}.json"
         try:
-            await asyncio.to_thread(write_atomically, path, body)
+            written = await asyncio.to_thread(write_once, path, body)
         except OSError as exc:
             raise RetryableDeliveryError(f"cannot write {path}: {exc}") from exc
+        if not written:
+            log.info("file drop already holds the case, not rewritten path=%s", path)
 
 
 def _unique(name: str, used: set[str], index: int) -> str:

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,7 @@ __all__ = [
     "PollRound",
     "PublishRaw",
     "SentAnswer",
+    "TransportIdMemo",
     "XtaAdapterConfig",
     "XtaInboundAdapter",
     "XtaMailboxAdapter",
@@ -327,6 +328,14 @@ def _fail(
     )
 
 
+class TransportIdMemo(Protocol):
+    """Where the hub keeps the transport id of one answer across attempts (and crashes)."""
+
+    async def recall(self) -> str | None: ...
+
+    async def remember(self, transport_id: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SentAnswer:
     message_id: str
@@ -339,6 +348,10 @@ class XtaOutboundSender:
 
     def __init__(self, client: XtaClient) -> None:
         self._client = client
+
+    async def new_message_id(self, author: PartyId) -> str:
+        """``createMessageId``: an id for ``send``, to keep before sending with it."""
+        return await asyncio.to_thread(self._client.create_message_id, author)
 
     async def send(
         self,
@@ -485,22 +498,37 @@ class XtaMailboxAdapter:
 
     async def answer(self, answer: Answer) -> dict[str, object]:
         """Send an answer back to the sender of the case's message, from the mailbox it
-        arrived in; the transport report's status goes to the case's audit trail."""
+        arrived in; the transport report's status goes to the case's audit trail. Each call
+        is a new XTA message: the hub's answer worker uses ``answer_once``."""
+        return await self._send_answer(answer, None)
+
+    async def answer_once(self, answer: Answer, memo: TransportIdMemo) -> dict[str, object]:
+        """``answer`` under one XTA MessageID per answer, whatever number of attempts: the id
+        of the first attempt is kept in ``memo`` *before* ``sendMessage``, so an attempt after
+        a crash between ``sendMessage`` and the hub's ack resends under it, the server answers
+        fault 9024 ("MessageID ist bereits vergeben") and the answer counts as sent
+        (``outcome`` ``already-accepted``) instead of reaching the mailbox twice."""
+        return await self._send_answer(answer, memo)
+
+    async def _send_answer(self, answer: Answer, memo: TransportIdMemo | None) -> dict[str, object]:
         route = answer.reply_route
         if not route.get("reader") or not route.get("author") or not answer.message_type:
             raise PermanentDeliveryError(f"case {answer.case_id} has no XTA reply route")
         if self._sender is None:
             self._sender = XtaOutboundSender(XtaClient(self.settings.connection))
+        author = PartyId(route["author"], route.get("author_type") or "xoev")
         try:
+            message_id = await self._message_id(self._sender, author, memo)
             sent = await self._sender.send(
                 answer.content,
-                author=PartyId(route["author"], route.get("author_type") or "xoev"),
+                author=author,
                 reader=PartyId(route["reader"], route.get("reader_type") or "xoev"),
                 service=route.get("service") or DEFAULT_SERVICE,
                 message_type=MessageType(answer.message_type, answer.namespace or ""),
                 business_scenario=route.get("business_scenario") or DEFAULT_BUSINESS_SCENARIO,
                 filename=f"{answer.message_type}.xml",
                 in_reply_to=(answer.in_reply_to,) if answer.in_reply_to else (),
+                message_id=message_id,
             )
         except XtaTransientError as exc:
             raise RetryableDeliveryError(f"XTA send: {exc}") from exc
@@ -511,3 +539,23 @@ class XtaMailboxAdapter:
             "outcome": sent.outcome.value,
             "transport_status": sent.report.status.name if sent.report else "unknown",
         }
+
+    @staticmethod
+    async def _message_id(
+        sender: XtaOutboundSender, author: PartyId, memo: TransportIdMemo | None
+    ) -> str | None:
+        """The MessageID of an earlier attempt, else a new one, kept before it is used."""
+        if memo is None:
+            return None
+        try:
+            known = await memo.recall()
+        except Exception as exc:  # cannot tell whether it was sent: do not risk a second one
+            raise RetryableDeliveryError(f"XTA MessageID of an earlier attempt: {exc!r}") from exc
+        if known:
+            return known
+        message_id = await sender.new_message_id(author)
+        try:
+            await memo.remember(message_id)
+        except Exception as exc:  # unkept, a resend could not be recognised: do not send
+            raise RetryableDeliveryError(f"XTA MessageID not kept: {exc!r}") from exc
+        return message_id

@@ -30,7 +30,7 @@ from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_MES
 from poststelle.contracts.transient import RETRY_AFTER
 from poststelle.routing.hub.intake import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_IN_FLIGHT
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES
-from poststelle.routing.streams.topology import STREAMS
+from poststelle.routing.streams.topology import DELIVERED_TTL, STREAMS
 
 __all__ = [
     "BackendConfig",
@@ -77,6 +77,12 @@ class NatsConfig(_Section):
         default_factory=dict,
         description="Stream name -> size limit in bytes (e.g. INBOX); a full stream refuses "
         "new messages (discard new) and the intake answers 503 with Retry-After",
+    )
+    delivered_ttl: float = Field(
+        default=DELIVERED_TTL,
+        gt=0,
+        description="Seconds a delivered-ledger entry is kept: a repeat of an event within "
+        "it is recognised and not delivered again (applies when the bucket is created)",
     )
     sync_interval: str | None = Field(
         default=None, description="Embedded server fsync interval, e.g. 'always' or '10s'"

@@ -11,19 +11,29 @@ terminates it, and so does the last allowed attempt.
 the ``delivered`` AUDIT records of all that arrived are published together, and each event
 is acked once its back end has confirmed it and its record is stored. An event that failed
 is nak'd or dead-lettered on its own; the rest of its batch is not held back by it.
+
+Effectively once: what a back end confirmed goes to the delivered-ledger (KV ``delivered``,
+key back end + event id) once its ``delivered`` record is stored, published with the batch's
+acks. Every event fetched is looked up there first (the lookups of a batch concurrently); one
+found is acked without calling the back end again and audited as ``delivery-repeat-recognised``.
+So a back end sees an event twice only if the hub or the server dies in the window between
+the back end's confirmation and the ledger entry being stored (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
+from nats.js.errors import BadRequestError, FetchTimeoutError, KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from poststelle.adapters.base import DeliversStoredEvents, OutboundAdapter, StoredCaseEvent
@@ -44,16 +54,18 @@ from poststelle.routing.federation.isolation import backend_consumer_name
 from poststelle.routing.hub.caseregistry import update_case
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.topology import CASES, OUTBOX
+from poststelle.routing.streams.topology import CASES, DELIVERED_BUCKET, OUTBOX
 
 __all__ = [
     "AnswerWorker",
     "AnsweringAdapter",
+    "AnswersOnce",
     "ConsumerWorker",
     "DeliveryWorker",
     "consumer_name",
     "durable_consumer_config",
     "ensure_backend_consumer",
+    "ledger_key",
     "retry_delay",
 ]
 
@@ -66,6 +78,18 @@ _RECORD_WAIT = 0.1
 # How long a batch's ``delivered`` records may take to be stored before their events are
 # nak'd instead of acked (the back end has them: a redelivery is harmless, a lost record not).
 _RECORD_STORE_TIMEOUT = 10.0
+# An event id that is a KV key token as it is; any other is hashed into one.
+_KEY_TOKEN = re.compile(r"[-_=A-Za-z0-9]{1,200}")
+
+
+def ledger_key(durable: str, event_id: str) -> str:
+    """The delivered-ledger key of one event at one back end (its durable consumer's name)."""
+    token = event_id if _KEY_TOKEN.fullmatch(event_id) else _digest(event_id)
+    return f"{durable}.{token}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def consumer_name(tenant: str, backend: str) -> str:
@@ -250,26 +274,80 @@ class DeliveryWorker(ConsumerWorker):
         )
         self.backend = backend
         self._takes_stored = backend if isinstance(backend, DeliversStoredEvents) else None
+        self._ledger: KeyValue | None = None
 
     async def on_start(self) -> None:
+        try:
+            self._ledger = await self._js.key_value(DELIVERED_BUCKET)
+        except (NotFoundError, BadRequestError):
+            # A hub whose topology predates the ledger: at-least-once as before, said once.
+            log.warning("no delivered-ledger bucket=%s durable=%s", DELIVERED_BUCKET, self.durable)
         await self.backend.start()
 
     async def on_stop(self) -> None:
         await self.backend.stop()
 
     async def _process_batch(self, batch: list[Msg]) -> None:
-        handed = await asyncio.gather(*(self._hand_over(msg) for msg in batch))
+        handed = await asyncio.gather(*(self._hand_over_once(msg) for msg in batch))
         delivered = [
-            (msg, stored) for msg, stored in zip(batch, handed, strict=True) if stored is not None
+            (msg, taken[0]) for msg, taken in zip(batch, handed, strict=True) if taken is not None
         ]
+        entries = [taken[1] for taken in handed if taken is not None]
         if delivered:
             await self._confirm(delivered)
+        await self._entries_stored(entries)
 
-    async def _hand_over(self, msg: Msg) -> StoredCaseEvent | None:
+    async def _hand_over_once(self, msg: Msg) -> tuple[StoredCaseEvent, asyncio.Future[Any]] | None:
+        """``_hand_over`` unless the ledger says the back end already confirmed the event:
+        then it is acked and audited as a recognised repeat (``None``: nothing to confirm).
+        An event the back end confirmed has its ledger entry published at once, not after
+        the rest of its batch: the window a crash can repeat it in is one publish long."""
+        try:
+            stored = _stored_event(msg.data)
+        except PermanentDeliveryError as exc:
+            await self._failed(msg, exc)
+            return None
+        if self._ledger is None or not await self._confirmed_before(stored):
+            if await self._hand_over(msg, stored) is None:
+                return None
+            return stored, await self._ledger_entry(stored)
+        await msg.ack()
+        self._counters.incr(f"{self.counter_prefix}.repeats_recognised")
+        log.info(
+            "repeat recognised, not delivered again durable=%s case_id=%s event_id=%s",
+            self.durable,
+            stored.case_id,
+            stored.id,
+        )
+        await self._audit.append(
+            stored.case_id,
+            "delivery-repeat-recognised",
+            tenant=self.backend.tenant,
+            backend=self.backend.name,
+            event_id=stored.id,
+            attempt=msg.metadata.num_delivered,
+        )
+        return None
+
+    async def _confirmed_before(self, stored: StoredCaseEvent) -> bool:
+        assert self._ledger is not None
+        try:
+            await self._ledger.get(ledger_key(self.durable, stored.id))
+        except KeyNotFoundError:
+            return False
+        except Exception as exc:  # the ledger unreadable: deliver (at least once) rather than stall
+            log.warning("delivered-ledger unreadable durable=%s error=%r", self.durable, exc)
+            return False
+        return True
+
+    async def _hand_over(
+        self, msg: Msg, stored: StoredCaseEvent | None = None
+    ) -> StoredCaseEvent | None:
         """The event to the back end; ``None`` when it did not arrive (the message has then
         been nak'd or dead-lettered with its reason)."""
         try:
-            stored = _stored_event(msg.data)
+            if stored is None:
+                stored = _stored_event(msg.data)
             if self._takes_stored is not None:
                 await self._takes_stored.deliver_stored(stored)
             else:
@@ -307,6 +385,9 @@ class DeliveryWorker(ConsumerWorker):
             # again later (harmless, the event id is its idempotency key) rather than ack it.
             error = record.exception() if record.done() else "not stored in time"
             record.cancel()
+            # Its ledger entry would make the redelivery a recognised repeat, with no
+            # ``delivered`` record ever: withdrawn, the redelivery goes to the back end again.
+            await self._forget(stored)
             delay = retry_delay(msg.metadata.num_delivered)
             log.warning(
                 "delivered but not recorded durable=%s case_id=%s retry_in=%.1fs error=%r",
@@ -316,6 +397,41 @@ class DeliveryWorker(ConsumerWorker):
                 error,
             )
             await msg.nak(delay=delay)
+
+    async def _forget(self, stored: StoredCaseEvent) -> None:
+        if self._ledger is None:
+            return
+        try:
+            await self._ledger.delete(ledger_key(self.durable, stored.id))
+        except Exception as exc:  # left: the redelivery is then audited as a recognised repeat
+            log.warning("delivered-ledger entry not withdrawn event_id=%s error=%r", stored.id, exc)
+
+    async def _ledger_entry(self, stored: StoredCaseEvent) -> asyncio.Future[Any]:
+        """The ledger entry of a confirmed event, published without waiting for its ack."""
+        if self._ledger is None:
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        key = ledger_key(self.durable, stored.id)
+        return await self._js.publish_async(
+            f"$KV.{DELIVERED_BUCKET}.{key}", stored.case_id.encode()
+        )
+
+    async def _entries_stored(self, entries: list[asyncio.Future[Any]]) -> None:
+        """Wait for the batch's ledger entries; a missing one costs only the protection
+        against a repeat after a crash (the event is acked and recorded), so it is logged."""
+        if not entries:
+            return
+        await asyncio.wait(entries, timeout=_RECORD_STORE_TIMEOUT)
+        missing = sum(1 for e in entries if not e.done() or e.exception() is not None)
+        for entry in entries:
+            if not entry.done():
+                entry.cancel()
+        if missing:
+            self._counters.incr(f"{self.counter_prefix}.ledger_missing", missing)
+            log.warning(
+                "delivered-ledger entries not stored durable=%s count=%d", self.durable, missing
+            )
 
     async def _record_delivered(self, case_id: str) -> None:
         """``delivered`` (with its time) in the case registry: once, whatever came later
@@ -369,6 +485,41 @@ class AnsweringAdapter(Protocol):
     async def answer(self, answer: Answer) -> dict[str, object]: ...
 
 
+class TransportIdMemo(Protocol):
+    async def recall(self) -> str | None: ...
+
+    async def remember(self, transport_id: str) -> None: ...
+
+
+@runtime_checkable
+class AnswersOnce(Protocol):
+    """An answering adapter whose transport gives each message an id it refuses to take
+    twice (XTA's MessageID, fault 9024): it keeps the id of the first attempt in ``memo``
+    before sending, so a resend after a crash is recognised instead of duplicated."""
+
+    name: str
+
+    async def answer_once(self, answer: Answer, memo: TransportIdMemo) -> dict[str, object]: ...
+
+
+class _LedgerMemo:
+    """One ``OUTBOX`` record's transport id in the delivered-ledger bucket (same TTL)."""
+
+    def __init__(self, ledger: KeyValue, key: str) -> None:
+        self._ledger = ledger
+        self._key = key
+
+    async def recall(self) -> str | None:
+        try:
+            entry = await self._ledger.get(self._key)
+        except KeyNotFoundError:
+            return None
+        return entry.value.decode() if entry.value else None
+
+    async def remember(self, transport_id: str) -> None:
+        await self._ledger.put(self._key, transport_id.encode())
+
+
 class AnswerWorker(ConsumerWorker):
     """``OUTBOX`` → the origin's adapter, which answers in the origin's language."""
 
@@ -395,10 +546,25 @@ class AnswerWorker(ConsumerWorker):
             max_deliver=max_deliver,
         )
         self.adapter = adapter
+        self._once = adapter if isinstance(adapter, AnswersOnce) else None
+        self._ledger: KeyValue | None = None
+
+    async def on_start(self) -> None:
+        if self._once is None:
+            return
+        try:
+            self._ledger = await self._js.key_value(DELIVERED_BUCKET)
+        except (NotFoundError, BadRequestError):
+            log.warning("no delivered-ledger bucket=%s durable=%s", DELIVERED_BUCKET, self.durable)
 
     async def handle(self, msg: Msg) -> None:
         answer = Answer.from_message(msg.data, dict(msg.headers or {}))
-        facts = await self.adapter.answer(answer)
+        if self._once is not None and self._ledger is not None:
+            # The stream sequence: the same for every delivery of this record, new for a replay.
+            key = f"{self.durable}.outbox-{msg.metadata.sequence.stream}"
+            facts = await self._once.answer_once(answer, _LedgerMemo(self._ledger, key))
+        else:
+            facts = await self.adapter.answer(answer)
         await self._audit.append(
             answer.case_id,
             "answered",

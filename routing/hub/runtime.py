@@ -260,6 +260,7 @@ class Hub:
             self.js,
             replicas=self.config.nats.replicas,
             stream_max_bytes=self.config.nats.stream_max_bytes,
+            delivered_ttl=self.config.nats.delivered_ttl,
         )
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()

@@ -31,6 +31,8 @@ __all__ = [
     "CASES",
     "CASES_BUCKET",
     "DEAD_LETTER_SOURCES",
+    "DELIVERED_BUCKET",
+    "DELIVERED_TTL",
     "DLQ",
     "INBOX",
     "OUTBOX",
@@ -66,6 +68,12 @@ ROUTER_DURABLE = "router"
 ROUTES_BUCKET = "routes"
 CASES_BUCKET = "cases"
 ATTACHMENTS_BUCKET = "attachments"
+# The delivered-ledger: one key per back end and event a back end has confirmed, so that a
+# redelivery after a crash (hub or server) is recognised instead of handed over again.
+DELIVERED_BUCKET = "delivered"
+# How long a confirmation is remembered: longer than any redelivery can come (the consumers'
+# ack wait x max deliveries with back-off is well under a day; a replay is a new decision).
+DELIVERED_TTL = 7 * DAY
 
 
 @dataclass(frozen=True)
@@ -150,11 +158,40 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         log.warning("stream kept as is name=%s reason=%s", config.name, exc.description)
 
 
+async def _ensure_delivered_ledger(js: JetStreamContext, replicas: int, ttl: float) -> None:
+    """The ledger's TTL follows the configuration: a bucket made with another one is updated
+    (its entries then age by the new TTL), never recreated."""
+    stream = f"KV_{DELIVERED_BUCKET}"
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        await js.create_key_value(
+            KeyValueConfig(
+                bucket=DELIVERED_BUCKET,
+                description="delivered-ledger: back end + event id confirmed, kept for a TTL",
+                history=1,
+                ttl=ttl,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )
+        return
+    if info.config.max_age is not None and abs(info.config.max_age - ttl) < 1e-3:
+        return
+    try:
+        await js.update_stream(replace(info.config, max_age=ttl))
+    except BadRequestError as exc:
+        log.warning("ledger TTL kept as is bucket=%s reason=%s", DELIVERED_BUCKET, exc.description)
+    else:
+        log.info("ledger TTL updated bucket=%s ttl=%s", DELIVERED_BUCKET, ttl)
+
+
 async def ensure_topology(
     js: JetStreamContext,
     *,
     replicas: int = 1,
     stream_max_bytes: Mapping[str, int] | None = None,
+    delivered_ttl: float = DELIVERED_TTL,
 ) -> None:
     """Create or update every stream and bucket; never deletes or resets data.
 
@@ -179,6 +216,7 @@ async def ensure_topology(
                     replicas=replicas,
                 )
             )
+    await _ensure_delivered_ledger(js, replicas, delivered_ttl)
     try:
         await js.object_store(ATTACHMENTS_BUCKET)
     except (NotFoundError, BadRequestError):

@@ -21,6 +21,7 @@ class Receiver:
     bad_signatures: int = 0
     calls: int = 0
     call_times: list[float] = field(default_factory=list)  # time.monotonic() of each POST
+    delay: float = 0.0  # seconds each POST takes before the receiver takes it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def accepted_keys(self) -> list[str]:
@@ -32,6 +33,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if receiver.delay:
+                time.sleep(receiver.delay)
             with receiver.lock:
                 receiver.calls += 1
                 receiver.call_times.append(time.monotonic())

@@ -19,10 +19,16 @@ from poststelle.adapters.errors import RetryableDeliveryError
 from poststelle.adapters.testing import sample_event
 from poststelle.contracts.envelope import H_CASE_ID, H_DETAIL, H_MSG_ID, dlq_subject
 from poststelle.contracts.events import CaseEvent
-from poststelle.routing.hub.delivery import DeliveryWorker, consumer_name
+from poststelle.routing.hub.delivery import DeliveryWorker, consumer_name, ledger_key
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.topology import CASES, DLQ
+from poststelle.routing.streams.topology import (
+    CASES,
+    DELIVERED_BUCKET,
+    DELIVERED_TTL,
+    DLQ,
+    ensure_topology,
+)
 from tests.integration.conftest import eventually
 
 TENANT, BACKEND = "stadt-kiel", "akte"
@@ -217,3 +223,57 @@ async def test_a_back_end_without_deliver_stored_gets_the_validated_model(
     await _run(worker, done)
     assert sorted(e.id for e in backend.events) == sorted(e.id for e in events)
     assert backend.events[0] in events
+
+
+async def test_events_the_back_end_confirmed_are_not_handed_over_again(
+    js: JetStreamContext,
+) -> None:
+    """The consumer's state lost (as after a server crash that took its last acks): every
+    event comes again as new, and the delivered-ledger keeps the back end from seeing any of
+    them twice; each is audited once as delivered and once as a recognised repeat."""
+    events = await _stored_events(js, 5)
+    backend = RecordingBackend()
+    audit, counters = AuditTrail(js), Counters()
+
+    async def first_done() -> bool:
+        return len(backend.bodies) == len(events) and await _settled(js)
+
+    await _run(DeliveryWorker(js, backend, audit, counters), first_done)
+    ledger = await js.key_value(DELIVERED_BUCKET)
+    for event in events:
+        entry = await ledger.get(ledger_key(consumer_name(TENANT, BACKEND), event.id))
+        assert entry.value == event.data.case_id.encode()
+
+    await js.delete_consumer(CASES, consumer_name(TENANT, BACKEND))
+
+    async def again_done() -> bool:
+        return counters.get("delivery.repeats_recognised") == len(events) and await _settled(js)
+
+    await _run(DeliveryWorker(js, backend, audit, counters), again_done)
+
+    assert backend.calls == {e.id: 1 for e in events}
+    assert counters.get("delivery.delivered") == len(events)
+    for event in events:
+        hops = [entry.hop for entry in await audit.read(event.data.case_id)]
+        assert hops.count("delivered") == 1
+        assert hops.count("delivery-repeat-recognised") == 1
+
+
+def test_ledger_keys_are_kv_tokens_whatever_the_event_id() -> None:
+    assert ledger_key("d", "abc-123") == "d.abc-123"
+    odd = ledger_key("d", "urn:uuid:1.2/3")
+    assert odd.startswith("d.") and len(odd) == 2 + 64 and "." not in odd[2:]
+
+
+async def test_the_ledger_ttl_follows_the_configuration_without_losing_entries(
+    js: JetStreamContext,
+) -> None:
+    ledger = await js.key_value(DELIVERED_BUCKET)
+    await ledger.put("d.kept", b"1")
+    assert (await js.stream_info(f"KV_{DELIVERED_BUCKET}")).config.max_age == DELIVERED_TTL
+
+    await ensure_topology(js, delivered_ttl=3600)
+
+    assert (await js.stream_info(f"KV_{DELIVERED_BUCKET}")).config.max_age == 3600
+    entry = await ledger.get("d.kept")
+    assert entry.value == b"1"
