@@ -1,0 +1,266 @@
+"""The fault scenarios: each starts its own NATS server, hub and back end in a fresh folder,
+runs steady load, injects its fault while the load flows, and returns the balance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos.harness import (
+    TENANT,
+    Balance,
+    FileDropCounter,
+    HubProcess,
+    LoadGenerator,
+    WebhookReceiver,
+    free_port,
+    hub_config,
+    preset_quick_consumers,
+    settle,
+    start_nats,
+)
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+
+__all__ = ["SCENARIOS", "Profile", "profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much load and how long each fault lasts."""
+
+    short: bool
+    count: int  # submissions per scenario
+    rate: float  # submissions per second
+    kills: int  # repeated kills in the kill scenarios
+    outage: float  # seconds a back end or a server stays down
+    ack_wait: float | None  # consumers preset with this ack wait; None: the product's own
+    settle_within: float
+
+
+def profile(short: bool) -> Profile:
+    if short:
+        return Profile(True, 120, 12.0, 3, 12.0, 3.0, 120.0)
+    return Profile(False, 600, 15.0, 6, 120.0, None, 420.0)
+
+
+@dataclass
+class Stage:
+    workdir: Path
+    nats: EmbeddedNatsServer
+    hub: HubProcess
+    load: LoadGenerator
+    counted: Callable[[], Counter[str]]
+
+
+@contextlib.asynccontextmanager
+async def _stage(
+    workdir: Path, setup: Profile, backend: str, receiver: WebhookReceiver | None
+) -> AsyncIterator[Stage]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    nats_server = start_nats(workdir / "nats")
+    hub: HubProcess | None = None
+    drop: FileDropCounter | None = None
+    try:
+        if setup.ack_wait is not None:
+            await preset_quick_consumers(nats_server.client_url, backend, setup.ack_wait)
+        config = hub_config(backend, webhook_url=receiver.url if receiver else "")
+        hub = HubProcess(workdir, nats_server.client_url, free_port(), config)
+        await asyncio.to_thread(hub.start)
+        if receiver is not None:
+            counted = receiver.counted
+        else:
+            drop = FileDropCounter(hub.data_dir / "outbox" / TENANT / backend).start()
+            counted = drop.counted
+        load = LoadGenerator(hub.url, setup.count, setup.rate)
+        yield Stage(workdir, nats_server, hub, load, counted)
+    finally:
+        if drop is not None:
+            await drop.stop()
+        if hub is not None:
+            await asyncio.to_thread(hub.stop)
+        nats_server.stop()
+
+
+async def _until(check: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def _run(
+    name: str,
+    workdir: Path,
+    setup: Profile,
+    backend: str,
+    fault: Callable[[Stage, asyncio.Task[None]], Awaitable[str]],
+) -> Balance:
+    receiver = WebhookReceiver().start() if backend == "webhook" else None
+    started = time.monotonic()
+    try:
+        async with _stage(workdir, setup, backend, receiver) as stage:
+            load = asyncio.create_task(stage.load.run())
+            note = await fault(stage, load)
+            await load
+            return await settle(
+                name,
+                stage.load,
+                stage.counted,
+                stage.nats.client_url,
+                stage.hub.data_dir,
+                started,
+                within=setup.settle_within,
+                note=note,
+            )
+    finally:
+        if receiver is not None:
+            receiver.stop()
+
+
+async def _wait_for_share(stage: Stage, load: asyncio.Task[None], share: float) -> None:
+    await _until(lambda: len(stage.load.accepted) >= stage.load.count * share or load.done(), 120)
+
+
+# -- 1. SIGKILL of a hub worker, of the whole hub ------------------------------------------
+
+
+async def worker_kill(workdir: Path, setup: Profile) -> Balance:
+    """``--workers 2``: SIGKILL the worker child again and again while load flows; the
+    supervisor starts a new one each time."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        kills = 0
+        for round_ in range(setup.kills):
+            await _wait_for_share(stage, load, (round_ + 1) / (setup.kills + 2))
+            pid = await asyncio.to_thread(stage.hub.worker_pid)
+            if pid is None:
+                # The supervisor is still waiting out its restart delay.
+                await _until(lambda: stage.hub.worker_pid() is not None, 60)
+                pid = stage.hub.worker_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+                await _until(lambda: stage.hub.worker_pid() not in (None, pid), 60)
+        return f"worker SIGKILLed {kills}x"
+
+    return await _run("worker-kill", workdir, setup, "webhook", fault)
+
+
+async def hub_kill_restart(workdir: Path, setup: Profile) -> Balance:
+    """SIGKILL the primary (its worker follows it), start the hub again on the same data
+    folder and port; repeated. The load generator retries what it could not hand over."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        rounds = max(2, setup.kills // 2)
+        for round_ in range(rounds):
+            await _wait_for_share(stage, load, (round_ + 1) / (rounds + 2))
+            workers = list(stage.hub.pids[1:])
+            stage.hub.kill()
+            await _until(lambda: not any(_alive_pid(pid) for pid in workers), 30)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(stage.hub.start)
+        return f"hub SIGKILLed and restarted {rounds}x"
+
+    return await _run("hub-kill-restart", workdir, setup, "webhook", fault)
+
+
+def _alive_pid(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+# -- 2. a back end down, then back ----------------------------------------------------------
+
+
+async def webhook_down(workdir: Path, setup: Profile) -> Balance:
+    """The webhook answers 503 for ``outage`` seconds, then 200 again."""
+    receiver_box: list[WebhookReceiver] = []
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        [receiver] = receiver_box
+        await _wait_for_share(stage, load, 0.25)
+        receiver.down = True
+        await asyncio.sleep(setup.outage)
+        receiver.down = False
+        return f"webhook 503 for {setup.outage:.0f}s, {receiver.refused} calls refused"
+
+    receiver = WebhookReceiver().start()
+    receiver_box.append(receiver)
+    started = time.monotonic()
+    try:
+        async with _stage(workdir, setup, "webhook", receiver) as stage:
+            load = asyncio.create_task(stage.load.run())
+            note = await fault(stage, load)
+            await load
+            return await settle(
+                "webhook-503",
+                stage.load,
+                stage.counted,
+                stage.nats.client_url,
+                stage.hub.data_dir,
+                started,
+                within=setup.settle_within + 300.0,  # retries back off up to 256 s
+                note=note,
+            )
+    finally:
+        receiver.stop()
+
+
+async def filedrop_unwritable(workdir: Path, setup: Profile) -> Balance:
+    """The file drop's folder is not writable for ``outage`` seconds: it is moved aside and a
+    plain file takes its name (a chmod would not stop root), then the folder comes back."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        folder = stage.hub.data_dir / "outbox" / TENANT / "filedrop"
+        away = folder.with_name(folder.name + ".away")
+        await _wait_for_share(stage, load, 0.25)
+        await _until(folder.is_dir, 30)
+        folder.rename(away)
+        folder.write_text("not a folder\n")
+        await asyncio.sleep(setup.outage)
+        folder.unlink()
+        away.rename(folder)
+        return f"file-drop folder unwritable for {setup.outage:.0f}s"
+
+    return await _run("filedrop-unwritable", workdir, setup, "filedrop", fault)
+
+
+# -- 3. SIGKILL of the NATS server ------------------------------------------------------------
+
+
+async def nats_kill(workdir: Path, setup: Profile) -> Balance:
+    """SIGKILL nats-server under load, start it again on the same store and port a few
+    seconds later; the hub keeps running and reconnects."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        rounds = 2 if setup.short else 3
+        for round_ in range(rounds):
+            await _wait_for_share(stage, load, (round_ + 1) / (rounds + 2))
+            stage.nats.stop(graceful=False)
+            await asyncio.sleep(3.0 if setup.short else 10.0)
+            await asyncio.to_thread(stage.nats.start)
+        alive = stage.hub.process is not None and stage.hub.process.poll() is None
+        return f"nats-server SIGKILLed and restarted {rounds}x, hub alive: {alive}"
+
+    return await _run("nats-kill", workdir, setup, "webhook", fault)
+
+
+SCENARIOS: dict[str, Callable[[Path, Profile], Awaitable[Balance]]] = {
+    "worker-kill": worker_kill,
+    "hub-kill-restart": hub_kill_restart,
+    "webhook-503": webhook_down,
+    "filedrop-unwritable": filedrop_unwritable,
+    "nats-kill": nats_kill,
+}
