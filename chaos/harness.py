@@ -48,8 +48,11 @@ __all__ = [
     "hub_stats",
     "preset_quick_consumers",
     "settle",
+    "start_cluster",
     "start_nats",
+    "stream_leader",
     "take_balance",
+    "until_clustered",
 ]
 
 POSTSTELLE = [sys.executable, "-m", "poststelle.routing.cli"]
@@ -69,14 +72,16 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("POSTSTELLE_")}
 
 
-def hub_config(backend: str, *, webhook_url: str = "") -> str:
-    """One tenant, one back end (``webhook`` or ``filedrop``), every XBau case routed to it."""
+def hub_config(backend: str, *, webhook_url: str = "", replicas: int = 1) -> str:
+    """One tenant, one back end (``webhook`` or ``filedrop``), every XBau case routed to it;
+    ``replicas`` for the streams (3 on a cluster)."""
     if backend == "webhook":
         settings = f'settings = {{ url = "{webhook_url}", secret = "{WEBHOOK_SECRET}" }}\n'
         kind = 'kind = "webhook"\n'
     else:
         settings, kind = "", 'kind = "filedrop"\n'
-    return (
+    nats = f"[nats]\nreplicas = {replicas}\n\n" if replicas > 1 else ""
+    return nats + (
         f'[[backends]]\ntenant = "{TENANT}"\nname = "{backend}"\n{kind}{settings}\n'
         f'[[routes]]\nstandard = "xbau"\ntenant = "{TENANT}"\nbackend = "{backend}"\n'
     )
@@ -505,6 +510,7 @@ async def settle(
         extra.append(f"submissions not accepted: {load.failed} gave up, {dict(load.refused)}")
     if note:
         extra.append(note)
+    extra.append(f"{load.retries} submission retries")
     return take_balance(
         name,
         offered,
@@ -520,3 +526,54 @@ async def settle(
 
 def start_nats(store: Path) -> EmbeddedNatsServer:
     return EmbeddedNatsServer(store_dir=store).start()
+
+
+def start_cluster(root: Path, nodes: int = 3) -> list[EmbeddedNatsServer]:
+    """``nodes`` JetStream servers on loopback, routed to each other (one cluster)."""
+    route_ports = [free_port() for _ in range(nodes)]
+    routes = [f"nats-route://127.0.0.1:{port}" for port in route_ports]
+    servers = [
+        EmbeddedNatsServer(
+            store_dir=root / f"node-{index}",
+            server_name=f"node-{index}",
+            extra_config='cluster {\n  name: "chaos"\n  host: "127.0.0.1"\n'
+            f"  port: {port}\n  routes: {json.dumps(routes)}\n}}\n",
+        )
+        for index, port in enumerate(route_ports)
+    ]
+    for server in servers:
+        server.start()
+    return servers
+
+
+async def until_clustered(url: str, within: float = 60.0) -> None:
+    """A new cluster elects its JetStream meta leader after start: poll until the topology
+    (R3) can be created."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            nc = await nats.connect(url.split(","), connect_timeout=2)
+            try:
+                await ensure_topology(nc.jetstream(timeout=5), replicas=3)
+                return
+            finally:
+                await nc.close()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def stream_leader(url: str, stream: str) -> str | None:
+    """The server name leading ``stream``'s replicas, or None while there is no leader."""
+    try:
+        nc = await nats.connect(url.split(","), connect_timeout=2)
+    except Exception:
+        return None
+    try:
+        info = await nc.jetstream(timeout=5).stream_info(stream)
+        return info.cluster.leader if info.cluster else None
+    except Exception:
+        return None
+    finally:
+        await nc.close()

@@ -25,9 +25,13 @@ from chaos.harness import (
     hub_config,
     preset_quick_consumers,
     settle,
+    start_cluster,
     start_nats,
+    stream_leader,
+    until_clustered,
 )
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.streams.topology import INBOX
 
 __all__ = ["SCENARIOS", "Profile", "profile"]
 
@@ -54,25 +58,42 @@ def profile(short: bool) -> Profile:
 @dataclass
 class Stage:
     workdir: Path
-    nats: EmbeddedNatsServer
+    servers: list[EmbeddedNatsServer]
     hub: HubProcess
     load: LoadGenerator
     counted: Callable[[], Counter[str]]
 
+    @property
+    def nats_url(self) -> str:
+        return ",".join(server.client_url for server in self.servers)
+
 
 @contextlib.asynccontextmanager
 async def _stage(
-    workdir: Path, setup: Profile, backend: str, receiver: WebhookReceiver | None
+    workdir: Path,
+    setup: Profile,
+    backend: str,
+    receiver: WebhookReceiver | None,
+    *,
+    cluster: bool = False,
 ) -> AsyncIterator[Stage]:
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    nats_server = await asyncio.to_thread(start_nats, workdir / "nats")
+    if cluster:
+        servers = await asyncio.to_thread(start_cluster, workdir / "cluster")
+    else:
+        servers = [await asyncio.to_thread(start_nats, workdir / "nats")]
+    nats_url = ",".join(server.client_url for server in servers)
     hub: HubProcess | None = None
     drop: FileDropCounter | None = None
     try:
-        if setup.ack_wait is not None:
-            await preset_quick_consumers(nats_server.client_url, backend, setup.ack_wait)
-        config = hub_config(backend, webhook_url=receiver.url if receiver else "")
-        hub = HubProcess(workdir, nats_server.client_url, free_port(), config)
+        if cluster:
+            await until_clustered(nats_url)
+        elif setup.ack_wait is not None:
+            await preset_quick_consumers(nats_url, backend, setup.ack_wait)
+        config = hub_config(
+            backend, webhook_url=receiver.url if receiver else "", replicas=3 if cluster else 1
+        )
+        hub = HubProcess(workdir, nats_url, free_port(), config)
         await asyncio.to_thread(hub.start)
         if receiver is not None:
             counted = receiver.counted
@@ -80,13 +101,14 @@ async def _stage(
             drop = FileDropCounter(hub.data_dir / "outbox" / TENANT / backend).start()
             counted = drop.counted
         load = LoadGenerator(hub.url, setup.count, setup.rate)
-        yield Stage(workdir, nats_server, hub, load, counted)
+        yield Stage(workdir, servers, hub, load, counted)
     finally:
         if drop is not None:
             await drop.stop()
         if hub is not None:
             await asyncio.to_thread(hub.stop)
-        nats_server.stop()
+        for server in servers:
+            server.stop()
 
 
 async def _until(check: Callable[[], bool], within: float) -> bool:
@@ -108,6 +130,7 @@ async def _run(
     crashed: bool,
     receiver: WebhookReceiver | None = None,
     settle_longer: float = 0.0,
+    cluster: bool = False,
 ) -> Balance:
     """Start the stage, run the load with ``fault`` injected, settle, take the balance.
     ``crashed``: the fault kills a process, so repeats under one idempotency key are the
@@ -116,7 +139,7 @@ async def _run(
         receiver = WebhookReceiver().start()
     started = time.monotonic()
     try:
-        async with _stage(workdir, setup, backend, receiver) as stage:
+        async with _stage(workdir, setup, backend, receiver, cluster=cluster) as stage:
             load = asyncio.create_task(stage.load.run())
             note = await fault(stage, load)
             await load
@@ -124,7 +147,7 @@ async def _run(
                 name,
                 stage.load,
                 stage.counted,
-                stage.nats.client_url,
+                stage.nats_url,
                 stage.hub.data_dir,
                 started,
                 within=setup.settle_within + settle_longer,
@@ -261,13 +284,57 @@ async def nats_kill(workdir: Path, setup: Profile) -> Balance:
         rounds = 2 if setup.short else 3
         for round_ in range(rounds):
             await _wait_for_share(stage, load, (round_ + 1) / (rounds + 2))
-            stage.nats.stop(graceful=False)
+            [server] = stage.servers
+            server.stop(graceful=False)
             await asyncio.sleep(3.0 if setup.short else 10.0)
-            await asyncio.to_thread(stage.nats.start)
+            await asyncio.to_thread(server.start)
         alive = stage.hub.process is not None and stage.hub.process.poll() is None
         return f"nats-server SIGKILLed and restarted {rounds}x, hub alive: {alive}"
 
     return await _run("nats-kill", workdir, setup, "webhook", fault, crashed=True)
+
+
+# -- 4. a three-node cluster losing a node, then the leader --------------------------------
+
+
+async def cluster_node_loss(workdir: Path, setup: Profile) -> Balance:
+    """Three JetStream servers on loopback, R3 streams; under load SIGKILL one node that
+    does not lead ``INBOX``, start it again, then SIGKILL the node that leads ``INBOX`` and
+    start it again. Two of three stay up at any time: the streams keep their quorum."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        by_name = {server.server_name: server for server in stage.servers}
+        done = []
+        for round_, target in enumerate(("follower", "leader")):
+            await _wait_for_share(stage, load, (round_ + 1) / 4)
+            leader = await stream_leader(stage.nats_url, INBOX)
+            if leader is None:
+                done.append(f"{target}: no leader seen")
+                continue
+            if target == "leader":
+                victim = by_name[leader]
+            else:
+                victim = next(s for name, s in by_name.items() if name != leader)
+            victim.stop(graceful=False)
+            await asyncio.sleep(3.0 if setup.short else 15.0)
+            await asyncio.to_thread(victim.start)
+            after = await _leader_within(stage.nats_url, 30.0)
+            done.append(f"{target} {victim.server_name} killed (INBOX leader now {after})")
+        return "; ".join(done)
+
+    return await _run(
+        "cluster-node-loss", workdir, setup, "webhook", fault, crashed=True, cluster=True
+    )
+
+
+async def _leader_within(url: str, within: float) -> str | None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        leader = await stream_leader(url, INBOX)
+        if leader is not None:
+            return leader
+        await asyncio.sleep(0.5)
+    return None
 
 
 SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = {
@@ -276,4 +343,5 @@ SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = 
     "webhook-503": webhook_down,
     "filedrop-unwritable": filedrop_unwritable,
     "nats-kill": nats_kill,
+    "cluster-node-loss": cluster_node_loss,
 }
