@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench fuzz clean
+.PHONY: run test lint typecheck bench fuzz chaos chaos-short clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 # Parser fuzzing (fuzz/README.md): FUZZ_ARGS="--inputs 1000 --targets xml-intake" for a short run.
 fuzz: $(STAMP)
 	$(BIN)/python -m fuzz $(FUZZ_ARGS)
+
+# The fault suite (docs/chaos.md): real nats-server and hub processes under load, one fault per
+# scenario, each ending with the conservation balance; exits non-zero when a case is lost.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
+chaos-short: $(STAMP)
+	$(BIN)/python -m chaos --short $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .typecheck .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,347 @@
+"""The fault scenarios: each starts its own NATS server, hub and back end in a fresh folder,
+runs steady load, injects its fault while the load flows, and returns the balance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos.harness import (
+    TENANT,
+    Balance,
+    FileDropCounter,
+    HubProcess,
+    LoadGenerator,
+    WebhookReceiver,
+    free_port,
+    hub_config,
+    preset_quick_consumers,
+    settle,
+    start_cluster,
+    start_nats,
+    stream_leader,
+    until_clustered,
+)
+from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.streams.topology import INBOX
+
+__all__ = ["SCENARIOS", "Profile", "profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much load and how long each fault lasts."""
+
+    short: bool
+    count: int  # submissions per scenario
+    rate: float  # submissions per second
+    kills: int  # repeated kills in the kill scenarios
+    outage: float  # seconds a back end or a server stays down
+    ack_wait: float | None  # consumers preset with this ack wait; None: the product's own
+    settle_within: float
+
+
+def profile(short: bool) -> Profile:
+    if short:
+        return Profile(True, 120, 12.0, 3, 12.0, 3.0, 120.0)
+    return Profile(False, 600, 15.0, 6, 120.0, None, 420.0)
+
+
+@dataclass
+class Stage:
+    workdir: Path
+    servers: list[EmbeddedNatsServer]
+    hub: HubProcess
+    load: LoadGenerator
+    counted: Callable[[], Counter[str]]
+
+    @property
+    def nats_url(self) -> str:
+        return ",".join(server.client_url for server in self.servers)
+
+
+@contextlib.asynccontextmanager
+async def _stage(
+    workdir: Path,
+    setup: Profile,
+    backend: str,
+    receiver: WebhookReceiver | None,
+    *,
+    cluster: bool = False,
+) -> AsyncIterator[Stage]:
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    if cluster:
+        servers = await asyncio.to_thread(start_cluster, workdir / "cluster")
+    else:
+        servers = [await asyncio.to_thread(start_nats, workdir / "nats")]
+    nats_url = ",".join(server.client_url for server in servers)
+    hub: HubProcess | None = None
+    drop: FileDropCounter | None = None
+    try:
+        if cluster:
+            await until_clustered(nats_url)
+        elif setup.ack_wait is not None:
+            await preset_quick_consumers(nats_url, backend, setup.ack_wait)
+        config = hub_config(
+            backend, webhook_url=receiver.url if receiver else "", replicas=3 if cluster else 1
+        )
+        hub = HubProcess(workdir, nats_url, free_port(), config)
+        await asyncio.to_thread(hub.start)
+        if receiver is not None:
+            counted = receiver.counted
+        else:
+            drop = FileDropCounter(hub.data_dir / "outbox" / TENANT / backend).start()
+            counted = drop.counted
+        load = LoadGenerator(hub.url, setup.count, setup.rate)
+        yield Stage(workdir, servers, hub, load, counted)
+    finally:
+        if drop is not None:
+            await drop.stop()
+        if hub is not None:
+            await asyncio.to_thread(hub.stop)
+        for server in servers:
+            server.stop()
+
+
+async def _until(check: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def _run(
+    name: str,
+    workdir: Path,
+    setup: Profile,
+    backend: str,
+    fault: Callable[[Stage, asyncio.Task[None]], Awaitable[str]],
+    *,
+    crashed: bool,
+    receiver: WebhookReceiver | None = None,
+    settle_longer: float = 0.0,
+    cluster: bool = False,
+) -> Balance:
+    """Start the stage, run the load with ``fault`` injected, settle, take the balance.
+    ``crashed``: the fault kills a process, so repeats under one idempotency key are the
+    documented at-least-once window, not unexplained."""
+    if backend == "webhook" and receiver is None:
+        receiver = WebhookReceiver().start()
+    started = time.monotonic()
+    try:
+        async with _stage(workdir, setup, backend, receiver, cluster=cluster) as stage:
+            load = asyncio.create_task(stage.load.run())
+            note = await fault(stage, load)
+            await load
+            return await settle(
+                name,
+                stage.load,
+                stage.counted,
+                stage.nats_url,
+                stage.hub.data_dir,
+                started,
+                within=setup.settle_within + settle_longer,
+                crashed=crashed,
+                backend=backend,
+                two_keys=receiver.cases_with_two_keys if receiver else lambda: 0,
+                note=note,
+            )
+    finally:
+        if receiver is not None:
+            receiver.stop()
+
+
+async def _wait_for_share(stage: Stage, load: asyncio.Task[None], share: float) -> None:
+    await _until(lambda: len(stage.load.accepted) >= stage.load.count * share or load.done(), 120)
+
+
+# -- 1. SIGKILL of a hub worker, of the whole hub ------------------------------------------
+
+
+async def worker_kill(workdir: Path, setup: Profile) -> Balance:
+    """``--workers 2``: SIGKILL the worker child again and again while load flows; the
+    supervisor starts a new one each time."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        kills = 0
+        for round_ in range(setup.kills):
+            await _wait_for_share(stage, load, (round_ + 1) / (setup.kills + 2))
+            pid = await asyncio.to_thread(stage.hub.worker_pid)
+            if pid is None:
+                # The supervisor is still waiting out its restart delay.
+                await _until(lambda: stage.hub.worker_pid() is not None, 60)
+                pid = stage.hub.worker_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+                await _until(_replaced(stage.hub, pid), 60)
+        return f"worker SIGKILLed {kills}x"
+
+    return await _run("worker-kill", workdir, setup, "webhook", fault, crashed=True)
+
+
+def _replaced(hub: HubProcess, killed: int) -> Callable[[], bool]:
+    return lambda: hub.worker_pid() not in (None, killed)
+
+
+async def hub_kill_restart(workdir: Path, setup: Profile) -> Balance:
+    """SIGKILL the primary (its worker follows it), start the hub again on the same data
+    folder and port; repeated. The load generator retries what it could not hand over."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        rounds = max(2, setup.kills // 2)
+        for round_ in range(rounds):
+            await _wait_for_share(stage, load, (round_ + 1) / (rounds + 2))
+            await asyncio.to_thread(stage.hub.kill)
+            await _until(lambda: not any(_alive_pid(pid) for pid in stage.hub.pids[1:]), 30)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(stage.hub.start)
+        return f"hub SIGKILLed and restarted {rounds}x"
+
+    return await _run("hub-kill-restart", workdir, setup, "webhook", fault, crashed=True)
+
+
+def _alive_pid(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+# -- 2. a back end down, then back ----------------------------------------------------------
+
+
+async def webhook_down(workdir: Path, setup: Profile) -> Balance:
+    """The webhook answers 503 for ``outage`` seconds, then 200 again."""
+    receiver = WebhookReceiver().start()
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        await _wait_for_share(stage, load, 0.25)
+        receiver.down = True
+        await asyncio.sleep(setup.outage)
+        receiver.down = False
+        return f"webhook 503 for {setup.outage:.0f}s, {receiver.refused} calls refused"
+
+    # The hub's retries back off (1 s, 2 s, 4 s ... 256 s): the last one may come late.
+    return await _run(
+        "webhook-503",
+        workdir,
+        setup,
+        "webhook",
+        fault,
+        crashed=False,
+        receiver=receiver,
+        settle_longer=300.0,
+    )
+
+
+async def filedrop_unwritable(workdir: Path, setup: Profile) -> Balance:
+    """The file drop's folder is not writable for ``outage`` seconds: it is moved aside and a
+    plain file takes its name (a chmod would not stop root), then the folder comes back."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        folder = stage.hub.data_dir / "outbox" / TENANT / "filedrop"
+        away = folder.with_name(folder.name + ".away")
+        await _wait_for_share(stage, load, 0.25)
+        await _until(folder.is_dir, 30)
+        await asyncio.to_thread(_block, folder, away)
+        await asyncio.sleep(setup.outage)
+        await asyncio.to_thread(_unblock, folder, away)
+        return f"file-drop folder unwritable for {setup.outage:.0f}s"
+
+    return await _run("filedrop-unwritable", workdir, setup, "filedrop", fault, crashed=False)
+
+
+def _block(folder: Path, away: Path) -> None:
+    folder.rename(away)
+    folder.write_text("not a folder\n")
+
+
+def _unblock(folder: Path, away: Path) -> None:
+    folder.unlink()
+    away.rename(folder)
+
+
+# -- 3. SIGKILL of the NATS server ------------------------------------------------------------
+
+
+async def nats_kill(workdir: Path, setup: Profile) -> Balance:
+    """SIGKILL nats-server under load, start it again on the same store and port a few
+    seconds later; the hub keeps running and reconnects."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        rounds = 2 if setup.short else 3
+        for round_ in range(rounds):
+            await _wait_for_share(stage, load, (round_ + 1) / (rounds + 2))
+            [server] = stage.servers
+            server.stop(graceful=False)
+            await asyncio.sleep(3.0 if setup.short else 10.0)
+            await asyncio.to_thread(server.start)
+        alive = stage.hub.process is not None and stage.hub.process.poll() is None
+        return f"nats-server SIGKILLed and restarted {rounds}x, hub alive: {alive}"
+
+    return await _run("nats-kill", workdir, setup, "webhook", fault, crashed=True)
+
+
+# -- 4. a three-node cluster losing a node, then the leader --------------------------------
+
+
+async def cluster_node_loss(workdir: Path, setup: Profile) -> Balance:
+    """Three JetStream servers on loopback, R3 streams; under load SIGKILL one node that
+    does not lead ``INBOX``, start it again, then SIGKILL the node that leads ``INBOX`` and
+    start it again. Two of three stay up at any time: the streams keep their quorum."""
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        by_name = {server.server_name: server for server in stage.servers}
+        done = []
+        for round_, target in enumerate(("follower", "leader")):
+            await _wait_for_share(stage, load, (round_ + 1) / 4)
+            leader = await stream_leader(stage.nats_url, INBOX)
+            if leader is None:
+                done.append(f"{target}: no leader seen")
+                continue
+            if target == "leader":
+                victim = by_name[leader]
+            else:
+                victim = next(s for name, s in by_name.items() if name != leader)
+            victim.stop(graceful=False)
+            await asyncio.sleep(3.0 if setup.short else 15.0)
+            await asyncio.to_thread(victim.start)
+            after = await _leader_within(stage.nats_url, 30.0)
+            done.append(f"{target} {victim.server_name} killed (INBOX leader now {after})")
+        return "; ".join(done)
+
+    return await _run(
+        "cluster-node-loss", workdir, setup, "webhook", fault, crashed=True, cluster=True
+    )
+
+
+async def _leader_within(url: str, within: float) -> str | None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        leader = await stream_leader(url, INBOX)
+        if leader is not None:
+            return leader
+        await asyncio.sleep(0.5)
+    return None
+
+
+SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = {
+    "worker-kill": worker_kill,
+    "hub-kill-restart": hub_kill_restart,
+    "webhook-503": webhook_down,
+    "filedrop-unwritable": filedrop_unwritable,
+    "nats-kill": nats_kill,
+    "cluster-node-loss": cluster_node_loss,
+}
