@@ -29,6 +29,7 @@ typecheck: $(STAMP)
 	@mkdir -p .typecheck/poststelle
 	@for d in adapters routing mappings contracts; do ln -sfn ../../$$d .typecheck/poststelle/$$d; done
 	$(BIN)/mypy -p poststelle
+	$(BIN)/mypy fuzz chaos bench
 
 bench: $(STAMP)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done

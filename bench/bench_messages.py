@@ -16,6 +16,7 @@ run, each ``fromstring`` + ``XMLSchema.validate`` +
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -190,8 +191,8 @@ def main() -> None:
         rules = inspector.registry.identity_rules(xsd_dir / "xbau-nachrichten-baugenehmigung.xsd")
         for label, raw in checks:
             root = etree.fromstring(raw, plain_parser)
-            check_rate = _rate(lambda root=root: rules.check(root), args.seconds / 2)
-            pipeline_rate = _rate(lambda raw=raw: inspector.inspect(raw), args.seconds / 2)
+            check_rate = _rate(functools.partial(rules.check, root), args.seconds / 2)
+            pipeline_rate = _rate(functools.partial(inspector.inspect, raw), args.seconds / 2)
             print(
                 f"{label:<8}ID/IDREF check {1e6 / check_rate:,.1f} us/msg = "
                 f"{100 * pipeline_rate / check_rate:.1f} % of the pipeline's time"
