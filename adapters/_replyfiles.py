@@ -16,17 +16,17 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from poststelle.contracts._safexml import json_depth_exceeds
+
 __all__ = [
     "MAX_REPLY_DEPTH",
     "ReplyFile",
     "ReplyFileRefused",
-    "json_depth",
     "move_aside",
     "read_reply_file",
 ]
@@ -34,10 +34,6 @@ __all__ = [
 # A CaseReply nests three levels (reply, anlagen, anlage); 32 leaves room for extensions
 # and stays far below the interpreter's recursion limit.
 MAX_REPLY_DEPTH = 32
-# JSON strings may hold brackets; dropping them first leaves only structural ones.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
-_OPENING = frozenset(b"[{")
 
 
 class ReplyFileRefused(Exception):
@@ -48,20 +44,6 @@ class ReplyFileRefused(Exception):
 class ReplyFile:
     case_id: str
     document: dict[str, Any]
-
-
-def json_depth(data: bytes, limit: int) -> int:
-    """The nesting depth of ``data``, counting no further than ``limit + 1``."""
-    depth = deepest = 0
-    for match in _BRACKET.finditer(_JSON_STRING.sub(b"", data)):
-        if match.group()[0] in _OPENING:
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                break
-        else:
-            depth -= 1
-    return deepest
 
 
 def _file_kind(mode: int) -> str:
@@ -108,8 +90,7 @@ def read_reply_file(path: Path, *, max_bytes: int, max_depth: int = MAX_REPLY_DE
     """The case id and the reply fields of one file; ``ReplyFileRefused`` if it cannot be
     one, ``OSError`` if it could not be read now (worth another try)."""
     data = _read_bounded(path, max_bytes)
-    depth = json_depth(data, max_depth)
-    if depth > max_depth:
+    if json_depth_exceeds(data, max_depth):
         raise ReplyFileRefused(f"JSON nested deeper than {max_depth} levels: not parsed")
     try:
         document: Any = json.loads(data)

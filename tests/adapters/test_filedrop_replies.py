@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from poststelle.adapters._replyfiles import json_depth
 from poststelle.adapters.base import AdapterContext
 from poststelle.adapters.filedrop import FileDropBackend, FileDropSettings
+from poststelle.contracts._safexml import json_depth_exceeds
 from poststelle.contracts.replies import CaseReply
 from poststelle.routing.hub.replies import UnknownCaseError
 from tests.integration.conftest import eventually
@@ -238,5 +238,11 @@ async def test_the_running_reader_rejects_poison_and_takes_good_files(
 
 
 def test_depth_ignores_brackets_inside_strings() -> None:
-    assert json_depth(b'{"a": "[[[[[[", "b": [{"c": "\\"]]]"}]}', limit=32) == 3
-    assert json_depth(b"[" * 100, limit=5) == 6
+    nested_three = b'{"a": "[[[[[[", "b": [{"c": "\\\\\\"]]]"}], "d": "\\\\"}'
+    assert not json_depth_exceeds(nested_three, limit=3)
+    assert json_depth_exceeds(nested_three, limit=2)
+    assert json_depth_exceeds(b"[" * 100, limit=5)
+    assert not json_depth_exceeds(b"[[]," * 50 + b"[]" + b"]" * 50, limit=51)
+    assert json_depth_exceeds(b"[[]," * 50 + b"[]" + b"]" * 50, limit=50)
+    # Unbalanced or mismatched brackets never pass for shallow.
+    assert json_depth_exceeds(b"[}" * 10, limit=5)
