@@ -392,4 +392,6 @@ def _descriptor_dict(contract: Contract) -> dict[str, Any]:
             for k, v in contract.entry_points.items()
         },
         **({"catalog": dict(contract.catalog)} if contract.catalog else {}),
+        **({"schematron": list(contract.schematron)} if contract.schematron else {}),
+        **({"validation": contract.validation_level} if contract.validation_level != "xsd" else {}),
     }
