@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = [
     "SCH_NS",
     "CompiledSchematron",
     "SchematronUnusable",
+    "check_schematron",
     "compile_schematron",
     "schematron_to_xslt",
 ]
@@ -181,6 +183,10 @@ class _Compiler:
         self, sheet: etree._Element, pattern: etree._Element, mode: str, root_lets: list[Any]
     ) -> None:
         rules = [r for r in pattern.findall(f"{_S}rule") if r.get("abstract") != "true"]
+        # Every node is visited unless no rule of the pattern can match anything but elements
+        # (and the document node): then the traversal skips attributes and text, which is
+        # most of a message's nodes, without changing which rule fires where.
+        visit = "*" if all(_elements_only(r.get("context") or "") for r in rules) else "@*|node()"
         for position, rule in enumerate(rules):
             context = rule.get("context")
             if not context:
@@ -200,11 +206,11 @@ class _Compiler:
                     _variable(template, item)
                 else:
                     self._assertion(template, item, rule)
-            _continue(template, mode)
+            _continue(template, mode, visit)
         fallback = etree.SubElement(
             sheet, f"{_X}template", match="/|@*|node()", mode=mode, priority="-10"
         )
-        _continue(fallback, mode)
+        _continue(fallback, mode, visit)
 
     def _body(self, rule: etree._Element, seen: set[str]) -> Iterable[etree._Element]:
         """The rule's lets, asserts and reports, with the abstract rules it extends inlined."""
@@ -295,8 +301,40 @@ def _root_variable(template: etree._Element, let: etree._Element) -> None:
     etree.SubElement(at_root, f"{_X}sequence", select=let.get("value", ""))
 
 
-def _continue(template: etree._Element, mode: str) -> None:
-    etree.SubElement(template, f"{_X}apply-templates", select="@*|node()", mode=mode)
+def _continue(template: etree._Element, mode: str, visit: str) -> None:
+    etree.SubElement(template, f"{_X}apply-templates", select=visit, mode=mode)
+
+
+# A pattern step that names any of these may match a node that is not an element (or matches
+# through a variable or function whose result we cannot see): such patterns visit all nodes.
+# A false alarm ("attribute" inside an element name) costs speed, never a verdict.
+_ANY_NODE_STEP = re.compile(
+    r"@|attribute|text\(|comment\(|processing-instruction\(|node\(|\$|\("
+    r"|(?<![\w.\-])\."  # the context item "." (not the dot inside a name like kopf.g2g)
+)
+
+
+def _elements_only(context: str) -> bool:
+    """Whether an XSLT pattern can only match elements or the document node."""
+    return _ANY_NODE_STEP.search(_strip_predicates(context)) is None
+
+
+def _strip_predicates(pattern: str) -> str:
+    """The pattern's steps without their predicates (``a[b/text()]/c`` -> ``a/c``): what a
+    predicate says never makes the step match another kind of node."""
+    out, depth, quote = [], 0, ""
+    for char in pattern:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"" and depth:
+            quote = char
+        elif char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
 
 
 def _location_function() -> etree._Element:
@@ -378,7 +416,7 @@ def _resolve(root: etree._Element, location: str) -> tuple[int | None, str]:
 
 
 class CompiledSchematron:
-    """One Schematron file compiled for Saxon; ``check`` is safe to call from any thread."""
+    """One Schematron file compiled for Saxon; safe to use from any thread."""
 
     def __init__(self, name: str, sha256: str, xslt: str) -> None:
         self.name = name
@@ -397,26 +435,19 @@ class CompiledSchematron:
 
     def findings(self, root: etree._Element) -> list[SchemaError]:
         """Failed asserts and successful reports as errors with id, XPath, line and text."""
-        from saxonche import PySaxonApiError
+        return check_schematron([self], root)
 
-        instance = etree.tostring(root, encoding="unicode")
-        processor = _processor()
-        with _saxon_lock:  # an executable keeps per-run state: one run at a time
-            try:
-                node = processor.parse_xml(xml_text=instance)
-                output = self._executable.transform_to_string(xdm_node=node)
-            except PySaxonApiError as exc:  # a dynamic error in a test, e.g. a failed cast
-                return [
-                    SchemaError(
-                        line=None,
-                        path=None,
-                        message=f"{self.name}: not assessable: {' '.join(str(exc).split())}",
-                    )
-                ]
+    def _run(self, node: Any) -> str:
+        output: str = self._executable.transform_to_string(xdm_node=node)
+        return output
+
+    def _read(self, output: str, root: etree._Element) -> list[SchemaError]:
+        if "kind=" not in output:  # nothing failed: skip parsing the empty result
+            return []
         result = parse_xml(output.encode("utf-8"))
         errors = []
         for finding in result.iterchildren(f"{{{_OWN_NS}}}finding"):
-            text = " ".join("".join(finding.findtext(f"{{{_OWN_NS}}}text") or "").split())
+            text = " ".join((finding.findtext(f"{{{_OWN_NS}}}text") or "").split())
             diagnostics = [
                 " ".join((d.text or "").split())
                 for d in finding.iterchildren(f"{{{_OWN_NS}}}diagnostic")
@@ -430,6 +461,43 @@ class CompiledSchematron:
             if len(errors) >= _MAX_FINDINGS:
                 break
         return errors
+
+
+def _not_assessable(name: str, exc: Exception) -> SchemaError:
+    detail = " ".join(str(exc).split())
+    return SchemaError(line=None, path=None, message=f"{name}: not assessable: {detail}")
+
+
+def check_schematron(
+    rules: Sequence[CompiledSchematron], root: etree._Element
+) -> list[SchemaError]:
+    """The findings of several Schematron files on one instance, which Saxon parses once
+    (parsing costs about as much as running XBau's rules). A dynamic error in a test (a
+    failed cast) makes that file's verdict one finding "not assessable", not a crash."""
+    if not rules:
+        return []
+    from saxonche import PySaxonApiError
+
+    instance = etree.tostring(root, encoding="unicode")
+    processor = _processor()
+    outputs: list[tuple[CompiledSchematron, str | Exception]] = []
+    with _saxon_lock:  # an executable keeps per-run state: one run at a time
+        try:
+            node = processor.parse_xml(xml_text=instance)
+        except PySaxonApiError as exc:
+            return [_not_assessable(rules[0].name, exc)]
+        for compiled in rules:
+            try:
+                outputs.append((compiled, compiled._run(node)))
+            except PySaxonApiError as exc:
+                outputs.append((compiled, exc))
+    errors: list[SchemaError] = []
+    for compiled, output in outputs:
+        if isinstance(output, Exception):
+            errors.append(_not_assessable(compiled.name, output))
+        else:
+            errors.extend(compiled._read(output, root))
+    return errors[:_MAX_FINDINGS]
 
 
 _compiled: dict[tuple[str, str | None], CompiledSchematron] = {}

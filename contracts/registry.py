@@ -26,7 +26,7 @@ from ._contract import Contract, ContractError, contract_from_mapping
 from ._errors import MessageRejected
 from ._fixed import FixedValues, compile_fixed_values
 from ._identity import IdentityRules, compile_identity_rules
-from ._schematron import CompiledSchematron, compile_schematron
+from ._schematron import CompiledSchematron, check_schematron, compile_schematron
 from ._store import SchemaSet, SchemaStore, ServedContract, served_catalog
 from .validation import Level, SchemaError, ValidationOutcome
 
@@ -94,6 +94,7 @@ class ContractRegistry:
         self._paths: dict[tuple[str, str], tuple[Path, SchemaCatalog] | None] = {}
         # contract key -> its Schematron files in the schema set, or why there are none
         self._schematron: dict[str, tuple[Path, ...] | str] = {}
+        self._sch_compiled: dict[Path, CompiledSchematron] = {}
         sets = store.sets()
         for contract in [
             *(contracts or _builtin_contracts()),
@@ -161,6 +162,7 @@ class ContractRegistry:
     def _forget_compiled(self) -> None:
         self._paths.clear()
         self._schematron.clear()
+        self._sch_compiled.clear()
         self._unusable.clear()
         self._identity.clear()
 
@@ -318,16 +320,22 @@ class ContractRegistry:
         return [self._compiled_rules(path) for path in found]
 
     def _compiled_rules(self, path: Path) -> CompiledSchematron:
+        # Hot path: one dict lookup; compile_schematron reads and hashes the file.
+        compiled = self._sch_compiled.get(path)
+        if compiled is not None:
+            return compiled
         failed = self._unusable.get(("schematron", path))
         if failed is not None:
             raise failed
         try:
-            return compile_schematron(path)
+            compiled = compile_schematron(path)
         except SchemaUnusable as exc:
             with self._lock:
                 self._unusable[("schematron", path)] = exc
             log.warning("schematron unusable file=%s: %s", path, exc)
             raise
+        self._sch_compiled[path] = compiled
+        return compiled
 
     def _schematron_files(self, contract: Contract) -> tuple[Path, ...] | str:
         found = self._schematron.get(contract.key)
@@ -376,9 +384,7 @@ class ContractRegistry:
             raise MessageRejected(
                 "validate", "schema-unusable", f"{ident.contract.key}: {exc}"
             ) from exc
-        errors: list[SchemaError] = []
-        for compiled in rules:
-            errors.extend(compiled.findings(root)[: _MAX_ERRORS - len(errors)])
+        errors = check_schematron(rules, root)[:_MAX_ERRORS]
         schema = f"{xsd.schema} + {' + '.join(p.name for p in found)}"
         return ValidationOutcome(
             status="invalid" if errors else "valid",

@@ -115,6 +115,30 @@ def test_attributes_are_rule_contexts_and_located_by_xpath_and_line() -> None:
     assert (error.id, error.line, error.path) == ("digits", 3, "/t:root/t:item[2]/@code")
 
 
+def test_text_nodes_are_rule_contexts_too() -> None:
+    rules = _rules(
+        '<sch:pattern><sch:rule context="t:item/text()">'
+        '<sch:assert id="small" test="number(.) lt 15">too big</sch:assert>'
+        "</sch:rule></sch:pattern>"
+    )
+    [error] = _check(rules, INSTANCE)
+    assert (error.id, error.line, error.path) == ("small", 3, "/t:root/t:item[2]/text()")
+
+
+def test_element_only_patterns_skip_attributes_and_text_in_the_traversal(
+    corpus_dir: Path,
+) -> None:
+    # XBau's contexts are all element patterns: the stylesheet walks elements only.
+    sch = (corpus_dir / "xbau-2.6" / "schematron" / "xbau-schematron.sch").read_bytes()
+    xslt = etree.fromstring(schematron_to_xslt(sch).encode())
+    walks = {
+        a.get("select")
+        for a in xslt.iter("{http://www.w3.org/1999/XSL/Transform}apply-templates")
+        if a.get("select") != "."
+    }
+    assert walks == {"*"}
+
+
 def test_phases_select_patterns() -> None:
     body = (
         '<sch:phase id="only-a"><sch:active pattern="a"/></sch:phase>'
