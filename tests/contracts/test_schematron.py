@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from poststelle.contracts._schematron import (
 )
 from poststelle.contracts.cli import main
 from poststelle.contracts.inspection import MessageInspector, MessageRejected
-from poststelle.contracts.registry import ContractRegistry
+from poststelle.contracts.registry import ContractError, ContractRegistry
 from poststelle.contracts.validation import SchemaError
 
 from .conftest import EXAMPLE_0200, MESSAGES
@@ -280,6 +281,24 @@ def test_the_rules_fire_only_in_their_message_types_context(
     renamed = raw.replace(b"baugenehmigung.antrag.0200", b"unbekannt.nachricht.9999")
     root = etree.fromstring(renamed)
     assert [e for rules in xbau_rules for e in rules.findings(root)] == []
+
+
+def test_contracts_add_refuses_a_set_whose_rules_do_not_compile(
+    tmp_path: Path, corpus_dir: Path
+) -> None:
+    release = tmp_path / "xbau-2.6"
+    shutil.copytree(corpus_dir / "xbau-2.6" / "xsd", release / "xsd")
+    (release / "schematron").mkdir()
+    (release / "schematron" / "xbau-schematron.sch").write_text(
+        _rules(
+            '<sch:pattern><sch:rule context="t:item["><sch:assert test="1">x</sch:assert>'
+            "</sch:rule></sch:pattern>"
+        )
+    )
+    registry = ContractRegistry.for_data_dir(tmp_path / "data")
+    with pytest.raises(ContractError, match=r"xbau-schematron\.sch: Saxon does not compile it"):
+        registry.add_schema_set(release)
+    assert registry.store.sets() == []
 
 
 def test_level_schematron_is_not_performed_without_the_rules_in_the_set(
