@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .validation import LEVELS
+
 __all__ = ["HEADER_STYLES", "Contract", "ContractError", "apply_overrides", "contract_from_mapping"]
 
 # Header styles the mapping engine knows how to read when no message-specific mapping exists
@@ -40,6 +42,10 @@ class Contract:
     source: str = ""
     # schemaLocation URL -> file relative to the schema set's root (see _catalog.py)
     catalog: Mapping[str, str] = field(default_factory=dict)
+    # Schematron files of the schema set (file names or paths relative to the set) and how
+    # far the hub checks this contract's messages by default (docs/schematron.md).
+    schematron: tuple[str, ...] = ()
+    validation_level: str = "xsd"
     _entry_of: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -152,6 +158,12 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
     if xsd_version not in {"1.0", "1.1"}:
         raise ContractError(f"{where}: strict.xsd_version must be '1.0' or '1.1'")
     catalog = _catalog(data.get("catalog"), where)
+    schematron = _schematron_files(data.get("schematron"), where)
+    level = str(data.get("validation", "xsd"))
+    if level not in LEVELS:
+        raise ContractError(f"{where}: validation must be one of {', '.join(LEVELS)}")
+    if level == "schematron" and not schematron:
+        raise ContractError(f"{where}: validation 'schematron' needs the 'schematron' files")
     return Contract(
         standard=standard,
         version=version,
@@ -166,7 +178,20 @@ def contract_from_mapping(data: Any, where: str) -> Contract:
         json_roots=tuple(str(r) for r in json_roots),
         source=where,
         catalog=catalog,
+        schematron=schematron,
+        validation_level=level,
     )
+
+
+def _schematron_files(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ContractError(f"{where}: 'schematron' must list .sch files of the schema set")
+    for path in value:
+        if path.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", path):
+            raise ContractError(f"{where}: schematron file {path!r} must lie inside the schema set")
+    return tuple(value)
 
 
 def _catalog(value: Any, where: str) -> dict[str, str]:

@@ -25,8 +25,9 @@ import yaml
 from lxml import etree
 
 from ._catalog import SchemaCatalog
-from ._compile import check_entry_points
+from ._compile import SchemaUnusable, check_entry_points
 from ._contract import Contract, ContractError, contract_from_mapping
+from ._schematron import compile_schematron
 
 __all__ = [
     "DESCRIPTOR_NAME",
@@ -368,10 +369,25 @@ def _check_compiles(
         catalog = served_catalog(staging, contract, served)
         for problem in check_entry_points(staging, served.entry_points, catalog):
             problems.append(f"{contract.key}: {problem}")
+        problems.extend(f"{contract.key}: {p}" for p in _schematron_problems(staging, contract))
     if problems:
         # Messages name files in the staging folder; the operator knows the folder added.
         text = "; ".join(problems).replace(str(staging.resolve()), str(source))
         raise ContractError(f"{source}: refused, its schemas are not usable: {text}")
+
+
+def _schematron_problems(staging: Path, contract: Contract) -> list[str]:
+    """Why the contract's Schematron files in the set do not compile (a set without them is
+    fine: its messages are checked up to the XSD)."""
+    problems = []
+    for name in contract.schematron:
+        for path in sorted(staging.rglob("*.sch")):
+            if f"/{path.relative_to(staging).as_posix()}".endswith(f"/{name}"):
+                try:
+                    compile_schematron(path)
+                except SchemaUnusable as exc:
+                    problems.append(str(exc))
+    return problems
 
 
 def _descriptor_dict(contract: Contract) -> dict[str, Any]:
@@ -392,4 +408,6 @@ def _descriptor_dict(contract: Contract) -> dict[str, Any]:
             for k, v in contract.entry_points.items()
         },
         **({"catalog": dict(contract.catalog)} if contract.catalog else {}),
+        **({"schematron": list(contract.schematron)} if contract.schematron else {}),
+        **({"validation": contract.validation_level} if contract.validation_level != "xsd" else {}),
     }

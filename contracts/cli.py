@@ -31,6 +31,7 @@ from .inspection import (
 )
 from .message_identity import identify_message
 from .registry import BUILTIN_REGISTRY_DIR, ContractError, ContractRegistry
+from .validation import LEVELS
 
 __all__ = ["PREVIEW_BACKEND", "PREVIEW_TENANT", "main", "register"]
 
@@ -94,6 +95,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 content_type=_content_type(path, args.content_type),
                 strict=args.strict,
                 require_valid=False,
+                level=args.level,
             )
         except OSError as exc:
             report.update(status="error", step="read", reason="unreadable", detail=str(exc))
@@ -133,7 +135,10 @@ def _human(report: dict[str, Any]) -> str:
         return f"{head} ({report['note']})\n"
     lines = [f"{head} [{report['mode']}: {report['schema']}]\n"]
     for error in report["errors"]:
-        lines.append(f"  line {error['line']}: {error['path']}: {error['message']}\n")
+        rule = f"[{error['id']}] " if error.get("id") else ""
+        lines.append(f"  line {error['line']}: {error['path']}: {rule}{error['message']}\n")
+    if report.get("note"):
+        lines.append(f"  ({report['note']})\n")
     return "".join(lines)
 
 
@@ -341,6 +346,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--strict",
         action="store_true",
         help="validate with xmlschema (same verdicts; XSD 1.1 sets)",
+    )
+    validate.add_argument(
+        "--level",
+        choices=LEVELS,
+        default=None,
+        help="how far to check: well-formed, xsd, or xsd and then the standard's Schematron "
+        "rules (default: the contract's level)",
     )
     validate.add_argument(
         "--require-schema",

@@ -32,7 +32,7 @@ from ._safexml import DEFAULT_MAX_BYTES, parse_json, parse_xml
 from .data_dir import resolve_data_dir
 from .events import AttachmentRef, CaseEventData, Origin
 from .registry import ContractRegistry, Identification
-from .validation import ValidationOutcome
+from .validation import Level, ValidationOutcome
 
 __all__ = [
     "InspectedMessage",
@@ -205,8 +205,10 @@ class MessageInspector:
         content_type: str | None = None,
         strict: bool = False,
         require_valid: bool = True,
+        level: Level | None = None,
     ) -> InspectedMessage:
-        """Run the pipeline; ``require_valid=False`` reports invalidity instead of raising."""
+        """Run the pipeline; ``require_valid=False`` reports invalidity instead of raising.
+        ``level`` overrides the contract's validation level (``ContractRegistry.validate``)."""
         is_json = content_type is not None and any(t in content_type for t in _JSON_TYPES)
         document: Any
         if is_json:
@@ -216,13 +218,17 @@ class MessageInspector:
         else:
             document = parse_xml(raw, max_bytes=self.max_bytes)
             ident = self.registry.identify(document)
-            outcome = self.registry.validate(document, ident, strict=strict)
+            outcome = self.registry.validate(document, ident, strict=strict, level=level)
             if outcome.status == "invalid" and require_valid:
                 first = outcome.errors[0] if outcome.errors else None
+                # A Schematron failure is a reason of its own: the structure is valid, a
+                # business rule of the standard is not met.
+                business = outcome.mode == "schematron"
                 raise MessageRejected(
                     "validate",
-                    "schema-invalid",
-                    f"{len(outcome.errors)} schema error(s), first: {first}",
+                    "schematron-invalid" if business else "schema-invalid",
+                    f"{len(outcome.errors)} "
+                    f"{'Schematron failure' if business else 'schema error'}(s), first: {first}",
                     errors=outcome.errors,
                 )
         # An invalid message (kept only for reporting) is not mapped: its facts are untrusted.

@@ -26,8 +26,9 @@ from ._contract import Contract, ContractError, contract_from_mapping
 from ._errors import MessageRejected
 from ._fixed import FixedValues, compile_fixed_values
 from ._identity import IdentityRules, compile_identity_rules
+from ._schematron import CompiledSchematron, check_schematron, compile_schematron
 from ._store import SchemaSet, SchemaStore, ServedContract, served_catalog
-from .validation import SchemaError, ValidationOutcome
+from .validation import Level, SchemaError, ValidationOutcome
 
 __all__ = [
     "BUILTIN_REGISTRY_DIR",
@@ -91,6 +92,9 @@ class ContractRegistry:
         self._contracts: dict[str, Contract] = {}
         self._schemas: dict[str, tuple[SchemaSet, ServedContract]] = {}
         self._paths: dict[tuple[str, str], tuple[Path, SchemaCatalog] | None] = {}
+        # contract key -> its Schematron files in the schema set, or why there are none
+        self._schematron: dict[str, tuple[Path, ...] | str] = {}
+        self._sch_compiled: dict[Path, CompiledSchematron] = {}
         sets = store.sets()
         for contract in [
             *(contracts or _builtin_contracts()),
@@ -157,6 +161,8 @@ class ContractRegistry:
 
     def _forget_compiled(self) -> None:
         self._paths.clear()
+        self._schematron.clear()
+        self._sch_compiled.clear()
         self._unusable.clear()
         self._identity.clear()
 
@@ -284,10 +290,112 @@ class ContractRegistry:
         )
 
     def validate(
-        self, root: etree._Element, ident: Identification, *, strict: bool = False
+        self,
+        root: etree._Element,
+        ident: Identification,
+        *,
+        strict: bool = False,
+        level: Level | None = None,
     ) -> ValidationOutcome:
-        """Validate against the message type's entry point; a schema that cannot be compiled
-        is ``MessageRejected("validate", "schema-unusable")``, not a crash."""
+        """Validate against the message type's entry point and, at level ``schematron``, then
+        against the contract's Schematron rules; ``level`` defaults to the contract's. A schema
+        or rule file that cannot be compiled is ``MessageRejected("validate",
+        "schema-unusable")``, not a crash."""
+        chosen = level or ident.contract.validation_level
+        if chosen == "well-formed":
+            return ValidationOutcome(status="not-performed", note="validation level well-formed")
+        outcome = self._validate_xsd(root, ident, strict=strict)
+        if chosen != "schematron" or outcome.status != "valid":
+            # Business rules presuppose the structure: a schema-invalid message is reported
+            # with its schema errors, a message without a registered set is not checked.
+            return outcome
+        return self._validate_schematron(root, ident, outcome)
+
+    def schematron_rules(self, contract: Contract) -> list[CompiledSchematron]:
+        """The contract's Schematron files compiled (once per process and content); empty
+        when its schema set does not hold them. Raises ``SchemaUnusable``."""
+        found = self._schematron_files(contract)
+        if isinstance(found, str):
+            return []
+        return [self._compiled_rules(path) for path in found]
+
+    def _compiled_rules(self, path: Path) -> CompiledSchematron:
+        # Hot path: one dict lookup; compile_schematron reads and hashes the file.
+        compiled = self._sch_compiled.get(path)
+        if compiled is not None:
+            return compiled
+        failed = self._unusable.get(("schematron", path))
+        if failed is not None:
+            raise failed
+        try:
+            compiled = compile_schematron(path)
+        except SchemaUnusable as exc:
+            with self._lock:
+                self._unusable[("schematron", path)] = exc
+            log.warning("schematron unusable file=%s: %s", path, exc)
+            raise
+        self._sch_compiled[path] = compiled
+        return compiled
+
+    def _schematron_files(self, contract: Contract) -> tuple[Path, ...] | str:
+        found = self._schematron.get(contract.key)
+        if found is None:
+            found = self._find_schematron(contract)
+            self._schematron[contract.key] = found
+        return found
+
+    def _find_schematron(self, contract: Contract) -> tuple[Path, ...] | str:
+        """The set's files for the contract's ``schematron`` names, or why not."""
+        if not contract.schematron:
+            return f"{contract.key} declares no Schematron rules"
+        served = self._schemas.get(contract.key)
+        if served is None:
+            return f"no schema set registered for {contract.key}"
+        folder = served[0].folder
+        files = []
+        for name in contract.schematron:
+            hits = sorted(
+                p
+                for p in folder.rglob("*.sch")
+                if f"/{p.relative_to(folder).as_posix()}".endswith(f"/{name}")
+            )
+            if len(hits) != 1:
+                reason = (
+                    f"schema set {served[0].id} holds {len(hits)} files named {name} "
+                    f"(register the release folder that has the XSDs and the rules)"
+                )
+                log.warning("schematron not performed contract=%s: %s", contract.key, reason)
+                return reason
+            files.append(hits[0])
+        return tuple(files)
+
+    def _validate_schematron(
+        self, root: etree._Element, ident: Identification, xsd: ValidationOutcome
+    ) -> ValidationOutcome:
+        found = self._schematron_files(ident.contract)
+        if isinstance(found, str):
+            note = f"Schematron not performed: {found}"
+            return ValidationOutcome(
+                status=xsd.status, mode=xsd.mode, schema=xsd.schema, errors=xsd.errors, note=note
+            )
+        try:
+            rules = [self._compiled_rules(path) for path in found]
+        except SchemaUnusable as exc:
+            raise MessageRejected(
+                "validate", "schema-unusable", f"{ident.contract.key}: {exc}"
+            ) from exc
+        errors = check_schematron(rules, root)[:_MAX_ERRORS]
+        schema = f"{xsd.schema} + {' + '.join(p.name for p in found)}"
+        return ValidationOutcome(
+            status="invalid" if errors else "valid",
+            mode="schematron",
+            schema=schema,
+            errors=tuple(errors),
+        )
+
+    def _validate_xsd(
+        self, root: etree._Element, ident: Identification, *, strict: bool
+    ) -> ValidationOutcome:
         found = self._schema_path(ident)
         if found is None:
             return ValidationOutcome(

@@ -5,25 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["SchemaError", "ValidationOutcome"]
+__all__ = ["LEVELS", "Level", "SchemaError", "ValidationOutcome"]
 
 Status = Literal["valid", "invalid", "not-performed"]
-Mode = Literal["lxml", "strict"]
+Mode = Literal["lxml", "strict", "schematron"]
+# How far a message is checked: parsed only, against its XSD, or against the XSD and then the
+# Schematron rules its standard ships (contracts/_schematron.py, docs/schematron.md).
+Level = Literal["well-formed", "xsd", "schematron"]
+LEVELS: tuple[Level, ...] = ("well-formed", "xsd", "schematron")
 
 
 @dataclass(frozen=True)
 class SchemaError:
-    """One finding: where (line, element path) and what."""
+    """One finding: where (line, element path) and what; a Schematron finding also names
+    the assert (or report) that failed by its ``id``."""
 
     line: int | None
     path: str | None
     message: str
+    id: str | None = None
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.path}: {self.message}"
+        rule = f"[{self.id}] " if self.id else ""
+        return f"line {self.line}: {self.path}: {rule}{self.message}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "path": self.path, "message": self.message}
+        found: dict[str, Any] = {"line": self.line, "path": self.path, "message": self.message}
+        if self.id is not None:
+            found["id"] = self.id
+        return found
 
 
 @dataclass(frozen=True)

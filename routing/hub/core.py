@@ -95,6 +95,10 @@ _PUBLISH_TIMEOUT = 10.0
 # built, long enough for the turn (a few µs) not to count.
 _FLUSH_INTERVAL = 0.005
 _MAX_REJECTION_ERRORS = 20
+# Rejections that are the sender's fault, answered with an XBau 1100 under this Fehlerkennzahl
+# (codelist xbau-fehlerkennzahlen 2.2): X001 "nicht valide zu dem Schema", S999 "nicht
+# spezifikationskonform aus anderen Gründen" for a failed Schematron rule of the standard.
+_SENDER_FAULTS = {"schema-invalid": "X001", "schematron-invalid": "S999"}
 # Broker trouble passes, so the arrival is tried again later. These broker errors do not: they
 # are about this message (too large, bad subject or header) and would recur on every attempt.
 # The quarantine reason of a step that failed in a way no check foresaw.
@@ -362,7 +366,7 @@ class RoutingCore:
             )
             # A schema-invalid message is the sender's fault (schema-unusable is ours). The
             # 1100 carries it without attachments, so a claim-checked body is answered too.
-            if rejected.reason == "schema-invalid":
+            if rejected.reason in _SENDER_FAULTS:
                 progress.step = "reject"
                 futures += await self._reject_to_sender(msg, raw, case_id, rejected)
             return futures, "quarantined"
@@ -527,10 +531,11 @@ class RoutingCore:
             "reader": header.reader,
             "answered": _answered_facts(header),
         }
+        code = _SENDER_FAULTS[rejected.reason]
         errors = [
-            RejectionReason(code="X001", text=f"line {e.line}: {e.path}: {e.message}"[:2000])
+            RejectionReason(code=code, text=str(e)[:2000])
             for e in rejected.errors[:_MAX_REJECTION_ERRORS]
-        ] or [RejectionReason(code="X001", text=rejected.detail[:2000])]
+        ] or [RejectionReason(code=code, text=rejected.detail[:2000])]
         try:
             answered = answered_message(record).model_copy(update={"raw": raw})
             content = build_answer(
