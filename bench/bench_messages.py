@@ -226,10 +226,10 @@ def _schematron_rows(
             xsd_rate = sch_rate = 0.0
             for _ in range(rounds):
                 xsd_rate = max(
-                    xsd_rate, _rate(lambda raw=raw: xsd_inspector.inspect(raw), seconds / rounds)
+                    xsd_rate, _rate(functools.partial(xsd_inspector.inspect, raw), seconds / rounds)
                 )
                 sch_rate = max(
-                    sch_rate, _rate(lambda raw=raw: inspector.inspect(raw), seconds / rounds)
+                    sch_rate, _rate(functools.partial(inspector.inspect, raw), seconds / rounds)
                 )
             print(
                 f"{label:<8}schematron pipeline {sch_rate:,.0f} msg/s, ratio "
