@@ -1,0 +1,170 @@
+"""The submission's metadata: parsed, validated against the published JSON Schema, and held
+against what was actually submitted (the data's and each attachment's SHA-512).
+
+The schema is FITKO's ``metadata.schema.v1.0.0.json``; the project ships no third-party
+schema, so the adapter's settings name the file (the corpus has it). Every failure is a
+:class:`~poststelle.adapters.fitconnect._set.Problem`, the reason a reject-submission gives.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+
+from poststelle.adapters.fitconnect._set import Problem
+
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "MetadataRejected",
+    "MetadataValidator",
+    "check_content",
+    "data_schema",
+    "sha512_hex",
+]
+
+# Metadata describes; it does not carry documents. A bound keeps a hostile one cheap to refuse.
+MAX_METADATA_BYTES = 1024 * 1024
+_MAX_DEPTH = 64
+
+
+class MetadataRejected(ValueError):
+    """The submission does not pass; ``problems`` say why, for the reject-submission."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
+        self.problems = problems
+
+    @property
+    def reason(self) -> str:
+        return self.problems[0].type
+
+
+def sha512_hex(content: bytes) -> str:
+    return hashlib.sha512(content).hexdigest()
+
+
+def _too_deep(value: Any, depth: int = 0) -> bool:
+    if depth > _MAX_DEPTH:
+        return True
+    if isinstance(value, dict):
+        return any(_too_deep(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return any(_too_deep(v, depth + 1) for v in value)
+    return False
+
+
+@functools.lru_cache(maxsize=8)
+def _validator(path: Path) -> Draft202012Validator:
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+class MetadataValidator:
+    """Checks metadata against one schema file (compiled once per path)."""
+
+    def __init__(self, schema: Path) -> None:
+        try:
+            self._validator = _validator(schema.resolve())
+        except (OSError, ValueError, SchemaError) as exc:
+            raise ValueError(f"metadata schema {schema}: {exc}") from exc
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        """The metadata as a dict; ``MetadataRejected`` when it is no valid metadata."""
+        if len(raw) > MAX_METADATA_BYTES:
+            raise MetadataRejected(
+                [_problem("syntax-violation", f"{len(raw)} bytes, at most {MAX_METADATA_BYTES}")]
+            )
+        try:
+            metadata = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise MetadataRejected([_problem("syntax-violation", f"not JSON: {exc}")]) from exc
+        if not isinstance(metadata, dict) or _too_deep(metadata):
+            raise MetadataRejected([_problem("syntax-violation", "not a JSON object")])
+        errors = sorted(self._validator.iter_errors(metadata), key=lambda e: list(e.path))
+        if errors:
+            raise MetadataRejected(
+                [
+                    _problem(
+                        "schema-violation",
+                        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}",
+                    )
+                    for e in errors[:20]
+                ]
+            )
+        return metadata
+
+
+def data_schema(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(schemaUri, mimeType) of the submission's data, when the metadata names one."""
+    data = metadata.get("contentStructure", {}).get("data")
+    if not isinstance(data, dict):
+        return None
+    schema = data.get("submissionSchema") or {}
+    return str(schema.get("schemaUri", "")), str(schema.get("mimeType", "application/json"))
+
+
+def check_content(
+    metadata: Mapping[str, Any], data: bytes | None, attachments: Mapping[str, bytes]
+) -> None:
+    """The data and attachments are those the metadata describes, byte for byte (SHA-512);
+    raises ``MetadataRejected`` listing every mismatch."""
+    problems: list[Problem] = []
+    structure = metadata.get("contentStructure", {})
+    described = structure.get("data")
+    if described is not None and data is None:
+        problems.append(Problem("missing-data", "Fachdaten fehlen", "no data submitted", "data"))
+    elif described is None and data is not None:
+        problems.append(_problem("schema-violation", "data submitted, none described", "data"))
+    elif (
+        described is not None
+        and data is not None
+        and described["hash"]["content"] != (sha512_hex(data))
+    ):
+        problems.append(_hash_mismatch("data"))
+    listed = {a["attachmentId"]: a for a in structure.get("attachments", [])}
+    for attachment_id in sorted(set(listed) - set(attachments)):
+        problems.append(
+            Problem(
+                "missing-attachments",
+                "Anlagen fehlen",
+                f"attachment {attachment_id} is described but was not submitted",
+                f"attachment:{attachment_id}",
+            )
+        )
+    for attachment_id in sorted(set(attachments) - set(listed)):
+        problems.append(
+            Problem(
+                "attachments-mismatch",
+                "Anlagen stimmen nicht",
+                f"attachment {attachment_id} was submitted but is not described",
+                f"attachment:{attachment_id}",
+            )
+        )
+    for attachment_id in sorted(set(attachments) & set(listed)):
+        if listed[attachment_id]["hash"]["content"] != sha512_hex(attachments[attachment_id]):
+            problems.append(_hash_mismatch(f"attachment:{attachment_id}"))
+    if problems:
+        raise MetadataRejected(problems)
+
+
+_TITLES = {
+    "syntax-violation": "Syntax-Fehler",
+    "schema-violation": "Schema-Fehler",
+    "hash-mismatch": "Prüfsumme stimmt nicht",
+}
+
+
+def _problem(kind: str, detail: str, instance: str = "metadata") -> Problem:
+    return Problem(kind, _TITLES.get(kind, kind), detail, instance)
+
+
+def _hash_mismatch(instance: str) -> Problem:
+    return _problem("hash-mismatch", "the SHA-512 in the metadata does not match", instance)

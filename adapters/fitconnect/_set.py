@@ -1,0 +1,181 @@
+"""Security Event Tokens (RFC 8417) of the FIT-Connect event log.
+
+Every step of a submission is a SET in its case's event log: the Zustelldienst writes
+``submit-submission`` (with the authentication tags of the JWEs it took), the destination
+answers ``accept-submission`` (the tags it decrypted) or ``reject-submission`` (with
+problems). A SET is a JWS (PS512, ``typ`` ``secevent+jwt``) whose payload names the
+submission in ``sub`` (``submission:<uuid>``), the case in ``txn`` (``case:<uuid>``) and
+exactly one event under ``events``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from poststelle.adapters.fitconnect._crypto import CryptoError, sign, verify
+
+__all__ = [
+    "ACCEPT_SUBMISSION",
+    "EVENT_PREFIX",
+    "PROBLEM_PREFIX",
+    "REJECT_SUBMISSION",
+    "SET_SCHEMA",
+    "SUBMIT_SUBMISSION",
+    "AuthenticationTags",
+    "Problem",
+    "SecurityEvent",
+    "read_event",
+    "security_event",
+]
+
+SET_SCHEMA = "https://schema.fitko.de/fit-connect/set-payload/1.0.0/set-payload.schema.json"
+EVENT_PREFIX = "https://schema.fitko.de/fit-connect/events/"
+SUBMIT_SUBMISSION = EVENT_PREFIX + "submit-submission"
+ACCEPT_SUBMISSION = EVENT_PREFIX + "accept-submission"
+REJECT_SUBMISSION = EVENT_PREFIX + "reject-submission"
+PROBLEM_PREFIX = EVENT_PREFIX + "problems/"
+_KNOWN_EVENTS = frozenset({SUBMIT_SUBMISSION, ACCEPT_SUBMISSION, REJECT_SUBMISSION})
+_TYP = "secevent+jwt"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a destination rejects a submission. ``type`` is the short name
+    (``encryption-issue``, ``schema-violation``, ``hash-mismatch``, ...); ``instance`` says
+    what it concerns (``metadata``, ``data``, ``attachment:<id>``)."""
+
+    type: str
+    title: str
+    detail: str
+    instance: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "type": PROBLEM_PREFIX + self.type,
+            "title": self.title,
+            "detail": self.detail,
+            "instance": self.instance,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticationTags:
+    """The tags of a submission's JWEs: metadata, data and each attachment by id."""
+
+    metadata: str
+    data: str | None = None
+    attachments: Mapping[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        tags: dict[str, Any] = {"metadata": self.metadata}
+        if self.data is not None:
+            tags["data"] = self.data
+        if self.attachments:
+            tags["attachments"] = dict(self.attachments)
+        return tags
+
+    @classmethod
+    def from_json(cls, value: Any) -> AuthenticationTags:
+        if not isinstance(value, dict) or not isinstance(value.get("metadata"), str):
+            raise CryptoError("authenticationTags: no metadata tag")
+        attachments = value.get("attachments") or {}
+        data = value.get("data")
+        if not isinstance(attachments, dict) or not (data is None or isinstance(data, str)):
+            raise CryptoError("authenticationTags: malformed")
+        return cls(value["metadata"], data, {str(k): str(v) for k, v in attachments.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    """A verified SET: who issued which event about which submission of which case."""
+
+    event: str
+    issuer: str
+    submission_id: str
+    case_id: str
+    issued_at: int
+    jti: str
+    body: dict[str, Any]
+    token: str
+
+    @property
+    def name(self) -> str:
+        return self.event.removeprefix(EVENT_PREFIX)
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        return list(self.body.get("problems") or [])
+
+    def tags(self) -> AuthenticationTags:
+        return AuthenticationTags.from_json(self.body.get("authenticationTags"))
+
+
+def security_event(
+    event: str,
+    *,
+    issuer: str,
+    submission_id: str,
+    case_id: str,
+    key: Any,
+    tags: AuthenticationTags | None = None,
+    problems: Sequence[Problem] = (),
+) -> str:
+    """A signed SET for ``event`` (one of the event URIs above)."""
+    if event not in _KNOWN_EVENTS:
+        raise ValueError(f"unknown FIT-Connect event {event!r}")
+    body: dict[str, Any] = {}
+    if tags is not None:
+        body["authenticationTags"] = tags.as_json()
+    if problems:
+        body["problems"] = [p.as_json() for p in problems]
+    payload = {
+        "$schema": SET_SCHEMA,
+        "jti": str(uuid.uuid4()),
+        "iss": issuer,
+        "iat": int(time.time()),
+        "sub": f"submission:{submission_id}",
+        "txn": f"case:{case_id}",
+        "events": {event: body},
+    }
+    return sign(payload, key, typ=_TYP)
+
+
+def _uuid_claim(payload: dict[str, Any], claim: str, prefix: str) -> str:
+    value = payload.get(claim)
+    if not isinstance(value, str) or not value.startswith(prefix):
+        raise CryptoError(f"SET: {claim} must be {prefix}<uuid>, is {value!r}")
+    try:
+        return str(uuid.UUID(value.removeprefix(prefix)))
+    except ValueError as exc:
+        raise CryptoError(f"SET: {claim} holds no UUID: {value!r}") from exc
+
+
+def read_event(token: str, keys: Mapping[str, Any]) -> SecurityEvent:
+    """Verify a SET against ``keys`` (kid -> public JWK) and read it; ``CryptoError`` when
+    the signature, the header or a claim is not as the specification has it."""
+    header, payload = verify(token, dict(keys))
+    if header.get("typ") != _TYP:
+        raise CryptoError(f"SET: typ {header.get('typ')!r}, expected {_TYP}")
+    events = payload.get("events")
+    if not isinstance(events, dict) or len(events) != 1:
+        raise CryptoError("SET: events must hold exactly one event")
+    [(event, body)] = events.items()
+    if not isinstance(body, dict):
+        raise CryptoError("SET: the event's body is no object")
+    issuer, jti, issued_at = payload.get("iss"), payload.get("jti"), payload.get("iat")
+    if not isinstance(issuer, str) or not isinstance(jti, str) or not isinstance(issued_at, int):
+        raise CryptoError("SET: iss, jti and iat are required")
+    return SecurityEvent(
+        event=str(event),
+        issuer=issuer,
+        submission_id=_uuid_claim(payload, "sub", "submission:"),
+        case_id=_uuid_claim(payload, "txn", "case:"),
+        issued_at=issued_at,
+        jti=jti,
+        body=body,
+        token=token,
+    )

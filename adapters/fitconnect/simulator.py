@@ -1,0 +1,644 @@
+"""A small FIT-Connect Zustelldienst: the Submission API and an OAuth 2 token endpoint over real
+HTTP (FastAPI under uvicorn, in a thread), with destinations, an event log and fault injection.
+
+Served paths, as the Submission API has them:
+
+- ``POST /token``                                      client credentials -> bearer token
+- ``GET  /v1/info``, ``GET /.well-known/jwks.json``    version; the service's signing key
+- ``GET  /v1/destinations/{id}``, ``.../keys/{kid}``   public destination info and its keys
+- ``POST /v1/submissions``                             announce (sender)
+- ``PUT  /v1/submissions/{id}/attachments/{aid}``      upload one JWE attachment (sender)
+- ``PUT  /v1/submissions/{id}``                        submit metadata and data (sender)
+- ``GET  /v1/submissions?destinationId=``              waiting submissions (subscriber)
+- ``GET  /v1/submissions/{id}``, ``.../attachments/{aid}``  fetch (subscriber)
+- ``GET|POST /v1/cases/{caseId}/events``               the case's event log (SETs)
+
+On submit the simulator writes ``submit-submission`` (signed with its own key, naming the
+authentication tags it took); a destination's ``accept-submission`` or ``reject-submission`` is
+verified against the destination's published signature key and ends the submission's wait.
+
+Admin API: ``GET /admin/submissions`` (state and events), ``POST /admin/faults`` (a
+:class:`FaultRule` as JSON), ``DELETE /admin/faults``. Use it from Python
+(``with FitConnectSimulator() as sim: ...``) or as ``poststelle fitconnect-sim``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from poststelle.adapters.fitconnect._crypto import (
+    CryptoError,
+    KeyPair,
+    authentication_tag,
+    generate_key,
+    load_key,
+)
+from poststelle.adapters.fitconnect._set import (
+    ACCEPT_SUBMISSION,
+    REJECT_SUBMISSION,
+    SUBMIT_SUBMISSION,
+    AuthenticationTags,
+    SecurityEvent,
+    read_event,
+    security_event,
+)
+
+__all__ = ["OPERATIONS", "FaultRule", "FitConnectSimulator", "SimulatedDestination"]
+
+logger = logging.getLogger(__name__)
+
+OPERATIONS = (
+    "token",
+    "info",
+    "destination",
+    "destination-key",
+    "announce",
+    "upload-attachment",
+    "submit",
+    "list",
+    "submission",
+    "attachment",
+    "events",
+    "post-event",
+)
+SERVICE_ISSUER = "https://fit-connect-simulator.poststelle.invalid"
+_TOKEN_LIFETIME = 1800
+_MAX_BODY = 60 * 1024 * 1024
+_PROBLEMS = "https://schema.fitko.de/fit-connect/submission-api/problems/"
+
+
+@dataclass
+class FaultRule:
+    """A fault for the next ``times`` calls of ``operation`` (``*`` = any operation).
+
+    - ``status``: answer ``status`` (e.g. 503, 429, 500) without handling the call.
+    - ``delay``: wait ``delay`` seconds, then handle the call.
+    - ``expire-token``: answer ``401`` as for a token that expired early (the client must
+      fetch a new one and try again).
+    - ``tamper``: on ``submission`` or ``attachment``, serve the JWE with one byte of its
+      ciphertext changed (in transit or at rest): the destination's decryption must fail.
+    """
+
+    kind: Literal["status", "delay", "expire-token", "tamper"]
+    operation: str = "*"
+    times: int = 1
+    status: int = 503
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("status", "delay", "expire-token", "tamper"):
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.operation != "*" and self.operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {self.operation!r}")
+        if self.kind == "tamper" and self.operation not in ("submission", "attachment"):
+            raise ValueError("a tamper fault applies to 'submission' or 'attachment'")
+        if self.times < 1 or self.delay < 0 or not 400 <= self.status <= 599:
+            raise ValueError("times must be positive, delay non-negative, status 4xx or 5xx")
+
+
+@dataclass
+class SimulatedDestination:
+    destination_id: str
+    encryption_key: dict[str, Any]
+    signature_key: dict[str, Any]
+    services: list[dict[str, Any]]
+    status: str = "active"
+
+    @property
+    def encryption_kid(self) -> str:
+        return str(self.encryption_key["kid"])
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "destinationId": self.destination_id,
+            "status": self.status,
+            "services": self.services,
+            "encryptionKid": self.encryption_kid,
+            "metadataVersions": ["1.0.0"],
+        }
+
+
+@dataclass
+class _Submission:
+    submission_id: str
+    destination_id: str
+    case_id: str
+    service_type: dict[str, Any]
+    announced: list[str]
+    attachments: dict[str, str] = field(default_factory=dict)
+    encrypted_metadata: str | None = None
+    encrypted_data: str | None = None
+    state: Literal["announced", "submitted", "accepted", "rejected"] = "announced"
+
+    def listed(self) -> dict[str, Any]:
+        return {
+            "destinationId": self.destination_id,
+            "submissionId": self.submission_id,
+            "caseId": self.case_id,
+            "serviceType": self.service_type,
+        }
+
+
+@dataclass
+class _ApiClient:
+    client_id: str
+    secret: str
+    role: Literal["sender", "subscriber"]
+    destinations: frozenset[str] = frozenset()
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, problem: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.problem, self.detail = status, problem, detail
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            {"type": _PROBLEMS + self.problem, "title": self.problem, "detail": self.detail},
+            status_code=self.status,
+            media_type="application/problem+json",
+        )
+
+
+def _tampered(token: str) -> str:
+    parts = token.split(".")
+    ciphertext = parts[3]
+    middle = len(ciphertext) // 2
+    flipped = "B" if ciphertext[middle] == "A" else "A"
+    parts[3] = ciphertext[:middle] + flipped + ciphertext[middle + 1 :]
+    return ".".join(parts)
+
+
+class FitConnectSimulator:
+    """The Zustelldienst. ``start()`` binds (port 0 picks a free port) and returns its URL."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, signing_key: KeyPair | None = None
+    ) -> None:
+        self._host, self._port = host, port
+        # Its own key signs submit-submission; generating a 4096-bit key takes a second.
+        self.signing_key = signing_key or generate_key(f"zustelldienst-{uuid.uuid4()}", use="sig")
+        self._lock = threading.Lock()
+        self._destinations: dict[str, SimulatedDestination] = {}
+        self._clients: dict[str, _ApiClient] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._submissions: dict[str, _Submission] = {}
+        self._events: dict[str, list[str]] = {}
+        self._faults: list[FaultRule] = []
+        self._calls: list[str] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._bound: tuple[str, int] | None = None
+        self.app = self._build_app()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        if self._server is not None:
+            raise RuntimeError("simulator already running")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        self._bound = sock.getsockname()[:2]
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False, http="h11"
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])),
+            name="fitconnect-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the FIT-Connect simulator did not start")
+            time.sleep(0.01)
+        logger.info("fit-connect simulator listening url=%s", self.url, extra={"url": self.url})
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FitConnectSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._bound is None:
+            raise RuntimeError("simulator not running")
+        return f"http://{self._bound[0]}:{self._bound[1]}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/token"
+
+    # -- Python API -----------------------------------------------------------------------------
+
+    def add_destination(
+        self,
+        encryption_key: dict[str, Any],
+        signature_key: dict[str, Any],
+        *,
+        services: list[dict[str, Any]] | None = None,
+        destination_id: str | None = None,
+    ) -> SimulatedDestination:
+        """Register a destination with its *public* keys (the destination keeps the private
+        ones); both must be RSA with 4096 bits, as the specification asks."""
+        load_key(encryption_key, private=False, purpose="encryption")
+        load_key(signature_key, private=False, purpose="signature")
+        destination = SimulatedDestination(
+            destination_id=destination_id or str(uuid.uuid4()),
+            encryption_key={**encryption_key, "key_ops": ["wrapKey"]},
+            signature_key={**signature_key, "key_ops": ["verify"]},
+            services=services
+            or [{"identifier": "urn:de:fim:leika:leistung:99010003001006", "regions": []}],
+        )
+        with self._lock:
+            self._destinations[destination.destination_id] = destination
+        return destination
+
+    def add_client(
+        self, role: Literal["sender", "subscriber"], destinations: tuple[str, ...] = ()
+    ) -> tuple[str, str]:
+        """A new API client; returns (client_id, client_secret)."""
+        client = _ApiClient(
+            str(uuid.uuid4()), secrets.token_urlsafe(24), role, frozenset(destinations)
+        )
+        with self._lock:
+            self._clients[client.client_id] = client
+        return client.client_id, client.secret
+
+    def inject(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._faults.append(rule)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def state_of(self, submission_id: str) -> str:
+        with self._lock:
+            return self._submissions[submission_id].state
+
+    def event_log(self, case_id: str) -> list[str]:
+        with self._lock:
+            return list(self._events.get(case_id, []))
+
+    def calls(self, operation: str) -> int:
+        with self._lock:
+            return self._calls.count(operation)
+
+    def replace_attachment(self, submission_id: str, attachment_id: str, token: str) -> None:
+        """Change a stored JWE as a broken or malicious store would (for tests)."""
+        with self._lock:
+            self._submissions[submission_id].attachments[attachment_id] = token
+
+    def replace_data(self, submission_id: str, token: str) -> None:
+        with self._lock:
+            self._submissions[submission_id].encrypted_data = token
+
+    # -- request handling ----------------------------------------------------------------------
+
+    def _take_fault(self, operation: str) -> FaultRule | None:
+        with self._lock:
+            self._calls.append(operation)
+            for rule in self._faults:
+                if rule.operation in ("*", operation):
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self._faults.remove(rule)
+                    return rule
+        return None
+
+    async def _gate(self, operation: str) -> FaultRule | None:
+        rule = self._take_fault(operation)
+        if rule is None:
+            return None
+        if rule.kind == "delay":
+            await asyncio.sleep(rule.delay)
+        elif rule.kind == "status":
+            raise _Refusal(rule.status, "injected-fault", f"injected HTTP {rule.status}")
+        elif rule.kind == "expire-token":
+            raise _Refusal(401, "unauthorized", "the access token expired")
+        return rule
+
+    def _client_of(self, request: Request, role: str) -> _ApiClient:
+        header = request.headers.get("authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        with self._lock:
+            entry = self._tokens.get(token)
+            client = self._clients.get(entry[0]) if entry else None
+        if entry is None or client is None or entry[1] < time.monotonic():
+            raise _Refusal(401, "unauthorized", "missing, unknown or expired access token")
+        if client.role != role:
+            raise _Refusal(403, "forbidden", f"a {client.role} client may not do this")
+        return client
+
+    def _submission_for(self, client: _ApiClient, submission_id: str) -> _Submission:
+        with self._lock:
+            submission = self._submissions.get(submission_id)
+        if submission is None:
+            raise _Refusal(404, "submission-not-found", f"no submission {submission_id}")
+        if client.role == "subscriber" and submission.destination_id not in client.destinations:
+            raise _Refusal(403, "forbidden", "not a submission of this client's destinations")
+        return submission
+
+    def _destination(self, destination_id: str) -> SimulatedDestination:
+        with self._lock:
+            destination = self._destinations.get(destination_id)
+        if destination is None:
+            raise _Refusal(404, "destination-not-found", f"no destination {destination_id}")
+        return destination
+
+    def _log_event(self, case_id: str, token: str) -> None:
+        with self._lock:
+            self._events.setdefault(case_id, []).append(token)
+
+    def _token(self, form: dict[str, str]) -> dict[str, Any]:
+        if form.get("grant_type") != "client_credentials":
+            raise _Refusal(400, "unsupported_grant_type", "only client_credentials")
+        with self._lock:
+            client = self._clients.get(form.get("client_id", ""))
+            if client is None or not secrets.compare_digest(
+                client.secret, form.get("client_secret", "")
+            ):
+                raise _Refusal(401, "invalid_client", "unknown client or wrong secret")
+            token = secrets.token_urlsafe(32)
+            self._tokens[token] = (client.client_id, time.monotonic() + _TOKEN_LIFETIME)
+        scope = " ".join(f"receive:destination:{d}" for d in sorted(client.destinations))
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": _TOKEN_LIFETIME,
+            "scope": scope or "send:region:DE",
+        }
+
+    def _submit(self, submission: _Submission, body: Any) -> None:
+        if submission.state != "announced":
+            raise _Refusal(409, "submission-state-invalid", "already submitted")
+        if not isinstance(body, dict) or not isinstance(body.get("encryptedMetadata"), str):
+            raise _Refusal(400, "request-invalid", "encryptedMetadata is required")
+        missing = [a for a in submission.announced if a not in submission.attachments]
+        if missing:
+            raise _Refusal(422, "missing-attachments", f"not uploaded: {', '.join(missing)}")
+        try:
+            tags = AuthenticationTags(
+                metadata=authentication_tag(body["encryptedMetadata"]),
+                data=authentication_tag(body["encryptedData"])
+                if body.get("encryptedData")
+                else None,
+                attachments={k: authentication_tag(v) for k, v in submission.attachments.items()},
+            )
+        except CryptoError as exc:
+            raise _Refusal(400, "request-invalid", str(exc)) from exc
+        with self._lock:
+            submission.encrypted_metadata = body["encryptedMetadata"]
+            submission.encrypted_data = body.get("encryptedData")
+            submission.state = "submitted"
+        self._log_event(
+            submission.case_id,
+            security_event(
+                SUBMIT_SUBMISSION,
+                issuer=SERVICE_ISSUER,
+                submission_id=submission.submission_id,
+                case_id=submission.case_id,
+                key=self.signing_key.key,
+                tags=tags,
+            ),
+        )
+
+    def _destination_event(self, client: _ApiClient, case_id: str, token: str) -> SecurityEvent:
+        keys: dict[str, Any] = {}
+        with self._lock:
+            for destination_id in client.destinations:
+                destination = self._destinations.get(destination_id)
+                if destination is not None:
+                    keys[str(destination.signature_key["kid"])] = load_key(
+                        destination.signature_key, private=False, purpose="signature"
+                    )
+        try:
+            event = read_event(token, keys)
+        except CryptoError as exc:
+            raise _Refusal(422, "event-invalid", str(exc)) from exc
+        if event.event not in (ACCEPT_SUBMISSION, REJECT_SUBMISSION):
+            raise _Refusal(422, "event-invalid", f"a destination may not send {event.event}")
+        submission = self._submission_for(client, event.submission_id)
+        if event.case_id != case_id or submission.case_id != case_id:
+            raise _Refusal(422, "event-invalid", "txn names another case")
+        if event.issuer != submission.destination_id:
+            raise _Refusal(422, "event-invalid", "iss must be the destination id")
+        with self._lock:
+            if submission.state != "submitted":
+                raise _Refusal(409, "submission-state-invalid", f"already {submission.state}")
+            submission.state = "accepted" if event.event == ACCEPT_SUBMISSION else "rejected"
+        return event
+
+    # -- the app -------------------------------------------------------------------------------
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI(title="FIT-Connect Submission API simulator", openapi_url=None)
+        sim = self
+
+        @app.exception_handler(_Refusal)
+        async def refused(request: Request, exc: _Refusal) -> Response:
+            return exc.response()
+
+        @app.post("/token")
+        async def token(request: Request) -> dict[str, Any]:
+            await sim._gate("token")
+            form = await request.form()
+            return sim._token({k: str(v) for k, v in form.items()})
+
+        @app.get("/v1/info")
+        async def info() -> dict[str, Any]:
+            await sim._gate("info")
+            return {"version": "1.0.0", "simulator": True}
+
+        @app.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            return {"keys": [sim.signing_key.public]}
+
+        @app.get("/v1/destinations/{destination_id}")
+        async def destination(request: Request, destination_id: str) -> dict[str, Any]:
+            await sim._gate("destination")
+            return sim._destination(destination_id).public()
+
+        @app.get("/v1/destinations/{destination_id}/keys/{kid}")
+        async def destination_key(destination_id: str, kid: str) -> dict[str, Any]:
+            await sim._gate("destination-key")
+            found = sim._destination(destination_id)
+            for key in (found.encryption_key, found.signature_key):
+                if key["kid"] == kid:
+                    return key
+            raise _Refusal(404, "key-not-found", f"no key {kid}")
+
+        @app.post("/v1/submissions", status_code=201)
+        async def announce(request: Request) -> dict[str, Any]:
+            await sim._gate("announce")
+            sim._client_of(request, "sender")
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise _Refusal(400, "request-invalid", "a JSON object is expected")
+            target = sim._destination(str(body.get("destinationId")))
+            if target.status != "active":
+                raise _Refusal(422, "destination-state-invalid", "destination not active")
+            announced = [str(a) for a in body.get("announcedAttachments") or []]
+            submission = _Submission(
+                submission_id=str(uuid.uuid4()),
+                destination_id=target.destination_id,
+                case_id=str(body.get("caseId") or uuid.uuid4()),
+                service_type=dict(body.get("serviceType") or {}),
+                announced=announced,
+            )
+            with sim._lock:
+                sim._submissions[submission.submission_id] = submission
+            return {
+                "destinationId": submission.destination_id,
+                "submissionId": submission.submission_id,
+                "caseId": submission.case_id,
+            }
+
+        @app.put("/v1/submissions/{submission_id}/attachments/{attachment_id}", status_code=204)
+        async def upload(request: Request, submission_id: str, attachment_id: str) -> Response:
+            await sim._gate("upload-attachment")
+            client = sim._client_of(request, "sender")
+            submission = sim._submission_for(client, submission_id)
+            if attachment_id not in submission.announced:
+                raise _Refusal(404, "attachment-not-found", "attachment was not announced")
+            if submission.state != "announced":
+                raise _Refusal(409, "submission-state-invalid", "already submitted")
+            body = await request.body()
+            if len(body) > _MAX_BODY:
+                raise _Refusal(413, "payload-too-large", "attachment too large")
+            with sim._lock:
+                submission.attachments[attachment_id] = body.decode("ascii", "replace")
+            return Response(status_code=204)
+
+        @app.put("/v1/submissions/{submission_id}", status_code=202)
+        async def submit(request: Request, submission_id: str) -> dict[str, Any]:
+            await sim._gate("submit")
+            client = sim._client_of(request, "sender")
+            submission = sim._submission_for(client, submission_id)
+            sim._submit(submission, await request.json())
+            return submission.listed()
+
+        @app.get("/v1/submissions")
+        async def listing(
+            request: Request, destinationId: str, offset: int = 0, limit: int = 100
+        ) -> dict[str, Any]:
+            await sim._gate("list")
+            client = sim._client_of(request, "subscriber")
+            if destinationId not in client.destinations:
+                raise _Refusal(403, "forbidden", "not this client's destination")
+            with sim._lock:
+                waiting = [
+                    s.listed()
+                    for s in sim._submissions.values()
+                    if s.destination_id == destinationId and s.state == "submitted"
+                ]
+            page = waiting[offset : offset + max(0, min(limit, 500))]
+            return {
+                "count": len(page),
+                "offset": offset,
+                "totalCount": len(waiting),
+                "submissions": page,
+            }
+
+        @app.get("/v1/submissions/{submission_id}")
+        async def fetch(request: Request, submission_id: str) -> dict[str, Any]:
+            rule = await sim._gate("submission")
+            client = sim._client_of(request, "subscriber")
+            submission = sim._submission_for(client, submission_id)
+            if submission.state == "announced":
+                raise _Refusal(404, "submission-not-found", "not submitted yet")
+            data = submission.encrypted_data
+            if rule is not None and rule.kind == "tamper" and data:
+                data = _tampered(data)
+            body = {
+                **submission.listed(),
+                "encryptedMetadata": submission.encrypted_metadata,
+                "attachments": list(submission.announced),
+            }
+            if data is not None:
+                body["encryptedData"] = data
+            return body
+
+        @app.get("/v1/submissions/{submission_id}/attachments/{attachment_id}")
+        async def attachment(request: Request, submission_id: str, attachment_id: str) -> Response:
+            rule = await sim._gate("attachment")
+            client = sim._client_of(request, "subscriber")
+            submission = sim._submission_for(client, submission_id)
+            token = submission.attachments.get(attachment_id)
+            if token is None:
+                raise _Refusal(404, "attachment-not-found", f"no attachment {attachment_id}")
+            if rule is not None and rule.kind == "tamper":
+                token = _tampered(token)
+            return Response(token, media_type="application/jose")
+
+        @app.get("/v1/cases/{case_id}/events")
+        async def events(request: Request, case_id: str) -> dict[str, Any]:
+            await sim._gate("events")
+            header = request.headers.get("authorization", "")
+            with sim._lock:
+                known = header.removeprefix("Bearer ").strip() in sim._tokens
+            if not known:
+                raise _Refusal(401, "unauthorized", "missing or unknown access token")
+            return {"eventLog": sim.event_log(case_id)}
+
+        @app.post("/v1/cases/{case_id}/events", status_code=204)
+        async def post_event(request: Request, case_id: str) -> Response:
+            await sim._gate("post-event")
+            client = sim._client_of(request, "subscriber")
+            token = (await request.body()).decode("ascii", "replace").strip()
+            sim._destination_event(client, case_id, token)
+            sim._log_event(case_id, token)
+            return Response(status_code=204)
+
+        @app.get("/admin/submissions")
+        async def admin_submissions() -> list[dict[str, Any]]:
+            with sim._lock:
+                found = list(sim._submissions.values())
+            return [
+                {**s.listed(), "state": s.state, "events": len(sim.event_log(s.case_id))}
+                for s in found
+            ]
+
+        @app.post("/admin/faults", status_code=201)
+        async def add_fault(request: Request) -> dict[str, Any]:
+            try:
+                rule = FaultRule(**(await request.json()))
+            except (TypeError, ValueError) as exc:
+                raise _Refusal(400, "request-invalid", str(exc)) from exc
+            sim.inject(rule)
+            return asdict(rule)
+
+        @app.delete("/admin/faults")
+        async def clear() -> dict[str, str]:
+            sim.clear_faults()
+            return {"faults": "cleared"}
+
+        return app

@@ -1,0 +1,96 @@
+"""Fixtures for the FIT-Connect tests: keys (made once: 4096-bit RSA takes a while), a running
+simulator with one destination, and clients for both sides."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poststelle.adapters.fitconnect import (
+    FitConnectClient,
+    FitConnectConnectionSettings,
+    KeyPair,
+    generate_key,
+)
+from poststelle.adapters.fitconnect.simulator import FitConnectSimulator, SimulatedDestination
+
+LEIKA = "urn:de:fim:leika:leistung:99010003001006"
+SERVICE = {"identifier": LEIKA, "name": "Baugenehmigung"}
+XBAU_SCHEMA_URI = "urn:xoev-de:xleitstelle:standard:xbau:2.6"
+
+
+@dataclass(frozen=True)
+class DestinationKeys:
+    encryption: KeyPair
+    signature: KeyPair
+
+
+@pytest.fixture(scope="session")
+def service_key() -> KeyPair:
+    return generate_key("zustelldienst-test", use="sig")
+
+
+@pytest.fixture(scope="session")
+def destination_keys() -> DestinationKeys:
+    return DestinationKeys(
+        generate_key("destination-enc", use="enc"), generate_key("destination-sig", use="sig")
+    )
+
+
+@pytest.fixture(scope="session")
+def metadata_schema(corpus_dir: Path) -> Path:
+    return corpus_dir / "fit-connect" / "metadata.schema.v1.0.0.json"
+
+
+@pytest.fixture
+def fc_sim(service_key: KeyPair) -> Iterator[FitConnectSimulator]:
+    with FitConnectSimulator(signing_key=service_key) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def destination(
+    fc_sim: FitConnectSimulator, destination_keys: DestinationKeys
+) -> SimulatedDestination:
+    return fc_sim.add_destination(
+        destination_keys.encryption.public,
+        destination_keys.signature.public,
+        services=[{"identifier": LEIKA, "regions": ["DE09"]}],
+    )
+
+
+def connection(
+    sim: FitConnectSimulator, credentials: tuple[str, str], **overrides: Any
+) -> FitConnectConnectionSettings:
+    client_id, secret = credentials
+    values: dict[str, Any] = {
+        "submission_api_url": sim.url,
+        "token_url": sim.token_url,
+        "client_id": client_id,
+        "client_secret": secret,
+        "retry_attempts": 4,
+        "retry_initial_wait": 0.01,
+        "retry_max_wait": 0.05,
+        "read_timeout": 5.0,
+        **overrides,
+    }
+    return FitConnectConnectionSettings.model_validate(values)
+
+
+@pytest.fixture
+async def sender(fc_sim: FitConnectSimulator) -> AsyncIterator[FitConnectClient]:
+    async with FitConnectClient(connection(fc_sim, fc_sim.add_client("sender"))) as client:
+        yield client
+
+
+@pytest.fixture
+async def subscriber(
+    fc_sim: FitConnectSimulator, destination: SimulatedDestination
+) -> AsyncIterator[FitConnectClient]:
+    credentials = fc_sim.add_client("subscriber", (destination.destination_id,))
+    async with FitConnectClient(connection(fc_sim, credentials)) as client:
+        yield client
