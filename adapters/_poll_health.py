@@ -7,11 +7,19 @@ how many messages it has taken in, and the last error with its time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-__all__ = ["PollHealth"]
+__all__ = ["PollHealth", "saturation_of"]
+
+
+def saturation_of(extras: Mapping[str, Any]) -> Callable[[], bool] | None:
+    """The hub's admission control's ``saturated``, if the hub lends one (``extras`` of the
+    adapter context): a poller cannot be refused like an HTTP client, so it stops fetching."""
+    saturated = getattr(extras.get("admission"), "saturated", None)
+    return cast("Callable[[], bool]", saturated) if callable(saturated) else None
 
 
 def _iso(moment: datetime | None) -> str | None:

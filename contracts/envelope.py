@@ -26,6 +26,7 @@ __all__ = [
     "H_PORTAL",
     "H_REASON",
     "H_RECEIVED_AT",
+    "H_REFUSED",
     "H_REPLY_ROUTE",
     "H_SOURCE_ID",
     "H_STEP",
@@ -49,6 +50,10 @@ H_RECEIVED_AT = "Poststelle-Received-At"
 H_STEP = "Poststelle-Step"
 H_REASON = "Poststelle-Reason"
 H_DETAIL = "Poststelle-Detail"
+# JSON object ``{"step", "reason", "detail"}``: the inbound adapter refused the arrival after
+# storing it (a FIT-Connect submission it cannot decrypt or whose metadata is invalid); the
+# routing core quarantines it under that step and reason instead of inspecting it.
+H_REFUSED = "Poststelle-Refused"
 # JSON object: how the origin's adapter answers (e.g. XTA sender and mailbox).
 H_REPLY_ROUTE = "Poststelle-Reply-Route"
 # Where a dead-lettered message was published: a replay sends it there again.

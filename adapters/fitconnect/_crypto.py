@@ -29,6 +29,7 @@ __all__ = [
     "encrypt",
     "generate_key",
     "load_key",
+    "protected_header",
     "public_jwk",
     "sign",
     "verify",
@@ -124,7 +125,8 @@ def encrypt(plaintext: bytes, public_key: Any, *, content_type: str | None = Non
     return str(token.serialize(compact=True))
 
 
-def _protected_header(token: str, what: str) -> dict[str, Any]:
+def protected_header(token: str, what: str = "token") -> dict[str, Any]:
+    """The protected header of a JWE or JWS, read without any key."""
     parts = token.split(".")
     try:
         header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
@@ -148,7 +150,7 @@ def decrypt(token: str, private_key: Any, *, what: str = "token") -> bytes:
     """The plaintext of a JWE for ``private_key``; ``CryptoError`` names ``what`` failed."""
     if not isinstance(token, str) or len(token.split(".")) != _JWE_PARTS:
         raise CryptoError(f"{what}: not a JWE in compact serialisation")
-    header = _protected_header(token, what)
+    header = protected_header(token, what)
     if header.get("alg") != KEY_ALG or header.get("enc") != ENC:
         raise CryptoError(
             f"{what}: alg/enc {header.get('alg')}/{header.get('enc')}, expected {KEY_ALG}/{ENC}"
@@ -182,7 +184,7 @@ def verify(
     """(header, payload) of a JWS signed PS512 by one of ``keys`` (by ``kid``)."""
     if not isinstance(token, str) or len(token.split(".")) != 3:
         raise CryptoError(f"{what}: not a JWS in compact serialisation")
-    header = _protected_header(token, what)
+    header = protected_header(token, what)
     if header.get("alg") != SIGNATURE_ALG:
         raise CryptoError(f"{what}: alg {header.get('alg')!r}, expected {SIGNATURE_ALG}")
     key = keys.get(str(header.get("kid")))

@@ -300,6 +300,11 @@ class FitConnectSimulator:
         with self._lock:
             self._faults.clear()
 
+    def submissions(self) -> list[dict[str, Any]]:
+        """Every submission with its state (announced, submitted, accepted, rejected)."""
+        with self._lock:
+            return [{**s.listed(), "state": s.state} for s in self._submissions.values()]
+
     def state_of(self, submission_id: str) -> str:
         with self._lock:
             return self._submissions[submission_id].state
@@ -620,12 +625,7 @@ class FitConnectSimulator:
 
         @app.get("/admin/submissions")
         async def admin_submissions() -> list[dict[str, Any]]:
-            with sim._lock:
-                found = list(sim._submissions.values())
-            return [
-                {**s.listed(), "state": s.state, "events": len(sim.event_log(s.case_id))}
-                for s in found
-            ]
+            return [{**s, "events": len(sim.event_log(s["caseId"]))} for s in sim.submissions()]
 
         @app.post("/admin/faults", status_code=201)
         async def add_fault(request: Request) -> dict[str, Any]:

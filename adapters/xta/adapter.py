@@ -11,10 +11,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, cast
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from poststelle.adapters._poll_health import saturation_of
 from poststelle.adapters.base import AdapterContext, AdapterSettings, PollHealth
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.xta._config import XtaConnectionSettings
@@ -282,13 +283,6 @@ class XtaInboundAdapter:
         self._stop.set()
 
 
-def _saturation_of(context: AdapterContext) -> Callable[[], bool] | None:
-    """The hub's admission control's ``saturated``, if the hub offers one."""
-    admission = context.extras.get("admission")
-    saturated = getattr(admission, "saturated", None)
-    return cast("Callable[[], bool]", saturated) if callable(saturated) else None
-
-
 def _error_text(exc: BaseException) -> str:
     # XtaError's str already names the operation, exception and code; others need their type.
     return str(exc) if isinstance(exc, XtaError) else f"{type(exc).__name__}: {exc}"
@@ -451,7 +445,7 @@ class XtaMailboxAdapter:
             ),
             self._publish_raw,
             client=client,
-            saturated=_saturation_of(context),
+            saturated=saturation_of(context.extras),
         )
         self._task: asyncio.Task[None] | None = None
         self._sender: XtaOutboundSender | None = None

@@ -49,6 +49,7 @@ from poststelle.contracts.envelope import (
     H_ORIGIN_STATE,
     H_PORTAL,
     H_REASON,
+    H_REFUSED,
     H_REPLY_ROUTE,
     H_SOURCE_ID,
     H_STEP,
@@ -198,6 +199,24 @@ def _reply_route(msg: Msg) -> dict[str, str]:
     if not isinstance(route, dict):
         return {}
     return {str(key): str(value) for key, value in route.items()}
+
+
+def _refusal(msg: Msg) -> tuple[str, str, str] | None:
+    """(step, reason, detail) of an arrival its adapter refused (``H_REFUSED``)."""
+    raw = _header(msg, H_REFUSED)
+    if not raw:
+        return None
+    try:
+        refused = json.loads(raw)
+    except ValueError:
+        refused = None
+    if not isinstance(refused, dict):
+        return "intake", "bad-refusal", f"unreadable {H_REFUSED} header"
+    return (
+        str(refused.get("step") or "intake"),
+        str(refused.get("reason") or "refused"),
+        str(refused.get("detail") or ""),
+    )
 
 
 def _header(msg: Msg, name: str, default: str = "") -> str:
@@ -353,6 +372,11 @@ class RoutingCore:
     async def _steps(
         self, msg: Msg, case_id: str, progress: _Progress
     ) -> tuple[list[asyncio.Future[Any]], str]:
+        refused = _refusal(msg)
+        if refused is not None:
+            # Kept as it arrived, for the record and a replay once the sender has fixed it.
+            progress.step = "quarantine"
+            return await self._quarantine(msg, case_id, *refused), "quarantined"
         body_ref = body_ref_of(msg.headers)
         try:
             raw = await self._body(msg, body_ref)

@@ -17,6 +17,10 @@ from poststelle.adapters.fitconnect import (
     generate_key,
 )
 from poststelle.adapters.fitconnect.simulator import FitConnectSimulator, SimulatedDestination
+from tests.integration.conftest import fresh_nats, hub_config
+
+# The hub fixtures of the integration tests, for the tests that run a hub beside the simulator.
+__all__ = ["fresh_nats", "hub_config"]
 
 LEIKA = "urn:de:fim:leika:leistung:99010003001006"
 SERVICE = {"identifier": LEIKA, "name": "Baugenehmigung"}
@@ -94,3 +98,35 @@ async def subscriber(
     credentials = fc_sim.add_client("subscriber", (destination.destination_id,))
     async with FitConnectClient(connection(fc_sim, credentials)) as client:
         yield client
+
+
+def adapter_settings(
+    sim: FitConnectSimulator,
+    destination: SimulatedDestination,
+    keys: DestinationKeys,
+    folder: Path,
+    metadata_schema: Path,
+) -> dict[str, Any]:
+    """``[[inbound]]`` settings of a fitconnect adapter for ``destination``; the private keys
+    are written to ``folder`` as the operator would keep them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "decryption.jwk").write_text(keys.encryption.private_json())
+    (folder / "signing.jwk").write_text(keys.signature.private_json())
+    client_id, secret = sim.add_client("subscriber", (destination.destination_id,))
+    return {
+        "connection": {
+            "submission_api_url": sim.url,
+            "token_url": sim.token_url,
+            "client_id": client_id,
+            "client_secret": secret,
+            "retry_attempts": 2,
+            "retry_initial_wait": 0.01,
+            "retry_max_wait": 0.05,
+            "read_timeout": 5.0,
+        },
+        "destination_id": destination.destination_id,
+        "decryption_key": str(folder / "decryption.jwk"),
+        "signing_key": str(folder / "signing.jwk"),
+        "metadata_schema": str(metadata_schema),
+        "poll_interval": 0.1,
+    }

@@ -1,0 +1,523 @@
+"""The FIT-Connect receiving adapter: the hub as a destination (Zustellpunkt).
+
+Each poll round lists the destination's waiting submissions and takes them one by one:
+
+1. fetch the submission, its attachments and the case's event log; verify the Zustelldienst's
+   ``submit-submission`` SET and that its authentication tags are those of the JWEs fetched;
+2. decrypt the metadata (destination's key), validate it against the metadata schema, decrypt
+   the data and the attachments and check each SHA-512 the metadata gives;
+3. accepted: claim-check the attachments, store the data in ``INBOX`` (the hub's intake, which
+   returns after JetStream's ack), *then* send ``accept-submission``;
+   refused: store the submission as fetched (still encrypted) in ``INBOX`` with the refusal
+   (``H_REFUSED``: the routing core quarantines it with the reason), *then* send
+   ``reject-submission`` with the problems.
+
+A step that fails for a passing reason (the API, the broker) leaves the submission waiting at
+the Zustelldienst: it is listed again next round, and the intake recognises what it stored
+already (the submission id is the message's identity on this channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from poststelle.adapters._poll_health import saturation_of
+from poststelle.adapters.base import AdapterContext, AdapterSettings, PollHealth, Publish
+from poststelle.adapters.fitconnect._client import FitConnectClient, FitConnectError
+from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
+from poststelle.adapters.fitconnect._crypto import (
+    CryptoError,
+    authentication_tag,
+    decrypt,
+    load_key,
+    protected_header,
+)
+from poststelle.adapters.fitconnect._metadata import (
+    MetadataRejected,
+    MetadataValidator,
+    check_content,
+    data_schema,
+)
+from poststelle.adapters.fitconnect._set import (
+    ACCEPT_SUBMISSION,
+    REJECT_SUBMISSION,
+    SUBMIT_SUBMISSION,
+    AuthenticationTags,
+    Problem,
+    read_event,
+    security_event,
+)
+from poststelle.contracts.envelope import H_ATTACHMENTS, H_REFUSED, H_REPLY_ROUTE
+from poststelle.contracts.events import AttachmentRef
+from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
+from poststelle.contracts.message_identity import issued_by
+
+__all__ = ["CHANNEL", "REFUSED_STEP", "FitConnectAdapter", "FitConnectSettings", "PollRound"]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "fitconnect"
+# The quarantine step of a submission the adapter refused; the reason is the problem's type.
+REFUSED_STEP = "fitconnect"
+_MAX_DETAIL = 900
+
+
+class FitConnectSettings(AdapterSettings):
+    """Settings of the ``fitconnect`` inbound adapter (``[[inbound]] kind = "fitconnect"``).
+
+    ``decryption_key`` and ``signing_key`` are the destination's private JWKs (files);
+    ``metadata_schema`` is FITKO's ``metadata.schema.v1.0.0.json``.
+    """
+
+    connection: FitConnectConnectionSettings
+    destination_id: str
+    decryption_key: Path
+    signing_key: Path
+    metadata_schema: Path
+    poll_interval: float = Field(default=30.0, gt=0)
+    max_list_items: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("destination_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        return str(uuid.UUID(value))
+
+    @field_validator("decryption_key", "signing_key", "metadata_schema")
+    @classmethod
+    def _file(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+
+@dataclass(slots=True)
+class PollRound:
+    """What one round did: accepted, rejected (and quarantined), and what failed (waits)."""
+
+    accepted: int = 0
+    rejected: int = 0
+    failures: list[str] = field(default_factory=list)
+    paused: bool = False
+
+    @property
+    def received(self) -> int:
+        return self.accepted + self.rejected
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    submission: dict[str, Any]
+    attachments: dict[str, str]
+
+    @property
+    def submission_id(self) -> str:
+        return str(self.submission["submissionId"])
+
+    @property
+    def case_id(self) -> str:
+        return str(self.submission["caseId"])
+
+    def tags(self) -> AuthenticationTags:
+        data = self.submission.get("encryptedData")
+        return AuthenticationTags(
+            metadata=authentication_tag(str(self.submission.get("encryptedMetadata", ""))),
+            data=authentication_tag(str(data)) if data else None,
+            attachments={k: authentication_tag(v) for k, v in self.attachments.items()},
+        )
+
+    def raw(self) -> bytes:
+        """The submission as it came, encrypted parts included: what a refusal keeps."""
+        return json.dumps(
+            {**self.submission, "attachments": self.attachments}, separators=(",", ":")
+        ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    metadata: dict[str, Any]
+    data: bytes
+    media_type: str
+    attachments: dict[str, bytes]
+
+
+class _Refused(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
+        self.problems = problems
+
+
+def _encryption_issue(instance: str, exc: CryptoError) -> Problem:
+    return Problem("encryption-issue", "Entschlüsselungs-Fehler", str(exc), instance)
+
+
+class FitConnectAdapter:
+    """The destination's poller as an SDK inbound adapter (see the module docstring)."""
+
+    kind: ClassVar[Literal["inbound"]] = "inbound"
+    settings_model: ClassVar[type[AdapterSettings]] = FitConnectSettings
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: FitConnectSettings,
+        context: AdapterContext,
+        client: FitConnectClient | None = None,
+    ) -> None:
+        if context.publish is None:
+            raise ValueError("the FIT-Connect adapter needs the hub's publish callable")
+        self.name = name
+        self.settings = settings
+        self._publish: Publish = context.publish
+        self._store_attachment = context.extras.get("store_attachment")
+        self._saturated: Callable[[], bool] = saturation_of(context.extras) or (lambda: False)
+        self._decryption_key = load_key(settings.decryption_key, private=True, purpose="decryption")
+        self._signing_key = load_key(settings.signing_key, private=True, purpose="signing")
+        self._metadata = MetadataValidator(settings.metadata_schema)
+        self._client = client
+        self._service_keys: dict[str, Any] = {}
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.health_facts = PollHealth()
+
+    @property
+    def client(self) -> FitConnectClient:
+        if self._client is None:
+            self._client = FitConnectClient(self.settings.connection)
+        return self._client
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stop.clear()
+            self._task = asyncio.create_task(self._run(), name=f"fitconnect-{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self._stop.set()
+        if task is not None:
+            await asyncio.wait({task}, timeout=10.0)
+            if not task.done():
+                task.cancel()
+
+    def health(self) -> dict[str, object]:
+        running = self._task is not None and not self._task.done()
+        return {
+            "ok": running,
+            "destination": self.settings.destination_id,
+            **self.health_facts.report(),
+        }
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = await self.poll_once()
+            except Exception as exc:  # poll_once records API faults itself: this is a bug
+                logger.error("fitconnect poll failed error=%r", exc, exc_info=exc)
+                self.health_facts.record(0, [f"{type(exc).__name__}: {exc}"])
+            else:
+                self.health_facts.record(result.received, result.failures)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.settings.poll_interval)
+
+    # -- one round -----------------------------------------------------------------------------
+
+    async def poll_once(self) -> PollRound:
+        result = PollRound()
+        try:
+            listed = await self.client.list_submissions(
+                self.settings.destination_id, limit=self.settings.max_list_items
+            )
+        except FitConnectError as exc:
+            self._fail(result, None, "list", exc)
+            return result
+        for entry in listed:
+            if self._saturated():
+                result.paused = True
+                logger.warning("fitconnect poll paused, the hub's intake is saturated")
+                break
+            await self._take(str(entry.get("submissionId")), result)
+        return result
+
+    def _fail(
+        self, result: PollRound, submission_id: str | None, step: str, exc: Exception
+    ) -> None:
+        text = f"{submission_id or self.settings.destination_id} {step}: {exc}"
+        result.failures.append(text)
+        logger.error(
+            "fitconnect step failed submission_id=%s step=%s error=%s",
+            submission_id,
+            step,
+            exc,
+            extra={"submission_id": submission_id, "step": step, "error": str(exc)},
+            # API faults explain themselves; anything else is a bug worth its traceback.
+            exc_info=None if isinstance(exc, FitConnectError | CryptoError) else exc,
+        )
+
+    async def _take(self, submission_id: str, result: PollRound) -> None:
+        try:
+            fetched = await self._fetch(submission_id)
+        except FitConnectError as exc:
+            self._fail(result, submission_id, "fetch", exc)
+            return
+        try:
+            opened = await self._open(fetched)
+        except _Refused as refused:
+            await self._refuse(fetched, refused.problems, result)
+            return
+        except FitConnectError as exc:
+            self._fail(result, submission_id, "event-log", exc)
+            return
+        await self._accept(fetched, opened, result)
+
+    async def _fetch(self, submission_id: str) -> _Fetched:
+        submission = await self.client.submission(submission_id)
+        attachments = {
+            str(attachment_id): await self.client.attachment(submission_id, str(attachment_id))
+            for attachment_id in submission.get("attachments") or []
+        }
+        return _Fetched(submission, attachments)
+
+    async def _verified_submit_event(self, fetched: _Fetched) -> AuthenticationTags:
+        """The tags the Zustelldienst signed for this submission (its ``submit-submission``)."""
+        problems: list[Problem] = []
+        for token in await self.client.events(fetched.case_id):
+            try:
+                event = read_event(token, await self._keys_for(token))
+            except CryptoError as exc:
+                problems.append(Problem("invalid-event-log", "Ereignisprotokoll", str(exc), "log"))
+                continue
+            if event.event == SUBMIT_SUBMISSION and event.submission_id == fetched.submission_id:
+                return event.tags()
+        raise _Refused(
+            problems
+            or [Problem("invalid-event-log", "Ereignisprotokoll", "no submit-submission", "log")]
+        )
+
+    async def _keys_for(self, token: str) -> dict[str, Any]:
+        """The Zustelldienst's keys; fetched again when a token names a kid not known yet
+        (the service rotated its key)."""
+        try:
+            kid = str(protected_header(token, "SET").get("kid"))
+        except CryptoError:
+            return self._service_keys  # read_event says what is wrong with it
+        if kid not in self._service_keys:
+            fetched = await self.client.service_keys()
+            self._service_keys = {}
+            for key_id, jwk in fetched.items():
+                with contextlib.suppress(CryptoError):
+                    self._service_keys[key_id] = load_key(jwk, private=False, purpose="service")
+        return self._service_keys
+
+    async def _open(self, fetched: _Fetched) -> _Opened:
+        """Decrypt and check everything; ``_Refused`` with every problem found."""
+        try:
+            tags = fetched.tags()
+        except CryptoError as exc:
+            raise _Refused([_encryption_issue("submission", exc)]) from exc
+        signed = await self._verified_submit_event(fetched)
+        if signed != tags:
+            raise _Refused(
+                [
+                    Problem(
+                        "incorrect-authentication-tags",
+                        "Authentication-Tags stimmen nicht",
+                        "the JWEs fetched are not those the Zustelldienst took",
+                        "submission",
+                    )
+                ]
+            )
+        try:
+            plain = decrypt(
+                str(fetched.submission.get("encryptedMetadata")),
+                self._decryption_key,
+                what="metadata",
+            )
+        except CryptoError as exc:
+            raise _Refused([_encryption_issue("metadata", exc)]) from exc
+        try:
+            metadata = self._metadata.parse(plain)
+        except MetadataRejected as exc:
+            raise _Refused(exc.problems) from exc
+        problems: list[Problem] = []
+        data: bytes | None = None
+        if fetched.submission.get("encryptedData"):
+            try:
+                data = decrypt(
+                    str(fetched.submission["encryptedData"]), self._decryption_key, what="data"
+                )
+            except CryptoError as exc:
+                problems.append(_encryption_issue("data", exc))
+        attachments: dict[str, bytes] = {}
+        for attachment_id, token in fetched.attachments.items():
+            try:
+                attachments[attachment_id] = decrypt(
+                    token, self._decryption_key, what=f"attachment {attachment_id}"
+                )
+            except CryptoError as exc:
+                problems.append(_encryption_issue(f"attachment:{attachment_id}", exc))
+        if problems:
+            raise _Refused(problems)
+        try:
+            check_content(metadata, data, attachments)
+        except MetadataRejected as exc:
+            raise _Refused(exc.problems) from exc
+        service = (metadata.get("publicServiceType") or {}).get("identifier")
+        announced = (fetched.submission.get("serviceType") or {}).get("identifier")
+        if service and announced and service != announced:
+            raise _Refused(
+                [
+                    Problem(
+                        "service-mismatch",
+                        "Leistung stimmt nicht",
+                        f"metadata names {service}, the submission {announced}",
+                        "metadata",
+                    )
+                ]
+            )
+        if data is None:
+            # The hub routes on the data (an XÖV message, a form): a submission of only
+            # attachments has nothing to route on.
+            raise _Refused([Problem("missing-data", "Fachdaten fehlen", "no data", "data")])
+        schema = data_schema(metadata)
+        return _Opened(metadata, data, schema[1] if schema else "application/json", attachments)
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _reply_route(self, fetched: _Fetched, metadata: dict[str, Any] | None) -> str:
+        route = {
+            "destination_id": self.settings.destination_id,
+            "submission_id": fetched.submission_id,
+            "fitconnect_case_id": fetched.case_id,
+        }
+        channel = (metadata or {}).get("replyChannel")
+        if channel:
+            route["reply_channel"] = json.dumps(channel, separators=(",", ":"))
+        return json.dumps(route, separators=(",", ":"))
+
+    async def _claim_check(self, fetched: _Fetched, opened: _Opened) -> list[AttachmentRef]:
+        if not opened.attachments:
+            return []
+        if self._store_attachment is None:
+            raise RuntimeError("the hub lends no attachment store: attachments cannot be kept")
+        case_id = issued_by(CHANNEL, fetched.submission_id).case_id
+        described = {
+            a["attachmentId"]: a for a in opened.metadata["contentStructure"]["attachments"]
+        }
+        refs: list[AttachmentRef] = []
+        for attachment_id, content in opened.attachments.items():
+            about = described[attachment_id]
+            ref = claim_check_ref(
+                case_id,
+                str(about.get("filename") or attachment_id),
+                str(about["mimeType"]),
+                content,
+            )
+            assert ref.sha256 is not None
+            await self._store_attachment(attachment_object_name(case_id, ref.sha256), content)
+            refs.append(ref)
+        return refs
+
+    async def _accept(self, fetched: _Fetched, opened: _Opened, result: PollRound) -> None:
+        submission_id = fetched.submission_id
+        try:
+            refs = await self._claim_check(fetched, opened)
+            headers = {H_REPLY_ROUTE: self._reply_route(fetched, opened.metadata)}
+            if refs:
+                headers[H_ATTACHMENTS] = json.dumps([r.model_dump(mode="json") for r in refs])
+            await self._publish(
+                opened.data,
+                channel=CHANNEL,
+                adapter=self.name,
+                source_message_id=submission_id,
+                content_type=opened.media_type,
+                extra_headers=headers,
+                transport_id=submission_id,
+                too_large="quarantine",
+            )
+        except Exception as exc:
+            # Not stored, so not accepted: the Zustelldienst keeps it for the next round.
+            self._fail(result, submission_id, "publish", exc)
+            return
+        await self._answer(fetched, ACCEPT_SUBMISSION, result, tags=fetched.tags())
+
+    async def _refuse(self, fetched: _Fetched, problems: list[Problem], result: PollRound) -> None:
+        submission_id = fetched.submission_id
+        first = problems[0]
+        refusal = {
+            "step": REFUSED_STEP,
+            "reason": first.type,
+            "detail": "; ".join(f"{p.instance}: {p.detail}" for p in problems)[:_MAX_DETAIL],
+        }
+        try:
+            await self._publish(
+                fetched.raw(),
+                channel=CHANNEL,
+                adapter=self.name,
+                source_message_id=submission_id,
+                content_type="application/json",
+                extra_headers={
+                    H_REFUSED: json.dumps(refusal, separators=(",", ":")),
+                    H_REPLY_ROUTE: self._reply_route(fetched, None),
+                },
+                transport_id=submission_id,
+                too_large="quarantine",
+            )
+        except Exception as exc:
+            self._fail(result, submission_id, "publish", exc)
+            return
+        logger.warning(
+            "fitconnect submission refused submission_id=%s reason=%s detail=%s",
+            submission_id,
+            first.type,
+            refusal["detail"],
+            extra={"submission_id": submission_id, "reason": first.type},
+        )
+        await self._answer(fetched, REJECT_SUBMISSION, result, problems=problems)
+
+    async def _answer(
+        self,
+        fetched: _Fetched,
+        event: str,
+        result: PollRound,
+        *,
+        tags: AuthenticationTags | None = None,
+        problems: list[Problem] | None = None,
+    ) -> None:
+        token = security_event(
+            event,
+            issuer=self.settings.destination_id,
+            submission_id=fetched.submission_id,
+            case_id=fetched.case_id,
+            key=self._signing_key,
+            tags=tags,
+            problems=problems or (),
+        )
+        try:
+            await self.client.post_event(fetched.case_id, token)
+        except FitConnectError as exc:
+            # Stored, not yet answered: the next round stores it again (a duplicate the
+            # intake recognises) and answers then.
+            self._fail(result, fetched.submission_id, "post-event", exc)
+            return
+        if event == ACCEPT_SUBMISSION:
+            result.accepted += 1
+        else:
+            result.rejected += 1
+        logger.info(
+            "fitconnect submission answered submission_id=%s event=%s",
+            fetched.submission_id,
+            event.rsplit("/", 1)[-1],
+            extra={"submission_id": fetched.submission_id, "event": event},
+        )
