@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,9 +114,17 @@ async def send_submission(
     reply_channel: Mapping[str, Any] | None = None,
     case_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    submission_id: str | None = None,
+    on_announced: Callable[[str], Awaitable[None]] | None = None,
 ) -> SentSubmission:
     """Send one submission; ``metadata`` replaces the one built from the arguments (tests
-    use it to send what a careless sender would)."""
+    use it to send what a careless sender would).
+
+    For a sender that must not send twice: ``on_announced`` is awaited with the new
+    submission's id before anything is uploaded (keep it), and an attempt after a crash
+    passes it back as ``submission_id`` (with the ``case_id``) to finish that submission
+    instead of announcing another; the API answers ``409`` if it was submitted already.
+    """
     key = await _encryption_key(client, destination_id)
     if metadata is None:
         metadata = build_metadata(
@@ -127,13 +135,18 @@ async def send_submission(
             attachments=attachments,
             reply_channel=reply_channel,
         )
-    announced = await client.announce(
-        destination_id,
-        dict(service),
-        [a.attachment_id for a in attachments],
-        case_id=case_id,
-    )
-    submission_id = str(announced["submissionId"])
+    if submission_id is None:
+        announced = await client.announce(
+            destination_id,
+            dict(service),
+            [a.attachment_id for a in attachments],
+            case_id=case_id,
+        )
+        submission_id, case_id = str(announced["submissionId"]), str(announced["caseId"])
+        if on_announced is not None:
+            await on_announced(submission_id)
+    elif case_id is None:
+        raise ValueError("a resumed submission needs its case_id")
     attachment_tags: dict[str, str] = {}
     for attachment in attachments:
         token = encrypt(attachment.content, key, content_type=attachment.mime_type)
@@ -146,7 +159,7 @@ async def send_submission(
     await client.submit(submission_id, encrypted_metadata, encrypted_data)
     return SentSubmission(
         submission_id=submission_id,
-        case_id=str(announced["caseId"]),
+        case_id=case_id,
         destination_id=destination_id,
         tags=AuthenticationTags(
             metadata=authentication_tag(encrypted_metadata),

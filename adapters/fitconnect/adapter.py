@@ -27,13 +27,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, field_validator
 
 from poststelle.adapters._poll_health import saturation_of
 from poststelle.adapters.base import AdapterContext, AdapterSettings, PollHealth, Publish
-from poststelle.adapters.fitconnect._client import FitConnectClient, FitConnectError
+from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
+from poststelle.adapters.fitconnect._client import (
+    FitConnectClient,
+    FitConnectError,
+    FitConnectPermanentError,
+    FitConnectTransientError,
+)
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
@@ -48,6 +54,7 @@ from poststelle.adapters.fitconnect._metadata import (
     check_content,
     data_schema,
 )
+from poststelle.adapters.fitconnect._sender import send_submission
 from poststelle.adapters.fitconnect._set import (
     ACCEPT_SUBMISSION,
     REJECT_SUBMISSION,
@@ -61,12 +68,26 @@ from poststelle.contracts.envelope import H_ATTACHMENTS, H_REFUSED, H_REPLY_ROUT
 from poststelle.contracts.events import AttachmentRef
 from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
 from poststelle.contracts.message_identity import issued_by
+from poststelle.contracts.replies import Answer
 
-__all__ = ["CHANNEL", "REFUSED_STEP", "FitConnectAdapter", "FitConnectSettings", "PollRound"]
+__all__ = [
+    "CHANNEL",
+    "REFUSED_STEP",
+    "REPLY_CHANNEL",
+    "FitConnectAdapter",
+    "FitConnectSettings",
+    "PollRound",
+    "TransportIdMemo",
+]
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "fitconnect"
+# The reply channel a sender offers to get answers over FIT-Connect itself: its own
+# destination (``{"fitConnect": {"destinationId": "<uuid>"}}`` in the metadata's replyChannel).
+REPLY_CHANNEL = "fitConnect"
+# schemaUri of a reply that is the hub's JSON case status (not an XÖV message).
+STATUS_SCHEMA_URI = "urn:poststelle:case-status:1"
 # The quarantine step of a submission the adapter refused; the reason is the problem's type.
 REFUSED_STEP = "fitconnect"
 _MAX_DETAIL = 900
@@ -86,6 +107,9 @@ class FitConnectSettings(AdapterSettings):
     metadata_schema: Path
     poll_interval: float = Field(default=30.0, gt=0)
     max_list_items: int = Field(default=100, ge=1, le=10_000)
+    # A sender client of the Zustelldienst: replies to a case whose sender offered a
+    # FIT-Connect reply channel go out through it. Without it such answers are only recorded.
+    reply_connection: FitConnectConnectionSettings | None = None
 
     @field_validator("destination_id")
     @classmethod
@@ -150,6 +174,14 @@ class _Opened:
     attachments: dict[str, bytes]
 
 
+class TransportIdMemo(Protocol):
+    """Where the hub keeps one answer's FIT-Connect submission id across attempts."""
+
+    async def recall(self) -> str | None: ...
+
+    async def remember(self, transport_id: str) -> None: ...
+
+
 class _Refused(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
@@ -185,6 +217,7 @@ class FitConnectAdapter:
         self._signing_key = load_key(settings.signing_key, private=True, purpose="signing")
         self._metadata = MetadataValidator(settings.metadata_schema)
         self._client = client
+        self._sender: FitConnectClient | None = None
         self._service_keys: dict[str, Any] = {}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -205,6 +238,9 @@ class FitConnectAdapter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            await sender.aclose()
         self._stop.set()
         if task is not None:
             await asyncio.wait({task}, timeout=10.0)
@@ -401,6 +437,9 @@ class FitConnectAdapter:
             "submission_id": fetched.submission_id,
             "fitconnect_case_id": fetched.case_id,
         }
+        service = (fetched.submission.get("serviceType") or {}).get("identifier")
+        if service:
+            route["service"] = str(service)
         channel = (metadata or {}).get("replyChannel")
         if channel:
             route["reply_channel"] = json.dumps(channel, separators=(",", ":"))
@@ -521,3 +560,86 @@ class FitConnectAdapter:
             event.rsplit("/", 1)[-1],
             extra={"submission_id": fetched.submission_id, "event": event},
         )
+
+    # -- the reply path ------------------------------------------------------------------------
+
+    async def answer(self, answer: Answer) -> dict[str, object]:
+        """The back end's answer to a FIT-Connect case. The submission itself was answered
+        (accept-submission) when it was stored; the answer goes to the sender as a reply
+        submission in the same FIT-Connect case when the sender offered a FIT-Connect reply
+        channel (its destination), and is only recorded otherwise. Each call may send a new
+        submission: the hub's answer worker uses ``answer_once``."""
+        return await self._reply(answer, None)
+
+    async def answer_once(self, answer: Answer, memo: TransportIdMemo) -> dict[str, object]:
+        """``answer`` as one reply submission whatever the number of attempts: its id is kept
+        in ``memo`` right after it is announced, so an attempt after a crash finishes that
+        submission (or finds it submitted) instead of sending a second one."""
+        return await self._reply(answer, memo)
+
+    def _reply_destination(self, route: dict[str, str]) -> str | None:
+        raw = route.get("reply_channel")
+        if not raw:
+            return None
+        try:
+            channel = json.loads(raw)
+            return str(uuid.UUID(str(channel[REPLY_CHANNEL]["destinationId"])))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    async def _reply(self, answer: Answer, memo: TransportIdMemo | None) -> dict[str, object]:
+        route = answer.reply_route
+        case_id = route.get("fitconnect_case_id")
+        if not case_id or not route.get("submission_id"):
+            raise PermanentDeliveryError(f"case {answer.case_id} has no FIT-Connect reply route")
+        facts: dict[str, object] = {"fitconnect_case_id": case_id}
+        target = self._reply_destination(route)
+        if target is None:
+            # eMail, De-Mail, FINK or ELSTER are no channels of this hub: the answer stays in
+            # the case's trail and status, where an operator finds it.
+            offered = list(json.loads(route["reply_channel"])) if route.get("reply_channel") else []
+            return {**facts, "outcome": "no-fitconnect-reply-channel", "offered": offered}
+        if self.settings.reply_connection is None:
+            return {**facts, "outcome": "no-sender-client", "reply_destination": target}
+        if self._sender is None:
+            self._sender = FitConnectClient(self.settings.reply_connection)
+        try:
+            known = await memo.recall() if memo is not None else None
+        except Exception as exc:  # cannot tell whether it was sent: do not risk a second one
+            raise RetryableDeliveryError(
+                f"FIT-Connect reply of an earlier attempt: {exc!r}"
+            ) from exc
+        xml = answer.content_type.endswith("xml")
+        try:
+            sent = await send_submission(
+                self._sender,
+                target,
+                service={"identifier": route.get("service") or "urn:poststelle:reply"},
+                data=answer.content,
+                schema_uri=(answer.namespace if xml and answer.namespace else STATUS_SCHEMA_URI),
+                mime_type="application/xml" if xml else "application/json",
+                case_id=case_id,
+                submission_id=known,
+                on_announced=memo.remember if memo is not None else None,
+            )
+        except FitConnectPermanentError as exc:
+            if known and exc.status == 409:
+                # Submitted by the attempt that crashed before the hub noted it.
+                return {**facts, "outcome": "already-sent", "fitconnect_submission_id": known}
+            raise PermanentDeliveryError(f"FIT-Connect reply refused: {exc}") from exc
+        except (FitConnectTransientError, FitConnectError) as exc:
+            raise RetryableDeliveryError(f"FIT-Connect reply: {exc}") from exc
+        except CryptoError as exc:
+            raise PermanentDeliveryError(f"FIT-Connect reply: {exc}") from exc
+        logger.info(
+            "fitconnect reply sent case_id=%s submission_id=%s",
+            case_id,
+            sent.submission_id,
+            extra={"fitconnect_case_id": case_id, "submission_id": sent.submission_id},
+        )
+        return {
+            **facts,
+            "outcome": "sent",
+            "fitconnect_submission_id": sent.submission_id,
+            "reply_destination": target,
+        }

@@ -83,16 +83,25 @@ def _subject_backend(subject: str) -> tuple[str, str]:
     return (parts[1], parts[2]) if len(parts) == 4 else ("", "")
 
 
+def _answers_in_xbau(record: dict[str, Any]) -> bool:
+    """XTA carries XÖV messages only; an XBau message that came by FIT-Connect (authorities
+    exchanging XBau over it) is answered in XBau as well. Every other origin gets the JSON
+    status."""
+    channel = record["origin"]["channel"]
+    return channel == "xta" or (channel == "fitconnect" and record.get("standard") == "xbau")
+
+
 async def answer_for(
     case_id: str, record: dict[str, Any], reply: CaseReply, load_original: OriginalLoader
 ) -> Answer:
     """The answer to ``reply`` in the language of the case's origin: an XBau message for a
-    case that came by XTA, a JSON status otherwise. Raises ``CannotAnswerError`` when the
-    reply cannot be expressed there. ``load_original`` is called only for an answer that
-    carries the original message (XBau 1100); a gone original cannot be answered."""
+    case that came by XTA (or as XBau by FIT-Connect), a JSON status otherwise. Raises
+    ``CannotAnswerError`` when the reply cannot be expressed there. ``load_original`` is
+    called only for an answer that carries the original message (XBau 1100); a gone original
+    cannot be answered."""
     origin = record["origin"]
     route = dict(origin.get("reply_route") or {})
-    if origin["channel"] == "xta":
+    if _answers_in_xbau(record):
         try:
             answered = answered_message(record)
             if reply.kind in KINDS_CARRYING_ORIGINAL:
