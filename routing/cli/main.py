@@ -32,6 +32,7 @@ log = logging.getLogger("poststelle")
 _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.contracts.cli",
     "poststelle.adapters.xta.cli",
+    "poststelle.adapters.fitconnect.cli",
     "poststelle.routing.cli.routes",
     "poststelle.routing.cli.dlq",
     "poststelle.routing.cli.stats",

@@ -2,7 +2,8 @@
 without a config file; with one it is off unless ``--demo`` is given).
 
 Besides the demo route and file drop (``HubConfig.demo``), the demo reads a simulated XTA 2
-mailbox and validates against the published schema sets — when it can find them. The project
+mailbox, receives as a FIT-Connect destination from a simulated Zustelldienst, and validates
+against the published schema sets — when it can find them. The project
 ships no third-party schemas: they come from ``$POSTSTELLE_CORPUS`` or ``../shared/corpus``
 (the conformance corpus beside a development checkout). Without them, the demo says so and
 runs the portal path alone.
@@ -15,17 +16,27 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from poststelle.adapters.fitconnect.cli import SimulatedSetup, set_up
+from poststelle.adapters.fitconnect.simulator import FitConnectSimulator
 from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.contracts.registry import ContractError, ContractRegistry
 from poststelle.routing.hub.config import HubConfig, InboundConfig
 
-__all__ = ["DEMO_HUB_MAILBOX", "DEMO_SENDER_MAILBOX", "Demo", "find_corpus", "prepare_demo"]
+__all__ = [
+    "DEMO_FITCONNECT_PORT",
+    "DEMO_HUB_MAILBOX",
+    "DEMO_SENDER_MAILBOX",
+    "Demo",
+    "find_corpus",
+    "prepare_demo",
+]
 
 log = logging.getLogger(__name__)
 
 DEMO_HUB_MAILBOX = "dvdv:poststelle-demo"
 DEMO_SENDER_MAILBOX = "dvdv:bauportal-demo"
 DEMO_XTA_PORT = 8470
+DEMO_FITCONNECT_PORT = 8471
 
 
 def find_corpus() -> Path | None:
@@ -39,11 +50,14 @@ def find_corpus() -> Path | None:
 class Demo:
     config: HubConfig
     simulator: XtaSimulator | None = None
+    fitconnect: FitConnectSimulator | None = None
     notes: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        if self.fitconnect is not None:
+            self.fitconnect.stop()
 
     def summary(self) -> list[str]:
         """What the demo layer turned on and off, for the start-up banner."""
@@ -54,9 +68,10 @@ class Demo:
             for r in demo.routes
         )
         xta = "on" if self.simulator is not None else "off"
+        fitconnect = "on" if self.fitconnect is not None else "off"
         return [
             f"demo: on (--no-demo turns it off): back end {backends}, routes for {routes}, "
-            f"XTA simulator {xta}",
+            f"XTA simulator {xta}, FIT-Connect simulator {fitconnect}",
             *self.notes,
         ]
 
@@ -78,7 +93,65 @@ def _register_schemas(config: HubConfig, corpus: Path, notes: list[str]) -> None
         notes.append(f"validating against the schema set in {folder}")
 
 
-def prepare_demo(config: HubConfig, *, xta_port: int = DEMO_XTA_PORT) -> Demo:
+def _fitconnect_inbound(setup: SimulatedSetup, schema: Path) -> InboundConfig:
+    connection = {
+        "submission_api_url": setup.url,
+        "token_url": setup.token_url,
+        "client_id": setup.subscriber_id,
+        "client_secret": setup.subscriber_secret,
+    }
+    return InboundConfig(
+        name="fitconnect-demo",
+        kind="fitconnect",
+        settings={
+            "connection": connection,
+            "destination_id": setup.destination_id,
+            "decryption_key": setup.decryption_key,
+            "signing_key": setup.signing_key,
+            "metadata_schema": str(schema),
+            "poll_interval": 1.0,
+            # The demo's sender answers itself: replies go out with its client.
+            "reply_connection": {
+                **connection,
+                "client_id": setup.sender_id,
+                "client_secret": setup.sender_secret,
+            },
+        },
+    )
+
+
+def _start_fitconnect(demo: Demo, corpus: Path, port: int) -> None:
+    """The FIT-Connect simulator with one destination the hub receives for; its keys are
+    kept in the data folder (``fitconnect-demo/``), so a restart does not make new ones."""
+    schema = corpus / "fit-connect" / "metadata.schema.v1.0.0.json"
+    if not schema.is_file():
+        demo.notes.append(f"FIT-Connect simulator off: {schema} not found")
+        return
+    simulator = FitConnectSimulator(port=port)
+    try:
+        simulator.start()
+    except (OSError, RuntimeError) as exc:
+        demo.notes.append(f"FIT-Connect simulator not started on port {port}: {exc}")
+        return
+    setup = set_up(simulator, demo.config.data_dir / "fitconnect-demo")
+    inbound = [*demo.config.inbound, _fitconnect_inbound(setup, schema)]
+    demo.config = demo.config.model_copy(update={"inbound": inbound})
+    demo.fitconnect = simulator
+    demo.notes += [
+        f"FIT-Connect simulator: {setup.url} (destination {setup.destination_id})",
+        f"  send a submission: .venv/bin/poststelle fitconnect-sim send --url {setup.url} "
+        f"--client-id {setup.sender_id} --client-secret {setup.sender_secret} "
+        f"--destination {setup.destination_id} examples/xbau-antrag-0200.xml",
+        f"  see it accepted:   .venv/bin/poststelle fitconnect-sim list --url {setup.url}",
+    ]
+
+
+def prepare_demo(
+    config: HubConfig,
+    *,
+    xta_port: int = DEMO_XTA_PORT,
+    fitconnect_port: int = DEMO_FITCONNECT_PORT,
+) -> Demo:
     corpus = find_corpus()
     demo = Demo(config)
     if corpus is None:
@@ -88,6 +161,7 @@ def prepare_demo(config: HubConfig, *, xta_port: int = DEMO_XTA_PORT) -> Demo:
         )
         return demo
     _register_schemas(config, corpus, demo.notes)
+    _start_fitconnect(demo, corpus, fitconnect_port)
     xta_xsd = corpus / "xta-2.1.1"
     if not xta_xsd.is_dir():
         return demo
@@ -109,7 +183,7 @@ def prepare_demo(config: HubConfig, *, xta_port: int = DEMO_XTA_PORT) -> Demo:
         },
     )
     # model_copy, not a JSON dump: that would mask secrets such as the portals' API keys.
-    demo.config = config.model_copy(update={"inbound": [*config.inbound, mailbox]})
+    demo.config = demo.config.model_copy(update={"inbound": [*demo.config.inbound, mailbox]})
     demo.simulator = simulator
     base = simulator.url.removesuffix("/xta")
     demo.notes += [
