@@ -18,6 +18,7 @@ from poststelle.adapters.fitconnect._crypto import (
     load_key,
 )
 from poststelle.adapters.fitconnect._metadata import MetadataRejected, MetadataValidator
+from poststelle.adapters.fitconnect._routes import RoutedDestination, RouteLookup, routing_api
 from poststelle.adapters.fitconnect._sender import (
     OutgoingAttachment,
     SentSubmission,
@@ -51,6 +52,8 @@ __all__ = [
     "MetadataValidator",
     "OutgoingAttachment",
     "Problem",
+    "RouteLookup",
+    "RoutedDestination",
     "SecurityEvent",
     "SentSubmission",
     "authentication_tag",
@@ -60,6 +63,7 @@ __all__ = [
     "generate_key",
     "load_key",
     "read_event",
+    "routing_api",
     "security_event",
     "send_submission",
 ]

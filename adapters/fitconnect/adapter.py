@@ -54,6 +54,7 @@ from poststelle.adapters.fitconnect._metadata import (
     check_content,
     data_schema,
 )
+from poststelle.adapters.fitconnect._routes import RoutedDestination
 from poststelle.adapters.fitconnect._sender import send_submission
 from poststelle.adapters.fitconnect._set import (
     ACCEPT_SUBMISSION,
@@ -107,6 +108,10 @@ class FitConnectSettings(AdapterSettings):
     metadata_schema: Path
     poll_interval: float = Field(default=30.0, gt=0)
     max_list_items: int = Field(default=100, ge=1, le=10_000)
+    # Routing API answers (docs/fitconnect.md): the tenants this destination takes cases for
+    # (empty: every tenant of the hub) and the name it gives.
+    tenants: list[str] = Field(default_factory=list)
+    destination_name: str | None = None
     # A sender client of the Zustelldienst: replies to a case whose sender offered a
     # FIT-Connect reply channel go out through it. Without it such answers are only recorded.
     reply_connection: FitConnectConnectionSettings | None = None
@@ -266,6 +271,21 @@ class FitConnectAdapter:
                 self.health_facts.record(result.received, result.failures)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.settings.poll_interval)
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def serves(self, tenant: str) -> bool:
+        """Whether this destination takes the cases the routing table gives ``tenant``."""
+        return not self.settings.tenants or tenant in self.settings.tenants
+
+    def routed_destination(self) -> RoutedDestination:
+        """This destination as a Routing API answer names it."""
+        return RoutedDestination(
+            destination_id=self.settings.destination_id,
+            submission_url=self.settings.connection.base_url,
+            signing_key=self._signing_key,
+            name=self.settings.destination_name or self.name,
+        )
 
     # -- one round -----------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import BodyMissing, put_once, read_object
 from poststelle.routing.streams.topology import CASES, INBOX, ROUTER_DURABLE, ensure_topology
 from poststelle.routing.table.live import TableRouteResolver
-from poststelle.routing.table.static import RouteResolver, StaticRouteResolver
+from poststelle.routing.table.static import RouteResolver, RoutingFacts, StaticRouteResolver
 from poststelle.routing.table.store import RouteTableStore, RouteTableWatcher
 
 __all__ = ["Hub", "HubAlreadyRunningError", "HubRole", "NoHubToJoinError", "connect"]
@@ -287,6 +287,7 @@ class Hub:
             for adapter in self.inbound:
                 await adapter.start()
         if self.portal is not None:
+            self._serve_fitconnect_routing(self.portal)
             await self.portal.start()
         log.info("hub started role=%s pid=%d nats=%s", self.role, os.getpid(), self.nats_url)
         return self
@@ -390,6 +391,30 @@ class Hub:
                     await asyncio.sleep(_RESTART_DELAY)
 
         self._tasks.append(asyncio.create_task(loop(), name=name))
+
+    def _serve_fitconnect_routing(self, portal: PortalAdapter) -> None:
+        """The FIT-Connect Routing API under ``/fitconnect/v1`` when the hub runs
+        destinations: a portal asks which of them takes a Leistung for a region, and the
+        routing table answers (docs/fitconnect.md, "Destination discovery")."""
+        destinations = [a for a in self.inbound if callable(getattr(a, "routed_destination", None))]
+        if not destinations:
+            return
+        from poststelle.adapters.fitconnect import RoutedDestination, routing_api
+
+        def lookup(leika_key: str, ars: str) -> list[RoutedDestination]:
+            facts = RoutingFacts(
+                standard="", message_type="", channel="fitconnect", leistung=leika_key, ars=ars
+            )
+            target = self.resolver.resolve(facts)
+            if target is None:
+                return []
+            return [
+                a.routed_destination()  # type: ignore[attr-defined]
+                for a in destinations
+                if a.serves(target.tenant)  # type: ignore[attr-defined]
+            ]
+
+        portal.app.include_router(routing_api(lookup), prefix="/fitconnect/v1")
 
     def _build_portal(self, context: AdapterContext) -> PortalAdapter:
         http = self.config.http
