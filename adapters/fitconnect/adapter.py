@@ -322,20 +322,20 @@ class FitConnectAdapter:
         )
 
     async def _take(self, submission_id: str, result: PollRound) -> None:
+        """One submission; whatever fails is recorded and leaves it waiting, and the round
+        goes on with the others."""
+        step = "fetch"
         try:
             fetched = await self._fetch(submission_id)
-        except FitConnectError as exc:
-            self._fail(result, submission_id, "fetch", exc)
-            return
-        try:
-            opened = await self._open(fetched)
-        except _Refused as refused:
-            await self._refuse(fetched, refused.problems, result)
-            return
-        except FitConnectError as exc:
-            self._fail(result, submission_id, "event-log", exc)
-            return
-        await self._accept(fetched, opened, result)
+            step = "open"
+            try:
+                opened = await self._open(fetched)
+            except _Refused as refused:
+                await self._refuse(fetched, refused.problems, result)
+                return
+            await self._accept(fetched, opened, result)
+        except Exception as exc:
+            self._fail(result, submission_id, step, exc)
 
     async def _fetch(self, submission_id: str) -> _Fetched:
         submission = await self.client.submission(submission_id)
