@@ -334,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        # httpx logs every request at INFO: a FIT-Connect poller would fill the console.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     from poststelle.contracts.registry import ContractError
     from poststelle.mappings.engine import MappingError
 
