@@ -1,0 +1,118 @@
+"""xdomea 3.0.0 answers (0504, 0505, 0506, 0507) from the corpus's real Aussonderung messages:
+valid against the published schemas, read back by the hub's own mappings, refused clearly
+where xdomea has no such answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from poststelle.contracts.answers import ReplyContent, SchriftgutobjektErgebnis
+from poststelle.contracts.answers_xdomea import XdomeaAnswered, build_xdomea_answer
+from poststelle.contracts.inspection import inspect_message
+
+SGO_OK = "cbdbfccc-72e5-44b2-9e71-937e6f4f8ce9"
+SGO_FAILED = "bf675c60-12c2-4ab1-826f-dcdf306d1733"
+
+
+@pytest.fixture(scope="module")
+def xdomea_schema(corpus_dir: Path) -> etree.XMLSchema:
+    xsd = corpus_dir / "xdomea" / "schemes" / "xdomea_3.0.0" / "xdomea.xsd"
+    return etree.XMLSchema(etree.parse(str(xsd)))
+
+
+def _record(corpus_dir: Path, message: str, tmp_path: Path) -> dict[str, Any]:
+    """The case record the routing core keeps for a corpus message (the fields it reads)."""
+    raw = (corpus_dir / "xdomea" / "messages" / "xdomea_3.0.0" / f"xx_{message}.xml").read_bytes()
+    inspected = inspect_message(raw, data_dir=tmp_path)
+    fields = inspected.fields
+    return {
+        "case_id": "case-x",
+        "standard": inspected.standard,
+        "version": inspected.version,
+        "message_type": inspected.message_type,
+        "author": inspected.author,
+        "reader": inspected.reader,
+        "answered": {
+            key: fields[key]
+            for key in ("prozess_id", "absender_institution", "empfaenger_institution")
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("answered", "kind", "expected"),
+    [
+        ("Aussonderung.Anbieteverzeichnis.0501", "receipt", "AnbietungEmpfangBestaetigen.0504"),
+        ("Aussonderung.Bewertungsverzeichnis.0502", "receipt", "BewertungEmpfangBestaetigen.0505"),
+        ("Aussonderung.Aussonderung.0503", "receipt", "AussonderungEmpfangBestaetigen.0507"),
+        ("Aussonderung.Aussonderung.0503", "decision", "AussonderungImportBestaetigen.0506"),
+    ],
+)
+def test_answers_are_valid_and_read_back(
+    corpus_dir: Path,
+    tmp_path: Path,
+    xdomea_schema: etree.XMLSchema,
+    answered: str,
+    kind: str,
+    expected: str,
+) -> None:
+    record = _record(corpus_dir, answered, tmp_path)
+    reply = ReplyContent(
+        kind=kind,  # type: ignore[arg-type]
+        information=["Eingang bestätigt."],
+        schriftgutobjekte=[
+            SchriftgutobjektErgebnis(id=SGO_OK, erfolgreich=True, archivkennung="LATh 1/2026"),
+            SchriftgutobjektErgebnis(
+                id=SGO_FAILED, erfolgreich=False, fehlermeldungen=["Primärdokument fehlt"]
+            ),
+        ],
+    )
+    content, message_type = build_xdomea_answer(XdomeaAnswered.from_record(record), reply)
+    assert message_type == f"Aussonderung.{expected}"
+    root = etree.fromstring(content)
+    assert xdomea_schema.validate(root), xdomea_schema.error_log
+    ns = {"x": "urn:xoev-de:xdomea:schema:3.0.0"}
+    assert root.findtext("x:Kopf/x:Nachrichtentyp/code", namespaces=ns) == expected[-4:]
+    assert root.findtext("x:Kopf/x:Hinweis", namespaces=ns) == "Eingang bestätigt."
+
+    # The hub reads its own answer with the shipped mapping: same process, parties swapped.
+    back = inspect_message(content, data_dir=tmp_path)
+    assert back.message_type == message_type
+    assert back.fields["prozess_id"] == record["answered"]["prozess_id"]
+    assert (back.author, back.reader) == (record["reader"], record["author"])
+    assert back.fields["absender_institution"] == record["answered"]["empfaenger_institution"]
+    if kind == "decision":
+        results = root.findall("x:AusgesondertesSGO", namespaces=ns)
+        assert [r.findtext("x:IDSGO", namespaces=ns) for r in results] == [SGO_OK, SGO_FAILED]
+        assert [r.findtext("x:Erfolgreich", namespaces=ns) for r in results] == ["true", "false"]
+        assert results[1].findtext("x:Fehlermeldung", namespaces=ns) == "Primärdokument fehlt"
+    else:
+        assert root.find("x:AusgesondertesSGO", namespaces=ns) is None
+
+
+def test_what_xdomea_cannot_say_is_refused(corpus_dir: Path, tmp_path: Path) -> None:
+    offer = XdomeaAnswered.from_record(
+        _record(corpus_dir, "Aussonderung.Anbieteverzeichnis.0501", tmp_path)
+    )
+    with pytest.raises(
+        ValueError, match=r"no decision answer to a 0501 message \(possible: receipt\)"
+    ):
+        build_xdomea_answer(offer, ReplyContent(kind="decision"))
+    with pytest.raises(ValueError, match="no rejection answer"):
+        build_xdomea_answer(offer, ReplyContent(kind="rejection"))
+    records = XdomeaAnswered.from_record(
+        _record(corpus_dir, "Aussonderung.Aussonderung.0503", tmp_path)
+    )
+    with pytest.raises(ValueError, match="schriftgutobjekte is required"):
+        build_xdomea_answer(records, ReplyContent(kind="decision"))
+    older = offer.model_copy(update={"version": "2.4.0"})
+    with pytest.raises(ValueError, match=r"built for 3\.0\.0, not 2\.4\.0"):
+        build_xdomea_answer(older, ReplyContent(kind="receipt"))
+    with pytest.raises(ValueError, match="keeps no ProzessID"):
+        XdomeaAnswered.from_record({"case_id": "c", "answered": {}})
+    with pytest.raises(ValueError, match=r"pattern"):
+        SchriftgutobjektErgebnis(id="not-a-uuid", erfolgreich=True)
