@@ -24,7 +24,11 @@ from nats.js.errors import FetchTimeoutError
 from pydantic import ValidationError
 
 from poststelle.contracts.answers import KINDS_CARRYING_ORIGINAL, build_answer
-from poststelle.contracts.answers_xdomea import XDOMEA_NS, XdomeaAnswered, build_xdomea_answer
+from poststelle.contracts.answers_xdomea import (
+    XdomeaAnswered,
+    build_xdomea_answer,
+    xdomea_namespace,
+)
 from poststelle.contracts.envelope import (
     H_CASE_ID,
     H_DETAIL,
@@ -96,7 +100,8 @@ async def answer_for(
     route = dict(origin.get("reply_route") or {})
     if origin["channel"] == "xta" and record.get("standard") == "xdomea":
         try:
-            content, message_type = build_xdomea_answer(XdomeaAnswered.from_record(record), reply)
+            xdomea = XdomeaAnswered.from_record(record)
+            content, message_type = build_xdomea_answer(xdomea, reply)
         except ValueError as exc:
             raise CannotAnswerError(str(exc)) from exc
         return Answer(
@@ -105,7 +110,7 @@ async def answer_for(
             content=content,
             content_type="application/xml",
             message_type=message_type,
-            namespace=XDOMEA_NS,
+            namespace=xdomea_namespace(xdomea.version),
             reply_route=route,
             in_reply_to=in_reply_to(route, origin.get("source_message_id")),
         )

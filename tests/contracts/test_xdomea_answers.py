@@ -1,4 +1,5 @@
-"""xdomea 3.0.0 answers (0504, 0505, 0506, 0507) from the corpus's real Aussonderung messages:
+"""xdomea 3.0.0 and 2.4.0 answers (0504, 0505, 0506, 0507) to the corpus's real Aussonderung
+messages:
 valid against the published schemas, read back by the hub's own mappings, refused clearly
 where xdomea has no such answer."""
 
@@ -18,15 +19,27 @@ SGO_OK = "cbdbfccc-72e5-44b2-9e71-937e6f4f8ce9"
 SGO_FAILED = "bf675c60-12c2-4ab1-826f-dcdf306d1733"
 
 
+ENTRY_POINTS = {
+    "3.0.0": "xdomea.xsd",
+    "2.4.0": "xdomea-Nachrichten-AussonderungDurchfuehren.xsd",
+}
+
+
 @pytest.fixture(scope="module")
-def xdomea_schema(corpus_dir: Path) -> etree.XMLSchema:
-    xsd = corpus_dir / "xdomea" / "schemes" / "xdomea_3.0.0" / "xdomea.xsd"
-    return etree.XMLSchema(etree.parse(str(xsd)))
+def schemas(corpus_dir: Path) -> dict[str, etree.XMLSchema]:
+    folder = corpus_dir / "xdomea" / "schemes"
+    return {
+        version: etree.XMLSchema(etree.parse(str(folder / f"xdomea_{version}" / entry)))
+        for version, entry in ENTRY_POINTS.items()
+    }
 
 
-def _record(corpus_dir: Path, message: str, tmp_path: Path) -> dict[str, Any]:
+def _record(
+    corpus_dir: Path, message: str, tmp_path: Path, version: str = "3.0.0"
+) -> dict[str, Any]:
     """The case record the routing core keeps for a corpus message (the fields it reads)."""
-    raw = (corpus_dir / "xdomea" / "messages" / "xdomea_3.0.0" / f"xx_{message}.xml").read_bytes()
+    folder = corpus_dir / "xdomea" / "messages" / f"xdomea_{version}"
+    raw = (folder / f"xx_{message}.xml").read_bytes()
     inspected = inspect_message(raw, data_dir=tmp_path)
     fields = inspected.fields
     return {
@@ -44,23 +57,28 @@ def _record(corpus_dir: Path, message: str, tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("answered", "kind", "expected"),
+    ("version", "answered", "kind", "expected"),
     [
-        ("Aussonderung.Anbieteverzeichnis.0501", "receipt", "AnbietungEmpfangBestaetigen.0504"),
-        ("Aussonderung.Bewertungsverzeichnis.0502", "receipt", "BewertungEmpfangBestaetigen.0505"),
-        ("Aussonderung.Aussonderung.0503", "receipt", "AussonderungEmpfangBestaetigen.0507"),
-        ("Aussonderung.Aussonderung.0503", "decision", "AussonderungImportBestaetigen.0506"),
+        ("3.0.0", "Anbieteverzeichnis.0501", "receipt", "AnbietungEmpfangBestaetigen.0504"),
+        ("3.0.0", "Bewertungsverzeichnis.0502", "receipt", "BewertungEmpfangBestaetigen.0505"),
+        ("3.0.0", "Aussonderung.0503", "receipt", "AussonderungEmpfangBestaetigen.0507"),
+        ("3.0.0", "Aussonderung.0503", "decision", "AussonderungImportBestaetigen.0506"),
+        ("2.4.0", "Anbieteverzeichnis.0501", "receipt", "AnbietungEmpfangBestaetigen.0504"),
+        ("2.4.0", "Bewertungsverzeichnis.0502", "receipt", "BewertungEmpfangBestaetigen.0505"),
+        ("2.4.0", "Aussonderung.0503", "decision", "AussonderungImportBestaetigen.0506"),
     ],
 )
 def test_answers_are_valid_and_read_back(
     corpus_dir: Path,
     tmp_path: Path,
-    xdomea_schema: etree.XMLSchema,
+    schemas: dict[str, etree.XMLSchema],
+    version: str,
     answered: str,
     kind: str,
     expected: str,
 ) -> None:
-    record = _record(corpus_dir, answered, tmp_path)
+    record = _record(corpus_dir, f"Aussonderung.{answered}", tmp_path, version)
+    xdomea_schema = schemas[version]
     reply = ReplyContent(
         kind=kind,  # type: ignore[arg-type]
         information=["Eingang bestätigt."],
@@ -75,23 +93,33 @@ def test_answers_are_valid_and_read_back(
     assert message_type == f"Aussonderung.{expected}"
     root = etree.fromstring(content)
     assert xdomea_schema.validate(root), xdomea_schema.error_log
-    ns = {"x": "urn:xoev-de:xdomea:schema:3.0.0"}
+    ns = {"x": f"urn:xoev-de:xdomea:schema:{version}"}
     assert root.findtext("x:Kopf/x:Nachrichtentyp/code", namespaces=ns) == expected[-4:]
     assert root.findtext("x:Kopf/x:Hinweis", namespaces=ns) == "Eingang bestätigt."
 
     # The hub reads its own answer with the shipped mapping: same process, parties swapped.
     back = inspect_message(content, data_dir=tmp_path)
-    assert back.message_type == message_type
+    assert (back.version, back.message_type) == (version, message_type)
     assert back.fields["prozess_id"] == record["answered"]["prozess_id"]
     assert (back.author, back.reader) == (record["reader"], record["author"])
     assert back.fields["absender_institution"] == record["answered"]["empfaenger_institution"]
-    if kind == "decision":
+    if kind == "decision" and version == "2.4.0":
+        # One verdict for the whole Aussonderung; the imported object's Archivkennung.
+        [outcome] = root.findall("x:ErfolgOderMisserfolg", namespaces=ns)
+        assert outcome.findtext("x:Erfolgreich", namespaces=ns) == "false"
+        assert outcome.findtext("x:Fehlermeldung", namespaces=ns) == (
+            f"{SGO_FAILED}: Primärdokument fehlt"
+        )
+        [parameter] = outcome.findall("x:Rueckgabeparameter", namespaces=ns)
+        assert parameter.findtext("x:ID", namespaces=ns) == SGO_OK
+        assert parameter.findtext("x:Archivkennung", namespaces=ns) == "LATh 1/2026"
+    elif kind == "decision":
         results = root.findall("x:AusgesondertesSGO", namespaces=ns)
         assert [r.findtext("x:IDSGO", namespaces=ns) for r in results] == [SGO_OK, SGO_FAILED]
         assert [r.findtext("x:Erfolgreich", namespaces=ns) for r in results] == ["true", "false"]
         assert results[1].findtext("x:Fehlermeldung", namespaces=ns) == "Primärdokument fehlt"
     else:
-        assert root.find("x:AusgesondertesSGO", namespaces=ns) is None
+        assert len(root) == 1  # the Kopf alone
 
 
 def test_what_xdomea_cannot_say_is_refused(corpus_dir: Path, tmp_path: Path) -> None:
@@ -99,7 +127,7 @@ def test_what_xdomea_cannot_say_is_refused(corpus_dir: Path, tmp_path: Path) -> 
         _record(corpus_dir, "Aussonderung.Anbieteverzeichnis.0501", tmp_path)
     )
     with pytest.raises(
-        ValueError, match=r"no decision answer to a 0501 message \(possible: receipt\)"
+        ValueError, match=r"3\.0\.0 has no decision answer to a 0501 message \(possible: receipt\)"
     ):
         build_xdomea_answer(offer, ReplyContent(kind="decision"))
     with pytest.raises(ValueError, match="no rejection answer"):
@@ -109,8 +137,14 @@ def test_what_xdomea_cannot_say_is_refused(corpus_dir: Path, tmp_path: Path) -> 
     )
     with pytest.raises(ValueError, match="schriftgutobjekte is required"):
         build_xdomea_answer(records, ReplyContent(kind="decision"))
-    older = offer.model_copy(update={"version": "2.4.0"})
-    with pytest.raises(ValueError, match=r"built for 3\.0\.0, not 2\.4\.0"):
+    unknown = offer.model_copy(update={"version": "2.3.0"})
+    with pytest.raises(ValueError, match=r"built for 3\.0\.0, 2\.4\.0, not 2\.3\.0"):
+        build_xdomea_answer(unknown, ReplyContent(kind="receipt"))
+    # 2.4.0 has no 0507: its sender learns of the import from the 0506 alone.
+    older = XdomeaAnswered.from_record(
+        _record(corpus_dir, "Aussonderung.Aussonderung.0503", tmp_path, "2.4.0")
+    )
+    with pytest.raises(ValueError, match=r"2\.4\.0 has no receipt answer to a 0503 .*decision"):
         build_xdomea_answer(older, ReplyContent(kind="receipt"))
     with pytest.raises(ValueError, match="keeps no ProzessID"):
         XdomeaAnswered.from_record({"case_id": "c", "answered": {}})
