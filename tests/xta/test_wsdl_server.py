@@ -17,11 +17,19 @@ from poststelle.adapters.xta._errors import (
     XtaInvalidMessageId,
     XtaParameterInvalid,
     XtaPermissionDenied,
+    XtaServiceUnavailable,
     XtaSyncAsyncMismatch,
 )
-from poststelle.adapters.xta._model import MessageType, PartyId, XtaMessage, XtaMetadata
+from poststelle.adapters.xta._model import (
+    MessageType,
+    PartyId,
+    TransportStatus,
+    XtaMessage,
+    XtaMetadata,
+)
 from poststelle.adapters.xta._schemas import PROJECT_WSDL, XtaSchemaValidator
-from poststelle.adapters.xta.client import XtaClient
+from poststelle.adapters.xta.adapter import SentAnswer, XtaOutboundSender
+from poststelle.adapters.xta.client import SendOutcome, XtaClient
 
 from .conftest import AMT, HUB
 from .wsdl_server import WsdlXtaServer
@@ -162,3 +170,36 @@ def test_the_server_is_strict_about_falsy_values(server: WsdlXtaServer) -> None:
         }
     ).content
     assert b"ServiceIsAvailable>" not in etree.tostring(dropped)
+
+
+async def test_the_answer_sender_on_the_official_wsdl(
+    client: XtaClient, server: WsdlXtaServer, validator: XtaSchemaValidator
+) -> None:
+    # The adapter's answer path (createMessageId, lookupService, sendMessage,
+    # getTransportReport) against the WSDL-built server, on both WSDLs.
+    sender = XtaOutboundSender(client)
+    server.services[AMT.value] = {"urn:xoev-de:xdomea:schema:3.0.0"}
+
+    async def send(service: str) -> SentAnswer:
+        return await sender.send(
+            b"<antwort/>",
+            author=HUB,
+            reader=AMT,
+            service=service,
+            message_type=MessageType("Aussonderung.AnbietungEmpfangBestaetigen.0504", service),
+            business_scenario="XDOMEA",
+        )
+
+    with pytest.raises(XtaServiceUnavailable):
+        await send(XBAU)
+    assert server.orders == {}
+    sent = await send("urn:xoev-de:xdomea:schema:3.0.0")
+    assert sent.outcome is SendOutcome.ACCEPTED
+    assert sent.report is not None and sent.report.status is TransportStatus.GREEN
+    assert set(server.orders) == {sent.message_id}
+    assert _all_valid(server, validator) == {
+        "lookupService",
+        "createMessageId",
+        "sendMessage",
+        "getTransportReport",
+    }

@@ -6,7 +6,7 @@ both speaks the standard, not one implementation's reading of it.
 
 It serves what the tests need: ``checkAccountActive``, ``createMessageId``, ``lookupService``,
 ``cancelMessage``, ``sendMessage``, ``sendMessageSync``, ``getStatusList`` and
-``getNextStatusList``.
+``getNextStatusList``, and ``getTransportReport`` for the orders it took.
 """
 
 # zeep is only partly typed; the calls below are checked at run time.
@@ -48,6 +48,7 @@ class Order:
     author: str
     reader: str
     held: bool
+    service: str = "urn:x"
     cancelled: bool = False
 
 
@@ -273,9 +274,31 @@ class WsdlXtaServer:
                 )
             reader = _text(md.Destinations.Reader.Identifier)
             self.orders[message_id] = Order(
-                author, reader, held=not_before is not None and not_before > datetime.now(UTC)
+                author,
+                reader,
+                held=not_before is not None and not_before > datetime.now(UTC),
+                service=str(md.Qualifier.Service),
             )
         return {}, None
+
+    def _op_getTransportReport(self, request: Any) -> tuple[dict[str, Any], Any]:
+        account = self._account(request)
+        message_id = _text(request.body)
+        with self.lock:
+            order = self.orders.get(message_id)
+        if order is None or order.author != account:
+            raise Fault("InvalidMessageIDException", "9070", "MessageID nicht bekannt.")
+        # 0 open (held), 3 red (cancelled), 1 green (taken).
+        status = "3" if order.cancelled else "0" if order.held else "1"
+        report = {
+            "MessageMetaData": self._metadata(
+                message_id, order.author, order.reader, order.service, "nachricht"
+            ),
+            "ReportTime": datetime.now(UTC),
+            "XTAServerIdentity": "wsdl-server",
+            "MessageStatus": {"Status": status},
+        }
+        return report, None
 
     def _op_cancelMessage(self, request: Any) -> tuple[dict[str, Any], Any]:
         account = self._account(request)
