@@ -5,15 +5,22 @@ where xdomea has no such answer."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from lxml import etree
 
 from poststelle.contracts.answers import ReplyContent, SchriftgutobjektErgebnis
 from poststelle.contracts.answers_xdomea import XdomeaAnswered, build_xdomea_answer
 from poststelle.contracts.inspection import inspect_message
+from poststelle.contracts.replies import CASE_REPLY_SCHEMA_PATH, CaseReply
+
+from .conftest import REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "examples" / "replies" / "xdomea"
 
 SGO_OK = "cbdbfccc-72e5-44b2-9e71-937e6f4f8ce9"
 SGO_FAILED = "bf675c60-12c2-4ab1-826f-dcdf306d1733"
@@ -150,3 +157,31 @@ def test_what_xdomea_cannot_say_is_refused(corpus_dir: Path, tmp_path: Path) -> 
         XdomeaAnswered.from_record({"case_id": "c", "answered": {}})
     with pytest.raises(ValueError, match=r"pattern"):
         SchriftgutobjektErgebnis(id="not-a-uuid", erfolgreich=True)
+
+
+@pytest.mark.parametrize(
+    ("example", "answered", "expected"),
+    [
+        ("anbietung-empfang.json", "Anbieteverzeichnis.0501", "AnbietungEmpfangBestaetigen.0504"),
+        ("aussonderung-import.json", "Aussonderung.0503", "AussonderungImportBestaetigen.0506"),
+    ],
+)
+def test_the_xdomea_reply_examples_answer(
+    corpus_dir: Path,
+    tmp_path: Path,
+    schemas: dict[str, etree.XMLSchema],
+    example: str,
+    answered: str,
+    expected: str,
+) -> None:
+    # examples/replies/xdomea/: what an archive back end sends, valid by the committed reply
+    # schema and answered with a schema-valid xdomea message.
+    document = json.loads((EXAMPLES / example).read_text(encoding="utf-8"))
+    schema = json.loads(CASE_REPLY_SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(document)
+    reply = CaseReply.model_validate(document)
+    for version in ENTRY_POINTS:
+        record = _record(corpus_dir, f"Aussonderung.{answered}", tmp_path, version)
+        content, message_type = build_xdomea_answer(XdomeaAnswered.from_record(record), reply)
+        assert message_type == f"Aussonderung.{expected}"
+        assert schemas[version].validate(etree.fromstring(content)), schemas[version].error_log
