@@ -625,7 +625,18 @@ class XtaSimulator:
                     "9040",
                     f"Dienst von {m.reader.value} nur asynchron erreichbar",
                 )
-        content = responder(message)  # outside the lock: a responder may take its time
+            # Reserved at once: a concurrent call under the same id meets 9024.
+            self._state.sent[m.message_id] = _Sent(
+                m, TransportReport(m.message_id, TransportStatus.OPEN, _now(), SERVER_IDENTITY)
+            )
+        try:
+            content = responder(message)  # outside the lock: a responder may take its time
+        except Exception as exc:
+            with self._state.lock:
+                del self._state.sent[m.message_id]  # nothing was answered: it may be sent again
+            raise SimulatorError(
+                "XTAWSTechnicalProblemException", "9030", f"Leser antwortet nicht: {exc}", False
+            ) from exc
         now = _now()
         answer = XtaMessage(
             metadata=XtaMetadata(

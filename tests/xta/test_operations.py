@@ -216,3 +216,22 @@ def test_send_sync_faults(client: XtaClient, simulator: XtaSimulator) -> None:
     with pytest.raises(XtaParameterInvalid) as repeated:
         client.send_message_sync(_message(message_id))
     assert repeated.value.code == "9024"
+
+
+def test_a_failing_sync_reader_is_a_technical_problem_retried(
+    client: XtaClient, simulator: XtaSimulator
+) -> None:
+    calls: list[str] = []
+
+    def flaky(request: XtaMessage) -> bytes:
+        calls.append(request.metadata.message_id)
+        if len(calls) == 1:
+            raise ConnectionError("reader down")
+        return b"<ok/>"
+
+    simulator.respond_sync(AMT.value, flaky)
+    message_id = client.create_message_id(HUB)
+    # The failed attempt answered nothing, so the retry under the same id is not a 9024.
+    assert client.send_message_sync(_message(message_id)).content == b"<ok/>"
+    assert calls == [message_id, message_id]
+    assert simulator.calls("sendMessageSync") == 2
