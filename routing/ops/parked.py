@@ -12,7 +12,8 @@ from the record, so a replay interrupted between publish and delete repeats harm
 Each replay also leaves an entry in the ``REPLAYS`` ledger (same dedupe id), which is what
 lets ``poststelle stats`` tell replays from arrivals. A replay that names its ``actor``
 (the console's user, the CLI's login name) adds a ``replayed`` hop with it to each case's
-audit trail: who sent the message through again, from where, to where.
+audit trail, just before the publish: who sent the message through again, from where, to
+where.
 """
 
 from __future__ import annotations
@@ -262,6 +263,8 @@ async def _replay_window(
     actor: str | None,
 ) -> list[int]:
     subjects = [target(record) for record in records]
+    if actor is not None:
+        await _audit_replays(js, records, subjects, actor)
     published = []
     for record, subject in zip(records, subjects, strict=True):
         headers = {key: value for key, value in record.headers.items() if key not in strip}
@@ -285,8 +288,6 @@ async def _replay_window(
         )
     await asyncio.gather(*ledger)
     await asyncio.gather(*(_delete(js, record.stream, record.sequence) for record in records))
-    if actor is not None:
-        await _audit_replays(js, records, subjects, actor)
     for record, subject in zip(records, subjects, strict=True):
         log.info(
             "replayed stream=%s seq=%s to=%s by=%s",
@@ -301,9 +302,10 @@ async def _replay_window(
 async def _audit_replays(
     js: JetStreamContext, records: list[ParkedRecord], subjects: list[str], actor: str
 ) -> None:
-    """One ``replayed`` hop per case: after the delete, so a hop means the replay happened.
-    A record without a case id (a dead letter whose original was gone) has no trail to
-    extend; the log line below still names the actor."""
+    """One ``replayed`` hop per case, stored before the publish: the hops the replayed
+    message causes (routed, delivered) follow it in the trail. A replay that fails after it
+    is run again and leaves a second hop. A record without a case id (a dead letter whose
+    original was gone) has no trail to extend; the log line still names the actor."""
     audit = AuditTrail(js)
     acks = [
         await audit.append_async(

@@ -14,6 +14,15 @@ import httpx
 import pytest
 
 from poststelle.adapters._ozg import vorgang_nummer
+from poststelle.contracts.envelope import (
+    H_CASE_ID,
+    H_DETAIL,
+    H_MSG_ID,
+    H_ORIGINAL_SUBJECT,
+    H_REASON,
+    dead_letter_id,
+    dlq_subject,
+)
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.console import hash_password
@@ -21,6 +30,7 @@ from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
 from poststelle.routing.ops.quarantine import list_quarantined
+from poststelle.routing.streams.topology import CASES
 from poststelle.routing.table.files import load_table
 from poststelle.routing.table.store import RouteTableStore
 from tests.integration.conftest import eventually
@@ -353,3 +363,40 @@ async def test_a_command_line_replay_is_audited_with_the_login_name(
     entries = await eventually(lambda: _hops(hub, case_id, "replayed"))
     [replayed] = [e for e in entries if e.hop == "replayed"]
     assert replayed.detail["by"] == "cli:root-on-the-host"
+
+
+async def test_a_dead_letter_is_listed_shown_and_replayed(hub: Hub) -> None:
+    event = json.dumps({"id": "evt-1", "data": {"case_id": "case-dlq-1"}}).encode()
+    await hub.js.publish(
+        dlq_subject("case_crash_test"),
+        event,
+        headers={
+            H_MSG_ID: dead_letter_id("case_crash_test", 7),
+            H_CASE_ID: "case-dlq-1",
+            H_REASON: "permanent",
+            H_DETAIL: "webhook: HTTP 422: the back end refuses the event",
+            H_ORIGINAL_SUBJECT: "case.crash.test.antrag",
+        },
+    )
+    before = (await hub.js.stream_info(CASES)).state.messages
+    async with console(hub) as client:
+        await log_in(client, "olga", PASSWORDS["olga"])
+        listing = await client.get("/dlq")
+        assert "case_crash_test" in listing.text and "HTTP 422" in listing.text
+        [sequence] = re.findall(r'href="/console/dlq/(\d+)"', listing.text)
+        page = await client.get(f"/dlq/{sequence}")
+        assert "HTTP 422" in page.text and "&#34;evt-1&#34;" in page.text  # pretty JSON
+        confirm = await client.get("/dlq/replay", params={"consumer": "case_crash_test"})
+        assert "Yes, replay 1" in confirm.text
+        done = await client.post(
+            "/dlq/replay", data={"seq": sequence, "csrf_token": token_of(confirm)}
+        )
+        assert f"Replayed 1 record: #{sequence}" in done.text
+        assert "No dead letters." in (await client.get("/dlq")).text
+    assert (await hub.js.stream_info(CASES)).state.messages == before + 1
+    entries = await eventually(lambda: _hops(hub, "case-dlq-1", "replayed"))
+    [replayed] = [e for e in entries if e.hop == "replayed"]
+    assert (replayed.detail["by"], replayed.detail["to"]) == (
+        "console:olga",
+        "case.crash.test.antrag",
+    )
