@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 
@@ -96,3 +97,17 @@ def test_console_hash_password_reads_stdin_and_prints_a_config_section(
     assert PasswordHasher().verify(digest, "correct horse battery")
     monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
     assert poststelle(["console-hash-password"]) == 2
+
+
+def test_the_documented_accounts_load(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "console.md").read_text("utf-8")
+    [block] = re.findall(r"```toml\n(.*?)```", text, re.DOTALL)
+    file = tmp_path / "hub.toml"
+    file.write_text(block, encoding="utf-8")
+    console = load_config(file, environ={}).console
+    assert {name: a.role for name, a in console.accounts.items()} == {
+        "olga": "operator",
+        "rudi": "read-only",
+    }
+    # The placeholder hash is no hash: nobody logs in with the example as it stands.
+    assert console.authenticate("olga", "") is None
