@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -118,6 +119,14 @@ def until(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.2) -
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s (last value: {result!r})")
         time.sleep(every)
+
+
+def text_of(driver: WebDriver, element_id: str) -> str | None:
+    """An element's text, ``None`` while htmx swaps it (the element found is gone)."""
+    try:
+        return str(driver.find_element(By.ID, element_id).text)
+    except StaleElementReferenceException:
+        return None
 
 
 def log_in(driver: WebDriver, base: str, account: tuple[str, str]) -> None:

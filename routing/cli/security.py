@@ -208,9 +208,34 @@ def _nats_findings(config: HubConfig) -> list[Finding]:
     return findings
 
 
+def _console_findings(config: HubConfig) -> list[Finding]:
+    console, http = config.console, config.http
+    if (
+        console.accounts
+        and not _is_loopback(http.host)
+        and http.tls_certfile is None
+        and not console.secure_cookies
+    ):
+        return [
+            Finding(
+                "console.secure_cookies",
+                f"the console is served on {http.host} over plain HTTP: operators' "
+                "passwords and session cookies travel unencrypted",
+                "set http.tls_certfile and http.tls_keyfile, or serve it through a TLS "
+                "proxy and set console.secure_cookies = true",
+            )
+        ]
+    return []
+
+
 def audit(config: HubConfig) -> list[Finding]:
     """Every insecure setting of ``config``; an empty list when none was found."""
-    return [*_http_findings(config), *_backend_findings(config), *_nats_findings(config)]
+    return [
+        *_http_findings(config),
+        *_backend_findings(config),
+        *_nats_findings(config),
+        *_console_findings(config),
+    ]
 
 
 def log_insecure_settings(config: HubConfig) -> int:

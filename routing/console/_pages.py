@@ -78,26 +78,16 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
     async def quarantine(request: Request) -> Response:
         user = guard.user(request)
         wanted = _filter(request)
-        listed, more = await list_parked(ctx.hub.js, wanted, ctx.standards)
-        everything, _ = await list_parked(ctx.hub.js, ParkedFilter(), ctx.standards)
+        listing = await list_parked(ctx.hub.js, wanted, ctx.standards)
         return ctx.page(
-            request,
-            "quarantine.html",
-            user,
-            page="quarantine",
-            items=listed,
-            more=more,
-            wanted=wanted,
-            reasons=sorted({i.item.reason for i in everything}),
-            standards=sorted({i.standard for i in everything if i.standard}),
-            channels=sorted({i.item.channel for i in everything if i.item.channel}),
+            request, "quarantine.html", user, page="quarantine", listing=listing, wanted=wanted
         )
 
     @app.get("/quarantine/replay", response_class=HTMLResponse)
     async def quarantine_confirm(request: Request) -> Response:
         user = guard.user(request)
         chosen = _sequences(request.query_params.getlist("seq"))
-        listed, _ = await list_parked(ctx.hub.js, _filter(request), ctx.standards)
+        listed = (await list_parked(ctx.hub.js, _filter(request), ctx.standards)).items
         if chosen:
             listed = [i for i in listed if i.item.sequence in set(chosen)]
         return ctx.page(

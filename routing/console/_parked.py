@@ -1,6 +1,7 @@
 """Quarantine and DLQ for the console: listing with filters, one record in full, replays.
 
-Listing reads headers only (``list_quarantined``, ``list_dead_letters``); one record's page
+Listing reads headers only (``list_quarantined``, ``list_dead_letters``), in one walk that
+also yields the values the filters offer; one record's page
 reads its body, from the claim check when it waits in the object store, and shows at most
 ``MAX_SHOWN_BYTES`` of it. The lines that the validation errors name (``line 12: ...`` in
 the record's detail) are marked in the raw view, whose lines are the message's own.
@@ -33,7 +34,9 @@ from poststelle.routing.streams.topology import DLQ, QUARANTINE
 __all__ = [
     "MAX_LISTED",
     "MAX_SHOWN_BYTES",
+    "Listed",
     "ParkedFilter",
+    "ParkedListing",
     "ParkedView",
     "Standards",
     "error_lines",
@@ -79,8 +82,10 @@ class ParkedFilter:
     channel: str = ""
 
     def keeps(self, item: QuarantinedMessage, standard: str) -> bool:
-        return (not self.standard or standard == self.standard) and (
-            not self.channel or item.channel == self.channel
+        return (
+            (not self.reason or item.reason == self.reason)
+            and (not self.standard or standard == self.standard)
+            and (not self.channel or item.channel == self.channel)
         )
 
 
@@ -90,18 +95,30 @@ class Listed:
     standard: str
 
 
+@dataclass(frozen=True)
+class ParkedListing:
+    items: list[Listed]
+    more: bool  # more than ``MAX_LISTED`` passed the filter
+    # What the filter can choose from: the values present in the whole quarantine.
+    reasons: list[str]
+    standards: list[str]
+    channels: list[str]
+
+
 async def list_parked(
     js: JetStreamContext, wanted: ParkedFilter, standards: Standards
-) -> tuple[list[Listed], bool]:
-    """The quarantine's records that pass ``wanted``, oldest first, and whether there were
-    more than ``MAX_LISTED``. The reason is filtered by the server (it is the subject's
-    last token), standard and channel here."""
-    listed = []
-    for item in await list_quarantined(js, reason=wanted.reason or None):
-        standard = standards.of(item.identity)
-        if wanted.keeps(item, standard):
-            listed.append(Listed(item, standard))
-    return listed[:MAX_LISTED], len(listed) > MAX_LISTED
+) -> ParkedListing:
+    """The quarantine's records that pass ``wanted``, oldest first, from one walk over the
+    headers, which also gives the values each filter offers."""
+    everything = [Listed(item, standards.of(item.identity)) for item in await list_quarantined(js)]
+    kept = [listed for listed in everything if wanted.keeps(listed.item, listed.standard)]
+    return ParkedListing(
+        items=kept[:MAX_LISTED],
+        more=len(kept) > MAX_LISTED,
+        reasons=sorted({listed.item.reason for listed in everything}),
+        standards=sorted({listed.standard for listed in everything if listed.standard}),
+        channels=sorted({listed.item.channel for listed in everything if listed.item.channel}),
+    )
 
 
 @dataclass(frozen=True)

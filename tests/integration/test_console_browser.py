@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -19,14 +20,17 @@ from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.quarantine import list_quarantined
 from tests.console_browser import (
     OPERATOR,
+    XML,
     Parked,
     chromium,
     log_in,
     park_unroutable,
+    text_of,
     until,
     wait_for,
     with_console,
 )
+from tests.messages import xbau_antrag
 
 
 def _flow(driver: WebDriver, hub: Hub, parked: Parked, delivered: Path) -> list[str]:
@@ -34,6 +38,13 @@ def _flow(driver: WebDriver, hub: Hub, parked: Parked, delivered: Path) -> list[
     log_in(driver, base, OPERATOR)
     assert "olga" in driver.find_element(By.ID, "who").text
     assert int(driver.find_element(By.ID, "quarantined").text) == 1
+    # The overview follows the hub by itself (htmx, every 5 s): one more arrival shows up
+    # without a reload.
+    assert driver.execute_script("return typeof htmx") == "object"
+    received = int(driver.find_element(By.ID, "received").text)
+    with httpx.Client(base_url=base) as intake:
+        intake.post("/v1/submissions", content=xbau_antrag()[0], headers=XML)
+    until(lambda: text_of(driver, "received") == str(received + 1), timeout=20)
 
     # Find the quarantined message and see its error.
     driver.find_element(By.LINK_TEXT, "Quarantine").click()

@@ -29,7 +29,7 @@ from poststelle.routing.console import hash_password
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
-from poststelle.routing.ops.quarantine import list_quarantined
+from poststelle.routing.ops.quarantine import QuarantinedMessage, list_quarantined
 from poststelle.routing.streams.topology import CASES
 from poststelle.routing.table.files import load_table
 from poststelle.routing.table.store import RouteTableStore
@@ -400,3 +400,55 @@ async def test_a_dead_letter_is_listed_shown_and_replayed(hub: Hub) -> None:
         "console:olga",
         "case.crash.test.antrag",
     )
+
+
+async def test_a_filtered_set_is_replayed_after_its_confirmation(hub: Hub, tmp_path: Path) -> None:
+    first, _, _ = await park_unroutable(hub, tmp_path)
+    body, _ = xbau_antrag()
+    async with httpx.AsyncClient(base_url=hub.http_url) as intake:
+        second = await intake.post(
+            "/v1/submissions",
+            content=body.replace(b"<code>01002000</code>", b"<code>01003000</code>"),
+            headers=XML,
+        )
+    await eventually(lambda: _count(hub, 2))
+    async with console(hub) as client:
+        await log_in(client, "olga", PASSWORDS["olga"])
+        listing = await client.get("/quarantine", params={"reason": "unroutable"})
+        link = re.search(r'id="replay-filtered" href="/console([^"]+)"', listing.text)
+        assert link and "Replay these 2" in listing.text
+        confirm = await client.get(link[1].replace("&amp;", "&"))
+        assert "Yes, replay 2" in confirm.text
+        assert first in confirm.text and second.json()["case_id"] in confirm.text
+        chosen = re.findall(r'name="seq" value="(\d+)"', confirm.text)
+        done = await client.post(
+            "/quarantine/replay", data={"seq": chosen, "csrf_token": token_of(confirm)}
+        )
+        assert "Replayed 2 records" in done.text
+    # Still no rule for Lübeck: both are parked again, under new sequence numbers.
+    again = await eventually(lambda: _count(hub, 2))
+    assert {item.case_id for item in again} == {first, second.json()["case_id"]}
+    assert not {str(item.sequence) for item in again} & set(chosen)
+
+
+async def _count(hub: Hub, wanted: int) -> list[QuarantinedMessage] | None:
+    found = await list_quarantined(hub.js, reason="unroutable")
+    return found if len(found) == wanted else None
+
+
+async def test_the_overview_shows_a_federation_peer_that_is_not_there(
+    hub_config: HubConfig,
+) -> None:
+    document = console_config(hub_config).model_dump(mode="json")
+    document["console"] = {
+        "accounts": {"rudi": {"password_hash": hash_password(PASSWORDS["rudi"])}}
+    }
+    document["federation"] = {"state": "sh", "peers": ["hh"]}
+    async with Hub(HubConfig.model_validate(document)) as hub, console(hub) as client:
+        report = (await hub.health())["federation"]
+        assert report["state"] == "sh"
+        assert report["peers"]["hh"]["ok"] is False  # no leaf link to Hamburg: never heard
+        await log_in(client, "rudi", PASSWORDS["rudi"])
+        overview = await client.get("/")
+        row = overview.text.split("Federation peer hh")[1].split("</tr>")[0]
+        assert "down" in row and "never" in row
