@@ -98,6 +98,31 @@ class Context:
         )
 
 
+# The largest form the console takes: a replay of a page's worth of records, a rule.
+MAX_FORM_BYTES = 64 * 1024
+
+
+class _FormLimit:
+    """POSTs say their size and stay small: refused before a byte of the body is read, so
+    nobody, logged in or not, makes the hub parse a large form."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+                status = 411 if not declared.isdigit() else 413
+                await Response(
+                    f"a console form has a Content-Length of at most {MAX_FORM_BYTES} bytes",
+                    status_code=status,
+                    media_type="text/plain",
+                )(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
 class _SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -134,6 +159,7 @@ def create_console_app(
     throttle = LoginThrottle()
     secure = secure_cookies or config.secure_cookies
     app = FastAPI(title="Poststelle console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(_FormLimit)
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
 

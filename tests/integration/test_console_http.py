@@ -153,6 +153,19 @@ async def test_a_wrong_password_is_refused(hub: Hub) -> None:
         assert 'id="received"' in overview.text and "operator" in overview.text
 
 
+async def test_a_large_form_is_refused_before_it_is_read(hub: Hub) -> None:
+    async with console(hub) as client:
+        form = await client.get("/login")
+        big = await client.post(
+            "/login",
+            content=b"username=" + b"a" * 100_000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert big.status_code == 413
+        assert "Content-Security-Policy" in big.headers  # still a console answer
+        assert form.status_code == 200
+
+
 async def test_a_forged_session_cookie_is_no_session(hub: Hub) -> None:
     async with console(hub) as client:
         await log_in(client, "rudi", PASSWORDS["rudi"])
