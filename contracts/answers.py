@@ -38,6 +38,7 @@ __all__ = [
     "RejectionReason",
     "ReplyContent",
     "ReplyEvent",
+    "SchriftgutobjektErgebnis",
     "build_answer",
 ]
 
@@ -122,12 +123,29 @@ class AnlageRef(_Model):
     datum: date | None = Field(default=None, description="Date of the document; default today")
 
 
+class SchriftgutobjektErgebnis(_Model):
+    """The import of one Schriftgutobjekt by an archive (xdomea 0506 ``AusgesondertesSGO``)."""
+
+    id: str = Field(
+        pattern=r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+        description="The Schriftgutobjekt's ID (a UUID) as the Aussonderung (0503) named it",
+    )
+    erfolgreich: bool = Field(description="Whether the archive imported it")
+    fehlermeldungen: list[str] = Field(
+        default_factory=list, description="Why not, in plain words, one per entry"
+    )
+    archivkennung: str | None = Field(
+        default=None, description="The archive's own id for it, when imported"
+    )
+
+
 class ReplyContent(_Model):
     """What a back end says about a case: the business content of an answer."""
 
     kind: Literal["receipt", "status", "decision", "rejection"] = Field(
-        description="receipt: received (XBau 1180); status: formal check (0201); "
-        "decision: the Bescheid (0205); rejection: refused (1100)"
+        description="receipt: received (XBau 1180; xdomea 0504/0505/0507); status: formal "
+        "check (XBau 0201); decision: the Bescheid (XBau 0205) or the archive's import "
+        "(xdomea 0506); rejection: refused (XBau 1100)"
     )
     vorgang: str | None = Field(default=None, description="The authority's file number")
     # status (formelle Prüfung)
@@ -165,7 +183,13 @@ class ReplyContent(_Model):
     )
     # receipt
     information: list[str] = Field(
-        default_factory=list, description="receipt: notes to the sender, one per entry"
+        default_factory=list,
+        description="receipt: notes to the sender, one per entry (xdomea: the Kopf's Hinweis)",
+    )
+    # xdomea decision (0506 AussonderungImportBestaetigen)
+    schriftgutobjekte: list[SchriftgutobjektErgebnis] = Field(
+        default_factory=list,
+        description="xdomea decision: the import result of each Schriftgutobjekt (required)",
     )
 
 

@@ -38,7 +38,8 @@ import random
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -635,7 +636,13 @@ def _xta_seed_replies() -> list[_SoapReply]:
     """Real replies of the XTA simulator to every client operation, plain SOAP and MTOM."""
     from poststelle.adapters.xta._config import XtaConnectionSettings
     from poststelle.adapters.xta._errors import XtaError
-    from poststelle.adapters.xta._model import MessageType, PartyId, XtaMessage, XtaMetadata
+    from poststelle.adapters.xta._model import (
+        MessageType,
+        PartyId,
+        ServiceParameter,
+        XtaMessage,
+        XtaMetadata,
+    )
     from poststelle.adapters.xta.client import XtaClient
     from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 
@@ -678,6 +685,30 @@ def _xta_seed_replies() -> list[_SoapReply]:
                 client.send_message(message)
                 client.send_message(message)  # fault 9024
                 client.get_transport_report(hub, message_id)
+                sim.put(hub, b"<a/>")
+                page = client.get_status_list(hub, max_items=1)
+                client.get_next_status_list(hub, page.request_id)
+                with contextlib.suppress(XtaError):
+                    client.get_next_status_list(hub, "urn:uuid:unknown")
+                sim.offer(amt.value, "urn:poststelle:test", (ServiceParameter("cert", b"\r\n"),))
+                client.lookup_service(
+                    hub, [(amt, "urn:poststelle:test"), (amt, "urn:x"), (hub, "urn:x")]
+                )
+                later = datetime.now(UTC) + timedelta(hours=1)
+                held_id = client.create_message_id(hub)
+                client.send_message(
+                    replace(
+                        message, metadata=replace(metadata, message_id=held_id, not_before=later)
+                    )
+                )
+                client.cancel_message(hub, held_id)
+                with contextlib.suppress(XtaError):
+                    client.cancel_message(hub, message_id)  # CancelDeniedException
+                sim.respond_sync(amt.value, lambda request: b"<antwort/>")
+                sync_id = client.create_message_id(hub)
+                client.send_message_sync(
+                    replace(message, metadata=replace(metadata, message_id=sync_id))
+                )
                 sim.inject(FaultRule("fault", "getStatusList", code="9001", reason="down"))
                 sim.inject(FaultRule("fault", "getMessage", exception="PermissionDeniedException"))
                 with contextlib.suppress(XtaError):
@@ -730,7 +761,7 @@ class _CannedSession:
 def _xta_target() -> Target:
     from poststelle.adapters.xta._config import XtaConnectionSettings
     from poststelle.adapters.xta._errors import XtaError
-    from poststelle.adapters.xta._model import PartyId
+    from poststelle.adapters.xta._model import MessageType, PartyId, XtaMessage, XtaMetadata
     from poststelle.adapters.xta.client import XtaClient
 
     seeds = _xta_seed_replies()
@@ -747,6 +778,17 @@ def _xta_target() -> Target:
     )
     client = XtaClient(settings, session=session)  # type: ignore[arg-type]
     hub = PartyId("dvdv:poststelle-hub")
+    sync_message = XtaMessage(
+        XtaMetadata(
+            message_id="urn:de:xta:messageid:1",
+            author=hub,
+            reader=PartyId("dvdv:bauamt"),
+            service="urn:s",
+            message_type=MessageType("anfrage", "urn:x"),
+            business_scenario="XTA",
+        ),
+        b"<anfrage/>",
+    )
     calls: dict[str, Callable[[], object]] = {
         "checkAccountActive": lambda: client.check_account_active(hub),
         "createMessageId": lambda: client.create_message_id(hub),
@@ -755,6 +797,10 @@ def _xta_target() -> Target:
         "getMessage": lambda: client.get_message(hub, "urn:de:xta:messageid:1"),
         "getNextMessage": lambda: client.get_next_message(hub, "req-1", ["m-1"]),
         "close": lambda: client.close(hub, "req-1", ["m-1"]),
+        "getNextStatusList": lambda: client.get_next_status_list(hub, "req-1"),
+        "lookupService": lambda: client.lookup_service(hub, [(hub, "urn:s")]),
+        "cancelMessage": lambda: client.cancel_message(hub, "urn:de:xta:messageid:1"),
+        "sendMessageSync": lambda: client.send_message_sync(sync_message),
     }
     usable = [op for op in calls if op in by_operation]
     bodies = [reply.body for reply in seeds]

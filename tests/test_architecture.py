@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("mappings", "contracts", "adapters", "routing")
-ROUTING_ROOMS = ("cli", "hub", "federation", "table", "ops", "streams")
+ROUTING_ROOMS = ("cli", "hub", "console", "federation", "table", "ops", "streams")
 MAX_MODULES_PER_FOLDER = 12
 
 # Room -> the rooms it imports directly; arrows point at what is imported.
@@ -29,7 +29,8 @@ ARROWS: dict[str, frozenset[str]] = {
     "routing.table": frozenset({"routing.streams"}),
     "routing.federation": frozenset({"routing.table"}),
     "routing.ops": frozenset({"routing.streams"}),
-    "routing.hub": frozenset({"routing.federation", "routing.ops", "adapters"}),
+    "routing.console": frozenset({"routing.ops", "routing.table", "adapters"}),
+    "routing.hub": frozenset({"routing.console", "routing.federation", "routing.ops", "adapters"}),
     "routing.cli": frozenset({"routing.hub"}),
 }
 
@@ -156,6 +157,8 @@ def test_the_arrows_keep_the_floors_and_the_rooms_apart() -> None:
     assert reach["adapters"] == {"contracts", "mappings"}
     # Inside routing: the table and the operator's tools work without the runtime.
     assert "routing.hub" not in reach["routing.table"] | reach["routing.ops"]
+    # The console is mounted by the hub and works with what the hub hands it.
+    assert "routing.hub" not in reach["routing.console"]
     # Nothing imports the command line.
     assert all("routing.cli" not in rooms for rooms in reach.values())
 

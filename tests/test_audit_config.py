@@ -12,6 +12,7 @@ import pytest
 
 from poststelle.adapters._apikey import hash_api_key, new_api_key
 from poststelle.routing.cli.security import EXIT_WARNINGS, audit
+from poststelle.routing.console import hash_password
 from poststelle.routing.hub.config import load_config
 
 SECRET = new_api_key()
@@ -100,6 +101,19 @@ def test_every_insecure_setting_is_named(tmp_path: Path) -> None:
 def test_an_open_intake_on_the_network_is_named(tmp_path: Path) -> None:
     config = load_config(_file(tmp_path, '[http]\nhost = "0.0.0.0"\n'), environ={}, demo=False)
     assert {f.setting for f in audit(config)} == {"http.api_keys", "http.tls_certfile"}
+
+
+def test_console_logins_over_plain_http_on_the_network_are_named(tmp_path: Path) -> None:
+    accounts = f'[console.accounts.olga]\npassword_hash = "{hash_password("a password")}"\n'
+    exposed = '[http]\nhost = "0.0.0.0"\n[http.api_keys]\n'
+    exposed += f'portal-kiel = "{hash_api_key(new_api_key())}"\n'
+    plain = load_config(_file(tmp_path, exposed + accounts), environ={}, demo=False)
+    assert {f.setting for f in audit(plain)} == {"http.tls_certfile", "console.secure_cookies"}
+    proxied = exposed + accounts + "[console]\nsecure_cookies = true\n"
+    behind_tls = load_config(_file(tmp_path, proxied), environ={}, demo=False)
+    assert {f.setting for f in audit(behind_tls)} == {"http.tls_certfile"}
+    local = load_config(_file(tmp_path, accounts), environ={}, demo=False)
+    assert audit(local) == []
 
 
 def test_a_secure_config_and_the_loopback_default_pass(tmp_path: Path) -> None:

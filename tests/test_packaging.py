@@ -57,6 +57,11 @@ def test_wheel_carries_code_and_data_under_the_namespace(tmp_path: Path) -> None
     assert "poststelle/mappings/xbau-2.6/baugenehmigung.antrag.0200.yaml" in names
     assert "poststelle/mappings/_headers/xoev-g2g.yaml" in names
     assert "poststelle/mappings/_headers/xoev-g2g-qualified.yaml" in names
+    # The console's pages and its vendored script, with the script's licence.
+    for page in (ROOT / "routing" / "console" / "templates").glob("*.html"):
+        assert f"poststelle/routing/console/templates/{page.name}" in names
+    for static in ("htmx.min.js", "htmx.LICENSE", "console.css", "console.js"):
+        assert f"poststelle/routing/console/static/{static}" in names
     assert not any(name.startswith("poststelle/tests") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 __all__ = [
     "FAULT_MESSAGE_ID_ALREADY_USED",
+    "XtaCancelDenied",
     "XtaError",
     "XtaInvalidMessageId",
+    "XtaParameterInvalid",
     "XtaPermanentError",
     "XtaPermissionDenied",
+    "XtaServiceUnavailable",
+    "XtaSyncAsyncMismatch",
     "XtaTechnicalProblem",
     "XtaTransientError",
 ]
@@ -64,3 +68,23 @@ class XtaPermissionDenied(XtaPermanentError):
 
 class XtaInvalidMessageId(XtaPermanentError):
     """``InvalidMessageIDException``: the server does not know the MessageID in this context."""
+
+
+class XtaParameterInvalid(XtaPermanentError):
+    """``ParameterIsNotValidException``: a parameter of the call is wrong (on ``cancelMessage``
+    also a MessageID the server does not know: the WSDL declares no other fault for it)."""
+
+
+class XtaCancelDenied(XtaPermanentError):
+    """``CancelDeniedException``: the transport order can no longer be withdrawn (it had no
+    ``NotBefore``, or its ``NotBefore`` has been reached)."""
+
+
+class XtaSyncAsyncMismatch(XtaPermanentError):
+    """``SyncAsyncException``: the message went to ``sendMessageSync`` but the reader's service
+    is asynchronous only, or the other way round."""
+
+
+class XtaServiceUnavailable(XtaPermanentError):
+    """``lookupService`` said the reader does not offer the service a message is sent under:
+    sending it would only produce a red transport report."""

@@ -12,6 +12,8 @@ __all__ = [
     "MessageType",
     "PartyId",
     "ReportRecord",
+    "ServiceLookup",
+    "ServiceParameter",
     "StatusList",
     "TransportReport",
     "TransportStatus",
@@ -60,6 +62,9 @@ class XtaMetadata:
     in_reply_to: tuple[str, ...] = ()
     delivery: datetime | None = None
     test_msg: bool = False
+    # DeliveryAttributes/NotBefore: the server holds the message until then; only such a
+    # transport order can be withdrawn with cancelMessage.
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,33 @@ class StatusList:
     # None when the server said nothing (zeep would report a missing value for 0, see client).
     items_pending: int | None = None
     no_message_reason: str | None = None
+
+
+SERVICE_PARAMETER_LIST_URI = "urn:de:xta:codeliste:service.parameter.type"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceParameter:
+    """``ServiceParameter`` of a lookup result: a technical parameter for reaching the reader
+    (e.g. its encryption certificate), typed by the XTA code list of parameter types."""
+
+    type_code: str
+    resource: bytes
+    list_uri: str = SERVICE_PARAMETER_LIST_URI
+    list_version: str = "1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLookup:
+    """One ``LookupServiceResult``: does ``reader`` offer ``service``?
+
+    ``available`` is None when the server answered ``ServiceIsAvailableUnknown``.
+    """
+
+    reader: PartyId
+    service: str
+    available: bool | None
+    parameters: tuple[ServiceParameter, ...] = ()
 
 
 class TransportStatus(IntEnum):

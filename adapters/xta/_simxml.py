@@ -14,6 +14,7 @@ from poststelle.adapters.xta._model import (
     MessageType,
     PartyId,
     ReportRecord,
+    ServiceParameter,
     TransportReport,
     XtaMessage,
     XtaMetadata,
@@ -73,6 +74,8 @@ def _party(parent: Any, local: str, party: PartyId) -> None:
 def metadata_element(parent: Any, m: XtaMetadata) -> Any:
     md = sub(parent, NS_META, "MessageMetaData", TestMsg="true" if m.test_msg else None)
     delivery = sub(md, NS_META, "DeliveryAttributes")
+    if m.not_before is not None:
+        sub(delivery, NS_META, "NotBefore", iso(m.not_before))
     if m.delivery is not None:
         sub(delivery, NS_META, "Delivery", iso(m.delivery))
     originators = sub(md, NS_META, "Originators")
@@ -240,6 +243,7 @@ def metadata_from(md: Any) -> XtaMetadata:
     undefined = scenario.findtext(q(NS_META, "Undefined"))
     ident = md.find(q(NS_META, "MsgIdentification"))
     size = md.findtext(q(NS_META, "MsgSize"))
+    not_before = md.findtext(f"{q(NS_META, 'DeliveryAttributes')}/{q(NS_META, 'NotBefore')}")
     return XtaMetadata(
         message_id=(ident.findtext(q(NS_WSA, "MessageID")) or "").strip(),
         author=_party_from(md.find(f"{q(NS_META, 'Originators')}/{q(NS_META, 'Author')}")),
@@ -261,6 +265,7 @@ def metadata_from(md: Any) -> XtaMetadata:
         size=int(size) if size else None,
         in_reply_to=tuple(r.text or "" for r in ident.findall(q(NS_META, "In-Reply-To"))),
         test_msg=md.get("TestMsg") in ("true", "1"),
+        not_before=datetime.fromisoformat(not_before.strip()) if not_before else None,
     )
 
 
@@ -292,6 +297,44 @@ def message_from(md: Any, gcc: Any) -> XtaMessage:
         encoding=encoding,
         attachments=tuple(attachments),
     )
+
+
+def lookup_result_element(
+    parent: Any,
+    reader: PartyId,
+    service: str,
+    available: bool | None,
+    parameters: tuple[ServiceParameter, ...] = (),
+) -> Any:
+    result = sub(parent, NS_XTA, "LookupServiceResult")
+    _party(result, "Reader", reader)
+    sub(result, NS_XTA, "ServiceType", service)
+    value = sub(result, NS_XTA, "IsServiceAvailableValue")
+    if available is None:
+        sub(value, NS_XTA, "ServiceIsAvailableUnknown", "true")
+    else:
+        sub(value, NS_XTA, "ServiceIsAvailable", "true" if available else "false")
+    for p in parameters:
+        param = sub(result, NS_XTA, "ServiceParameter")
+        kind = sub(param, NS_XTA, "ParameterType", listURI=p.list_uri, listVersionID=p.list_version)
+        etree.SubElement(kind, "code").text = p.type_code
+        sub(param, NS_XTA, "Resource", base64.b64encode(p.resource).decode("ascii"))
+    return result
+
+
+def lookup_queries(request: Any) -> list[tuple[PartyId, str]]:
+    """(reader, service) of every ``LookupService`` in a ``LookupServiceRequest``."""
+    queries = []
+    for item in request.iterfind(
+        f"{q(NS_XTA, 'LookupServiceRequestList')}/{q(NS_XTA, 'LookupService')}"
+    ):
+        reader = item.find(q(NS_META, "Reader"))
+        if reader is None or reader.find(q(NS_META, "Identifier")) is None:
+            raise ValueError("LookupService lacks its Reader")
+        queries.append(
+            (_party_from(reader), (item.findtext(q(NS_XTA, "ServiceType")) or "").strip())
+        )
+    return queries
 
 
 def record(code: str, reason: str, when: datetime) -> ReportRecord:

@@ -19,7 +19,12 @@ from poststelle.adapters._poll_health import saturation_of
 from poststelle.adapters.base import AdapterContext, AdapterSettings, PollHealth
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.xta._config import XtaConnectionSettings
-from poststelle.adapters.xta._errors import XtaError, XtaInvalidMessageId, XtaTransientError
+from poststelle.adapters.xta._errors import (
+    XtaError,
+    XtaInvalidMessageId,
+    XtaServiceUnavailable,
+    XtaTransientError,
+)
 from poststelle.adapters.xta._model import (
     FetchedMessage,
     MessageType,
@@ -176,22 +181,45 @@ class XtaInboundAdapter:
                 _fail(result, reader, "getStatusList", None, exc)
                 continue
             seen: set[str] = set()
-            for entry in listing.entries:
-                if entry.message_id in seen:
-                    # At-least-once servers repeat entries; the first one took the message.
-                    result.skipped += 1
-                    logger.info(
-                        "xta status list repeats an entry, skipped reader=%s xta_message_id=%s",
-                        reader.value,
-                        entry.message_id,
-                        extra={"reader": reader.value, "xta_message_id": entry.message_id},
-                    )
-                    continue
-                if self._pause(result):
+            while True:
+                await self._take_listed(reader, listing.entries, seen, result)
+                # A mailbox holding more than one page: the rest comes with getNextStatusList
+                # in the same round, unless the intake asked to pause.
+                if not listing.items_pending or result.paused:
                     break
-                seen.add(entry.message_id)
-                await self._take(reader, entry.message_id, result)
+                try:
+                    listing = await asyncio.to_thread(
+                        self._client.get_next_status_list, reader, listing.request_id
+                    )
+                except Exception as exc:
+                    _fail(result, reader, "getNextStatusList", None, exc)
+                    break
+                if all(entry.message_id in seen for entry in listing.entries):
+                    break  # a server that keeps saying "pending" without new entries
         return result
+
+    async def _take_listed(
+        self,
+        reader: PartyId,
+        entries: tuple[XtaMetadata, ...],
+        seen: set[str],
+        result: PollRound,
+    ) -> None:
+        for entry in entries:
+            if entry.message_id in seen:
+                # At-least-once servers repeat entries; the first one took the message.
+                result.skipped += 1
+                logger.info(
+                    "xta status list repeats an entry, skipped reader=%s xta_message_id=%s",
+                    reader.value,
+                    entry.message_id,
+                    extra={"reader": reader.value, "xta_message_id": entry.message_id},
+                )
+                continue
+            if self._pause(result):
+                break
+            seen.add(entry.message_id)
+            await self._take(reader, entry.message_id, result)
 
     def _pause(self, result: PollRound) -> bool:
         """Whether to stop this round because the intake would refuse what it fetches."""
@@ -338,10 +366,38 @@ class SentAnswer:
 
 
 class XtaOutboundSender:
-    """Sends an answer: ``createMessageId`` + ``sendMessage`` + ``getTransportReport``."""
+    """Sends an answer: ``createMessageId`` + ``lookupService`` + ``sendMessage`` +
+    ``getTransportReport``.
 
-    def __init__(self, client: XtaClient) -> None:
+    ``lookupService`` comes first so that an answer to a reader that does not offer the
+    service fails at once with :class:`XtaServiceUnavailable` instead of ending as a red
+    transport report nobody reads. Only a definite "not offered" stops the send: a server that
+    does not know (``ServiceIsAvailableUnknown``) or cannot answer the lookup is sent to anyway.
+    """
+
+    def __init__(self, client: XtaClient, *, check_service: bool = True) -> None:
         self._client = client
+        self._check_service = check_service
+
+    async def _ensure_offered(self, author: PartyId, reader: PartyId, service: str) -> None:
+        try:
+            available = await asyncio.to_thread(
+                self._client.is_service_available, author, reader, service
+            )
+        except XtaError as exc:
+            logger.warning(
+                "xta lookupService failed, sending anyway reader=%s service=%s error=%s",
+                reader.value,
+                service,
+                exc,
+                extra={"reader": reader.value, "service": service, "error": str(exc)},
+            )
+            return
+        if available is False:
+            raise XtaServiceUnavailable(
+                f"reader {reader.value} does not offer service {service}",
+                operation="lookupService",
+            )
 
     async def new_message_id(self, author: PartyId) -> str:
         """``createMessageId``: an id for ``send``, to keep before sending with it."""
@@ -363,6 +419,8 @@ class XtaOutboundSender:
     ) -> SentAnswer:
         """Send ``content``. Pass the ``message_id`` of an earlier attempt to resend idempotently
         (the hub should store the id from the first attempt before sending)."""
+        if self._check_service:
+            await self._ensure_offered(author, reader, service)
         if message_id is None:
             message_id = await asyncio.to_thread(self._client.create_message_id, author)
         message = XtaMessage(

@@ -15,6 +15,7 @@ on this WSDL:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import enum
 import logging
@@ -40,10 +41,13 @@ from zeep.plugins import Plugin
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta._errors import (
     FAULT_MESSAGE_ID_ALREADY_USED,
+    XtaCancelDenied,
     XtaError,
     XtaInvalidMessageId,
+    XtaParameterInvalid,
     XtaPermanentError,
     XtaPermissionDenied,
+    XtaSyncAsyncMismatch,
     XtaTechnicalProblem,
     XtaTransientError,
 )
@@ -53,6 +57,8 @@ from poststelle.adapters.xta._model import (
     MessageType,
     PartyId,
     ReportRecord,
+    ServiceLookup,
+    ServiceParameter,
     StatusList,
     TransportReport,
     TransportStatus,
@@ -69,6 +75,12 @@ logger = logging.getLogger(__name__)
 NS_XTA = "http://xoev.de/transport/xta/211"
 NS_OSCI = "http://www.osci.eu/ws/2008/05/transport"
 NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+NS_META = "http://www.osci.eu/ws/2014/10/transport"
+
+# NoMessageAvailable reason of a MsgBoxResponse whose MsgBoxRequestID the server does not know.
+REASON_REQUEST_ID_INVALID = (
+    "http://www.osci.eu/ws/2008/05/transport/MsgBox/reasons/RequestIdInvalid"
+)
 
 _BINDINGS = {
     "ManagementPort": f"{{{NS_XTA}}}managementHttpsBinding",
@@ -106,6 +118,9 @@ _PERMANENT_BY_EXCEPTION: dict[str, type[XtaError]] = {
     "PermissionDeniedException": XtaPermissionDenied,
     "InvalidMessageIDException": XtaInvalidMessageId,
     "XTAWSTechnicalProblemException": XtaTechnicalProblem,
+    "ParameterIsNotValidException": XtaParameterInvalid,
+    "CancelDeniedException": XtaCancelDenied,
+    "SyncAsyncException": XtaSyncAsyncMismatch,
 }
 
 
@@ -202,6 +217,45 @@ class XtaClient:
         with _reading("getTransportReport"):
             return _transport_report(result)
 
+    def lookup_service(
+        self, author: PartyId, queries: Sequence[tuple[PartyId, str]]
+    ) -> tuple[ServiceLookup, ...]:
+        """``lookupService``: for each (reader, service) whether the reader offers the service
+        (``available`` None when the server does not know), in the order asked.
+
+        Read from the raw reply: zeep drops ``ServiceIsAvailable`` when it is false.
+        """
+        if not queries:
+            raise ValueError("lookup_service needs at least one (reader, service) query")
+        _, envelope = self._call_raw(
+            "ManagementPort",
+            "lookupService",
+            _author_header(author),
+            LookupServiceRequestList=[
+                {"LookupService": {"Reader": _party(reader), "ServiceType": service}}
+                for reader, service in queries
+            ],
+        )
+        with _reading("lookupService"):
+            return _lookup_results(envelope)
+
+    def is_service_available(self, author: PartyId, reader: PartyId, service: str) -> bool | None:
+        """``lookupService`` for one reader and service: True, False, or None (unknown)."""
+        for result in self.lookup_service(author, [(reader, service)]):
+            if result.reader.value == reader.value and result.service == service:
+                return result.available
+        raise XtaPermanentError(
+            f"reply does not answer the lookup of {service} at {reader.value}",
+            operation="lookupService",
+        )
+
+    def cancel_message(self, author: PartyId, message_id: str) -> None:
+        """``cancelMessage``: withdraw a transport order the server still holds (one sent
+        with ``not_before`` that has not been reached). Raises :class:`XtaCancelDenied` when
+        it can no longer be withdrawn and :class:`XtaParameterInvalid` for a MessageID the
+        server does not know for this author."""
+        self._call("ManagementPort", "cancelMessage", _author_header(author), message_id)
+
     # -- SendXtaPort ----------------------------------------------------------------------------
 
     def send_message(self, message: XtaMessage) -> SendOutcome:
@@ -209,19 +263,8 @@ class XtaClient:
         :meth:`create_message_id`). Safe to repeat: a repeated id is reported as already accepted.
         """
         header = {"MessageMetaData": _metadata_to_zeep(message)}
-        container = {
-            "ContentContainer": {
-                "Message": _content_to_zeep(
-                    message.content, message.content_type, message.filename, message.encoding
-                ),
-                "Attachment": [
-                    _content_to_zeep(a.content, a.content_type, a.filename, None, a.description)
-                    for a in message.attachments
-                ],
-            }
-        }
         try:
-            self._call("SendXtaPort", "sendMessage", header, **container)
+            self._call("SendXtaPort", "sendMessage", header, **_container_to_zeep(message))
         except XtaPermanentError as exc:
             if exc.code == FAULT_MESSAGE_ID_ALREADY_USED:
                 logger.info(
@@ -231,6 +274,19 @@ class XtaClient:
                 return SendOutcome.ALREADY_ACCEPTED
             raise
         return SendOutcome.ACCEPTED
+
+    def send_message_sync(self, message: XtaMessage) -> XtaMessage:
+        """``sendMessageSync``: hand a message to a synchronous service and return the
+        reader's answer (its metadata from the reply's ``MessageMetaData`` header).
+
+        Raises :class:`XtaSyncAsyncMismatch` when the reader's service is asynchronous only.
+        Not idempotent as ``send_message`` is: a repeat after a lost answer meets fault 9024
+        and raises, since the answer cannot be fetched again.
+        """
+        header = {"MessageMetaData": _metadata_to_zeep(message)}
+        result = self._call("SendXtaPort", "sendMessageSync", header, **_container_to_zeep(message))
+        with _reading("sendMessageSync"):
+            return _message_from(result, "sendMessageSync")
 
     # -- MsgBoxPort -----------------------------------------------------------------------------
 
@@ -248,6 +304,31 @@ class XtaClient:
             request_id, pending, reason = _msgbox_response(envelope)
             entries = tuple(_metadata_from_zeep(m) for m in (result.body.MessageMetaData or []))
             return StatusList(request_id, entries, pending, reason)
+
+    def get_next_status_list(self, reader: PartyId, request_id: str) -> StatusList:
+        """``getNextStatusList``: the next page of the listing ``request_id`` (from
+        :meth:`get_status_list`, whose ``max_items`` sets the page size). An exhausted listing
+        has no entries and a ``no_message_reason``; an unknown ``request_id`` raises
+        :class:`XtaInvalidMessageId`."""
+        result, envelope = self._call_raw(
+            "MsgBoxPort",
+            "getNextStatusList",
+            _author_header(reader),
+            MsgBoxRequestID=request_id,
+            LastMsgReceived=xsd.SkipValue,
+        )
+        with _reading("getNextStatusList"):
+            found_id, pending, reason = _msgbox_response(envelope)
+            if reason == REASON_REQUEST_ID_INVALID:
+                raise XtaInvalidMessageId(
+                    f"status list {request_id} unknown to the server",
+                    operation="getNextStatusList",
+                )
+            body = result.body if result is not None else None
+            entries = tuple(
+                _metadata_from_zeep(m) for m in ((body.MessageMetaData if body else None) or [])
+            )
+            return StatusList(found_id or request_id, entries, pending, reason)
 
     def get_message(self, reader: PartyId, message_id: str) -> FetchedMessage:
         result, envelope = self._call_raw(
@@ -475,6 +556,20 @@ def _content_to_zeep(
     return value
 
 
+def _container_to_zeep(message: XtaMessage) -> dict[str, Any]:
+    return {
+        "ContentContainer": {
+            "Message": _content_to_zeep(
+                message.content, message.content_type, message.filename, message.encoding
+            ),
+            "Attachment": [
+                _content_to_zeep(a.content, a.content_type, a.filename, None, a.description)
+                for a in message.attachments
+            ],
+        }
+    }
+
+
 def _metadata_to_zeep(message: XtaMessage) -> dict[str, Any]:
     m = message.metadata
     message_type: dict[str, Any] = {
@@ -497,7 +592,7 @@ def _metadata_to_zeep(message: XtaMessage) -> dict[str, Any]:
         identification["In-Reply-To"] = list(m.in_reply_to)
     size = len(message.content) + sum(len(a.content) for a in message.attachments)
     metadata: dict[str, Any] = {
-        "DeliveryAttributes": {},
+        "DeliveryAttributes": {"NotBefore": m.not_before} if m.not_before else {},
         "Originators": {"Author": _party(m.author)},
         "Destinations": {"Reader": _party(m.reader)},
         "MsgIdentification": identification,
@@ -557,6 +652,7 @@ def _metadata_from_zeep(value: Any) -> XtaMetadata:
         in_reply_to=tuple(_text(r) for r in (getattr(identification, "In-Reply-To", None) or [])),
         delivery=getattr(delivery, "Delivery", None) if delivery is not None else None,
         test_msg=value.TestMsg in (True, "true", "1"),
+        not_before=getattr(delivery, "NotBefore", None) if delivery is not None else None,
     )
 
 
@@ -573,34 +669,84 @@ def _transport_report(result: Any) -> TransportReport:
     )
 
 
-def _fetched(result: Any, envelope: Any) -> FetchedMessage:
+def _message_from(result: Any, operation: str) -> XtaMessage:
+    """The message of a reply that carries ``MessageMetaData`` and a content container."""
     container = result.body.ContentContainer
     if container is None:
         raise XtaPermanentError(
-            "encrypted content containers are not supported", operation="getMessage"
+            "encrypted content containers are not supported", operation=operation
         )
     metadata = _metadata_from_zeep(result.header.MessageMetaData)
     message = container.Message
-    request_id, pending, _ = _msgbox_response(envelope)
-    return FetchedMessage(
-        message=XtaMessage(
-            metadata=metadata,
-            content=bytes(message._value_1 or b""),
-            content_type=str(message.contentType),
-            filename=message.filename,
-            encoding=message.encoding,
-            attachments=tuple(
-                Attachment(
-                    content=bytes(a._value_1 or b""),
-                    content_type=str(a.contentType),
-                    filename=a.filename,
-                    description=a.contentDescription,
-                )
-                for a in (container.Attachment or [])
-            ),
+    return XtaMessage(
+        metadata=metadata,
+        content=bytes(message._value_1 or b""),
+        content_type=str(message.contentType),
+        filename=message.filename,
+        encoding=message.encoding,
+        attachments=tuple(
+            Attachment(
+                content=bytes(a._value_1 or b""),
+                content_type=str(a.contentType),
+                filename=a.filename,
+                description=a.contentDescription,
+            )
+            for a in (container.Attachment or [])
         ),
-        request_id=request_id,
-        items_pending=pending,
+    )
+
+
+def _fetched(result: Any, envelope: Any) -> FetchedMessage:
+    message = _message_from(result, "getMessage")
+    request_id, pending, _ = _msgbox_response(envelope)
+    return FetchedMessage(message=message, request_id=request_id, items_pending=pending)
+
+
+def _lookup_results(envelope: Any) -> tuple[ServiceLookup, ...]:
+    """The ``LookupServiceResult`` list of a raw reply (a nil result answers nothing)."""
+    if envelope is None:
+        raise XtaPermanentError("no reply envelope captured", operation="lookupService")
+    results: list[ServiceLookup] = []
+    xsi_nil = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+    path = (
+        f"{{{NS_SOAP12}}}Body/{{{NS_XTA}}}LookupServiceResponse/"
+        f"{{{NS_XTA}}}LookupServiceResultList/{{{NS_XTA}}}LookupServiceResult"
+    )
+    for node in envelope.iterfind(path):
+        if node.get(xsi_nil) in ("true", "1"):
+            continue
+        identifier = node.find(f"{{{NS_META}}}Reader/{{{NS_META}}}Identifier")
+        value = node.find(f"{{{NS_XTA}}}IsServiceAvailableValue")
+        if identifier is None or value is None:
+            raise ValueError("LookupServiceResult lacks Reader or IsServiceAvailableValue")
+        known = value.findtext(f"{{{NS_XTA}}}ServiceIsAvailable")
+        results.append(
+            ServiceLookup(
+                reader=PartyId(
+                    value=(identifier.text or "").strip(),
+                    type=identifier.get("type", ""),
+                    name=identifier.get("name"),
+                    category=identifier.get("category"),
+                ),
+                service=(node.findtext(f"{{{NS_XTA}}}ServiceType") or "").strip(),
+                available=None if known is None else known.strip() in ("true", "1"),
+                parameters=tuple(
+                    _service_parameter(p) for p in node.iterfind(f"{{{NS_XTA}}}ServiceParameter")
+                ),
+            )
+        )
+    return tuple(results)
+
+
+def _service_parameter(node: Any) -> ServiceParameter:
+    kind = node.find(f"{{{NS_XTA}}}ParameterType")
+    if kind is None:
+        raise ValueError("ServiceParameter lacks its ParameterType")
+    return ServiceParameter(
+        type_code=(kind.findtext("code") or "").strip(),
+        resource=base64.b64decode("".join((node.findtext(f"{{{NS_XTA}}}Resource") or "").split())),
+        list_uri=kind.get("listURI", ""),
+        list_version=kind.get("listVersionID", ""),
     )
 
 

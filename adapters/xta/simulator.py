@@ -1,7 +1,11 @@
 """A small XTA 2.1.1 server (SOAP 1.2 over real HTTP) with mailboxes and fault injection.
 
-It serves the ManagementPort, SendXtaPort and MsgBoxPort operations Poststelle uses on any path
-(dispatch is by WS-Addressing action, as in the standard), plus a JSON admin API under ``/admin``:
+It serves every operation of the ManagementPort, SendXtaPort and MsgBoxPort on any path
+(dispatch is by WS-Addressing action, as in the standard), plus a JSON admin API under ``/admin``.
+Which services a reader offers (``lookupService``) is set with :meth:`XtaSimulator.offer`, a
+reader's synchronous answers (``sendMessageSync``) with :meth:`XtaSimulator.respond_sync`; a
+message sent with ``NotBefore`` in the future is held until then and can be cancelled.
+Admin routes:
 
 - ``GET  /admin/mailboxes``                          readers and their message ids
 - ``POST /admin/mailboxes/{reader}``                 create a mailbox (an account)
@@ -24,7 +28,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +42,7 @@ from poststelle.adapters.xta import _simxml as x
 from poststelle.adapters.xta._model import (
     MessageType,
     PartyId,
+    ServiceParameter,
     TransportReport,
     TransportStatus,
     XtaMessage,
@@ -65,6 +70,7 @@ ACTIONS: dict[str, str] = {
     _OSCI_ACTION + "MsgBoxCloseRequest": "close",
 }
 
+_REASONS = "http://www.osci.eu/ws/2008/05/transport/MsgBox/reasons/"
 _MAX_BODY = 50 * 1024 * 1024  # XTA caps a content container at 40 MB; headroom for base64
 SERVER_IDENTITY = "poststelle-xta-simulator"
 
@@ -136,6 +142,13 @@ class _Reply:
 class _Iterator:
     reader: str
     delivered: list[str] = field(default_factory=list)
+    # A status list's page size and the ids its pages have listed so far.
+    limit: int = 1000
+    listed: list[str] = field(default_factory=list)
+
+
+# A reader's synchronous service: the request in, the answer's content out.
+SyncResponder = Callable[[XtaMessage], bytes]
 
 
 @dataclass
@@ -154,6 +167,12 @@ class _State:
         self.issued_ids: set[str] = set()
         self.sent: dict[str, _Sent] = {}
         self.faults: list[FaultRule] = []
+        # reader -> service -> its parameters; a reader absent here: availability unknown.
+        self.services: dict[str, dict[str, tuple[ServiceParameter, ...]]] = {}
+        self.sync: dict[str, SyncResponder] = {}
+        # Sent with NotBefore in the future: waiting for it, cancellable.
+        self.held: dict[str, XtaMessage] = {}
+        self.cancelled: set[str] = set()
         self.exchanges: list[Exchange] = []
         # Operation names in order of arrival (an exchange is recorded only once answered).
         self.arrivals: list[str] = []
@@ -286,6 +305,27 @@ class XtaSimulator:
         )
         return message_id
 
+    def offer(
+        self, reader: str, service: str, parameters: tuple[ServiceParameter, ...] = ()
+    ) -> None:
+        """Let ``reader`` offer ``service`` (for ``lookupService``; creates the mailbox). Once
+        a reader offers one service, every other one counts as not offered."""
+        with self._state.lock:
+            self._state.mailboxes.setdefault(reader, [])
+            self._state.services.setdefault(reader, {})[service] = parameters
+
+    def respond_sync(self, reader: str, responder: SyncResponder) -> None:
+        """Make ``reader`` a synchronous service: ``sendMessageSync`` to it is answered with
+        ``responder(request)``; to any other reader it is a ``SyncAsyncException``."""
+        with self._state.lock:
+            self._state.mailboxes.setdefault(reader, [])
+            self._state.sync[reader] = responder
+
+    def held(self) -> list[XtaMessage]:
+        """Messages sent with ``NotBefore`` in the future, not yet in their reader's mailbox."""
+        with self._state.lock:
+            return list(self._state.held.values())
+
     def mailbox(self, reader: str) -> list[XtaMessage]:
         with self._state.lock:
             return list(self._state.mailboxes.get(reader, []))
@@ -354,6 +394,7 @@ class XtaSimulator:
         operation = ACTIONS.get(action, "unknown")
         with self._state.lock:
             self._state.arrivals.append(operation)
+            self._release_due()
         rule = self._take_fault(operation)
         if rule is not None and rule.kind == "delay":
             time.sleep(rule.delay)
@@ -400,6 +441,15 @@ class XtaSimulator:
             )
         return _Reply(env, None, None), operation, rule
 
+    def _release_due(self) -> None:
+        """Move held messages whose NotBefore has come into their readers' mailboxes."""
+        now = _now()
+        for message_id, message in list(self._state.held.items()):
+            not_before = message.metadata.not_before
+            if not_before is None or not_before <= now:
+                del self._state.held[message_id]
+                self._state.mailboxes.setdefault(message.metadata.reader.value, []).append(message)
+
     def _account(self, header: Any) -> str:
         party = x.party_from_header(header)
         if party is None:
@@ -441,6 +491,60 @@ class XtaSimulator:
             )
         x.transport_report_element(r.body, sent.report, sent.metadata)
 
+    def _op_lookupService(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+        self._account(header)
+        req = self._body_child(doc, x.NS_XTA, "LookupServiceRequest")
+        try:
+            queries = x.lookup_queries(req)
+        except ValueError as exc:
+            raise SimulatorError("ParameterIsNotValidException", "9020", str(exc)) from exc
+        response = x.sub(r.body, x.NS_XTA, "LookupServiceResponse")
+        results = x.sub(response, x.NS_XTA, "LookupServiceResultList")
+        with self._state.lock:
+            for reader, service in queries:
+                offered = self._state.services.get(reader.value)
+                if reader.value not in self._state.mailboxes:
+                    available: bool | None = False  # no such reader at all
+                elif offered is None:
+                    available = None
+                else:
+                    available = service in offered
+                params = offered.get(service, ()) if offered else ()
+                x.lookup_result_element(results, reader, service, available, params)
+
+    def _op_cancelMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+        account = self._account(header)
+        message_id = (self._body_child(doc, x.NS_WSA, "MessageID").text or "").strip()
+        with self._state.lock:
+            sent = self._state.sent.get(message_id)
+            if sent is None or sent.metadata.author.value != account:
+                # cancelMessage declares no InvalidMessageIDException: an unknown id is a
+                # parameter that is not valid.
+                raise SimulatorError(
+                    "ParameterIsNotValidException",
+                    "9070",
+                    "MessageID für den Account nicht bekannt.",
+                )
+            if message_id in self._state.cancelled:
+                return  # a repeat whose first answer was lost
+            if message_id not in self._state.held:
+                raise SimulatorError(
+                    "CancelDeniedException",
+                    "9080",
+                    "Transportauftrag nicht mehr stornierbar (ohne NotBefore oder Termin erreicht)",
+                )
+            del self._state.held[message_id]
+            self._state.cancelled.add(message_id)
+            now = _now()
+            sent.report = TransportReport(
+                message_id,
+                TransportStatus.RED,
+                now,
+                SERVER_IDENTITY,
+                errors=(x.record("cancelled", "Transportauftrag storniert", now),),
+            )
+        logger.info("xta simulator cancelled message", extra={"message_id": message_id})
+
     # SendXtaPort
 
     def _op_sendMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
@@ -467,7 +571,10 @@ class XtaSimulator:
                 )
             delivered = replace(message, metadata=replace(m, delivery=now))
             target = self._state.mailboxes.get(m.reader.value)
-            if target is not None:
+            if target is not None and m.not_before is not None and m.not_before > now:
+                self._state.held[m.message_id] = delivered
+                report = TransportReport(m.message_id, TransportStatus.OPEN, now, SERVER_IDENTITY)
+            elif target is not None:
                 target.append(delivered)
                 report = TransportReport(
                     m.message_id,
@@ -490,6 +597,76 @@ class XtaSimulator:
             extra={"message_id": m.message_id, "reader": m.reader.value, "status": report.status},
         )
 
+    def _op_sendMessageSync(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+        md = header.find(x.q(x.NS_META, "MessageMetaData")) if header is not None else None
+        if md is None:
+            raise SimulatorError("ParameterIsNotValidException", "9020", "MessageMetaData missing")
+        gcc = self._body_child(doc, x.NS_XTA, "GenericContentContainer")
+        try:
+            message = x.message_from(md, gcc)
+        except (ValueError, AttributeError) as exc:
+            raise SimulatorError("ParameterIsNotValidException", "9022", str(exc)) from exc
+        m = message.metadata
+        with self._state.lock:
+            if m.author.value not in self._state.mailboxes:
+                raise SimulatorError(
+                    "PermissionDeniedException",
+                    "9012",
+                    f"Account nicht vorhanden: {m.author.value}",
+                )
+            if m.message_id in self._state.sent:
+                raise SimulatorError(
+                    "ParameterIsNotValidException", "9024", "MessageID ist bereits vergeben."
+                )
+            responder = self._state.sync.get(m.reader.value)
+            if responder is None:
+                raise SimulatorError(
+                    "SyncAsyncException",
+                    "9040",
+                    f"Dienst von {m.reader.value} nur asynchron erreichbar",
+                )
+            # Reserved at once: a concurrent call under the same id meets 9024.
+            self._state.sent[m.message_id] = _Sent(
+                m, TransportReport(m.message_id, TransportStatus.OPEN, _now(), SERVER_IDENTITY)
+            )
+        try:
+            content = responder(message)  # outside the lock: a responder may take its time
+        except Exception as exc:
+            with self._state.lock:
+                del self._state.sent[m.message_id]  # nothing was answered: it may be sent again
+            raise SimulatorError(
+                "XTAWSTechnicalProblemException", "9030", f"Leser antwortet nicht: {exc}", False
+            ) from exc
+        now = _now()
+        answer = XtaMessage(
+            metadata=XtaMetadata(
+                message_id=_new_message_id(),
+                author=m.reader,
+                reader=m.author,
+                service=m.service,
+                message_type=_guess_message_type(content),
+                business_scenario=m.business_scenario,
+                in_reply_to=(m.message_id,),
+                delivery=now,
+                size=len(content) or None,
+            ),
+            content=content,
+            filename="antwort.xml",
+        )
+        with self._state.lock:
+            self._state.sent[m.message_id] = _Sent(
+                m,
+                TransportReport(
+                    m.message_id,
+                    TransportStatus.GREEN,
+                    now,
+                    SERVER_IDENTITY,
+                    infos=(x.record("answered", "synchron beantwortet", now),),
+                ),
+            )
+        x.metadata_element(r.header, answer.metadata)
+        x.container_element(r.body, answer)
+
     # MsgBoxPort
 
     def _msgbox_response(self, oh: Any, request_id: str, pending: int) -> None:
@@ -511,21 +688,50 @@ class XtaSimulator:
             request_id = self._open_iterator(reader)
             listed = messages[:limit]
             pending = len(messages) - len(listed)
+            iterator = self._state.iterators[request_id]
+            iterator.limit = limit
+            iterator.listed = [m.metadata.message_id for m in listed]
         if rule is not None and rule.kind == "duplicate":
             listed = [m for message in listed for m in (message, message)]
+        self._status_page(r, request_id, listed, pending)
+
+    def _status_page(
+        self, r: _Reply, request_id: str, listed: list[XtaMessage], pending: int
+    ) -> None:
         if listed or pending:
             self._msgbox_response(r.header, request_id, pending)
         else:
-            resp = x.sub(r.header, x.NS_OSCI, "MsgBoxResponse", MsgBoxRequestID=request_id)
-            x.sub(
-                resp,
-                x.NS_OSCI,
-                "NoMessageAvailable",
-                reason="http://www.osci.eu/ws/2008/05/transport/MsgBox/reasons/NoMatch",
-            )
+            self._no_message(r, request_id, "NoMatch")
         status_list = x.sub(r.body, x.NS_OSCI, "MsgStatusList")
         for message in listed:
             x.metadata_element(status_list, message.metadata)
+
+    @staticmethod
+    def _no_message(r: _Reply, request_id: str, reason: str) -> None:
+        resp = x.sub(r.header, x.NS_OSCI, "MsgBoxResponse", MsgBoxRequestID=request_id)
+        x.sub(resp, x.NS_OSCI, "NoMessageAvailable", reason=_REASONS + reason)
+
+    def _op_getNextStatusList(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+        reader = self._account(header)
+        req = self._body_child(doc, x.NS_OSCI, "MsgBoxGetNextRequest")
+        request_id = str(req.get("MsgBoxRequestID", ""))
+        with self._state.lock:
+            iterator = self._state.iterators.get(request_id)
+            if iterator is None or iterator.reader != reader:
+                # getNextStatusList declares no InvalidMessageIDException: OSCI's answer to a
+                # request id it does not know is this reason.
+                self._no_message(r, request_id, "RequestIdInvalid")
+                x.sub(r.body, x.NS_OSCI, "MsgStatusList")
+                return
+            fresh = [
+                m
+                for m in self._state.mailboxes[reader]
+                if m.metadata.message_id not in iterator.listed
+            ]
+            listed = fresh[: iterator.limit]
+            iterator.listed += [m.metadata.message_id for m in listed]
+            pending = len(fresh) - len(listed)
+        self._status_page(r, request_id, listed, pending)
 
     def _deliver(self, r: _Reply, request_id: str, message: XtaMessage, pending: int) -> None:
         x.metadata_element(r.header, message.metadata)

@@ -9,7 +9,12 @@ import sys
 from typing import Any
 
 from poststelle.routing.cli.common import add_common_options, with_hub_client
-from poststelle.routing.cli.parked import add_paging_options, next_page_hint, replay_progress
+from poststelle.routing.cli.parked import (
+    add_paging_options,
+    next_page_hint,
+    replay_actor,
+    replay_progress,
+)
 
 __all__ = ["register"]
 
@@ -51,7 +56,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     async def work(hub: Any) -> int:
         result = await replay_dead_letters(
-            hub.js, consumer=args.consumer, sequences=args.seq, progress=replay_progress()
+            hub.js,
+            consumer=args.consumer,
+            sequences=args.seq,
+            progress=replay_progress(),
+            actor=replay_actor(),
         )
         print(f"replayed {len(result.replayed)} message(s) to their original subjects")
         for sequence in result.skipped:

@@ -183,6 +183,7 @@ def _print_banner(
     print(f"  submit XÖV messages:  POST {hub.http_url}/v1/submissions", flush=True)
     print(f"  health:               GET  {hub.http_url}/healthz", flush=True)
     print(f"  API documentation:    {hub.http_url}/docs", flush=True)
+    print(f"  operator console:     {hub.http_url}/console", flush=True)
     for worker in hub.workers:
         where = worker.backend.health().get("folder") or worker.backend.kind
         backend = f"{worker.backend.tenant}/{worker.backend.name}"

@@ -1,15 +1,17 @@
-"""What ``quarantine`` and ``dlq`` commands share: paging options and replay progress."""
+"""What ``quarantine`` and ``dlq`` commands share: paging options, replay progress, and the
+name a replay is audited under."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import time
 from typing import TextIO
 
 from poststelle.routing.ops.parked import Progress
 
-__all__ = ["add_paging_options", "next_page_hint", "replay_progress"]
+__all__ = ["add_paging_options", "next_page_hint", "replay_actor", "replay_progress"]
 
 # Short replays finish before anyone looks; long ones say how far they are.
 _PROGRESS_FROM = 500
@@ -44,3 +46,11 @@ def replay_progress(stream: TextIO | None = None) -> Progress:
         print(f"replayed {done}/{total}", file=out, flush=True)
 
     return report
+
+
+def replay_actor() -> str:
+    """Who replays from the command line, for the cases' audit trail: ``cli:<login>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name in a bare container
+        return "cli:unknown"

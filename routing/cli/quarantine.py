@@ -10,7 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from poststelle.routing.cli.common import add_common_options, with_hub_client
-from poststelle.routing.cli.parked import add_paging_options, next_page_hint, replay_progress
+from poststelle.routing.cli.parked import (
+    add_paging_options,
+    next_page_hint,
+    replay_actor,
+    replay_progress,
+)
 
 __all__ = ["register"]
 
@@ -53,7 +58,11 @@ def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
 
     async def work(hub: Any) -> int:
         result = await replay_quarantined(
-            hub.js, reason=args.reason, sequences=args.seq, progress=replay_progress()
+            hub.js,
+            reason=args.reason,
+            sequences=args.seq,
+            progress=replay_progress(),
+            actor=replay_actor(),
         )
         print(f"replayed {len(result.replayed)} message(s) into INBOX")
         for sequence in result.skipped:

@@ -1,10 +1,12 @@
-"""``poststelle hash-key`` (a new API key and the digest to configure instead of it) and
+"""``poststelle hash-key`` (a new API key and the digest to configure instead of it),
+``poststelle console-hash-password`` (the argon2 hash of a console account's password) and
 ``poststelle audit-config`` (the insecure settings of a hub config, each with its remedy; the
 same list is logged by ``poststelle run`` at start-up)."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import json
 import logging
@@ -21,6 +23,7 @@ __all__ = ["EXIT_WARNINGS", "Finding", "audit", "log_insecure_settings", "regist
 log = logging.getLogger(__name__)
 
 EXIT_WARNINGS = 3  # audit-config: the config loads but has insecure settings
+_MIN_PASSWORD_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -205,9 +208,34 @@ def _nats_findings(config: HubConfig) -> list[Finding]:
     return findings
 
 
+def _console_findings(config: HubConfig) -> list[Finding]:
+    console, http = config.console, config.http
+    if (
+        console.accounts
+        and not _is_loopback(http.host)
+        and http.tls_certfile is None
+        and not console.secure_cookies
+    ):
+        return [
+            Finding(
+                "console.secure_cookies",
+                f"the console is served on {http.host} over plain HTTP: operators' "
+                "passwords and session cookies travel unencrypted",
+                "set http.tls_certfile and http.tls_keyfile, or serve it through a TLS "
+                "proxy and set console.secure_cookies = true",
+            )
+        ]
+    return []
+
+
 def audit(config: HubConfig) -> list[Finding]:
     """Every insecure setting of ``config``; an empty list when none was found."""
-    return [*_http_findings(config), *_backend_findings(config), *_nats_findings(config)]
+    return [
+        *_http_findings(config),
+        *_backend_findings(config),
+        *_nats_findings(config),
+        *_console_findings(config),
+    ]
 
 
 def log_insecure_settings(config: HubConfig) -> int:
@@ -249,6 +277,43 @@ def _cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password() -> str | None:
+    """From the terminal, asked twice without echo; else the first line of standard input
+    (never from argv, which lands in shell history and the process list)."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again:    "):
+            print("error: the two passwords differ", file=sys.stderr)
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _cmd_console_hash_password(args: argparse.Namespace) -> int:
+    from poststelle.routing.console import hash_password
+
+    password = _read_password()
+    if password is None:
+        return 2
+    if not password:
+        print("error: no password given", file=sys.stderr)
+        return 2
+    if len(password) < _MIN_PASSWORD_LENGTH:
+        print(
+            f"warning: a password of {len(password)} characters is weak; "
+            f"use {_MIN_PASSWORD_LENGTH} or more",
+            file=sys.stderr,
+        )
+    digest = hash_password(password)
+    if args.json:
+        print(json.dumps({"password_hash": digest}))
+        return 0
+    print(f"[console.accounts.{args.name or 'NAME'}]")
+    print(f'password_hash = "{digest}"')
+    print(f'role = "{args.role}"')
+    return 0
+
+
 def _cmd_audit_config(args: argparse.Namespace) -> int:
     path = Path(args.config) if args.config else None
     if not config_file_given(path):
@@ -271,7 +336,7 @@ def _cmd_audit_config(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``hash-key`` and ``audit-config`` to the ``poststelle`` CLI."""
+    """Add ``hash-key``, ``console-hash-password`` and ``audit-config`` to the CLI."""
     command = subparsers.add_parser(
         "hash-key", help="a new API key and the digest to put in the config"
     )
@@ -281,6 +346,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     command.add_argument("--name", help="portal name for the printed config line")
     command.add_argument("--json", action="store_true")
     command.set_defaults(func=_cmd_hash_key)
+
+    command = subparsers.add_parser(
+        "console-hash-password",
+        help="the argon2 hash of a console password (read from the terminal or stdin)",
+    )
+    command.add_argument("--name", help="account name for the printed config section")
+    command.add_argument(
+        "--role",
+        choices=("operator", "read-only"),
+        default="read-only",
+        help="(default: %(default)s)",
+    )
+    command.add_argument("--json", action="store_true")
+    command.set_defaults(func=_cmd_console_hash_password)
 
     command = subparsers.add_parser(
         "audit-config",

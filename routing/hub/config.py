@@ -28,6 +28,7 @@ from poststelle.adapters._apikey import KEY_DIGEST_PREFIX, is_key_digest, key_di
 from poststelle.contracts.data_dir import DEFAULT_DATA_DIR, resolve_data_dir
 from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS, DEFAULT_MAX_MESSAGE_BYTES
 from poststelle.contracts.transient import RETRY_AFTER
+from poststelle.routing.console import ConsoleConfig
 from poststelle.routing.hub.intake import DEFAULT_MAX_BACKLOG, DEFAULT_MAX_IN_FLIGHT
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES
 from poststelle.routing.streams.topology import DELIVERED_TTL, STREAMS
@@ -260,6 +261,8 @@ class HubConfig(_Section):
     http: HttpConfig = Field(default_factory=HttpConfig)
     intake: IntakeConfig = Field(default_factory=IntakeConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
+    # The web console at /console (docs/console.md): its accounts and session settings.
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     backends: list[BackendConfig] = Field(default_factory=list)
     inbound: list[InboundConfig] = Field(default_factory=list)
     routes: list[StaticRoute] = Field(default_factory=list)

@@ -164,13 +164,22 @@ def _publish_failure(outputs: list[asyncio.Future[Any]]) -> BaseException | None
     return failure
 
 
+# What an answer must refer to, kept in the case record: XBau's header facts, and xdomea's
+# ProzessID and institutions (xdomea has no message UUID; its answers quote the ProzessID).
+_ANSWERED_FACTS = (
+    "erstellungszeitpunkt",
+    "author_name",
+    "reader_name",
+    "referenz_antragsservice",
+    "prozess_id",
+    "absender_institution",
+    "empfaenger_institution",
+)
+
+
 def _answered_facts(inspected: InspectedMessage) -> dict[str, Any]:
     fields = inspected.fields
-    return {
-        key: fields[key]
-        for key in ("erstellungszeitpunkt", "author_name", "reader_name", "referenz_antragsservice")
-        if fields.get(key) is not None
-    }
+    return {key: fields[key] for key in _ANSWERED_FACTS if fields.get(key) is not None}
 
 
 def _original_location(event: CaseEvent) -> dict[str, Any]:

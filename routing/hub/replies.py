@@ -24,6 +24,11 @@ from nats.js.errors import FetchTimeoutError
 from pydantic import ValidationError
 
 from poststelle.contracts.answers import KINDS_CARRYING_ORIGINAL, build_answer
+from poststelle.contracts.answers_xdomea import (
+    XdomeaAnswered,
+    build_xdomea_answer,
+    xdomea_namespace,
+)
 from poststelle.contracts.envelope import (
     H_CASE_ID,
     H_DETAIL,
@@ -94,13 +99,29 @@ def _answers_in_xbau(record: dict[str, Any]) -> bool:
 async def answer_for(
     case_id: str, record: dict[str, Any], reply: CaseReply, load_original: OriginalLoader
 ) -> Answer:
-    """The answer to ``reply`` in the language of the case's origin: an XBau message for a
-    case that came by XTA (or as XBau by FIT-Connect), a JSON status otherwise. Raises
-    ``CannotAnswerError`` when the reply cannot be expressed there. ``load_original`` is
-    called only for an answer that carries the original message (XBau 1100); a gone original
-    cannot be answered."""
+    """The answer to ``reply`` in the language of the case's origin: for a case that came by
+    XTA a message of its standard (xdomea 0504/0505/0506/0507, else XBau), XBau for an XBau
+    message that came by FIT-Connect, a JSON status otherwise. Raises ``CannotAnswerError``
+    when the reply cannot be expressed there. ``load_original`` is called only for an answer that
+    carries the original message (XBau 1100); a gone original cannot be answered."""
     origin = record["origin"]
     route = dict(origin.get("reply_route") or {})
+    if origin["channel"] == "xta" and record.get("standard") == "xdomea":
+        try:
+            xdomea = XdomeaAnswered.from_record(record)
+            content, message_type = build_xdomea_answer(xdomea, reply)
+        except ValueError as exc:
+            raise CannotAnswerError(str(exc)) from exc
+        return Answer(
+            case_id=case_id,
+            kind=reply.kind,
+            content=content,
+            content_type="application/xml",
+            message_type=message_type,
+            namespace=xdomea_namespace(xdomea.version),
+            reply_route=route,
+            in_reply_to=in_reply_to(route, origin.get("source_message_id")),
+        )
     if _answers_in_xbau(record):
         try:
             answered = answered_message(record)

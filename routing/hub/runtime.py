@@ -41,6 +41,7 @@ from poststelle.adapters.registry import AdapterRegistry, default_registry
 from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.intake import Accepted, TooLarge
 from poststelle.contracts.replies import CaseReply
+from poststelle.routing.console import CONSOLE_PATH, create_console_app
 from poststelle.routing.federation.states import (
     LEAF_SEED_VARIABLE,
     add_inbox_sources,
@@ -60,7 +61,13 @@ from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.dlq import RECORDER_DURABLE, DeadLetterRecorder
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import BodyMissing, put_once, read_object
-from poststelle.routing.streams.topology import CASES, INBOX, ROUTER_DURABLE, ensure_topology
+from poststelle.routing.streams.topology import (
+    CASES,
+    INBOX,
+    ROUTER_DURABLE,
+    ROUTES_BUCKET,
+    ensure_topology,
+)
 from poststelle.routing.table.live import TableRouteResolver
 from poststelle.routing.table.static import RouteResolver, RoutingFacts, StaticRouteResolver
 from poststelle.routing.table.store import RouteTableStore, RouteTableWatcher
@@ -435,7 +442,19 @@ class Hub:
             tls_certfile=http.tls_certfile,
             tls_keyfile=http.tls_keyfile,
         )
-        return PortalAdapter(name="http", settings=settings, context=context)
+        portal = PortalAdapter(name="http", settings=settings, context=context)
+        # The operator's console shares the intake's port; its pages need a login of their
+        # own (``[console.accounts]``), whatever API keys the intake asks for.
+        portal.app.mount(
+            CONSOLE_PATH,
+            create_console_app(
+                self,
+                self.config.console,
+                data_dir=self.config.data_dir,
+                secure_cookies=http.tls_certfile is not None,
+            ),
+        )
+        return portal
 
     async def stop(self) -> None:
         if self.portal is not None:
@@ -599,7 +618,34 @@ class Hub:
             }
         for worker in self.workers:
             report["consumers"][worker.durable]["backend"] = worker.backend.health()
+        if self.config.federation.state:
+            report["federation"] = await self._federation_health()
         return report
+
+    async def _federation_health(self) -> dict[str, Any]:
+        """Each peer as its table mirror sees it: the link is up while the mirror is
+        active; ``lag`` is what it has not copied yet."""
+        federation = self.config.federation
+        peers: dict[str, Any] = {}
+        for peer in federation.peers:
+            try:
+                info = await self.js.stream_info(f"KV_{ROUTES_BUCKET}-{peer}")
+            except (NotFoundError, TimeoutError):
+                peers[peer] = {"ok": False, "detail": "no mirror of its table"}
+                continue
+            mirror = info.mirror
+            error = (mirror.error or {}).get("description") if mirror else None
+            # ``active``: nanoseconds since the mirror last heard from the peer (-1: never).
+            active = mirror.active if mirror and mirror.active is not None else -1
+            lag = mirror.lag if mirror and mirror.lag is not None else 0
+            ok = error is None and 0 <= active < 30 * 10**9
+            seen = f"{active / 1e9:.1f} s ago" if active >= 0 else "never"
+            peers[peer] = {
+                "ok": ok,
+                "lag": lag,
+                "detail": error or f"table mirror heard from it {seen}, {lag} behind",
+            }
+        return {"state": federation.state, "peers": peers}
 
 
 def _without_replies(context: AdapterContext) -> AdapterContext:

@@ -291,6 +291,7 @@ async def replay_dead_letters(
     consumer: str | None = None,
     sequences: Sequence[int] | None = None,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> ReplayResult:
     """Publish each selected record to its original subject again, then delete it.
 
@@ -310,4 +311,5 @@ async def replay_dead_letters(
         target=_replay_target,
         strip=(H_REASON, H_DETAIL, H_ORIGINAL_SUBJECT),
         progress=progress,
+        actor=actor,
     )

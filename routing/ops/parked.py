@@ -10,7 +10,10 @@ A parked record stays in its stream until a replay has republished it; the repla
 dedupe id of its own (the original's id is still inside the dedupe window) that is derived
 from the record, so a replay interrupted between publish and delete repeats harmlessly.
 Each replay also leaves an entry in the ``REPLAYS`` ledger (same dedupe id), which is what
-lets ``poststelle stats`` tell replays from arrivals.
+lets ``poststelle stats`` tell replays from arrivals. A replay that names its ``actor``
+(the console's user, the CLI's login name) adds a ``replayed`` hop with it to each case's
+audit trail, just before the publish: who sent the message through again, from where, to
+where.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError, NotFoundError
 
 from poststelle.contracts.envelope import H_CASE_ID, H_MSG_ID
+from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.streams.topology import replay_ledger_subject
 
 __all__ = [
@@ -178,6 +182,7 @@ async def replay_selected(
     target: Callable[[ParkedRecord], str],
     strip: Collection[str],
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> ReplayResult:
     """Replay what ``select`` yields and ``replayable`` accepts; the rest is ``skipped``.
 
@@ -197,7 +202,13 @@ async def replay_selected(
         return ReplayResult(skipped=skipped)
     async with contextlib.aclosing(_only(select(last, True), replayable)) as records:
         replayed = await replay_records(
-            js, records, target=target, strip=strip, total=selected, progress=progress
+            js,
+            records,
+            target=target,
+            strip=strip,
+            total=selected,
+            progress=progress,
+            actor=actor,
         )
     return ReplayResult(replayed=replayed, skipped=skipped)
 
@@ -219,6 +230,7 @@ async def replay_records(
     strip: Collection[str],
     total: int = 0,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> list[int]:
     """Publish each record to ``target(record)`` without the ``strip`` headers, note it in
     the ``REPLAYS`` ledger, then delete it. Returns the sequences replayed.
@@ -232,12 +244,12 @@ async def replay_records(
     async for record in records:
         window.append(record)
         if len(window) >= _REPLAY_WINDOW:
-            replayed += await _replay_window(js, window, target, strip)
+            replayed += await _replay_window(js, window, target, strip, actor)
             window = []
             if progress:
                 progress(len(replayed), total)
     if window:
-        replayed += await _replay_window(js, window, target, strip)
+        replayed += await _replay_window(js, window, target, strip, actor)
         if progress:
             progress(len(replayed), total)
     return replayed
@@ -248,8 +260,11 @@ async def _replay_window(
     records: list[ParkedRecord],
     target: Callable[[ParkedRecord], str],
     strip: Collection[str],
+    actor: str | None,
 ) -> list[int]:
     subjects = [target(record) for record in records]
+    if actor is not None:
+        await _audit_replays(js, records, subjects, actor)
     published = []
     for record, subject in zip(records, subjects, strict=True):
         headers = {key: value for key, value in record.headers.items() if key not in strip}
@@ -274,5 +289,34 @@ async def _replay_window(
     await asyncio.gather(*ledger)
     await asyncio.gather(*(_delete(js, record.stream, record.sequence) for record in records))
     for record, subject in zip(records, subjects, strict=True):
-        log.info("replayed stream=%s seq=%s to=%s", record.stream, record.sequence, subject)
+        log.info(
+            "replayed stream=%s seq=%s to=%s by=%s",
+            record.stream,
+            record.sequence,
+            subject,
+            actor or "-",
+        )
     return [record.sequence for record in records]
+
+
+async def _audit_replays(
+    js: JetStreamContext, records: list[ParkedRecord], subjects: list[str], actor: str
+) -> None:
+    """One ``replayed`` hop per case, stored before the publish: the hops the replayed
+    message causes (routed, delivered) follow it in the trail. A replay that fails after it
+    is run again and leaves a second hop. A record without a case id (a dead letter whose
+    original was gone) has no trail to extend; the log line still names the actor."""
+    audit = AuditTrail(js)
+    acks = [
+        await audit.append_async(
+            record.header(H_CASE_ID),
+            "replayed",
+            by=actor,
+            stream=record.stream,
+            sequence=record.sequence,
+            to=subject,
+        )
+        for record, subject in zip(records, subjects, strict=True)
+        if record.header(H_CASE_ID)
+    ]
+    await asyncio.gather(*acks)

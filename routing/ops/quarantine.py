@@ -14,6 +14,7 @@ from poststelle.contracts.envelope import (
     H_CASE_ID,
     H_CHANNEL,
     H_DETAIL,
+    H_MSG_ID,
     H_REASON,
     H_RECEIVED_AT,
     H_STEP,
@@ -53,6 +54,9 @@ class QuarantinedMessage:
     size: int
     # ``attachments/<name>`` when the body waits in the object store (claim check).
     body_ref: str | None = None
+    # The arrival's dedupe id (``xoev:<namespace>:<nachrichtenUUID>``, ``body:sha256-...``):
+    # it tells the standard without reading the body.
+    identity: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +98,7 @@ def _message(record: ParkedRecord) -> QuarantinedMessage:
         channel=record.header(H_CHANNEL),
         size=body.size if body else record.size,
         body_ref=body.ref if body else None,
+        identity=record.header(H_MSG_ID).removeprefix("quarantine:"),
     )
 
 
@@ -103,6 +108,7 @@ async def replay_quarantined(
     reason: str | None = None,
     sequences: Sequence[int] | None = None,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> ReplayResult:
     """Publish each selected record to ``INBOX`` again, then remove it from quarantine.
 
@@ -124,6 +130,7 @@ async def replay_quarantined(
         target=_inbox_of,
         strip=(H_STEP, H_REASON, H_DETAIL),
         progress=progress,
+        actor=actor,
     )
 
 

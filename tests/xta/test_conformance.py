@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
 
-from poststelle.adapters.xta._model import MessageType, XtaMessage, XtaMetadata
+from poststelle.adapters.xta._errors import (
+    XtaCancelDenied,
+    XtaInvalidMessageId,
+    XtaSyncAsyncMismatch,
+)
+from poststelle.adapters.xta._model import MessageType, ServiceParameter, XtaMessage, XtaMetadata
 from poststelle.adapters.xta._schemas import XtaSchemaValidator
 from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import ACTIONS, FaultRule, XtaSimulator
@@ -40,7 +48,11 @@ def _exercise(sim: XtaSimulator, client: XtaClient) -> None:
     assert not client.check_account_active(AMT.__class__("dvdv:unknown"))
     first = sim.put(HUB.value, b"<a/>", author=AMT, filename="a.xml")
     sim.put(HUB.value, b"<b/>")
-    client.get_status_list(HUB, max_items=1)
+    listing = client.get_status_list(HUB, max_items=1)
+    client.get_next_status_list(HUB, listing.request_id)
+    client.get_next_status_list(HUB, listing.request_id)  # NoMessageAvailable
+    with pytest.raises(XtaInvalidMessageId):
+        client.get_next_status_list(HUB, "urn:uuid:unknown")  # RequestIdInvalid
     fetched = client.get_message(HUB, first)
     nxt = client.get_next_message(HUB, fetched.request_id, [fetched.message_id])
     assert nxt is not None
@@ -66,6 +78,18 @@ def _exercise(sim: XtaSimulator, client: XtaClient) -> None:
     client.send_message(message)
     client.send_message(message)  # fault 9024
     client.get_transport_report(HUB, message_id)
+    with pytest.raises(XtaCancelDenied):
+        client.cancel_message(HUB, message_id)
+    held_id = client.create_message_id(HUB)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    client.send_message(_with_id(message, held_id, not_before=later))
+    client.cancel_message(HUB, held_id)
+    sim.offer(AMT.value, message.metadata.service, (ServiceParameter("cert", b"\x00\x01"),))
+    client.lookup_service(HUB, [(AMT, message.metadata.service), (AMT, "urn:x"), (HUB, "urn:x")])
+    with pytest.raises(XtaSyncAsyncMismatch):
+        client.send_message_sync(_with_id(message, client.create_message_id(HUB)))
+    sim.respond_sync(AMT.value, lambda request: b"<antwort/>")
+    client.send_message_sync(_with_id(message, client.create_message_id(HUB)))
     sim.inject(
         FaultRule(
             "fault",
@@ -78,30 +102,26 @@ def _exercise(sim: XtaSimulator, client: XtaClient) -> None:
         client.get_transport_report(HUB, message_id)
 
 
+def _with_id(message: XtaMessage, message_id: str, **changes: Any) -> XtaMessage:
+    return replace(message, metadata=replace(message.metadata, message_id=message_id, **changes))
+
+
 def test_all_bodies_validate(
     lenient_simulator: XtaSimulator, xta_dir: Path, validator: XtaSchemaValidator
 ) -> None:
     client = XtaClient(make_settings(lenient_simulator, xta_dir))
     _exercise(lenient_simulator, client)
     exchanges = lenient_simulator.exchanges
-    # Every operation the client implements went over the wire at least once.
-    assert {e.operation for e in exchanges} == {
-        "checkAccountActive",
-        "getStatusList",
-        "getMessage",
-        "getNextMessage",
-        "close",
-        "createMessageId",
-        "sendMessage",
-        "getTransportReport",
-    }
+    # Every operation of XTA 2.1.1 went over the wire at least once.
+    assert {e.operation for e in exchanges} == set(ACTIONS.values())
     faults = 0
     for e in exchanges:
         assert validator.errors(e.request) == [], (e.operation, "request", e.request)
         assert e.response is not None
         assert validator.errors(e.response) == [], (e.operation, "response", e.response)
         faults += b"Fault>" in e.response
-    assert faults >= 4  # permission denied, no further message, 9024, injected 9011
+    # permission denied, no further message, 9024, cancel denied, sync/async, injected 9011
+    assert faults >= 6
 
 
 def test_requests_carry_addressing_and_party_headers(
@@ -116,7 +136,7 @@ def test_requests_carry_addressing_and_party_headers(
         assert [a.text for a in header.findall(f"{{{WSA}}}Action")] == [actions[e.operation]]
         assert len(header.findall(f"{{{WSA}}}MessageID")) == 1
         assert header.findtext(f"{{{WSA}}}To") == lenient_simulator.url
-        if e.operation == "sendMessage":
+        if e.operation in ("sendMessage", "sendMessageSync"):
             md = header.find(f"{{{META}}}MessageMetaData")
             assert md.findtext(f".//{{{META}}}Author/{{{META}}}Identifier") == HUB.value
             assert md.findtext(f".//{{{META}}}Reader/{{{META}}}Identifier") == AMT.value

@@ -13,7 +13,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from poststelle.adapters.xta._errors import XtaPermanentError
-from poststelle.adapters.xta._model import MessageType, XtaMessage, XtaMetadata
+from poststelle.adapters.xta._model import MessageType, ServiceParameter, XtaMessage, XtaMetadata
 from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
 
@@ -118,3 +118,83 @@ def test_a_reply_with_a_dtd_is_a_permanent_error(
     session.reply = (200, SOAP, head + b'?><!DOCTYPE x [<!ENTITY e "x">]>' + rest)
     with pytest.raises(XtaPermanentError, match="invalid message"):
         client.create_message_id(HUB)
+
+
+def _lookup_reply(canned: tuple[XtaClient, _Canned], simulator: XtaSimulator) -> bytes:
+    client, _ = canned
+    simulator.offer(AMT.value, "urn:s", (ServiceParameter("cert", b"\x00\x01"),))
+    assert client.is_service_available(HUB, AMT, "urn:s") is True
+    return _real_reply(simulator, "lookupService")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement"),
+    [
+        # No IsServiceAvailableValue at all.
+        (rb"<(\w+:)?IsServiceAvailableValue>.*?</(\w+:)?IsServiceAvailableValue>", b""),
+        # A Resource that is not base64.
+        (rb"(<(\w+:)?Resource>)[^<]*(</(\w+:)?Resource>)", rb"\1!!not base64!\3"),
+        # A reader identifier without its type.
+        (rb'(<(\w+:)?Identifier) type="xoev"', rb'\1 type=""'),
+        # A parameter without its ParameterType.
+        (rb"<(\w+:)?ParameterType .*?</(\w+:)?ParameterType>", b""),
+    ],
+)
+def test_a_broken_lookup_result_is_a_permanent_error(
+    canned: tuple[XtaClient, _Canned],
+    simulator: XtaSimulator,
+    pattern: bytes,
+    replacement: bytes,
+) -> None:
+    client, session = canned
+    broken, replaced = re.subn(pattern, replacement, _lookup_reply(canned, simulator), flags=re.S)
+    assert replaced >= 1
+    session.reply = (200, SOAP, broken)
+    with pytest.raises(XtaPermanentError, match="lookupService"):
+        client.lookup_service(HUB, [(AMT, "urn:s")])
+
+
+def test_a_next_status_list_without_its_header_is_a_permanent_error(
+    canned: tuple[XtaClient, _Canned], simulator: XtaSimulator
+) -> None:
+    client, session = canned
+    simulator.put(HUB.value, b"<a/>")
+    simulator.put(HUB.value, b"<b/>")
+    listing = client.get_status_list(HUB, max_items=1)
+    client.get_next_status_list(HUB, listing.request_id)
+    body = _real_reply(simulator, "getNextStatusList")
+    stripped, replaced = re.subn(rb"<(\w+:)?MsgBoxResponse .*?</(\w+:)?MsgBoxResponse>", b"", body)
+    assert replaced == 1
+    session.reply = (200, SOAP, stripped)
+    with pytest.raises(XtaPermanentError, match="lacks the MsgBoxResponse header"):
+        client.get_next_status_list(HUB, listing.request_id)
+
+
+def test_a_sync_answer_without_its_metadata_is_a_permanent_error(
+    canned: tuple[XtaClient, _Canned], simulator: XtaSimulator
+) -> None:
+    client, session = canned
+    simulator.respond_sync(AMT.value, lambda request: b"<antwort/>")
+
+    def message(message_id: str) -> XtaMessage:
+        metadata = XtaMetadata(
+            message_id=message_id,
+            author=HUB,
+            reader=AMT,
+            service="urn:s",
+            message_type=MessageType("anfrage", "urn:x"),
+            business_scenario="XTA",
+        )
+        return XtaMessage(metadata, b"<anfrage/>")
+
+    assert client.send_message_sync(message(client.create_message_id(HUB))).content == (
+        b"<antwort/>"
+    )
+    body = _real_reply(simulator, "sendMessageSync")
+    stripped, replaced = re.subn(
+        rb"<(\w+:)?MessageMetaData.*?</(\w+:)?MessageMetaData>", b"", body, flags=re.S
+    )
+    assert replaced == 1
+    session.reply = (200, SOAP, stripped)
+    with pytest.raises(XtaPermanentError, match="sendMessageSync"):
+        client.send_message_sync(message("urn:de:xta:messageid:x"))
