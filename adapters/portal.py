@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -60,6 +60,8 @@ SUBMISSIONS_PATH = "/v1/submissions"
 _INTAKE_PATHS = frozenset({SUBMISSIONS_PATH, ANTRAG_PATH})
 XML_MEDIA_TYPES = {"application/xml", "text/xml"}
 HealthReport = Callable[[], Awaitable[dict[str, Any]]]
+# The Prometheus text and its media type (the hub's ``metrics_exposition``).
+MetricsExposition = Callable[[], Awaitable[tuple[bytes, str]]]
 AcceptReply = Callable[..., Awaitable[str]]
 CaseStatus = Callable[[str], Awaitable[dict[str, Any] | None]]
 # Replies carry references to documents, not documents: far below an application's limit.
@@ -179,6 +181,7 @@ def create_portal_app(
     store_attachment: StoreAttachment | None = None,
     max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
     admission: Admission | None = None,
+    metrics: MetricsExposition | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Poststelle intake",
@@ -339,6 +342,16 @@ def create_portal_app(
         report = await health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
+    if metrics is not None:
+        exposition = metrics
+
+        # Open like /healthz: a scraper holds no API key. The series name consumers (tenant
+        # and back end), no message content; keep the port off the public network.
+        @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            body, media_type = await exposition()
+            return Response(content=body, media_type=media_type)
+
     _finish_openapi(app, *([CaseReply] if accept_reply is not None else []))
     return app
 
@@ -396,6 +409,7 @@ class PortalAdapter:
             store_attachment=context.extras.get("store_attachment"),
             max_attachments=settings.max_attachments,
             admission=context.extras.get("admission"),
+            metrics=context.extras.get("metrics"),
         )
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None

@@ -23,6 +23,7 @@ from poststelle.routing.cli import quarantine
 from poststelle.routing.cli.common import add_common_options, config_from, with_hub_client
 from poststelle.routing.hub.config import ConfigError, config_file_given
 from poststelle.routing.hub.supervisor import READY_PREFIX, WorkerSupervisor
+from poststelle.routing.ops.metrics import prepare_multiprocess_dir
 
 __all__ = ["build_parser", "main"]
 
@@ -55,6 +56,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     demo = prepare_demo(config) if demo_on and primary else None
     if demo is not None:
         config = demo.config
+    # Every process of this hub writes its metrics there; /metrics in any of them sums them.
+    prepare_multiprocess_dir(config.data_dir / "metrics", clear=primary)
     if primary:
         from poststelle.routing.cli.security import log_insecure_settings
 

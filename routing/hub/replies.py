@@ -263,6 +263,7 @@ class ReplyRouter:
             adapter=origin["adapter"],
         )
         self._counters.incr("replies.routed")
+        self._counters.metrics.reply("routed")
 
     async def _quarantine(self, msg: Msg, case_id: str, reason: str, detail: str) -> None:
         log.warning("reply quarantined case_id=%s reason=%s", case_id, reason)
@@ -276,5 +277,6 @@ class ReplyRouter:
         }
         await self._js.publish(quarantine_subject("reply", reason), msg.data, headers=headers)
         self._counters.incr("replies.quarantined")
+        self._counters.metrics.reply("quarantined")
         if case_id:
             await self._audit.append(case_id, "reply-quarantined", reason=reason)

@@ -58,7 +58,8 @@ from poststelle.routing.hub.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.hub.wiring import build_backends, build_inbound
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.dlq import RECORDER_DURABLE, DeadLetterRecorder
-from poststelle.routing.ops.metrics import Counters
+from poststelle.routing.ops.metrics import CONTENT_TYPE, Counters, broker_exposition
+from poststelle.routing.ops.stats import collect_stats
 from poststelle.routing.streams.claim_check import BodyMissing, put_once, read_object
 from poststelle.routing.streams.topology import CASES, INBOX, ROUTER_DURABLE, ensure_topology
 from poststelle.routing.table.live import TableRouteResolver
@@ -70,6 +71,9 @@ __all__ = ["Hub", "HubAlreadyRunningError", "HubRole", "NoHubToJoinError", "conn
 log = logging.getLogger(__name__)
 
 _RESTART_DELAY = 1.0
+# A scrape reads about a dozen stream and consumer infos; a broker slower than this is
+# reported as ``poststelle_broker_up 0`` rather than holding the scraper.
+_SCRAPE_TIMEOUT = 5.0
 
 
 async def connect(
@@ -209,6 +213,7 @@ class Hub:
                 "store_attachment": self.store_attachment,
                 # Asked before a request's body is read, and by pollers before they fetch.
                 "admission": self.admission,
+                "metrics": self.metrics_exposition,
             },
         )
         primary = self.role == "primary"
@@ -537,6 +542,19 @@ class Hub:
             entry.name: {"kind": entry.kind, **adapter.health()}
             for entry, adapter in zip(self.config.inbound, self.inbound, strict=False)
         }
+
+    async def metrics_exposition(self) -> tuple[bytes, str]:
+        """``GET /metrics``: the processes' series, then the broker's state read now."""
+        stats: dict[str, Any] | None = None
+        if self.nc is not None and self.nc.is_connected:
+            try:
+                stats = await asyncio.wait_for(collect_stats(self.js), _SCRAPE_TIMEOUT)
+            except Exception as exc:  # the process series are still worth the answer
+                log.warning("broker state not read for /metrics error=%r", exc)
+        body = self.counters.metrics.exposition() + broker_exposition(
+            stats, self._route_table_health()
+        )
+        return body, CONTENT_TYPE
 
     async def health(self) -> dict[str, Any]:
         connected = self.nc is not None and self.nc.is_connected
