@@ -37,6 +37,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.routing.cli.dlq",
     "poststelle.routing.cli.stats",
     "poststelle.routing.cli.security",
+    "poststelle.routing.cli.doctor",
 )
 
 
