@@ -42,6 +42,7 @@ __all__ = [
     "IntakeConfig",
     "NatsConfig",
     "StaticRoute",
+    "TelemetryConfig",
     "config_file_given",
     "load_config",
 ]
@@ -254,12 +255,23 @@ class StaticRoute(_Section):
     backend: str = Field(pattern=SLUG)
 
 
+class TelemetryConfig(_Section):
+    """Traces (docs/observability.md). Without an endpoint the hub records none."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces",
+    )
+    service_name: str = Field(default="poststelle", min_length=1)
+
+
 class HubConfig(_Section):
     data_dir: Path = DEFAULT_DATA_DIR
     nats: NatsConfig = Field(default_factory=NatsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     intake: IntakeConfig = Field(default_factory=IntakeConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     backends: list[BackendConfig] = Field(default_factory=list)
     inbound: list[InboundConfig] = Field(default_factory=list)
     routes: list[StaticRoute] = Field(default_factory=list)
@@ -364,6 +376,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_MAX_MESSAGE_BYTES": ("intake", "max_message_bytes"),
     "POSTSTELLE_MAX_IN_FLIGHT": ("intake", "max_in_flight"),
     "POSTSTELLE_MAX_BACKLOG": ("intake", "max_backlog"),
+    "POSTSTELLE_OTLP_ENDPOINT": ("telemetry", "otlp_endpoint"),
 }
 
 

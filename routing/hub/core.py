@@ -69,6 +69,7 @@ from poststelle.contracts.transient import is_transient
 from poststelle.routing.federation.states import federation_subject, state_for_ars
 from poststelle.routing.hub.config import FederationConfig
 from poststelle.routing.hub.delivery import retry_delay
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import (
@@ -349,7 +350,16 @@ class RoutingCore:
         case_id = _header(msg, H_CASE_ID)
         progress = _Progress()
         try:
-            futures, outcome = await self._steps(msg, case_id, progress)
+            with tracing.span(
+                "poststelle route",
+                parent=msg.headers,
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={"poststelle.case_id": case_id},
+            ):
+                futures, outcome = await self._steps(msg, case_id, progress)
+                tracing.annotate(
+                    **{"poststelle.outcome": outcome, "poststelle.standard": progress.standard}
+                )
             return futures, outcome, progress.standard
         except Exception as exc:
             if is_transient(exc):
@@ -431,12 +441,16 @@ class RoutingCore:
             original=_original_location(event),
             routed={"rule": target.rule, "event_id": event.id},
         )
+        traceparent = tracing.current_traceparent()
+        if traceparent:
+            # A reply comes as a new request: it joins the case's trace through this.
+            record.routed["traceparent"] = traceparent
         progress.step = "publish"
         futures = [
             await self._js.publish_async(
                 case_subject(target.tenant, target.backend, inspected.message_type),
                 event.model_dump_json().encode(),
-                headers={H_MSG_ID: event.id, H_CASE_ID: case_id},
+                headers=tracing.inject({H_MSG_ID: event.id, H_CASE_ID: case_id}),
             ),
         ]
         record_subject = f"$KV.{CASES_BUCKET}.{safe_token(case_id)}"
@@ -516,6 +530,7 @@ class RoutingCore:
         headers = {key: value for key, value in (msg.headers or {}).items()}
         headers[H_MSG_ID] = _header(msg, H_MSG_ID)
         headers[H_ORIGIN_STATE] = self._state
+        tracing.inject(headers)
         return [
             await self._js.publish_async(
                 federation_subject(peer, self._state), msg.data, headers=headers
@@ -572,10 +587,12 @@ class RoutingCore:
             await self._js.publish_async(
                 f"outbox.{channel}.{adapter}",
                 content,
-                headers={
-                    **answer.headers(),
-                    H_MSG_ID: f"outbox:rejection:{_header(msg, H_MSG_ID)}",
-                },
+                headers=tracing.inject(
+                    {
+                        **answer.headers(),
+                        H_MSG_ID: f"outbox:rejection:{_header(msg, H_MSG_ID)}",
+                    }
+                ),
             ),
             await self._audit.append_async(
                 case_id, "answer-queued", kind="rejection", message_type=message_type
@@ -596,6 +613,7 @@ class RoutingCore:
                 H_DETAIL: " ".join(detail.split())[:_MAX_DETAIL],
             }
         )
+        tracing.inject(headers)
         return [
             await self._js.publish_async(
                 quarantine_subject(step, reason), msg.data, headers=headers

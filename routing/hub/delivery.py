@@ -53,6 +53,7 @@ from poststelle.contracts.events import CaseEvent
 from poststelle.contracts.replies import Answer
 from poststelle.routing.federation.isolation import backend_consumer_name
 from poststelle.routing.hub.caseregistry import update_case
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.topology import CASES, DELIVERED_BUCKET, OUTBOX
@@ -201,7 +202,13 @@ class ConsumerWorker:
     async def _process(self, msg: Msg) -> None:
         started = time.perf_counter()
         try:
-            await self.handle(msg)
+            with tracing.span(
+                f"poststelle {self.counter_prefix}",
+                parent=msg.headers,
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={"poststelle.consumer": self.durable},
+            ):
+                await self.handle(msg)
         except (PermanentDeliveryError, RetryableDeliveryError) as exc:
             await self._failed(msg, exc)
             return
@@ -355,12 +362,21 @@ class DeliveryWorker(ConsumerWorker):
         been nak'd or dead-lettered with its reason)."""
         started = time.perf_counter()
         try:
-            if stored is None:
-                stored = _stored_event(msg.data)
-            if self._takes_stored is not None:
-                await self._takes_stored.deliver_stored(stored)
-            else:
-                await self.backend.deliver(_case_event(stored))
+            with tracing.span(
+                "poststelle delivery",
+                parent=msg.headers,
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={
+                    "poststelle.consumer": self.durable,
+                    "poststelle.case_id": (msg.headers or {}).get(H_CASE_ID, ""),
+                },
+            ):
+                if stored is None:
+                    stored = _stored_event(msg.data)
+                if self._takes_stored is not None:
+                    await self._takes_stored.deliver_stored(stored)
+                else:
+                    await self.backend.deliver(_case_event(stored))
         except (PermanentDeliveryError, RetryableDeliveryError) as exc:
             await self._failed(msg, exc)
             return None

@@ -48,6 +48,7 @@ from poststelle.contracts.intake import (
 )
 from poststelle.contracts.message_identity import identify_message, issued_by
 from poststelle.contracts.transient import RETRY_AFTER, is_transient
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES, store_body
@@ -246,15 +247,20 @@ class Intake:
             self.admission.check_backlog()
         started = time.perf_counter()
         try:
-            accepted = await self._accept(
-                raw,
-                channel=channel,
-                adapter=adapter,
-                source_message_id=source_message_id,
-                content_type=content_type,
-                extra_headers=extra_headers or {},
-                transport_id=transport_id,
-            )
+            with tracing.span(
+                "poststelle intake",
+                kind=tracing.SpanKind.PRODUCER,
+                attributes={"poststelle.channel": channel, "poststelle.adapter": adapter},
+            ):
+                accepted = await self._accept(
+                    raw,
+                    channel=channel,
+                    adapter=adapter,
+                    source_message_id=source_message_id,
+                    content_type=content_type,
+                    extra_headers=extra_headers or {},
+                    transport_id=transport_id,
+                )
         except Exception as exc:
             if _stream_full(exc):
                 # A stream at its limits refuses (discard ``new``): nothing stored is lost,
@@ -304,6 +310,8 @@ class Intake:
         }
         if transport_id:
             headers[H_TRANSPORT_ID] = transport_id
+        tracing.inject(headers)
+        tracing.annotate(**{"poststelle.case_id": case_id})
         claim_checked = len(raw) > self.claim_check_bytes
         if claim_checked:
             headers.update((await store_body(self._js, raw)).headers())

@@ -56,6 +56,7 @@ from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.intake import Intake, IntakeAdmission
 from poststelle.routing.hub.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.hub.wiring import build_backends, build_inbound
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.dlq import RECORDER_DURABLE, DeadLetterRecorder
 from poststelle.routing.ops.metrics import CONTENT_TYPE, Counters, broker_exposition
@@ -173,6 +174,7 @@ class Hub:
         self.dead_letters: DeadLetterRecorder | None = None
         self.intake: Intake | None = None
         self.audit: AuditTrail | None = None
+        self._traces = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -201,6 +203,10 @@ class Hub:
     async def start(self, *, http: bool = True, workers: bool = True) -> Hub:
         """``workers=False`` gives a client of the hub's NATS (the CLI), not a second hub."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        telemetry = self.config.telemetry
+        if workers and telemetry.otlp_endpoint and not tracing.enabled():
+            # This hub set tracing up, so it sends the last spans when it stops.
+            self._traces = tracing.configure(telemetry.otlp_endpoint, telemetry.service_name)
         context = AdapterContext(
             data_dir=self.config.data_dir,
             publish=self.accept,
@@ -445,6 +451,9 @@ class Hub:
             await self.nc.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
+        if self._traces:
+            self._traces = False
+            await asyncio.to_thread(tracing.shutdown)
         log.info("hub stopped")
 
     async def __aenter__(self) -> Hub:
