@@ -4,6 +4,7 @@ with ``poststelle run --workers 2`` any process answers with the sum of all of t
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
@@ -156,3 +157,39 @@ async def test_workers_share_one_view(tmp_path: Path) -> None:
         files = sorted(p.name for p in (tmp_path / "data" / "metrics").glob("*.db"))
         pids = {int(name.rsplit("_", 1)[1].split(".")[0]) for name in files}
         assert pids == set(running.pids), files
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana-dashboard.json"
+_QUERIED = re.compile(r"\bpoststelle_[a-z_]+\b")
+
+
+def _queries(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["expr"]] if isinstance(node.get("expr"), str) else []
+        return found + [q for value in node.values() for q in _queries(value)]
+    if isinstance(node, list):
+        return [q for item in node for q in _queries(item)]
+    return []
+
+
+async def test_every_metric_the_dashboard_queries_is_exported(
+    hub: Hub, http: httpx.AsyncClient
+) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["uid"] and dashboard["panels"]
+    queried = {name for query in _queries(dashboard) for name in _QUERIED.findall(query)}
+    assert len(queried) >= 15, queried
+    body = xbau_antrag()[0]
+    assert (await http.post("/v1/submissions", content=body, headers=XML)).status_code == 202
+    await eventually(lambda: hub.counters.get("delivery.delivered") >= 1)
+    text = await scrape(http)
+    families = {family.name for family in text_string_to_metric_families(text)}
+    exported = {name for name, _ in samples(text)} | families
+    # A labelled family without a series yet is exported as HELP and TYPE, named without
+    # its _total; its series then carry the suffix the query names.
+    missing = {
+        name
+        for name in queried
+        if name not in exported and re.sub(r"_(total|bucket|count|sum)$", "", name) not in families
+    }
+    assert missing == set()
