@@ -22,6 +22,8 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import context as trace_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -113,6 +115,33 @@ class _AdmissionGate:
             self._admission.leave()
 
 
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+
+
+class _CallerTrace:
+    """ASGI middleware: a submission that comes with a W3C ``traceparent`` continues the
+    caller's trace (the hub's intake span becomes its child, docs/observability.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        carrier = {
+            name.decode(): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name in _TRACE_HEADERS
+        }
+        if "traceparent" not in carrier:
+            await self._app(scope, receive, send)
+            return
+        token = trace_context.attach(_TRACE_CONTEXT.extract(carrier))
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            trace_context.detach(token)
+
+
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -191,6 +220,7 @@ def create_portal_app(
     install_problem_handlers(app)
     if admission is not None:
         app.add_middleware(_AdmissionGate, admission=admission)
+    app.add_middleware(_CallerTrace)
     credentials = Credentials(portals=api_keys or {}, backends=backend_keys or {})
     guarded = _GUARDED_RESPONSES if credentials.configured else {}
     # One Depends object, used as the default of every guarded route's ``caller``.

@@ -75,7 +75,13 @@ def configure(otlp_endpoint: str | None, service_name: str = "poststelle") -> bo
         return enabled()
     if enabled():
         return True
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError as exc:
+        raise RuntimeError(
+            "telemetry.otlp_endpoint is set but the OTLP exporter is not installed: "
+            "pip install 'poststelle[otlp]' (or opentelemetry-exporter-otlp-proto-http)"
+        ) from exc
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor

@@ -20,6 +20,7 @@ from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops import tracing
 from poststelle.routing.streams.topology import CASES, INBOX
+from tests.adapters.receiver import webhook_receiver
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 
@@ -91,6 +92,47 @@ async def test_one_trace_spans_intake_core_delivery_reply_and_answer(
     assert trace_hex in routed[0].detail["traceparent"]
 
 
+async def test_a_webhook_back_end_is_sent_the_trace_context(
+    spans: InMemorySpanExporter, hub_config: HubConfig
+) -> None:
+    document = hub_config.model_dump(mode="json")
+    document["backends"] = [
+        {"tenant": "stadt-kiel", "name": "fv", "kind": "webhook", "settings": {}},
+    ]
+    document["routes"] = [{"standard": "xbau", "tenant": "stadt-kiel", "backend": "fv"}]
+    with webhook_receiver() as receiver:
+        document["backends"][0]["settings"] = {"url": receiver.url, "secret": "s3cret"}
+        async with (
+            Hub(HubConfig.model_validate(document)) as hub,
+            httpx.AsyncClient(base_url=hub.http_url) as http,
+        ):
+            body, _ = xbau_antrag()
+            assert (await http.post("/v1/submissions", content=body, headers=XML)).is_success
+            await eventually(lambda: receiver.traceparents)
+            await eventually(lambda: "poststelle delivery" in _by_name(spans.get_finished_spans()))
+    found = _by_name(spans.get_finished_spans())
+    _, trace_id, parent_id, _ = receiver.traceparents[0].split("-")
+    assert int(trace_id, 16) == found["poststelle intake"].context.trace_id
+    assert int(parent_id, 16) == found["poststelle delivery"].context.span_id
+
+
+async def test_a_caller_with_a_traceparent_is_continued(
+    spans: InMemorySpanExporter, hub: Hub, http: httpx.AsyncClient
+) -> None:
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    body, _ = xbau_antrag()
+    answer = await http.post(
+        "/v1/submissions", content=body, headers={**XML, "traceparent": caller}
+    )
+    assert answer.status_code == 202
+    await eventually(lambda: "poststelle route" in _by_name(spans.get_finished_spans()))
+    found = _by_name(spans.get_finished_spans())
+    intake = found["poststelle intake"]
+    assert intake.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert intake.parent is not None and intake.parent.span_id == 0xB7AD6B7169203331
+    assert found["poststelle route"].context.trace_id == intake.context.trace_id
+
+
 async def test_without_configuration_nothing_is_traced_or_added(
     hub: Hub, http: httpx.AsyncClient
 ) -> None:
@@ -107,6 +149,33 @@ async def test_without_configuration_nothing_is_traced_or_added(
     assert hub.audit is not None
     routed = [e for e in await hub.audit.read(case_id) if e.hop == "routed"]
     assert "traceparent" not in routed[0].detail
+
+
+async def test_without_configuration_a_webhook_gets_no_trace_context(
+    hub_config: HubConfig,
+) -> None:
+    with webhook_receiver() as receiver:
+        document = hub_config.model_dump(mode="json")
+        document["backends"] = [
+            {
+                "tenant": "stadt-kiel",
+                "name": "fv",
+                "kind": "webhook",
+                "settings": {"url": receiver.url, "secret": "s3cret"},
+            }
+        ]
+        document["routes"] = [{"standard": "xbau", "tenant": "stadt-kiel", "backend": "fv"}]
+        async with (
+            Hub(HubConfig.model_validate(document)) as hub,
+            httpx.AsyncClient(base_url=hub.http_url) as http,
+        ):
+            body, _ = xbau_antrag()
+            caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            headers = {**XML, "traceparent": caller}
+            assert (await http.post("/v1/submissions", content=body, headers=headers)).is_success
+            await eventually(lambda: receiver.accepted_keys())
+    # Not even the caller's context travels on when the hub does not trace.
+    assert receiver.traceparents == []
 
 
 class _Collector(BaseHTTPRequestHandler):
