@@ -22,6 +22,7 @@ from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.streams.topology import DLQ
+from tests.integration.conftest import eventually
 
 CONFIG = """
 [[backends]]
@@ -217,3 +218,37 @@ async def test_the_command_prints_a_table_and_exits_by_the_worst_row(healthy: Hu
     report = json.loads(as_json.stdout)
     assert report["status"] == "fail"
     assert any(c["check"] == "streams" and c["status"] == "fail" for c in report["checks"])
+
+
+async def test_an_unreachable_federation_peer_fails_with_the_leaf_link_remedy(
+    healthy: Hub,
+) -> None:
+    config = healthy.config.model_copy(
+        update={
+            "federation": healthy.config.federation.model_copy(
+                update={"state": "sh", "peers": ["by"]}
+            )
+        }
+    )
+    checks = await diagnose(config)
+    peer = row(checks, "peer by")
+    assert peer.status == "fail"
+    assert "does not answer" in peer.detail
+    assert "leaf" in peer.remedy
+
+
+async def test_a_linked_federation_peer_passes(tmp_path: Path) -> None:
+    from tests.integration.test_federation_hubs import _state_config
+    from tests.routing.test_federation import free_port
+
+    leaf_port = free_port()
+    sh = _state_config(tmp_path, "sh", "by", leaf_listen_port=leaf_port)
+    by = _state_config(tmp_path, "by", "sh", leaf_remotes=[f"nats-leaf://127.0.0.1:{leaf_port}"])
+    async with Hub(sh), Hub(by):
+
+        async def peer_row() -> Check | None:
+            found = row(await diagnose(sh), "peer by")
+            return found if found.status == "ok" else None
+
+        peer = await eventually(peer_row)
+    assert "table mirrored" in peer.detail
