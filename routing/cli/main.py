@@ -185,6 +185,7 @@ def _print_banner(
     print(f"Poststelle hub running (NATS {hub.nats_url})", flush=True)
     print(f"  submit XÖV messages:  POST {hub.http_url}/v1/submissions", flush=True)
     print(f"  health:               GET  {hub.http_url}/healthz", flush=True)
+    print(f"  metrics (Prometheus): GET  {hub.http_url}/metrics", flush=True)
     print(f"  API documentation:    {hub.http_url}/docs", flush=True)
     for worker in hub.workers:
         where = worker.backend.health().get("folder") or worker.backend.kind
