@@ -79,6 +79,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 # Most often the intake's port: taken by a hub that does not share it.
                 print(f"error: cannot start: {exc}", file=sys.stderr)
+                print(
+                    "  next: choose a free port (--http-port) or stop what holds it; "
+                    "`poststelle doctor` checks the rest",
+                    file=sys.stderr,
+                )
                 return 2
             if args.workers > 1:
                 supervisor = WorkerSupervisor(
@@ -221,6 +226,11 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         entries = await hub.audit.read(args.case_id)
         if not entries:
             print(f"no audit trail for case {args.case_id}", file=sys.stderr)
+            print(
+                "  next: check the case id (the intake's 202 answer names it; "
+                "`poststelle quarantine list` shows parked ones) and --nats-url / --data-dir",
+                file=sys.stderr,
+            )
             return 1
         if args.json:
             print(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
@@ -345,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        print(
+            "  next: fix the setting named above (`poststelle audit-config` checks a file)",
+            file=sys.stderr,
+        )
         return 2
     except (ContractError, MappingError) as exc:  # e.g. `run` with a bad mapping file
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)

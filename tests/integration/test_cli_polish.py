@@ -127,3 +127,27 @@ async def test_replay_with_json_prints_only_the_result(
 async def _three(hub: Hub) -> list[int] | None:
     items = await list_quarantined(hub.js)
     return [item.sequence for item in items] if len(items) >= 3 else None
+
+
+async def test_errors_name_what_to_do_next(hub: Hub, hub_config: HubConfig, tmp_path: Path) -> None:
+    code, _, err = await asyncio.to_thread(_cli, hub_config, "trace", "no-such-case")
+    assert code == 1
+    assert "no audit trail for case no-such-case" in err
+    assert "next: check the case id" in err
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[http]\nport = 99999\n")
+    code, _, err = await asyncio.to_thread(_cli, hub_config, "stats", "--config", str(bad))
+    assert code == 2
+    assert "http.port" in err
+    assert "next: fix the setting named above" in err
+
+    code, _, err = await asyncio.to_thread(
+        _cli,
+        hub_config.model_copy(
+            update={"nats": hub_config.nats.model_copy(update={"url": "nats://127.0.0.1:1"})}
+        ),
+        "stats",
+    )
+    assert code == 2
+    assert "next:" in err and "poststelle doctor" in err
