@@ -350,16 +350,10 @@ class RoutingCore:
         case_id = _header(msg, H_CASE_ID)
         progress = _Progress()
         try:
-            with tracing.span(
-                "poststelle route",
-                parent=msg.headers,
-                kind=tracing.SpanKind.CONSUMER,
-                attributes={"poststelle.case_id": case_id},
-            ):
+            if tracing.enabled():
+                futures, outcome = await self._traced_steps(msg, case_id, progress)
+            else:  # the hot path builds nothing for tracing it does not do
                 futures, outcome = await self._steps(msg, case_id, progress)
-                tracing.annotate(
-                    **{"poststelle.outcome": outcome, "poststelle.standard": progress.standard}
-                )
             return futures, outcome, progress.standard
         except Exception as exc:
             if is_transient(exc):
@@ -370,6 +364,21 @@ class RoutingCore:
             detail = f"{type(exc).__name__}: {exc}"
             futures = await self._quarantine(msg, case_id, progress.step, UNEXPECTED_REASON, detail)
             return futures, "quarantined", progress.standard
+
+    async def _traced_steps(
+        self, msg: Msg, case_id: str, progress: _Progress
+    ) -> tuple[list[asyncio.Future[Any]], str]:
+        with tracing.span(
+            "poststelle route",
+            parent=msg.headers,
+            kind=tracing.SpanKind.CONSUMER,
+            attributes={"poststelle.case_id": case_id},
+        ):
+            futures, outcome = await self._steps(msg, case_id, progress)
+            tracing.annotate(
+                **{"poststelle.outcome": outcome, "poststelle.standard": progress.standard}
+            )
+        return futures, outcome
 
     async def _steps(
         self, msg: Msg, case_id: str, progress: _Progress
