@@ -58,7 +58,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if demo is not None:
         config = demo.config
     # Every process of this hub writes its metrics there; /metrics in any of them sums them.
-    prepare_multiprocess_dir(config.data_dir / "metrics", clear=primary)
+    # A supervised worker keeps its siblings' files: one that died still counts for the hub.
+    prepare_multiprocess_dir(config.data_dir / "metrics", clear=primary or not args.supervised)
     if primary:
         from poststelle.routing.cli.security import log_insecure_settings
 

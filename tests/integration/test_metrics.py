@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from poststelle.routing.hub.runtime import Hub
@@ -193,3 +196,27 @@ async def test_every_metric_the_dashboard_queries_is_exported(
         if name not in exported and re.sub(r"_(total|bucket|count|sum)$", "", name) not in families
     }
     assert missing == set()
+
+
+def test_a_primary_drops_the_files_of_processes_gone_and_keeps_the_living(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import values
+
+    from poststelle.routing.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    # Restored after the test: the switch to multiprocess mode is process-wide.
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    for name in (f"counter_{gone.pid}.db", f"counter_{os.getpid()}.db", "histogram_x.db"):
+        (folder / name).write_bytes(b"")
+    prepare_multiprocess_dir(folder, clear=False)
+    assert len(list(folder.glob("*.db"))) == 3  # a supervised worker keeps every file
+    prepare_multiprocess_dir(folder, clear=True)
+    assert sorted(p.name for p in folder.glob("*.db")) == [f"counter_{os.getpid()}.db"]
+    assert os.environ[MULTIPROC_ENV] == str(folder)
+    assert getattr(values.ValueClass, "_multiprocess", False)
