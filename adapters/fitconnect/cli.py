@@ -124,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     lst = actions.add_parser("list", help="the simulator's submissions and their state")
     lst.add_argument("--url", required=True)
+    lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
     fault = actions.add_parser(
@@ -214,7 +215,17 @@ def _list(args: argparse.Namespace) -> int:
     if response.status_code != 200:
         print(f"fitconnect-sim list: HTTP {response.status_code}", file=sys.stderr)
         return 1
-    print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    submissions = response.json()
+    if args.json:
+        print(json.dumps(submissions, indent=2, ensure_ascii=False))
+        return 0
+    if not submissions:
+        print("no submissions")
+    for entry in submissions:
+        print(
+            f"{entry['submissionId']}  {entry['state']:<9}  case {entry['caseId']}  "
+            f"{entry['events']} event(s)"
+        )
     return 0
 
 
