@@ -117,7 +117,15 @@ async def test_refusing_back_end_dead_letters_and_replay_delivers_after_the_fix(
         await eventually(lambda: _delivered_cases(receiver)[case_id] == 1, within=30)
         emptied = await asyncio.to_thread(cli, "dlq", "list", "--json", *common)
         assert json.loads(emptied.stdout) == []
-        assert await _hops(hub, case_id) == ["received", "routed", "dead-lettered", "delivered"]
+        assert await _hops(hub, case_id) == [
+            "received",
+            "routed",
+            "dead-lettered",
+            "replayed",
+            "delivered",
+        ]
+        [replay_hop] = [entry for entry in await hub.audit.read(case_id) if entry.hop == "replayed"]
+        assert replay_hop.detail["by"].startswith("cli:")
         # The replayed event is the original CaseEvent: its id is the idempotency key.
         [(key, body)] = receiver.received
         assert key and json.loads(body)["id"] == key

@@ -105,7 +105,8 @@ def test_many_identical_rules_give_a_bounded_list_of_ties_quickly() -> None:
     began = time.perf_counter()
     with pytest.raises(RouteTableError) as refused:
         compile_table(table)
-    assert time.perf_counter() - began < 1.0
+    # Linear takes ~0.1 s; pairwise over 20,000 rules takes minutes. The margin is for a busy CI.
+    assert time.perf_counter() - began < 10.0
     problems = refused.value.problems
     assert len(problems) == 101
     assert problems[-1] == "... and 19899 further rules tie with the rules above"
