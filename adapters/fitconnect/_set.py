@@ -15,13 +15,15 @@ three steps, ``submit-reply``, ``accept-reply`` and ``reject-reply``; its SETs n
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from poststelle.adapters.fitconnect._crypto import CryptoError, sign, verify
+from poststelle.adapters.fitconnect._crypto import CryptoError, protected_header, sign, verify
 
 __all__ = [
     "ACCEPT_REPLY",
@@ -39,6 +41,7 @@ __all__ = [
     "Problem",
     "SecurityEvent",
     "read_event",
+    "read_reported_event",
     "security_event",
 ]
 
@@ -197,6 +200,27 @@ def read_event(token: str, keys: Mapping[str, Any]) -> SecurityEvent:
     """Verify a SET against ``keys`` (kid -> public JWK) and read it; ``CryptoError`` when
     the signature, the header or a claim is not as the specification has it."""
     header, payload = verify(token, dict(keys))
+    return _event(token, header, payload)
+
+
+def read_reported_event(token: str) -> SecurityEvent:
+    """Read a SET *without* verifying its signature: for a sender's accept-reply or
+    reject-reply, whose key the destination has no way to learn (the Zustelldienst verified
+    it when it took it). Header and claims are checked as ``read_event`` checks them."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise CryptoError("SET: not a JWS in compact serialisation")
+    try:
+        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise CryptoError("SET: the payload is no base64url JSON") from exc
+    if not isinstance(payload, dict):
+        raise CryptoError("SET: the payload is no JSON object")
+    return _event(token, protected_header(token, "SET"), payload)
+
+
+def _event(token: str, header: dict[str, Any], payload: dict[str, Any]) -> SecurityEvent:
     if header.get("typ") != _TYP:
         raise CryptoError(f"SET: typ {header.get('typ')!r}, expected {_TYP}")
     events = payload.get("events")

@@ -19,7 +19,9 @@ already (the submission id is the message's identity on this channel).
 A back end's answer to such a case goes back as a *reply* in the same FIT-Connect case when
 the sender offered the FIT-Connect reply channel (``replyChannel.fitConnect`` with its
 ``encryptionPublicKey``): encrypted for the sender's key and sent through the reply resources
-with the destination's own client (``_reply``).
+with the destination's own client (``_reply``). Each poll round then looks for the sender's
+verdict on the replies sent (``accept-reply``/``reject-reply`` in the reply's events) and
+records it in the case's trail.
 """
 
 from __future__ import annotations
@@ -66,15 +68,18 @@ from poststelle.adapters.fitconnect._reply import (
 )
 from poststelle.adapters.fitconnect._routes import RoutedDestination
 from poststelle.adapters.fitconnect._set import (
+    ACCEPT_REPLY,
     ACCEPT_SUBMISSION,
+    REJECT_REPLY,
     REJECT_SUBMISSION,
     SUBMIT_SUBMISSION,
     AuthenticationTags,
     Problem,
     read_event,
+    read_reported_event,
     security_event,
 )
-from poststelle.contracts.envelope import H_ATTACHMENTS, H_REFUSED, H_REPLY_ROUTE
+from poststelle.contracts.envelope import H_ATTACHMENTS, H_REFUSED, H_REPLY_ROUTE, safe_token
 from poststelle.contracts.events import AttachmentRef
 from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
 from poststelle.contracts.message_identity import issued_by
@@ -83,6 +88,8 @@ from poststelle.contracts.replies import Answer
 __all__ = [
     "CHANNEL",
     "REFUSED_STEP",
+    "REPLY_ACCEPTED_HOP",
+    "REPLY_REJECTED_HOP",
     "FitConnectAdapter",
     "FitConnectSettings",
     "PollRound",
@@ -96,6 +103,9 @@ CHANNEL = "fitconnect"
 STATUS_SCHEMA_URI = "urn:poststelle:case-status:1"
 # The quarantine step of a submission the adapter refused; the reason is the problem's type.
 REFUSED_STEP = "fitconnect"
+# The case's audit hops for the sender's verdict on a reply.
+REPLY_ACCEPTED_HOP = "fitconnect-reply-accepted"
+REPLY_REJECTED_HOP = "fitconnect-reply-rejected"
 _MAX_DETAIL = 900
 
 
@@ -224,6 +234,10 @@ class FitConnectAdapter:
         self._signing_key = load_key(settings.signing_key, private=True, purpose="signing")
         self._metadata = MetadataValidator(settings.metadata_schema)
         self._client = client
+        self._record_hop = context.extras.get("record_hop")
+        # Replies sent whose verdict the sender has not given yet (reply id -> the cases).
+        self._awaiting_file = context.data_dir / "fitconnect" / f"{safe_token(name)}-replies.json"
+        self._awaiting: dict[str, dict[str, str]] | None = None
         self._service_keys: dict[str, Any] = {}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -302,6 +316,7 @@ class FitConnectAdapter:
                 logger.warning("fitconnect poll paused, the hub's intake is saturated")
                 break
             await self._take(str(entry.get("submissionId")), result)
+        await self._watch_replies(result)
         return result
 
     def _fail(
@@ -639,12 +654,14 @@ class FitConnectAdapter:
         except FitConnectPermanentError as exc:
             if known and exc.status == 409:
                 # Submitted by the attempt that crashed before the hub noted it.
+                self._await_verdict(known, answer.case_id, case_id)
                 return {**facts, "outcome": "already-sent", "fitconnect_reply_id": known}
             raise PermanentDeliveryError(f"FIT-Connect reply refused: {exc}") from exc
         except (FitConnectTransientError, FitConnectError) as exc:
             raise RetryableDeliveryError(f"FIT-Connect reply: {exc}") from exc
         except CryptoError as exc:
             raise PermanentDeliveryError(f"FIT-Connect reply: {exc}") from exc
+        self._await_verdict(sent.reply_id, answer.case_id, case_id)
         logger.info(
             "fitconnect reply sent case_id=%s reply_id=%s",
             case_id,
@@ -652,3 +669,92 @@ class FitConnectAdapter:
             extra={"fitconnect_case_id": case_id, "reply_id": sent.reply_id},
         )
         return {**facts, "outcome": "sent", "fitconnect_reply_id": sent.reply_id}
+
+    # -- the sender's verdict on a reply -------------------------------------------------------
+
+    def _awaiting_replies(self) -> dict[str, dict[str, str]]:
+        if self._awaiting is None:
+            try:
+                loaded = json.loads(self._awaiting_file.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                loaded = {}
+            except (OSError, ValueError) as exc:
+                logger.error("fitconnect replies awaiting a verdict unreadable error=%s", exc)
+                loaded = {}
+            self._awaiting = loaded if isinstance(loaded, dict) else {}
+        return self._awaiting
+
+    def _save_awaiting(self) -> None:
+        try:
+            self._awaiting_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._awaiting_file.with_suffix(".partial")
+            partial.write_text(json.dumps(self._awaiting_replies()), encoding="utf-8")
+            partial.replace(self._awaiting_file)
+        except OSError as exc:
+            # The reply went out; only the watch for its verdict is lost (logged, not fatal).
+            logger.error("fitconnect replies awaiting a verdict not kept error=%s", exc)
+
+    def _await_verdict(self, reply_id: str, case_id: str, fitconnect_case_id: str) -> None:
+        self._awaiting_replies()[reply_id] = {
+            "case_id": case_id,
+            "fitconnect_case_id": fitconnect_case_id,
+        }
+        self._save_awaiting()
+
+    async def _watch_replies(self, result: PollRound) -> None:
+        """The sender's ``accept-reply`` or ``reject-reply`` on each reply sent, recorded in
+        the case's trail once the Zustelldienst holds it. The destination cannot verify the
+        sender's signature (no published source says where its key is); the Zustelldienst
+        verified it when it took the SET, and the trail says so."""
+        awaiting = self._awaiting_replies()
+        if not awaiting or self._record_hop is None:
+            return
+        for reply_id, about in list(awaiting.items()):
+            try:
+                tokens = await self.client.reply_events(reply_id)
+            except FitConnectError as exc:
+                self._fail(result, reply_id, "reply-events", exc)
+                continue
+            verdict = None
+            for token in tokens:
+                try:
+                    event = read_reported_event(token)
+                except CryptoError:
+                    continue
+                if event.reply_id == reply_id and event.event in (ACCEPT_REPLY, REJECT_REPLY):
+                    verdict = event
+            if verdict is None:
+                continue
+            accepted = verdict.event == ACCEPT_REPLY
+            detail: dict[str, object] = {
+                "adapter": self.name,
+                "fitconnect_case_id": about["fitconnect_case_id"],
+                "fitconnect_reply_id": reply_id,
+                "issuer": verdict.issuer,
+                "signature": "verified by the Zustelldienst, not by the destination",
+            }
+            if not accepted:
+                detail["problems"] = [
+                    {k: str(p.get(k, "")) for k in ("type", "instance", "detail")}
+                    for p in verdict.problems
+                    if isinstance(p, dict)
+                ]
+            try:
+                await self._record_hop(
+                    about["case_id"],
+                    REPLY_ACCEPTED_HOP if accepted else REPLY_REJECTED_HOP,
+                    **detail,
+                )
+            except Exception as exc:  # the broker is away: the next round records it
+                self._fail(result, reply_id, "record-verdict", exc)
+                continue
+            del awaiting[reply_id]
+            self._save_awaiting()
+            log = logger.info if accepted else logger.warning
+            log(
+                "fitconnect reply %s reply_id=%s case_id=%s",
+                verdict.name,
+                reply_id,
+                about["case_id"],
+                extra={"reply_id": reply_id, "event": verdict.event},
+            )

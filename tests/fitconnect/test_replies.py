@@ -36,7 +36,12 @@ from poststelle.adapters.fitconnect import (
     send_reply,
     send_submission,
 )
-from poststelle.adapters.fitconnect.adapter import FitConnectAdapter, FitConnectSettings
+from poststelle.adapters.fitconnect.adapter import (
+    REPLY_ACCEPTED_HOP,
+    REPLY_REJECTED_HOP,
+    FitConnectAdapter,
+    FitConnectSettings,
+)
 from poststelle.adapters.fitconnect.simulator import (
     FaultRule,
     FitConnectSimulator,
@@ -85,6 +90,12 @@ async def _answered(hub: Hub, case_id: str) -> list[Any] | None:
     return answered or None
 
 
+async def _hop(hub: Hub, case_id: str, hop: str) -> list[Any] | None:
+    assert hub.audit is not None
+    found = [e for e in await hub.audit.read(case_id) if e.hop == hop]
+    return found or None
+
+
 def _portal(sim: FitConnectSimulator, keys: DestinationKeys) -> FitConnectClient:
     """The sender (an online service) with the signature key its SETs verify with."""
     credentials = sim.add_client("sender", signature_key=keys.signature.public)
@@ -131,14 +142,15 @@ async def test_answer_is_a_reply_in_the_same_case_the_sender_decrypts_and_accept
     metadata_schema: Path,
     corpus_dir: Path,
 ) -> None:
-    async with _portal(fc_sim, portal_keys) as portal:
+    xbau = etree.XMLSchema(
+        etree.parse(str(corpus_dir / "xbau-2.6" / "xsd" / "xbau-nachrichten-baugenehmigung.xsd"))
+    )
+    config = _config(hub_config, fc_sim, destination, destination_keys, metadata_schema)
+    async with _portal(fc_sim, portal_keys) as portal, Hub(config) as hub:
         fit_case, nachrichten_uuid = await _send(
             portal, destination, fitconnect_reply_channel(portal_keys)
         )
-        async with Hub(
-            _config(hub_config, fc_sim, destination, destination_keys, metadata_schema)
-        ) as hub:
-            event, answered = await _answer_through_the_hub(hub)
+        event, answered = await _answer_through_the_hub(hub)
         assert answered.detail["outcome"] == "sent"
         assert answered.detail["fitconnect_case_id"] == fit_case
         assert answered.detail["process_standards"] == ["urn:xoev-de:bmk:standard:xbau_2.6"]
@@ -163,12 +175,7 @@ async def test_answer_is_a_reply_in_the_same_case_the_sender_decrypts_and_accept
         # XBau in, XBau out: the formal check is an XBau 0201 about the message that came,
         # valid against the published XBau 2.6 schema.
         assert etree.QName(quittung).localname == "baugenehmigung.formellePruefung.0201"
-        schema = etree.XMLSchema(
-            etree.parse(
-                str(corpus_dir / "xbau-2.6" / "xsd" / "xbau-nachrichten-baugenehmigung.xsd")
-            )
-        )
-        assert schema.validate(quittung), [str(e) for e in schema.error_log]
+        assert xbau.validate(quittung), [str(e) for e in xbau.error_log]
         reference = quittung.find(".//{*}bezugNachricht/{*}nachrichtenUUID")
         assert reference is not None and reference.text == nachrichten_uuid
 
@@ -184,8 +191,23 @@ async def test_answer_is_a_reply_in_the_same_case_the_sender_decrypts_and_accept
         assert fc_sim.reply_state(reply_id) == "accepted"
         assert await portal.list_replies(case_id=fit_case) == []
         for_reply = await portal.reply_events(reply_id)
+        # The hub reads the verdict back into the case's trail.
+        [recorded] = await eventually(lambda: _hop(hub, event.data.case_id, REPLY_ACCEPTED_HOP))
+    assert recorded.detail["fitconnect_reply_id"] == reply_id
+    assert recorded.detail["issuer"] == portal.settings.client_id
     assert event.data.origin.reply_route["fitconnect_case_id"] == fit_case
+    _check_log(fc_sim, fit_case, reply_id, received, for_reply, destination_keys, portal_keys)
 
+
+def _check_log(
+    fc_sim: FitConnectSimulator,
+    fit_case: str,
+    reply_id: str,
+    received: Any,
+    for_reply: list[str],
+    destination_keys: DestinationKeys,
+    portal_keys: DestinationKeys,
+) -> None:
     # The case's whole log, each SET verified with the key of the one who wrote it.
     keys = {
         **_service_keys(fc_sim),
@@ -219,12 +241,10 @@ async def test_a_reply_the_sender_cannot_open_is_rejected_and_recorded(
     portal_keys: DestinationKeys,
     metadata_schema: Path,
 ) -> None:
-    async with _portal(fc_sim, portal_keys) as portal:
+    config = _config(hub_config, fc_sim, destination, destination_keys, metadata_schema)
+    async with _portal(fc_sim, portal_keys) as portal, Hub(config) as hub:
         fit_case, _ = await _send(portal, destination, fitconnect_reply_channel(portal_keys))
-        async with Hub(
-            _config(hub_config, fc_sim, destination, destination_keys, metadata_schema)
-        ) as hub:
-            _, answered = await _answer_through_the_hub(hub)
+        event, answered = await _answer_through_the_hub(hub)
         reply_id = answered.detail["fitconnect_reply_id"]
         # The reply's data changes on its way to the sender.
         fc_sim.inject(FaultRule("tamper", operation="reply"))
@@ -247,7 +267,11 @@ async def test_a_reply_the_sender_cannot_open_is_rejected_and_recorded(
         with pytest.raises(FitConnectPermanentError) as again:
             await portal.post_event(fit_case, reject)
         assert again.value.status == 409
+        [recorded] = await eventually(lambda: _hop(hub, event.data.case_id, REPLY_REJECTED_HOP))
     assert fc_sim.reply_state(reply_id) == "rejected"
+    assert recorded.detail["fitconnect_reply_id"] == reply_id
+    [noted] = recorded.detail["problems"]
+    assert (noted["instance"], noted["type"].rsplit("/", 1)[-1]) == ("data", "encryption-issue")
     verifying = {
         portal_keys.signature.kid: load_key(
             portal_keys.signature.public, private=False, purpose="sender"
@@ -432,3 +456,71 @@ def test_metadata_1_0_0_leaves_the_fitconnect_channel_open_so_the_hub_checks_it(
         assert {p.type for p in problems} == {"schema-violation"}
         assert all(p.detail.startswith("replyChannel/fitConnect") for p in problems), problems
         assert any(words in p.detail for p in problems), problems
+
+
+async def test_the_watch_for_a_verdict_outlives_a_restart_and_records_it_once(
+    tmp_path: Path,
+    fc_sim: FitConnectSimulator,
+    destination: SimulatedDestination,
+    destination_keys: DestinationKeys,
+    portal_keys: DestinationKeys,
+    metadata_schema: Path,
+) -> None:
+    settings = FitConnectSettings.model_validate(
+        adapter_settings(fc_sim, destination, destination_keys, tmp_path, metadata_schema)
+    )
+    recorded: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def record_hop(case_id: str, hop: str, **detail: Any) -> None:
+        recorded.append((case_id, hop, detail))
+
+    def adapter() -> FitConnectAdapter:
+        context = AdapterContext(
+            data_dir=tmp_path, publish=RecordingPublisher(), extras={"record_hop": record_hop}
+        )
+        return FitConnectAdapter(name="fitconnect-amt", settings=settings, context=context)
+
+    async with _portal(fc_sim, portal_keys) as portal:
+        fit_case, _ = await _send(portal, destination, fitconnect_reply_channel(portal_keys))
+        first = adapter()
+        answer = Answer(
+            case_id="hub-case",
+            kind="status",
+            content=b'{"state": "in-pruefung"}',
+            content_type="application/json",
+            reply_route={
+                "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
+                "fitconnect_case_id": fit_case,
+                "reply_channel": json.dumps(fitconnect_reply_channel(portal_keys)),
+            },
+        )
+        sent = await first.answer_once(answer, _Memo())
+        await first.poll_once()  # no verdict yet: nothing to record
+        await first.stop()
+        assert recorded == []
+        received = await receive_reply(
+            portal,
+            str(sent["fitconnect_reply_id"]),
+            portal_keys.encryption.key,
+            service_keys=_service_keys(fc_sim),
+        )
+        await portal.post_event(
+            fit_case,
+            security_event(
+                ACCEPT_REPLY,
+                issuer=portal.settings.client_id,
+                reply_id=received.reply_id,
+                case_id=fit_case,
+                key=portal_keys.signature.key,
+                tags=received.tags,
+            ),
+        )
+    # A new process reads the replies still awaiting a verdict from the data folder.
+    second = adapter()
+    await second.poll_once()
+    await second.poll_once()
+    await second.stop()
+    [(case_id, hop, detail)] = recorded
+    assert (case_id, hop) == ("hub-case", REPLY_ACCEPTED_HOP)
+    assert detail["fitconnect_reply_id"] == received.reply_id
+    assert detail["fitconnect_case_id"] == fit_case
