@@ -47,6 +47,8 @@ def test_send_list_and_fault(
     assert _run(["fitconnect-sim", "list", "--url", fc_sim.url]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert (listed["submissionId"], listed["state"]) == (sent["submissionId"], "submitted")
+    assert _run(["fitconnect-sim", "list", "--url", fc_sim.url, "--replies"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # no destination answered yet
 
     fault = ["fitconnect-sim", "fault", "--url", fc_sim.url, "--kind", "status"]
     assert _run([*fault, "--operation", "announce", "--status", "400"]) == 0

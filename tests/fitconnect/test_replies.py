@@ -27,11 +27,13 @@ from poststelle.adapters.fitconnect import (
     FitConnectPermanentError,
     MetadataRejected,
     MetadataValidator,
+    OutgoingAttachment,
     ReplyRefused,
     build_metadata,
     load_key,
     read_event,
     receive_reply,
+    reply_encryption_key,
     security_event,
     send_reply,
     send_submission,
@@ -524,3 +526,55 @@ async def test_the_watch_for_a_verdict_outlives_a_restart_and_records_it_once(
     assert (case_id, hop) == ("hub-case", REPLY_ACCEPTED_HOP)
     assert detail["fitconnect_reply_id"] == received.reply_id
     assert detail["fitconnect_case_id"] == fit_case
+
+
+async def test_reply_resources_take_the_simulators_faults_as_the_submissions_do(
+    fc_sim: FitConnectSimulator,
+    destination: SimulatedDestination,
+    portal_keys: DestinationKeys,
+    subscriber: FitConnectClient,
+) -> None:
+    async with _portal(fc_sim, portal_keys) as portal:
+        fit_case, _ = await _send(portal, destination, fitconnect_reply_channel(portal_keys))
+        bescheid = OutgoingAttachment(b"%PDF-1.7 Bescheid", filename="bescheid.pdf")
+        # A token that expired early, a busy server, a slow one: the client gets through.
+        fc_sim.inject(FaultRule("expire-token", operation="announce-reply"))
+        fc_sim.inject(FaultRule("status", operation="upload-reply-attachment", status=503))
+        fc_sim.inject(FaultRule("delay", operation="submit-reply", delay=0.2))
+        fc_sim.inject(FaultRule("status", operation="list-replies", status=429))
+        sent = await send_reply(
+            subscriber,
+            fit_case,
+            reply_encryption_key(fitconnect_reply_channel(portal_keys)),
+            service=SERVICE,
+            data=b'{"state": "entschieden"}',
+            schema_uri="urn:poststelle:case-status:1",
+            attachments=[bescheid],
+        )
+        [waiting] = await portal.list_replies()
+        assert waiting["replyId"] == sent.reply_id
+        received = await receive_reply(
+            portal, sent.reply_id, portal_keys.encryption.key, service_keys=_service_keys(fc_sim)
+        )
+        assert received.attachments == {bescheid.attachment_id: bescheid.content}
+        assert received.tags == sent.tags
+        # The attachment changes on its way: the sender finds out, names it, and rejects.
+        fc_sim.inject(FaultRule("tamper", operation="reply-attachment"))
+        with pytest.raises(ReplyRefused) as refused:
+            await receive_reply(
+                portal,
+                sent.reply_id,
+                portal_keys.encryption.key,
+                service_keys=_service_keys(fc_sim),
+            )
+    [problem] = refused.value.problems
+    assert (problem.type, problem.instance) == (
+        "encryption-issue",
+        f"attachment:{bescheid.attachment_id}",
+    )
+    assert fc_sim.calls("announce-reply") == 2  # 401, then with a fresh token
+    assert fc_sim.calls("upload-reply-attachment") == 2  # 503, then again
+    assert fc_sim.calls("list-replies") == 2
+    assert [r["state"] for r in fc_sim.replies()] == ["submitted"]
+    with pytest.raises(ValueError, match="reply-attachment"):
+        FaultRule("tamper", operation="announce-reply")
