@@ -419,6 +419,22 @@ class FitConnectAdapter:
             metadata = self._metadata.parse(plain)
         except MetadataRejected as exc:
             raise _Refused(exc.problems) from exc
+        channel = metadata.get("replyChannel")
+        if isinstance(channel, dict) and FITCONNECT_REPLY_CHANNEL in channel:
+            # Refused now rather than found unusable when the answer is due.
+            try:
+                reply_encryption_key(channel)
+            except CryptoError as exc:
+                raise _Refused(
+                    [
+                        Problem(
+                            "schema-violation",
+                            "Schema-Fehler",
+                            f"replyChannel/fitConnect/encryptionPublicKey: {exc}",
+                            "metadata",
+                        )
+                    ]
+                ) from exc
         problems: list[Problem] = []
         data: bytes | None = None
         if fetched.submission.get("encryptedData"):
