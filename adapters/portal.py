@@ -21,7 +21,9 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import context as trace_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -60,6 +62,8 @@ SUBMISSIONS_PATH = "/v1/submissions"
 _INTAKE_PATHS = frozenset({SUBMISSIONS_PATH, ANTRAG_PATH})
 XML_MEDIA_TYPES = {"application/xml", "text/xml"}
 HealthReport = Callable[[], Awaitable[dict[str, Any]]]
+# The Prometheus text and its media type (the hub's ``metrics_exposition``).
+MetricsExposition = Callable[[], Awaitable[tuple[bytes, str]]]
 AcceptReply = Callable[..., Awaitable[str]]
 CaseStatus = Callable[[str], Awaitable[dict[str, Any] | None]]
 # Replies carry references to documents, not documents: far below an application's limit.
@@ -109,6 +113,33 @@ class _AdmissionGate:
             await self._app(scope, receive, send)
         finally:
             self._admission.leave()
+
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+
+
+class _CallerTrace:
+    """ASGI middleware: a submission that comes with a W3C ``traceparent`` continues the
+    caller's trace (the hub's intake span becomes its child, docs/observability.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        carrier = {
+            name.decode(): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name in _TRACE_HEADERS
+        }
+        if "traceparent" not in carrier:
+            await self._app(scope, receive, send)
+            return
+        token = trace_context.attach(_TRACE_CONTEXT.extract(carrier))
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            trace_context.detach(token)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -179,6 +210,7 @@ def create_portal_app(
     store_attachment: StoreAttachment | None = None,
     max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
     admission: Admission | None = None,
+    metrics: MetricsExposition | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Poststelle intake",
@@ -188,6 +220,7 @@ def create_portal_app(
     install_problem_handlers(app)
     if admission is not None:
         app.add_middleware(_AdmissionGate, admission=admission)
+    app.add_middleware(_CallerTrace)
     credentials = Credentials(portals=api_keys or {}, backends=backend_keys or {})
     guarded = _GUARDED_RESPONSES if credentials.configured else {}
     # One Depends object, used as the default of every guarded route's ``caller``.
@@ -339,6 +372,16 @@ def create_portal_app(
         report = await health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
+    if metrics is not None:
+        exposition = metrics
+
+        # Open like /healthz: a scraper holds no API key. The series name consumers (tenant
+        # and back end), no message content; keep the port off the public network.
+        @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            body, media_type = await exposition()
+            return Response(content=body, media_type=media_type)
+
     _finish_openapi(app, *([CaseReply] if accept_reply is not None else []))
     return app
 
@@ -396,6 +439,7 @@ class PortalAdapter:
             store_attachment=context.extras.get("store_attachment"),
             max_attachments=settings.max_attachments,
             admission=context.extras.get("admission"),
+            metrics=context.extras.get("metrics"),
         )
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None

@@ -14,6 +14,8 @@ import time
 from typing import ClassVar, Literal
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import Field, HttpUrl, SecretStr
 
 from poststelle.adapters._http1 import Http1Error, Http1Origin, Http1Response
@@ -29,6 +31,8 @@ __all__ = [
     "sign",
     "verify",
 ]
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 SIGNATURE_HEADER = "Poststelle-Signature"
 TIMESTAMP_HEADER = "Poststelle-Timestamp"
@@ -159,6 +163,9 @@ class WebhookBackend:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
+        if trace.get_current_span().get_span_context().is_valid:
+            # The hub traces (docs/observability.md): the back end may continue the trace.
+            _TRACE_CONTEXT.inject(headers)
         response: Http1Response | httpx.Response
         try:
             if self._origin is not None:

@@ -15,7 +15,7 @@ import logging
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -35,6 +35,7 @@ __all__ = [
     "SchemaSet",
     "SchemaStore",
     "ServedContract",
+    "StepCallback",
     "served_catalog",
 ]
 
@@ -46,6 +47,14 @@ DESCRIPTOR_NAME = "poststelle-contract.yaml"
 _KEPT_SUFFIXES = (".xsd", ".xml", ".yaml", ".yml", ".sch", ".wsdl")
 _MAX_ZIP_BYTES = 200 * 1024 * 1024
 _XS = "{http://www.w3.org/2001/XMLSchema}"
+# (step, done, total): how far ``add`` is, for the command line's progress bar.
+StepCallback = Callable[[str, int, int], None]
+_COPYING = "copying schema files"
+_COMPILING = "compiling entry points"
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -109,10 +118,12 @@ def _digest(folder: Path) -> str:
     return sha.hexdigest()
 
 
-def _extract_zip(archive: Path, target: Path) -> None:
+def _extract_zip(archive: Path, target: Path, progress: StepCallback = _no_progress) -> None:
     with zipfile.ZipFile(archive) as zf:
         total = 0
-        for info in zf.infolist():
+        members = zf.infolist()
+        for done, info in enumerate(members, 1):
+            progress(_COPYING, done, len(members))
             name = PurePosixPath(info.filename)
             if info.is_dir() or not name.name.lower().endswith(_KEPT_SUFFIXES):
                 continue
@@ -128,8 +139,12 @@ def _extract_zip(archive: Path, target: Path) -> None:
                 shutil.copyfileobj(src, dst)
 
 
-def _copy_tree(source: Path, target: Path, skip: Path) -> None:
-    for path in source.rglob("*"):
+def _copy_tree(
+    source: Path, target: Path, skip: Path, progress: StepCallback = _no_progress
+) -> None:
+    paths = list(source.rglob("*"))
+    for done, path in enumerate(paths, 1):
+        progress(_COPYING, done, len(paths))
         if path.is_relative_to(skip):  # the store itself may lie inside the folder added
             continue
         if path.is_file() and path.name.lower().endswith(_KEPT_SUFFIXES):
@@ -192,6 +207,7 @@ class SchemaStore:
         *,
         descriptor: Path | None = None,
         replace: bool = False,
+        progress: StepCallback | None = None,
     ) -> SchemaSet:
         """Copy a folder or zip of XSDs into the store and record which contracts it serves.
 
@@ -207,10 +223,11 @@ class SchemaStore:
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.root))
         try:
+            report = progress or _no_progress
             if path.is_dir():
-                _copy_tree(path, staging, self.root.resolve())
+                _copy_tree(path, staging, self.root.resolve(), report)
             elif zipfile.is_zipfile(path):
-                _extract_zip(path, staging)
+                _extract_zip(path, staging, report)
             else:
                 raise ContractError(f"{path}: neither a folder nor a zip archive")
             descriptors = self._descriptors(staging, descriptor)
@@ -225,7 +242,7 @@ class SchemaStore:
                     f"{path}: no registered standard uses any of the target namespaces "
                     f"{seen}; add a descriptor ({DESCRIPTOR_NAME}) for a new standard"
                 )
-            _check_compiles(path, staging, serves, candidates)
+            _check_compiles(path, staging, serves, candidates, report)
             digest = _digest(staging)
             set_id = f"{serves[0].standard}-{serves[0].version}-{digest[:10]}"
             replaced = self._replaced(set_id, serves, replace=replace)
@@ -357,19 +374,25 @@ class SchemaStore:
 
 
 def _check_compiles(
-    source: Path, staging: Path, serves: Sequence[ServedContract], candidates: Sequence[Contract]
+    source: Path,
+    staging: Path,
+    serves: Sequence[ServedContract],
+    candidates: Sequence[Contract],
+    progress: StepCallback = _no_progress,
 ) -> None:
     """Refuse a set any of whose entry points does not compile, naming every cause at once."""
     contracts: dict[str, Contract] = {}
     for contract in candidates:  # the first one wins, as in _match
         contracts.setdefault(contract.key, contract)
     problems = []
-    for served in serves:
+    for done, served in enumerate(serves):
+        progress(_COMPILING, done, len(serves))
         contract = contracts[served.key]
         catalog = served_catalog(staging, contract, served)
         for problem in check_entry_points(staging, served.entry_points, catalog):
             problems.append(f"{contract.key}: {problem}")
         problems.extend(f"{contract.key}: {p}" for p in _schematron_problems(staging, contract))
+    progress(_COMPILING, len(serves), len(serves))
     if problems:
         # Messages name files in the staging folder; the operator knows the folder added.
         text = "; ".join(problems).replace(str(staging.resolve()), str(source))

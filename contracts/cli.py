@@ -30,6 +30,7 @@ from .inspection import (
     attachment_refs,
 )
 from .message_identity import identify_message
+from .progress import step_progress
 from .registry import BUILTIN_REGISTRY_DIR, ContractError, ContractRegistry
 from .validation import LEVELS
 
@@ -198,11 +199,13 @@ def _cmd_map(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def _cmd_contracts_add(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     registry = ContractRegistry.for_data_dir(_data_dir(args))
-    added = registry.add_schema_set(
-        Path(args.path),
-        descriptor=Path(args.descriptor) if args.descriptor else None,
-        replace=args.replace,
-    )
+    with step_progress() as progress:
+        added = registry.add_schema_set(
+            Path(args.path),
+            descriptor=Path(args.descriptor) if args.descriptor else None,
+            replace=args.replace,
+            progress=progress.report,
+        )
     out.write(f"registered schema set {added.id} in {added.folder}\n")
     for old in added.replaced:
         out.write(f"  replaced schema set {old}\n")

@@ -27,7 +27,7 @@ from ._errors import MessageRejected
 from ._fixed import FixedValues, compile_fixed_values
 from ._identity import IdentityRules, compile_identity_rules
 from ._schematron import CompiledSchematron, check_schematron, compile_schematron
-from ._store import SchemaSet, SchemaStore, ServedContract, served_catalog
+from ._store import SchemaSet, SchemaStore, ServedContract, StepCallback, served_catalog
 from .validation import Level, SchemaError, ValidationOutcome
 
 __all__ = [
@@ -140,10 +140,17 @@ class ContractRegistry:
         return found[0] if found else None
 
     def add_schema_set(
-        self, path: Path, *, descriptor: Path | None = None, replace: bool = False
+        self,
+        path: Path,
+        *,
+        descriptor: Path | None = None,
+        replace: bool = False,
+        progress: StepCallback | None = None,
     ) -> SchemaSet:
         """``poststelle contracts add``: register a folder or zip and use it from now on."""
-        added = self.store.add(path, self.contracts, descriptor=descriptor, replace=replace)
+        added = self.store.add(
+            path, self.contracts, descriptor=descriptor, replace=replace, progress=progress
+        )
         for contract in added.contracts:
             self._add_contract(contract)
         for served in added.serves:

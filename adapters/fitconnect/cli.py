@@ -127,6 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lst.add_argument(
         "--replies", action="store_true", help="the replies in the cases and their state instead"
     )
+    lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
     fault = actions.add_parser(
@@ -218,7 +219,17 @@ def _list(args: argparse.Namespace) -> int:
     if response.status_code != 200:
         print(f"fitconnect-sim list: HTTP {response.status_code}", file=sys.stderr)
         return 1
-    print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    entries = response.json()
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print(f"no {what}")
+    key = "replyId" if args.replies else "submissionId"
+    for entry in entries:
+        print(
+            f"{entry[key]}  {entry['state']:<9}  case {entry['caseId']}  {entry['events']} event(s)"
+        )
     return 0
 
 

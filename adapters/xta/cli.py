@@ -54,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lst = actions.add_parser("list", help="list the messages waiting in a mailbox")
     lst.add_argument("--url", required=True)
     lst.add_argument("--reader", required=True)
+    lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
     fault = actions.add_parser(
@@ -134,7 +135,16 @@ def _list(args: argparse.Namespace) -> int:
     if response.status_code != 200:
         print(f"xta-sim list: HTTP {response.status_code}: {response.text}", file=sys.stderr)
         return 1
-    print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    entries = response.json()
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print(f"mailbox {args.reader} is empty")
+        return 0
+    for entry in entries:
+        kind = (entry.get("message_type") or {}).get("code", "-")
+        print(f"{entry.get('message_id')}  {kind}  {entry.get('filename') or '-'}")
     return 0
 
 

@@ -55,7 +55,11 @@ async def hub_client(args: argparse.Namespace) -> AsyncIterator[Any]:
     except Exception as exc:
         await hub.stop()
         where = hub.config.nats.url or f"the embedded server of {hub.config.data_dir}"
-        raise HubUnavailableError(f"cannot reach NATS at {where}: {exc}") from exc
+        raise HubUnavailableError(
+            f"cannot reach NATS at {where}: {exc}\n"
+            "  next: check --nats-url / --data-dir (the hub's), start the hub with "
+            "`poststelle run`, or run `poststelle doctor` with the same options"
+        ) from exc
     try:
         yield hub
     finally:

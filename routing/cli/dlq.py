@@ -13,7 +13,7 @@ from poststelle.routing.cli.parked import (
     add_paging_options,
     next_page_hint,
     replay_actor,
-    replay_progress,
+    replay_with_progress,
 )
 
 __all__ = ["register"]
@@ -55,13 +55,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return 2
 
     async def work(hub: Any) -> int:
-        result = await replay_dead_letters(
-            hub.js,
-            consumer=args.consumer,
-            sequences=args.seq,
-            progress=replay_progress(),
-            actor=replay_actor(),
+        result = await replay_with_progress(
+            args,
+            lambda progress: replay_dead_letters(
+                hub.js,
+                consumer=args.consumer,
+                sequences=args.seq,
+                progress=progress,
+                actor=replay_actor(),
+            ),
         )
+        if result is None:
+            return 0
         print(f"replayed {len(result.replayed)} message(s) to their original subjects")
         for sequence in result.skipped:
             print(f"not replayable (no original subject): #{sequence}", file=sys.stderr)
@@ -85,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "replay", help="publish dead letters to their original subject again, then drop them"
     )
     add_common_options(replay)
+    replay.add_argument("--json", action="store_true", help="the result as JSON, no progress")
     replay.add_argument("--consumer", help="replay everything this consumer gave up on")
     replay.add_argument(
         "--seq",

@@ -23,6 +23,7 @@ from poststelle.routing.cli import quarantine
 from poststelle.routing.cli.common import add_common_options, config_from, with_hub_client
 from poststelle.routing.hub.config import ConfigError, config_file_given
 from poststelle.routing.hub.supervisor import READY_PREFIX, WorkerSupervisor
+from poststelle.routing.ops.metrics import prepare_multiprocess_dir
 
 __all__ = ["build_parser", "main"]
 
@@ -37,6 +38,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "poststelle.routing.cli.dlq",
     "poststelle.routing.cli.stats",
     "poststelle.routing.cli.security",
+    "poststelle.routing.cli.doctor",
 )
 
 
@@ -56,6 +58,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     demo = prepare_demo(config) if demo_on and primary else None
     if demo is not None:
         config = demo.config
+    # Every process of this hub writes its metrics there; /metrics in any of them sums them.
+    # A supervised worker keeps its siblings' files: one that died still counts for the hub.
+    prepare_multiprocess_dir(config.data_dir / "metrics", clear=primary or not args.supervised)
     if primary:
         from poststelle.routing.cli.security import log_insecure_settings
 
@@ -76,6 +81,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 # Most often the intake's port: taken by a hub that does not share it.
                 print(f"error: cannot start: {exc}", file=sys.stderr)
+                print(
+                    "  next: choose a free port (--http-port) or stop what holds it; "
+                    "`poststelle doctor` checks the rest",
+                    file=sys.stderr,
+                )
                 return 2
             if args.workers > 1:
                 supervisor = WorkerSupervisor(
@@ -182,6 +192,7 @@ def _print_banner(
     print(f"Poststelle hub running (NATS {hub.nats_url})", flush=True)
     print(f"  submit XÖV messages:  POST {hub.http_url}/v1/submissions", flush=True)
     print(f"  health:               GET  {hub.http_url}/healthz", flush=True)
+    print(f"  metrics (Prometheus): GET  {hub.http_url}/metrics", flush=True)
     print(f"  API documentation:    {hub.http_url}/docs", flush=True)
     print(f"  operator console:     {hub.http_url}/console", flush=True)
     for worker in hub.workers:
@@ -218,6 +229,11 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         entries = await hub.audit.read(args.case_id)
         if not entries:
             print(f"no audit trail for case {args.case_id}", file=sys.stderr)
+            print(
+                "  next: check the case id (the intake's 202 answer names it; "
+                "`poststelle quarantine list` shows parked ones) and --nats-url / --data-dir",
+                file=sys.stderr,
+            )
             return 1
         if args.json:
             print(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
@@ -345,6 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        print(
+            "  next: fix the setting named above (`poststelle audit-config` checks a file)",
+            file=sys.stderr,
+        )
         return 2
     except (ContractError, MappingError) as exc:  # e.g. `run` with a bad mapping file
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -1,21 +1,17 @@
-"""What ``quarantine`` and ``dlq`` commands share: paging options, replay progress, and the
+"""What ``quarantine`` and ``dlq`` commands share: paging options, replay results, and the
 name a replay is audited under."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import sys
-import time
-from typing import TextIO
+import json
+from collections.abc import Awaitable, Callable
 
-from poststelle.routing.ops.parked import Progress
+from poststelle.contracts.progress import step_progress
+from poststelle.routing.ops.parked import Progress, ReplayResult
 
-__all__ = ["add_paging_options", "next_page_hint", "replay_actor", "replay_progress"]
-
-# Short replays finish before anyone looks; long ones say how far they are.
-_PROGRESS_FROM = 500
-_PROGRESS_EVERY = 1.0
+__all__ = ["add_paging_options", "next_page_hint", "replay_actor", "replay_with_progress"]
 
 
 def add_paging_options(parser: argparse.ArgumentParser) -> None:
@@ -32,20 +28,18 @@ def next_page_hint(sequences: list[int], limit: int | None) -> str | None:
     return f"more may follow: --after {sequences[-1]}"
 
 
-def replay_progress(stream: TextIO | None = None) -> Progress:
-    """A ``Progress`` that writes ``replayed N/M`` to stderr about once a second."""
-    out = stream or sys.stderr
-    last = time.monotonic()
-
-    def report(done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if total < _PROGRESS_FROM or (now - last < _PROGRESS_EVERY and done < total):
-            return
-        last = now
-        print(f"replayed {done}/{total}", file=out, flush=True)
-
-    return report
+async def replay_with_progress(
+    args: argparse.Namespace, replay: Callable[[Progress], Awaitable[ReplayResult]]
+) -> ReplayResult | None:
+    """Run ``replay`` with a progress bar on a terminal (lines elsewhere, nothing with
+    ``--json``); with ``--json`` print the result as a document and return ``None``."""
+    with step_progress(quiet=args.json) as progress:
+        progress.step("replaying")
+        result = await replay(progress.update)
+    if args.json:
+        print(json.dumps({"replayed": result.replayed, "skipped": result.skipped}))
+        return None
+    return result
 
 
 def replay_actor() -> str:

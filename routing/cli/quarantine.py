@@ -14,7 +14,7 @@ from poststelle.routing.cli.parked import (
     add_paging_options,
     next_page_hint,
     replay_actor,
-    replay_progress,
+    replay_with_progress,
 )
 
 __all__ = ["register"]
@@ -57,13 +57,18 @@ def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
         return 2
 
     async def work(hub: Any) -> int:
-        result = await replay_quarantined(
-            hub.js,
-            reason=args.reason,
-            sequences=args.seq,
-            progress=replay_progress(),
-            actor=replay_actor(),
+        result = await replay_with_progress(
+            args,
+            lambda progress: replay_quarantined(
+                hub.js,
+                reason=args.reason,
+                sequences=args.seq,
+                progress=progress,
+                actor=replay_actor(),
+            ),
         )
+        if result is None:
+            return 0
         print(f"replayed {len(result.replayed)} message(s) into INBOX")
         for sequence in result.skipped:
             print(
@@ -86,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     q_list.set_defaults(func=_cmd_quarantine_list)
     q_replay = quarantine_commands.add_parser("replay", help="send parked messages through again")
     add_common_options(q_replay)
+    q_replay.add_argument("--json", action="store_true", help="the result as JSON, no progress")
     q_replay.add_argument("--reason", help="replay everything parked with this reason")
     q_replay.add_argument(
         "--seq", type=int, action="append", help="replay this record (repeatable)"

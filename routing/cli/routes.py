@@ -18,6 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TextIO
 
+from poststelle.contracts.progress import step_progress
 from poststelle.routing.cli.common import HubUnavailableError, add_common_options, hub_client
 from poststelle.routing.federation.states import Territory, check_territory
 from poststelle.routing.table.files import (
@@ -106,33 +107,32 @@ async def _read_input(args: argparse.Namespace, store: RouteTableStore | None) -
     return table
 
 
-def _progress(step: str) -> None:
-    """Long steps say what they do, on stderr so stdout stays machine-readable."""
-    print(step, file=sys.stderr, flush=True)
-
-
 def _cmd_import(args: argparse.Namespace) -> int:
     async def run() -> int:
+        # Steps on stderr (a bar per step on a terminal): stdout stays the result.
         async with _store(args) as store:
-            _progress(f"reading and validating {args.file} ...")
-            table = await _read_input(args, store)
-            _progress(f"{len(table.rules):,} rules valid; comparing with the stored table ...")
-            current = await store.load()
-            old = current.table if current else RouteTable()
-            changes = diff(old, table)
-            print(changes.summary())
-            if args.dry_run:
-                print("dry run: nothing stored")
+            with step_progress(announce=True) as progress:
+                progress.step(f"reading and validating {args.file}")
+                table = await _read_input(args, store)
+                progress.step(f"comparing {len(table.rules):,} valid rules with the stored table")
+                current = await store.load()
+                old = current.table if current else RouteTable()
+                changes = diff(old, table)
+                print(changes.summary())
+                if args.dry_run:
+                    print("dry run: nothing stored")
+                    return EXIT_OK
+                progress.step("publishing the snapshot")
+                published = await store.publish(
+                    table,
+                    expected_revision=current.revision if current else 0,
+                    progress=progress.update,
+                )
+                print(
+                    f"imported {len(table.rules)} rules as snapshot {published.pointer.snapshot} "
+                    f"(revision {published.revision})"
+                )
                 return EXIT_OK
-            _progress("publishing the snapshot ...")
-            published = await store.publish(
-                table, expected_revision=current.revision if current else 0
-            )
-            print(
-                f"imported {len(table.rules)} rules as snapshot {published.pointer.snapshot} "
-                f"(revision {published.revision})"
-            )
-            return EXIT_OK
 
     return _run(run)
 
@@ -264,7 +264,7 @@ def _print_resolution(resolution: Resolution, out: TextIO) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from poststelle.routing.table.generator import write_national_table
 
-    _progress(f"generating up to {args.rules:,} rules for every German Gemeinde ...")
+    print(f"generating up to {args.rules:,} rules for every German Gemeinde ...", file=sys.stderr)
     try:
         written = write_national_table(
             Path(args.output), max_rules=args.rules, leistungen=args.leistungen, seed=args.seed

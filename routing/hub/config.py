@@ -43,6 +43,7 @@ __all__ = [
     "IntakeConfig",
     "NatsConfig",
     "StaticRoute",
+    "TelemetryConfig",
     "config_file_given",
     "load_config",
 ]
@@ -255,6 +256,16 @@ class StaticRoute(_Section):
     backend: str = Field(pattern=SLUG)
 
 
+class TelemetryConfig(_Section):
+    """Traces (docs/observability.md). Without an endpoint the hub records none."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces",
+    )
+    service_name: str = Field(default="poststelle", min_length=1)
+
+
 class HubConfig(_Section):
     data_dir: Path = DEFAULT_DATA_DIR
     nats: NatsConfig = Field(default_factory=NatsConfig)
@@ -263,6 +274,7 @@ class HubConfig(_Section):
     federation: FederationConfig = Field(default_factory=FederationConfig)
     # The web console at /console (docs/console.md): its accounts and session settings.
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     backends: list[BackendConfig] = Field(default_factory=list)
     inbound: list[InboundConfig] = Field(default_factory=list)
     routes: list[StaticRoute] = Field(default_factory=list)
@@ -367,6 +379,7 @@ _ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "POSTSTELLE_MAX_MESSAGE_BYTES": ("intake", "max_message_bytes"),
     "POSTSTELLE_MAX_IN_FLIGHT": ("intake", "max_in_flight"),
     "POSTSTELLE_MAX_BACKLOG": ("intake", "max_backlog"),
+    "POSTSTELLE_OTLP_ENDPOINT": ("telemetry", "otlp_endpoint"),
 }
 
 

@@ -70,6 +70,7 @@ from poststelle.contracts.transient import is_transient
 from poststelle.routing.federation.states import federation_subject, state_for_ars
 from poststelle.routing.hub.config import FederationConfig
 from poststelle.routing.hub.delivery import retry_delay
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import (
@@ -117,6 +118,8 @@ class _Progress:
     """The step an arrival is in, so an unforeseen failure is quarantined under it."""
 
     step: str = "inspect"
+    # The standard once inspection named it: a label of the settled-message metric.
+    standard: str = "unknown"
 
 
 @dataclass
@@ -291,13 +294,16 @@ class RoutingCore:
     async def process_batch(self, batch: list[Msg]) -> None:
         """Inspect and route every arrival, publishing its outputs as it goes; then wait once
         for every pub-ack of the batch and ack each arrival whose outputs were all stored."""
-        handled: list[tuple[Msg, list[asyncio.Future[Any]], str]] = []
+        handled: list[tuple[Msg, list[asyncio.Future[Any]], str, str]] = []
         clock = time.perf_counter
         turn_at = clock() + _FLUSH_INTERVAL
+        observe = self._counters.metrics.core_seconds.observe
         for msg in batch:
+            started = clock()
             try:
-                futures, outcome = await self._handle(msg)
+                futures, outcome, standard = await self._handle(msg)
             except Exception as exc:  # only transient errors get here: _handle parks the rest
+                self._counters.metrics.core_retries.inc()
                 # The store or the server is away: later, with a growing delay.
                 delay = retry_delay(msg.metadata.num_delivered or 1)
                 log.warning(
@@ -308,24 +314,27 @@ class RoutingCore:
                 )
                 await msg.nak(delay=delay)
                 continue
-            handled.append((msg, futures, outcome))
-            if clock() >= turn_at:
+            handled.append((msg, futures, outcome, standard))
+            now = clock()
+            observe(now - started)
+            if now >= turn_at:
                 # Let the flusher write what is queued (and the read loop take pub-acks).
                 await asyncio.sleep(0)
                 turn_at = clock() + _FLUSH_INTERVAL
         await self._settle(handled)
 
-    async def _settle(self, handled: list[tuple[Msg, list[asyncio.Future[Any]], str]]) -> None:
+    async def _settle(self, handled: list[tuple[Msg, list[asyncio.Future[Any]], str, str]]) -> None:
         """One deadline for every output of the batch; then each arrival on its own: acked
         when all its outputs were stored, else nak'd to be tried again."""
-        outputs = [future for _, futures, _ in handled for future in futures]
+        outputs = [future for _, futures, _, _ in handled for future in futures]
         if outputs:
             _, late = await asyncio.wait(outputs, timeout=_PUBLISH_TIMEOUT)
             for future in late:
                 # Frees its slot in nats-py's pending-publish semaphore; a pub-ack that still
                 # comes is dropped, the redelivery dedupes against what it acknowledged.
                 future.cancel()
-        for msg, futures, outcome in handled:
+        settled = self._counters.metrics.settled
+        for msg, futures, outcome, standard in handled:
             failure = _publish_failure(futures)
             if failure is not None:  # the server did not take it: try the whole message again
                 log.warning(
@@ -333,12 +342,14 @@ class RoutingCore:
                     _header(msg, H_MSG_ID),
                     failure,
                 )
+                self._counters.metrics.core_retries.inc()
                 await msg.nak(delay=2.0)
                 continue
             # Everything the arrival caused is stored; a lost ack only means a redelivery
             # that deterministic ids turn into duplicates, so no round trip per message.
             await msg.ack()
             self._counters.incr(f"core.{outcome}")
+            settled(_header(msg, H_CHANNEL, "unknown"), standard, outcome)
 
     async def _body(self, msg: Msg, body_ref: BodyRef | None) -> bytes:
         """The arrival's bytes: the message's data, or the claim-checked object."""
@@ -361,13 +372,17 @@ class RoutingCore:
         except BodyMissing as exc:
             raise MessageRejected("intake", "body-missing", str(exc)) from exc
 
-    async def _handle(self, msg: Msg) -> tuple[list[asyncio.Future[Any]], str]:
+    async def _handle(self, msg: Msg) -> tuple[list[asyncio.Future[Any]], str, str]:
         """Route one arrival; a failure of a step that is not the broker's quarantines the
         arrival under that step at once, instead of redelivering it forever."""
         case_id = _header(msg, H_CASE_ID)
         progress = _Progress()
         try:
-            return await self._steps(msg, case_id, progress)
+            if tracing.enabled():
+                futures, outcome = await self._traced_steps(msg, case_id, progress)
+            else:  # the hot path builds nothing for tracing it does not do
+                futures, outcome = await self._steps(msg, case_id, progress)
+            return futures, outcome, progress.standard
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -376,7 +391,22 @@ class RoutingCore:
             )
             detail = f"{type(exc).__name__}: {exc}"
             futures = await self._quarantine(msg, case_id, progress.step, UNEXPECTED_REASON, detail)
-            return futures, "quarantined"
+            return futures, "quarantined", progress.standard
+
+    async def _traced_steps(
+        self, msg: Msg, case_id: str, progress: _Progress
+    ) -> tuple[list[asyncio.Future[Any]], str]:
+        with tracing.span(
+            "poststelle route",
+            parent=msg.headers,
+            kind=tracing.SpanKind.CONSUMER,
+            attributes={"poststelle.case_id": case_id},
+        ):
+            futures, outcome = await self._steps(msg, case_id, progress)
+            tracing.annotate(
+                **{"poststelle.outcome": outcome, "poststelle.standard": progress.standard}
+            )
+        return futures, outcome
 
     async def _steps(
         self, msg: Msg, case_id: str, progress: _Progress
@@ -403,6 +433,7 @@ class RoutingCore:
                 progress.step = "reject"
                 futures += await self._reject_to_sender(msg, raw, case_id, rejected)
             return futures, "quarantined"
+        progress.standard = inspected.standard
         peer = state_for_ars(inspected.region)
         if self._state and peer != self._state and peer in self._peers:
             progress.step = "forward"
@@ -452,12 +483,16 @@ class RoutingCore:
             original=_original_location(event),
             routed={"rule": target.rule, "event_id": event.id},
         )
+        traceparent = tracing.current_traceparent()
+        if traceparent:
+            # A reply comes as a new request: it joins the case's trace through this.
+            record.routed["traceparent"] = traceparent
         progress.step = "publish"
         futures = [
             await self._js.publish_async(
                 case_subject(target.tenant, target.backend, inspected.message_type),
                 event.model_dump_json().encode(),
-                headers={H_MSG_ID: event.id, H_CASE_ID: case_id},
+                headers=tracing.inject({H_MSG_ID: event.id, H_CASE_ID: case_id}),
             ),
         ]
         record_subject = f"$KV.{CASES_BUCKET}.{safe_token(case_id)}"
@@ -537,6 +572,7 @@ class RoutingCore:
         headers = {key: value for key, value in (msg.headers or {}).items()}
         headers[H_MSG_ID] = _header(msg, H_MSG_ID)
         headers[H_ORIGIN_STATE] = self._state
+        tracing.inject(headers)
         return [
             await self._js.publish_async(
                 federation_subject(peer, self._state), msg.data, headers=headers
@@ -593,10 +629,12 @@ class RoutingCore:
             await self._js.publish_async(
                 f"outbox.{channel}.{adapter}",
                 content,
-                headers={
-                    **answer.headers(),
-                    H_MSG_ID: f"outbox:rejection:{_header(msg, H_MSG_ID)}",
-                },
+                headers=tracing.inject(
+                    {
+                        **answer.headers(),
+                        H_MSG_ID: f"outbox:rejection:{_header(msg, H_MSG_ID)}",
+                    }
+                ),
             ),
             await self._audit.append_async(
                 case_id, "answer-queued", kind="rejection", message_type=message_type
@@ -617,6 +655,7 @@ class RoutingCore:
                 H_DETAIL: " ".join(detail.split())[:_MAX_DETAIL],
             }
         )
+        tracing.inject(headers)
         return [
             await self._js.publish_async(
                 quarantine_subject(step, reason), msg.data, headers=headers

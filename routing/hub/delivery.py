@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,6 +53,7 @@ from poststelle.contracts.events import CaseEvent
 from poststelle.contracts.replies import Answer
 from poststelle.routing.federation.isolation import backend_consumer_name
 from poststelle.routing.hub.caseregistry import update_case
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.topology import CASES, DELIVERED_BUCKET, OUTBOX
@@ -198,13 +200,25 @@ class ConsumerWorker:
             await asyncio.gather(*(self._process(msg) for msg in batch))
 
     async def _process(self, msg: Msg) -> None:
+        started = time.perf_counter()
         try:
-            await self.handle(msg)
+            with tracing.span(
+                f"poststelle {self.counter_prefix}",
+                parent=msg.headers,
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={"poststelle.consumer": self.durable},
+            ):
+                await self.handle(msg)
         except (PermanentDeliveryError, RetryableDeliveryError) as exc:
             await self._failed(msg, exc)
             return
+        self._counters.metrics.delivery_seconds(self.durable, time.perf_counter() - started)
         await msg.ack_sync()
-        self._counters.incr(f"{self.counter_prefix}.delivered")
+        self._counted("delivered")
+
+    def _counted(self, outcome: str) -> None:
+        self._counters.incr(f"{self.counter_prefix}.{outcome}")
+        self._counters.metrics.delivery(self.durable, outcome)
 
     async def _failed(self, msg: Msg, exc: DeliveryError) -> None:
         """A permanent failure or the last allowed attempt goes to ``DLQ``; any other
@@ -224,7 +238,7 @@ class ConsumerWorker:
             delay,
             exc,
         )
-        self._counters.incr(f"{self.counter_prefix}.retried")
+        self._counted("retried")
         await msg.nak(delay=delay)
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
@@ -239,7 +253,7 @@ class ConsumerWorker:
         }
         await self._js.publish(dlq_subject(self.durable), msg.data, headers=headers)
         await msg.term()
-        self._counters.incr(f"{self.counter_prefix}.dead_lettered")
+        self._counted("dead_lettered")
         log.warning("dead-lettered durable=%s case_id=%s reason=%s", self.durable, case_id, reason)
         if case_id:
             await self._audit.append(case_id, "dead-lettered", consumer=self.durable, reason=reason)
@@ -313,6 +327,7 @@ class DeliveryWorker(ConsumerWorker):
             return stored, await self._ledger_entry(stored)
         await msg.ack()
         self._counters.incr(f"{self.counter_prefix}.repeats_recognised")
+        self._counters.metrics.delivery(self.durable, "repeat_recognised")
         log.info(
             "repeat recognised, not delivered again durable=%s case_id=%s event_id=%s",
             self.durable,
@@ -345,16 +360,27 @@ class DeliveryWorker(ConsumerWorker):
     ) -> StoredCaseEvent | None:
         """The event to the back end; ``None`` when it did not arrive (the message has then
         been nak'd or dead-lettered with its reason)."""
+        started = time.perf_counter()
         try:
-            if stored is None:
-                stored = _stored_event(msg.data)
-            if self._takes_stored is not None:
-                await self._takes_stored.deliver_stored(stored)
-            else:
-                await self.backend.deliver(_case_event(stored))
+            with tracing.span(
+                "poststelle delivery",
+                parent=msg.headers,
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={
+                    "poststelle.consumer": self.durable,
+                    "poststelle.case_id": (msg.headers or {}).get(H_CASE_ID, ""),
+                },
+            ):
+                if stored is None:
+                    stored = _stored_event(msg.data)
+                if self._takes_stored is not None:
+                    await self._takes_stored.deliver_stored(stored)
+                else:
+                    await self.backend.deliver(_case_event(stored))
         except (PermanentDeliveryError, RetryableDeliveryError) as exc:
             await self._failed(msg, exc)
             return None
+        self._counters.metrics.delivery_seconds(self.durable, time.perf_counter() - started)
         return stored
 
     async def _confirm(self, delivered: list[tuple[Msg, StoredCaseEvent]]) -> None:
@@ -379,7 +405,7 @@ class DeliveryWorker(ConsumerWorker):
         for (msg, stored), record in zip(delivered, records, strict=True):
             if record.done() and record.exception() is None:
                 await msg.ack()
-                self._counters.incr(f"{self.counter_prefix}.delivered")
+                self._counted("delivered")
                 continue
             # The back end has the event but the trail does not say so yet: deliver it
             # again later (harmless, the event id is its idempotency key) rather than ack it.

@@ -48,6 +48,7 @@ from poststelle.contracts.intake import (
 )
 from poststelle.contracts.message_identity import identify_message, issued_by
 from poststelle.contracts.transient import RETRY_AFTER, is_transient
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.claim_check import DEFAULT_CLAIM_CHECK_BYTES, store_body
@@ -120,6 +121,7 @@ class IntakeAdmission:
         """Take an in-flight slot or raise ``IntakeBusy``."""
         if self.in_flight >= self.max_in_flight:
             self._counters.incr("intake.refused_in_flight")
+            self._counters.metrics.intake_refused("in_flight")
             raise IntakeBusy(
                 f"{self.in_flight} requests in flight, the limit is {self.max_in_flight}",
                 status=429,
@@ -136,6 +138,7 @@ class IntakeAdmission:
         self._sample_soon()
         if self.backlog > self.max_backlog:
             self._counters.incr("intake.refused_backlog")
+            self._counters.metrics.intake_refused("backlog")
             raise IntakeBusy(
                 f"the routing core is {self.backlog} arrivals behind, the limit is "
                 f"{self.max_backlog}",
@@ -233,36 +236,49 @@ class Intake:
     ) -> Accepted:
         """Store one arrival; raises ``MessageTooLarge`` (permanent, nothing stored) or
         ``IntakeUnavailable`` (transient, nothing acknowledged)."""
+        metrics = self._counters.metrics
         if len(raw) > self.max_message_bytes and too_large == "refuse":
             self._counters.incr("intake.too_large")
+            metrics.intake(channel, "too_large")
             raise MessageTooLarge(len(raw), self.max_message_bytes)
         if self.admission is not None:
             # Every channel meets the backlog limit here; HTTP met it (and the in-flight
             # limit) before its body was read.
             self.admission.check_backlog()
+        started = time.perf_counter()
         try:
-            return await self._accept(
-                raw,
-                channel=channel,
-                adapter=adapter,
-                source_message_id=source_message_id,
-                content_type=content_type,
-                extra_headers=extra_headers or {},
-                transport_id=transport_id,
-            )
+            with tracing.span(
+                "poststelle intake",
+                kind=tracing.SpanKind.PRODUCER,
+                attributes={"poststelle.channel": channel, "poststelle.adapter": adapter},
+            ):
+                accepted = await self._accept(
+                    raw,
+                    channel=channel,
+                    adapter=adapter,
+                    source_message_id=source_message_id,
+                    content_type=content_type,
+                    extra_headers=extra_headers or {},
+                    transport_id=transport_id,
+                )
         except Exception as exc:
             if _stream_full(exc):
                 # A stream at its limits refuses (discard ``new``): nothing stored is lost,
                 # and the arrival is worth a retry once the hub has caught up.
                 self._counters.incr("intake.stream_full")
+                metrics.intake_refused("stream_full")
                 raise IntakeBusy(
                     f"the message was not stored, a stream is full: {exc}",
                     status=503,
                     retry_after=RETRY_AFTER,
                 ) from exc
+            metrics.intake(channel, "unavailable")
             if is_transient(exc):
                 raise IntakeUnavailable(f"the message was not stored: {exc!r}") from exc
             raise
+        metrics.intake_seconds(channel, time.perf_counter() - started)
+        metrics.intake(channel, "duplicate" if accepted.duplicate else "received")
+        return accepted
 
     async def _accept(
         self,
@@ -294,6 +310,8 @@ class Intake:
         }
         if transport_id:
             headers[H_TRANSPORT_ID] = transport_id
+        tracing.inject(headers)
+        tracing.annotate(**{"poststelle.case_id": case_id})
         claim_checked = len(raw) > self.claim_check_bytes
         if claim_checked:
             headers.update((await store_body(self._js, raw)).headers())

@@ -49,6 +49,7 @@ from poststelle.contracts.replies import (
     reply_event,
 )
 from poststelle.routing.hub.caseregistry import load_case, update_case
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.originals import OriginalGone, OriginalLoader, original_loader
@@ -199,11 +200,18 @@ class ReplyIntake:
         if check_answer:
             await answer_for(case_id, record, reply, self._load_original)
         key = reply.idempotency_key()
-        ack = await self._js.publish(
-            reply_subject(record, reply.kind),
-            reply.model_dump_json().encode(),
-            headers={H_MSG_ID: f"reply:{case_id}:{key}", H_CASE_ID: case_id},
-        )
+        # The reply joins its case's trace (the routing span kept in the case record).
+        with tracing.span(
+            "poststelle reply",
+            parent=tracing.parent_of((record.get("routed") or {}).get("traceparent")),
+            kind=tracing.SpanKind.PRODUCER,
+            attributes={"poststelle.case_id": case_id, "poststelle.reply_kind": reply.kind},
+        ):
+            ack = await self._js.publish(
+                reply_subject(record, reply.kind),
+                reply.model_dump_json().encode(),
+                headers=tracing.inject({H_MSG_ID: f"reply:{case_id}:{key}", H_CASE_ID: case_id}),
+            )
         if not ack.duplicate:
             await self._audit.append(
                 case_id, "reply-received", kind=reply.kind, via=via, reply_id=key
@@ -241,7 +249,12 @@ class ReplyRouter:
                 continue
             for msg in batch:
                 try:
-                    await self._route(msg)
+                    with tracing.span(
+                        "poststelle reply-route",
+                        parent=msg.headers,
+                        kind=tracing.SpanKind.CONSUMER,
+                    ):
+                        await self._route(msg)
                 except Exception:
                     log.exception("reply routing failed; redelivering later")
                     await msg.nak(delay=5.0)
@@ -276,7 +289,9 @@ class ReplyRouter:
         await self._js.publish(
             f"outbox.{channel}.{adapter}",
             answer.content,
-            headers={**answer.headers(), H_MSG_ID: f"outbox:{msg.metadata.sequence.stream}"},
+            headers=tracing.inject(
+                {**answer.headers(), H_MSG_ID: f"outbox:{msg.metadata.sequence.stream}"}
+            ),
         )
         last_reply = reply.model_dump(mode="json", exclude_none=True)
 
@@ -293,6 +308,7 @@ class ReplyRouter:
             adapter=origin["adapter"],
         )
         self._counters.incr("replies.routed")
+        self._counters.metrics.reply("routed")
 
     async def _quarantine(self, msg: Msg, case_id: str, reason: str, detail: str) -> None:
         log.warning("reply quarantined case_id=%s reason=%s", case_id, reason)
@@ -306,5 +322,6 @@ class ReplyRouter:
         }
         await self._js.publish(quarantine_subject("reply", reason), msg.data, headers=headers)
         self._counters.incr("replies.quarantined")
+        self._counters.metrics.reply("quarantined")
         if case_id:
             await self._audit.append(case_id, "reply-quarantined", reason=reason)

@@ -57,9 +57,11 @@ from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.intake import Intake, IntakeAdmission
 from poststelle.routing.hub.replies import ReplyIntake, ReplyRouter
 from poststelle.routing.hub.wiring import build_backends, build_inbound
+from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.dlq import RECORDER_DURABLE, DeadLetterRecorder
-from poststelle.routing.ops.metrics import Counters
+from poststelle.routing.ops.metrics import CONTENT_TYPE, Counters, broker_exposition
+from poststelle.routing.ops.stats import collect_stats
 from poststelle.routing.streams.claim_check import BodyMissing, put_once, read_object
 from poststelle.routing.streams.topology import (
     CASES,
@@ -77,6 +79,9 @@ __all__ = ["Hub", "HubAlreadyRunningError", "HubRole", "NoHubToJoinError", "conn
 log = logging.getLogger(__name__)
 
 _RESTART_DELAY = 1.0
+# A scrape reads about a dozen stream and consumer infos; a broker slower than this is
+# reported as ``poststelle_broker_up 0`` rather than holding the scraper.
+_SCRAPE_TIMEOUT = 5.0
 
 
 async def connect(
@@ -176,6 +181,7 @@ class Hub:
         self.dead_letters: DeadLetterRecorder | None = None
         self.intake: Intake | None = None
         self.audit: AuditTrail | None = None
+        self._traces = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -204,6 +210,10 @@ class Hub:
     async def start(self, *, http: bool = True, workers: bool = True) -> Hub:
         """``workers=False`` gives a client of the hub's NATS (the CLI), not a second hub."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        telemetry = self.config.telemetry
+        if workers and telemetry.otlp_endpoint and not tracing.enabled():
+            # This hub set tracing up, so it sends the last spans when it stops.
+            self._traces = tracing.configure(telemetry.otlp_endpoint, telemetry.service_name)
         context = AdapterContext(
             data_dir=self.config.data_dir,
             publish=self.accept,
@@ -218,6 +228,7 @@ class Hub:
                 "store_attachment": self.store_attachment,
                 # Asked before a request's body is read, and by pollers before they fetch.
                 "admission": self.admission,
+                "metrics": self.metrics_exposition,
             },
         )
         primary = self.role == "primary"
@@ -486,6 +497,9 @@ class Hub:
             await self.nc.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
+        if self._traces:
+            self._traces = False
+            await asyncio.to_thread(tracing.shutdown)
         log.info("hub stopped")
 
     async def __aenter__(self) -> Hub:
@@ -589,6 +603,19 @@ class Hub:
             entry.name: {"kind": entry.kind, **adapter.health()}
             for entry, adapter in zip(self.config.inbound, self.inbound, strict=False)
         }
+
+    async def metrics_exposition(self) -> tuple[bytes, str]:
+        """``GET /metrics``: the processes' series, then the broker's state read now."""
+        stats: dict[str, Any] | None = None
+        if self.nc is not None and self.nc.is_connected:
+            try:
+                stats = await asyncio.wait_for(collect_stats(self.js), _SCRAPE_TIMEOUT)
+            except Exception as exc:  # the process series are still worth the answer
+                log.warning("broker state not read for /metrics error=%r", exc)
+        body = self.counters.metrics.exposition() + broker_exposition(
+            stats, self._route_table_health()
+        )
+        return body, CONTENT_TYPE
 
     async def health(self) -> dict[str, Any]:
         connected = self.nc is not None and self.nc.is_connected

@@ -53,6 +53,8 @@ def routed_hop(record: dict[str, Any]) -> AuditEntry | None:
                 "rule": routed.get("rule"),
                 "event_id": routed.get("event_id"),
                 "message_type": record.get("message_type"),
+                # With tracing on: the trace the case's spans belong to (docs/observability.md).
+                **({"traceparent": routed["traceparent"]} if routed.get("traceparent") else {}),
             },
         )
     except ValidationError:

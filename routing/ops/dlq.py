@@ -186,6 +186,7 @@ class DeadLetterRecorder:
         if ack.duplicate:  # the worker got there first
             return False
         self._counters.incr("dlq.recorded")
+        self._counters.metrics.dead_letters_recorded.inc()
         log.warning(
             "dead-lettered from advisory stream=%s consumer=%s seq=%s case_id=%s",
             advisory.stream,

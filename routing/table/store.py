@@ -294,7 +294,11 @@ class RouteTableStore:
         return StoredTable(await self.fetch(pointer), pointer, revision)
 
     async def publish(
-        self, table: RouteTable, *, expected_revision: int | None = None
+        self,
+        table: RouteTable,
+        *,
+        expected_revision: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> StoredTable:
         """Store ``table`` and make it current.
 
@@ -318,6 +322,8 @@ class RouteTableStore:
         parts = [blob[i : i + PART_BYTES] for i in range(0, len(blob), PART_BYTES)] or [b""]
         for index, part in enumerate(parts):
             await self.kv.put(_part_key(snapshot, index), part)
+            if progress is not None:
+                progress(index + 1, len(parts))
         pointer = SnapshotPointer(
             snapshot=snapshot,
             sequence=sequence,

@@ -22,6 +22,7 @@ class Receiver:
     calls: int = 0
     call_times: list[float] = field(default_factory=list)  # time.monotonic() of each POST
     delay: float = 0.0  # seconds each POST takes before the receiver takes it
+    traceparents: list[str] = field(default_factory=list)  # W3C trace context, when sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def accepted_keys(self) -> list[str]:
@@ -37,6 +38,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 time.sleep(receiver.delay)
             with receiver.lock:
                 receiver.calls += 1
+                if self.headers.get("traceparent"):
+                    receiver.traceparents.append(self.headers["traceparent"])
                 receiver.call_times.append(time.monotonic())
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 signed = verify(

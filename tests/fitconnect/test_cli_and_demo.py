@@ -44,11 +44,14 @@ def test_send_list_and_fault(
     sent = json.loads(capsys.readouterr().out)
     assert fc_sim.state_of(sent["submissionId"]) == "submitted"
 
-    assert _run(["fitconnect-sim", "list", "--url", fc_sim.url]) == 0
+    assert _run(["fitconnect-sim", "list", "--url", fc_sim.url, "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert (listed["submissionId"], listed["state"]) == (sent["submissionId"], "submitted")
+    assert _run(["fitconnect-sim", "list", "--url", fc_sim.url]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{sent['submissionId']}  submitted")
     assert _run(["fitconnect-sim", "list", "--url", fc_sim.url, "--replies"]) == 0
-    assert json.loads(capsys.readouterr().out) == []  # no destination answered yet
+    assert capsys.readouterr().out == "no replies\n"  # no destination answered yet
 
     fault = ["fitconnect-sim", "fault", "--url", fc_sim.url, "--kind", "status"]
     assert _run([*fault, "--operation", "announce", "--status", "400"]) == 0

@@ -228,7 +228,7 @@ async def test_ten_thousand_parked_records_list_in_pages_and_replay_with_progres
         print(f"replayed 10000 unroutable records in {elapsed:.2f} s")
         assert code == 0, err
         assert out.strip() == "replayed 10000 message(s) into INBOX"
-        assert "replayed 10000/10000" in err
+        assert "replaying 10000/10000" in err
         assert await _count(js, INBOX) == inbox_before + 10_000
         assert await _count(js, QUARANTINE) == 500
         assert {item.reason for item in await list_quarantined(js)} == {"not-xml"}

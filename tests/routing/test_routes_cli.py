@@ -146,7 +146,9 @@ def test_unreachable_nats_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["routes", "list", "--nats-url", "nats://127.0.0.1:1"])
     assert args.func(args) == 2
-    assert "cannot reach NATS at nats://127.0.0.1:1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot reach NATS at nats://127.0.0.1:1" in err
+    assert "poststelle doctor" in err  # and what to do next
 
 
 def test_generate_then_resolve_from_file(cli: Cli, tmp_path: Path) -> None:

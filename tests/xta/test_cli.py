@@ -32,11 +32,14 @@ def test_put_then_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         message_id = capsys.readouterr().out.strip()
         assert [m.metadata.message_id for m in sim.mailbox("dvdv:amt 1")] == [message_id]
 
-        assert _run(["xta-sim", "list", "--url", sim.url, "--reader", "dvdv:amt 1"]) == 0
+        listing = ["xta-sim", "list", "--url", sim.url, "--reader", "dvdv:amt 1"]
+        assert _run([*listing, "--json"]) == 0
         [entry] = json.loads(capsys.readouterr().out)
         assert entry["message_id"] == message_id
         assert entry["filename"] == "antrag.xml"
         assert entry["message_type"]["code"] == "antrag.0200"
+        assert _run(listing) == 0
+        assert capsys.readouterr().out.strip() == f"{message_id}  antrag.0200  antrag.xml"
 
 
 def test_put_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
