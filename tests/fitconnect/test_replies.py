@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from lxml import etree
 
 from poststelle.adapters.base import AdapterContext
-from poststelle.adapters.errors import RetryableDeliveryError
+from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.fitconnect import (
     ACCEPT_REPLY,
     ACCEPT_SUBMISSION,
@@ -578,3 +578,34 @@ async def test_reply_resources_take_the_simulators_faults_as_the_submissions_do(
     assert [r["state"] for r in fc_sim.replies()] == ["submitted"]
     with pytest.raises(ValueError, match="reply-attachment"):
         FaultRule("tamper", operation="announce-reply")
+
+
+async def test_an_answer_to_a_case_stored_with_the_old_reply_channel_fails_permanently(
+    tmp_path: Path,
+    fc_sim: FitConnectSimulator,
+    destination: SimulatedDestination,
+    destination_keys: DestinationKeys,
+    metadata_schema: Path,
+) -> None:
+    settings = adapter_settings(fc_sim, destination, destination_keys, tmp_path, metadata_schema)
+    adapter = FitConnectAdapter(
+        name="fitconnect-amt",
+        settings=FitConnectSettings.model_validate(settings),
+        context=AdapterContext(data_dir=tmp_path, publish=RecordingPublisher()),
+    )
+    old = {"fitConnect": {"destinationId": destination.destination_id}}
+    answer = Answer(
+        case_id="hub-case",
+        kind="status",
+        content=b"{}",
+        content_type="application/json",
+        reply_route={
+            "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
+            "fitconnect_case_id": "7d0f5a2e-4b1c-4e8a-9c3d-2f6b8a1e0c57",
+            "reply_channel": json.dumps(old),
+        },
+    )
+    with pytest.raises(PermanentDeliveryError, match="offers no encryptionPublicKey"):
+        await adapter.answer(answer)
+    await adapter.stop()
+    assert fc_sim.calls("announce-reply") == 0
