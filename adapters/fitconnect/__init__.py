@@ -18,6 +18,15 @@ from poststelle.adapters.fitconnect._crypto import (
     load_key,
 )
 from poststelle.adapters.fitconnect._metadata import MetadataRejected, MetadataValidator
+from poststelle.adapters.fitconnect._reply import (
+    FITCONNECT_REPLY_CHANNEL,
+    ReceivedReply,
+    ReplyRefused,
+    SentReply,
+    receive_reply,
+    reply_encryption_key,
+    send_reply,
+)
 from poststelle.adapters.fitconnect._routes import RoutedDestination, RouteLookup, routing_api
 from poststelle.adapters.fitconnect._sender import (
     OutgoingAttachment,
@@ -26,8 +35,11 @@ from poststelle.adapters.fitconnect._sender import (
     send_submission,
 )
 from poststelle.adapters.fitconnect._set import (
+    ACCEPT_REPLY,
     ACCEPT_SUBMISSION,
+    REJECT_REPLY,
     REJECT_SUBMISSION,
+    SUBMIT_REPLY,
     SUBMIT_SUBMISSION,
     AuthenticationTags,
     Problem,
@@ -37,8 +49,12 @@ from poststelle.adapters.fitconnect._set import (
 )
 
 __all__ = [
+    "ACCEPT_REPLY",
     "ACCEPT_SUBMISSION",
+    "FITCONNECT_REPLY_CHANNEL",
+    "REJECT_REPLY",
     "REJECT_SUBMISSION",
+    "SUBMIT_REPLY",
     "SUBMIT_SUBMISSION",
     "AuthenticationTags",
     "CryptoError",
@@ -52,9 +68,12 @@ __all__ = [
     "MetadataValidator",
     "OutgoingAttachment",
     "Problem",
+    "ReceivedReply",
+    "ReplyRefused",
     "RouteLookup",
     "RoutedDestination",
     "SecurityEvent",
+    "SentReply",
     "SentSubmission",
     "authentication_tag",
     "build_metadata",
@@ -63,7 +82,10 @@ __all__ = [
     "generate_key",
     "load_key",
     "read_event",
+    "receive_reply",
+    "reply_encryption_key",
     "routing_api",
     "security_event",
+    "send_reply",
     "send_submission",
 ]

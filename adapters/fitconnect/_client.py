@@ -278,6 +278,60 @@ class FitConnectClient:
         return response.text
 
     async def post_event(self, case_id: str, token: str) -> None:
+        """A SET into the case's event log: the destination's accept- or reject-submission,
+        the sender's accept- or reject-reply."""
         path = f"/v1/cases/{case_id}/events"
         headers = {"Content-Type": JOSE}
         await self._call("post-event", "POST", path, content=token.encode(), headers=headers)
+
+    # -- replies: the destination answers in the case ------------------------------------------
+    # The paths follow the reply resources as docs/fitconnect.md records them (which of them
+    # a published source confirms is said there).
+
+    async def announce_reply(self, case_id: str, attachment_ids: list[str]) -> dict[str, Any]:
+        body = {"caseId": case_id, "announcedAttachments": attachment_ids}
+        return dict((await self._call("announce-reply", "POST", "/v1/replies", json=body)).json())
+
+    async def upload_reply_attachment(self, reply_id: str, attachment_id: str, jwe: str) -> None:
+        path = f"/v1/replies/{reply_id}/attachments/{attachment_id}"
+        headers = {"Content-Type": JOSE}
+        await self._call(
+            "upload-reply-attachment", "PUT", path, content=jwe.encode(), headers=headers
+        )
+
+    async def submit_reply(
+        self, reply_id: str, encrypted_metadata: str, encrypted_data: str | None
+    ) -> dict[str, Any]:
+        body = {"encryptedMetadata": encrypted_metadata}
+        if encrypted_data is not None:
+            body["encryptedData"] = encrypted_data
+        path = f"/v1/replies/{reply_id}"
+        return dict((await self._call("submit-reply", "PUT", path, json=body)).json())
+
+    # -- replies: the sender takes them --------------------------------------------------------
+
+    async def list_replies(self, *, case_id: str | None = None) -> list[dict[str, Any]]:
+        """Replies waiting for this sender (submitted, not yet accepted or rejected)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            params: dict[str, Any] = {"offset": len(found), "limit": _PAGE}
+            if case_id:
+                params["caseId"] = case_id
+            page = (await self._call("list-replies", "GET", "/v1/replies", params=params)).json()
+            items = page.get("replies", [])
+            found.extend(item for item in items if isinstance(item, dict))
+            if not items or len(found) >= int(page.get("totalCount", 0)):
+                return found
+
+    async def reply(self, reply_id: str) -> dict[str, Any]:
+        return dict((await self._call("reply", "GET", f"/v1/replies/{reply_id}")).json())
+
+    async def reply_attachment(self, reply_id: str, attachment_id: str) -> str:
+        path = f"/v1/replies/{reply_id}/attachments/{attachment_id}"
+        response = await self._call("reply-attachment", "GET", path, headers={"Accept": JOSE})
+        return response.text
+
+    async def reply_events(self, reply_id: str) -> list[str]:
+        """The SETs about one reply, oldest first."""
+        response = await self._call("reply-events", "GET", f"/v1/replies/{reply_id}/events")
+        return [str(token) for token in response.json().get("eventLog", [])]

@@ -49,7 +49,9 @@ class CryptoError(ValueError):
 
 
 def _b64_size(value: str) -> int:
-    return len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))) * 8
+    # The modulus's bit length, not its byte count: a run of zero bytes is no 4096-bit key.
+    decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    return int.from_bytes(decoded, "big").bit_length()
 
 
 def _check_rsa(key: Any, *, private: bool, purpose: str) -> None:

@@ -4,6 +4,12 @@ against what was actually submitted (the data's and each attachment's SHA-512).
 The schema is FITKO's ``metadata.schema.v1.0.0.json``; the project ships no third-party
 schema, so the adapter's settings name the file (the corpus has it). Every failure is a
 :class:`~poststelle.adapters.fitconnect._set.Problem`, the reason a reject-submission gives.
+
+The FIT-Connect reply channel (``replyChannel.fitConnect``: the process standards the sender
+understands and the public key a reply is encrypted for) is what later metadata versions
+define; 1.0.0's ``replyChannel`` lists other channels only but does not close the object, so
+such metadata passes it unchecked. :data:`FITCONNECT_REPLY_CHANNEL_SCHEMA` checks it
+whatever ``$schema`` the metadata declares (docs/fitconnect.md says what it rests on).
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, ValidationError
 
 from poststelle.adapters.fitconnect._set import Problem
 
 __all__ = [
+    "FITCONNECT_REPLY_CHANNEL_SCHEMA",
     "MAX_METADATA_BYTES",
     "MetadataRejected",
     "MetadataValidator",
@@ -32,6 +39,39 @@ __all__ = [
 # Metadata describes; it does not carry documents. A bound keeps a hostile one cheap to refuse.
 MAX_METADATA_BYTES = 1024 * 1024
 _MAX_DEPTH = 64
+
+# ``replyChannel.fitConnect`` as the published documentation describes it (metadata 1.2.0's
+# example): ``processStandards`` the sender takes answers in, ``encryptionPublicKey`` the
+# JWK a reply is encrypted for. The key must be one FIT-Connect encrypts with: RSA for
+# RSA-OAEP-256, a ``kid`` for the JWE header, public only, and a modulus of at least 683
+# base64url characters (4096 bits, the Submission API's own bound).
+FITCONNECT_REPLY_CHANNEL_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["processStandards", "encryptionPublicKey"],
+    "properties": {
+        "processStandards": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 255},
+        },
+        "encryptionPublicKey": {
+            "type": "object",
+            "required": ["kty", "kid", "n", "e", "alg"],
+            "properties": {
+                "kty": {"const": "RSA"},
+                "alg": {"const": "RSA-OAEP-256"},
+                "kid": {"type": "string", "minLength": 1, "maxLength": 255},
+                "n": {"type": "string", "minLength": 683, "maxLength": 2048},
+                "e": {"type": "string", "minLength": 1, "maxLength": 16},
+                "key_ops": {"type": "array", "contains": {"const": "wrapKey"}},
+            },
+            "not": {"anyOf": [{"required": [part]} for part in ("d", "p", "q", "dp", "dq", "qi")]},
+        },
+    },
+}
+_REPLY_CHANNEL_VALIDATOR = Draft202012Validator(FITCONNECT_REPLY_CHANNEL_SCHEMA)
 
 
 class MetadataRejected(ValueError):
@@ -89,17 +129,35 @@ class MetadataValidator:
         if not isinstance(metadata, dict) or _too_deep(metadata):
             raise MetadataRejected([_problem("syntax-violation", "not a JSON object")])
         errors = sorted(self._validator.iter_errors(metadata), key=lambda e: list(e.path))
+        prefix: list[str | int] = []
+        if not errors:
+            channel = metadata.get("replyChannel")
+            if isinstance(channel, dict) and "fitConnect" in channel:
+                prefix = ["replyChannel", "fitConnect"]
+                errors = sorted(
+                    _REPLY_CHANNEL_VALIDATOR.iter_errors(channel["fitConnect"]),
+                    key=lambda e: [str(p) for p in e.path],
+                )
         if errors:
             raise MetadataRejected(
                 [
                     _problem(
                         "schema-violation",
-                        f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}",
+                        f"{'/'.join(str(p) for p in [*prefix, *e.absolute_path]) or '(root)'}: "
+                        f"{_message(e)}",
                     )
                     for e in errors[:20]
                 ]
             )
         return metadata
+
+
+def _message(error: ValidationError) -> str:
+    # jsonschema quotes the instance; a 4096-bit modulus is no help in a problem's detail.
+    if len(error.message) <= 200:
+        return str(error.message)
+    rule = "/".join(str(part) for part in error.schema_path)
+    return f"value fails the schema's {error.validator!r} ({rule})"
 
 
 def data_schema(metadata: Mapping[str, Any]) -> tuple[str, str] | None:

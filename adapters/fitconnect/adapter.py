@@ -15,6 +15,13 @@ Each poll round lists the destination's waiting submissions and takes them one b
 A step that fails for a passing reason (the API, the broker) leaves the submission waiting at
 the Zustelldienst: it is listed again next round, and the intake recognises what it stored
 already (the submission id is the message's identity on this channel).
+
+A back end's answer to such a case goes back as a *reply* in the same FIT-Connect case when
+the sender offered the FIT-Connect reply channel (``replyChannel.fitConnect`` with its
+``encryptionPublicKey``): encrypted for the sender's key and sent through the reply resources
+with the destination's own client (``_reply``). Each poll round then looks for the sender's
+verdict on the replies sent (``accept-reply``/``reject-reply`` in the reply's events) and
+records it in the case's trail.
 """
 
 from __future__ import annotations
@@ -54,18 +61,25 @@ from poststelle.adapters.fitconnect._metadata import (
     check_content,
     data_schema,
 )
+from poststelle.adapters.fitconnect._reply import (
+    FITCONNECT_REPLY_CHANNEL,
+    reply_encryption_key,
+    send_reply,
+)
 from poststelle.adapters.fitconnect._routes import RoutedDestination
-from poststelle.adapters.fitconnect._sender import send_submission
 from poststelle.adapters.fitconnect._set import (
+    ACCEPT_REPLY,
     ACCEPT_SUBMISSION,
+    REJECT_REPLY,
     REJECT_SUBMISSION,
     SUBMIT_SUBMISSION,
     AuthenticationTags,
     Problem,
     read_event,
+    read_reported_event,
     security_event,
 )
-from poststelle.contracts.envelope import H_ATTACHMENTS, H_REFUSED, H_REPLY_ROUTE
+from poststelle.contracts.envelope import H_ATTACHMENTS, H_REFUSED, H_REPLY_ROUTE, safe_token
 from poststelle.contracts.events import AttachmentRef
 from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
 from poststelle.contracts.message_identity import issued_by
@@ -74,7 +88,8 @@ from poststelle.contracts.replies import Answer
 __all__ = [
     "CHANNEL",
     "REFUSED_STEP",
-    "REPLY_CHANNEL",
+    "REPLY_ACCEPTED_HOP",
+    "REPLY_REJECTED_HOP",
     "FitConnectAdapter",
     "FitConnectSettings",
     "PollRound",
@@ -84,13 +99,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHANNEL = "fitconnect"
-# The reply channel a sender offers to get answers over FIT-Connect itself: its own
-# destination (``{"fitConnect": {"destinationId": "<uuid>"}}`` in the metadata's replyChannel).
-REPLY_CHANNEL = "fitConnect"
 # schemaUri of a reply that is the hub's JSON case status (not an XÖV message).
 STATUS_SCHEMA_URI = "urn:poststelle:case-status:1"
 # The quarantine step of a submission the adapter refused; the reason is the problem's type.
 REFUSED_STEP = "fitconnect"
+# The case's audit hops for the sender's verdict on a reply.
+REPLY_ACCEPTED_HOP = "fitconnect-reply-accepted"
+REPLY_REJECTED_HOP = "fitconnect-reply-rejected"
 _MAX_DETAIL = 900
 
 
@@ -112,9 +127,6 @@ class FitConnectSettings(AdapterSettings):
     # (empty: every tenant of the hub) and the name it gives.
     tenants: list[str] = Field(default_factory=list)
     destination_name: str | None = None
-    # A sender client of the Zustelldienst: replies to a case whose sender offered a
-    # FIT-Connect reply channel go out through it. Without it such answers are only recorded.
-    reply_connection: FitConnectConnectionSettings | None = None
 
     @field_validator("destination_id")
     @classmethod
@@ -180,7 +192,7 @@ class _Opened:
 
 
 class TransportIdMemo(Protocol):
-    """Where the hub keeps one answer's FIT-Connect submission id across attempts."""
+    """Where the hub keeps one answer's FIT-Connect reply id across attempts."""
 
     async def recall(self) -> str | None: ...
 
@@ -222,7 +234,10 @@ class FitConnectAdapter:
         self._signing_key = load_key(settings.signing_key, private=True, purpose="signing")
         self._metadata = MetadataValidator(settings.metadata_schema)
         self._client = client
-        self._sender: FitConnectClient | None = None
+        self._record_hop = context.extras.get("record_hop")
+        # Replies sent whose verdict the sender has not given yet (reply id -> the cases).
+        self._awaiting_file = context.data_dir / "fitconnect" / f"{safe_token(name)}-replies.json"
+        self._awaiting: dict[str, dict[str, str]] | None = None
         self._service_keys: dict[str, Any] = {}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -243,9 +258,6 @@ class FitConnectAdapter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            await sender.aclose()
         self._stop.set()
         if task is not None:
             await asyncio.wait({task}, timeout=10.0)
@@ -304,6 +316,7 @@ class FitConnectAdapter:
                 logger.warning("fitconnect poll paused, the hub's intake is saturated")
                 break
             await self._take(str(entry.get("submissionId")), result)
+        await self._watch_replies(result)
         return result
 
     def _fail(
@@ -406,6 +419,22 @@ class FitConnectAdapter:
             metadata = self._metadata.parse(plain)
         except MetadataRejected as exc:
             raise _Refused(exc.problems) from exc
+        channel = metadata.get("replyChannel")
+        if isinstance(channel, dict) and FITCONNECT_REPLY_CHANNEL in channel:
+            # Refused now rather than found unusable when the answer is due.
+            try:
+                reply_encryption_key(channel)
+            except CryptoError as exc:
+                raise _Refused(
+                    [
+                        Problem(
+                            "schema-violation",
+                            "Schema-Fehler",
+                            f"replyChannel/fitConnect/encryptionPublicKey: {exc}",
+                            "metadata",
+                        )
+                    ]
+                ) from exc
         problems: list[Problem] = []
         data: bytes | None = None
         if fetched.submission.get("encryptedData"):
@@ -585,27 +614,17 @@ class FitConnectAdapter:
 
     async def answer(self, answer: Answer) -> dict[str, object]:
         """The back end's answer to a FIT-Connect case. The submission itself was answered
-        (accept-submission) when it was stored; the answer goes to the sender as a reply
-        submission in the same FIT-Connect case when the sender offered a FIT-Connect reply
-        channel (its destination), and is only recorded otherwise. Each call may send a new
-        submission: the hub's answer worker uses ``answer_once``."""
+        (accept-submission) when it was stored; the answer goes to the sender as a reply in
+        the same FIT-Connect case when the sender offered the FIT-Connect reply channel, and
+        is only recorded otherwise. Each call may send a new reply: the hub's answer worker
+        uses ``answer_once``."""
         return await self._reply(answer, None)
 
     async def answer_once(self, answer: Answer, memo: TransportIdMemo) -> dict[str, object]:
-        """``answer`` as one reply submission whatever the number of attempts: its id is kept
-        in ``memo`` right after it is announced, so an attempt after a crash finishes that
-        submission (or finds it submitted) instead of sending a second one."""
+        """``answer`` as one reply whatever the number of attempts: its id is kept in
+        ``memo`` right after it is announced, so an attempt after a crash finishes that reply
+        (or finds it submitted) instead of sending a second one."""
         return await self._reply(answer, memo)
-
-    def _reply_destination(self, route: dict[str, str]) -> str | None:
-        raw = route.get("reply_channel")
-        if not raw:
-            return None
-        try:
-            channel = json.loads(raw)
-            return str(uuid.UUID(str(channel[REPLY_CHANNEL]["destinationId"])))
-        except (ValueError, KeyError, TypeError):
-            return None
 
     async def _reply(self, answer: Answer, memo: TransportIdMemo | None) -> dict[str, object]:
         route = answer.reply_route
@@ -613,16 +632,22 @@ class FitConnectAdapter:
         if not case_id or not route.get("submission_id"):
             raise PermanentDeliveryError(f"case {answer.case_id} has no FIT-Connect reply route")
         facts: dict[str, object] = {"fitconnect_case_id": case_id}
-        target = self._reply_destination(route)
-        if target is None:
+        try:
+            channel = json.loads(route["reply_channel"]) if route.get("reply_channel") else {}
+        except ValueError as exc:
+            raise PermanentDeliveryError(f"case {answer.case_id}: reply channel: {exc}") from exc
+        if not isinstance(channel, dict) or FITCONNECT_REPLY_CHANNEL not in channel:
             # eMail, De-Mail, FINK or ELSTER are no channels of this hub: the answer stays in
             # the case's trail and status, where an operator finds it.
-            offered = list(json.loads(route["reply_channel"])) if route.get("reply_channel") else []
+            offered = list(channel) if isinstance(channel, dict) else []
             return {**facts, "outcome": "no-fitconnect-reply-channel", "offered": offered}
-        if self.settings.reply_connection is None:
-            return {**facts, "outcome": "no-sender-client", "reply_destination": target}
-        if self._sender is None:
-            self._sender = FitConnectClient(self.settings.reply_connection)
+        offer = channel[FITCONNECT_REPLY_CHANNEL]
+        facts["process_standards"] = list(offer.get("processStandards") or [])
+        try:
+            key = reply_encryption_key(channel)
+        except CryptoError as exc:
+            # Checked when the submission came; a route from before that check may lack it.
+            raise PermanentDeliveryError(f"FIT-Connect reply: {exc}") from exc
         try:
             known = await memo.recall() if memo is not None else None
         except Exception as exc:  # cannot tell whether it was sent: do not risk a second one
@@ -631,35 +656,121 @@ class FitConnectAdapter:
             ) from exc
         xml = answer.content_type.endswith("xml")
         try:
-            sent = await send_submission(
-                self._sender,
-                target,
+            sent = await send_reply(
+                self.client,
+                case_id,
+                key,
                 service={"identifier": route.get("service") or "urn:poststelle:reply"},
                 data=answer.content,
                 schema_uri=(answer.namespace if xml and answer.namespace else STATUS_SCHEMA_URI),
                 mime_type="application/xml" if xml else "application/json",
-                case_id=case_id,
-                submission_id=known,
+                reply_id=known,
                 on_announced=memo.remember if memo is not None else None,
             )
         except FitConnectPermanentError as exc:
             if known and exc.status == 409:
                 # Submitted by the attempt that crashed before the hub noted it.
-                return {**facts, "outcome": "already-sent", "fitconnect_submission_id": known}
+                self._await_verdict(known, answer.case_id, case_id)
+                return {**facts, "outcome": "already-sent", "fitconnect_reply_id": known}
             raise PermanentDeliveryError(f"FIT-Connect reply refused: {exc}") from exc
         except (FitConnectTransientError, FitConnectError) as exc:
             raise RetryableDeliveryError(f"FIT-Connect reply: {exc}") from exc
         except CryptoError as exc:
             raise PermanentDeliveryError(f"FIT-Connect reply: {exc}") from exc
+        self._await_verdict(sent.reply_id, answer.case_id, case_id)
         logger.info(
-            "fitconnect reply sent case_id=%s submission_id=%s",
+            "fitconnect reply sent case_id=%s reply_id=%s",
             case_id,
-            sent.submission_id,
-            extra={"fitconnect_case_id": case_id, "submission_id": sent.submission_id},
+            sent.reply_id,
+            extra={"fitconnect_case_id": case_id, "reply_id": sent.reply_id},
         )
-        return {
-            **facts,
-            "outcome": "sent",
-            "fitconnect_submission_id": sent.submission_id,
-            "reply_destination": target,
+        return {**facts, "outcome": "sent", "fitconnect_reply_id": sent.reply_id}
+
+    # -- the sender's verdict on a reply -------------------------------------------------------
+
+    def _awaiting_replies(self) -> dict[str, dict[str, str]]:
+        if self._awaiting is None:
+            try:
+                loaded = json.loads(self._awaiting_file.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                loaded = {}
+            except (OSError, ValueError) as exc:
+                logger.error("fitconnect replies awaiting a verdict unreadable error=%s", exc)
+                loaded = {}
+            self._awaiting = loaded if isinstance(loaded, dict) else {}
+        return self._awaiting
+
+    def _save_awaiting(self) -> None:
+        try:
+            self._awaiting_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._awaiting_file.with_suffix(".partial")
+            partial.write_text(json.dumps(self._awaiting_replies()), encoding="utf-8")
+            partial.replace(self._awaiting_file)
+        except OSError as exc:
+            # The reply went out; only the watch for its verdict is lost (logged, not fatal).
+            logger.error("fitconnect replies awaiting a verdict not kept error=%s", exc)
+
+    def _await_verdict(self, reply_id: str, case_id: str, fitconnect_case_id: str) -> None:
+        self._awaiting_replies()[reply_id] = {
+            "case_id": case_id,
+            "fitconnect_case_id": fitconnect_case_id,
         }
+        self._save_awaiting()
+
+    async def _watch_replies(self, result: PollRound) -> None:
+        """The sender's ``accept-reply`` or ``reject-reply`` on each reply sent, recorded in
+        the case's trail once the Zustelldienst holds it. The destination cannot verify the
+        sender's signature (no published source says where its key is); the Zustelldienst
+        verified it when it took the SET, and the trail says so."""
+        awaiting = self._awaiting_replies()
+        if not awaiting or self._record_hop is None:
+            return
+        for reply_id, about in list(awaiting.items()):
+            try:
+                tokens = await self.client.reply_events(reply_id)
+            except FitConnectError as exc:
+                self._fail(result, reply_id, "reply-events", exc)
+                continue
+            verdict = None
+            for token in tokens:
+                try:
+                    event = read_reported_event(token)
+                except CryptoError:
+                    continue
+                if event.reply_id == reply_id and event.event in (ACCEPT_REPLY, REJECT_REPLY):
+                    verdict = event
+            if verdict is None:
+                continue
+            accepted = verdict.event == ACCEPT_REPLY
+            detail: dict[str, object] = {
+                "adapter": self.name,
+                "fitconnect_case_id": about["fitconnect_case_id"],
+                "fitconnect_reply_id": reply_id,
+                "issuer": verdict.issuer,
+                "signature": "verified by the Zustelldienst, not by the destination",
+            }
+            if not accepted:
+                detail["problems"] = [
+                    {k: str(p.get(k, "")) for k in ("type", "instance", "detail")}
+                    for p in verdict.problems
+                    if isinstance(p, dict)
+                ]
+            try:
+                await self._record_hop(
+                    about["case_id"],
+                    REPLY_ACCEPTED_HOP if accepted else REPLY_REJECTED_HOP,
+                    **detail,
+                )
+            except Exception as exc:  # the broker is away: the next round records it
+                self._fail(result, reply_id, "record-verdict", exc)
+                continue
+            del awaiting[reply_id]
+            self._save_awaiting()
+            log = logger.info if accepted else logger.warning
+            log(
+                "fitconnect reply %s reply_id=%s case_id=%s",
+                verdict.name,
+                reply_id,
+                about["case_id"],
+                extra={"reply_id": reply_id, "event": verdict.event},
+            )

@@ -3,7 +3,7 @@ would, list what it holds, inject faults.
 
 poststelle fitconnect-sim [--host 127.0.0.1] [--port 8471] [--keys-dir DIR]
 poststelle fitconnect-sim send --url URL --client-id ID --client-secret S --destination UUID FILE
-poststelle fitconnect-sim list --url URL
+poststelle fitconnect-sim list --url URL [--replies]
 poststelle fitconnect-sim fault --url URL --kind KIND [--operation OP] [--times N] ... | --clear
 
 ``serve`` registers one destination with fresh keys and two API clients (a sender and the
@@ -124,6 +124,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     lst = actions.add_parser("list", help="the simulator's submissions and their state")
     lst.add_argument("--url", required=True)
+    lst.add_argument(
+        "--replies", action="store_true", help="the replies in the cases and their state instead"
+    )
     lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
@@ -208,23 +211,24 @@ def _send(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        response = httpx.get(f"{args.url.rstrip('/')}/admin/submissions")
+        what = "replies" if args.replies else "submissions"
+        response = httpx.get(f"{args.url.rstrip('/')}/admin/{what}")
     except httpx.HTTPError as exc:
         print(f"fitconnect-sim list: {exc}", file=sys.stderr)
         return 1
     if response.status_code != 200:
         print(f"fitconnect-sim list: HTTP {response.status_code}", file=sys.stderr)
         return 1
-    submissions = response.json()
+    entries = response.json()
     if args.json:
-        print(json.dumps(submissions, indent=2, ensure_ascii=False))
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
         return 0
-    if not submissions:
-        print("no submissions")
-    for entry in submissions:
+    if not entries:
+        print(f"no {what}")
+    key = "replyId" if args.replies else "submissionId"
+    for entry in entries:
         print(
-            f"{entry['submissionId']}  {entry['state']:<9}  case {entry['caseId']}  "
-            f"{entry['events']} event(s)"
+            f"{entry[key]}  {entry['state']:<9}  case {entry['caseId']}  {entry['events']} event(s)"
         )
     return 0
 

@@ -13,11 +13,24 @@ Served paths, as the Submission API has them:
 - ``GET  /v1/submissions/{id}``, ``.../attachments/{aid}``  fetch (subscriber)
 - ``GET|POST /v1/cases/{caseId}/events``               the case's event log (SETs)
 
+The reply resources (Rückkanal FIT-Connect: the destination answers in the case):
+
+- ``POST /v1/replies``                                 announce a reply in a case (subscriber)
+- ``PUT  /v1/replies/{id}/attachments/{aid}``          upload one JWE attachment (subscriber)
+- ``PUT  /v1/replies/{id}``                            submit metadata and data (subscriber)
+- ``GET  /v1/replies[?caseId=]``                       replies waiting for the sender
+- ``GET  /v1/replies/{id}``, ``.../attachments/{aid}``  fetch (sender)
+- ``GET  /v1/replies/{id}/events``                     the SETs about one reply
+
 On submit the simulator writes ``submit-submission`` (signed with its own key, naming the
 authentication tags it took); a destination's ``accept-submission`` or ``reject-submission`` is
 verified against the destination's published signature key and ends the submission's wait.
+A reply is the same in the other direction: ``submit-reply`` on submit, and the sender's
+``accept-reply`` or ``reject-reply`` (verified with the signature key registered for that
+sender client) ends its wait; all of them go into the case's event log.
 
-Admin API: ``GET /admin/submissions`` (state and events), ``POST /admin/faults`` (a
+Admin API: ``GET /admin/submissions`` and ``GET /admin/replies`` (state and events),
+``POST /admin/faults`` (a
 :class:`FaultRule` as JSON), ``DELETE /admin/faults``. Use it from Python
 (``with FitConnectSimulator() as sim: ...``) or as ``poststelle fitconnect-sim``.
 """
@@ -46,8 +59,11 @@ from poststelle.adapters.fitconnect._crypto import (
     load_key,
 )
 from poststelle.adapters.fitconnect._set import (
+    ACCEPT_REPLY,
     ACCEPT_SUBMISSION,
+    REJECT_REPLY,
     REJECT_SUBMISSION,
+    SUBMIT_REPLY,
     SUBMIT_SUBMISSION,
     AuthenticationTags,
     SecurityEvent,
@@ -72,7 +88,16 @@ OPERATIONS = (
     "attachment",
     "events",
     "post-event",
+    "announce-reply",
+    "upload-reply-attachment",
+    "submit-reply",
+    "list-replies",
+    "reply",
+    "reply-attachment",
+    "reply-events",
 )
+# What a tamper fault can change: the JWEs a receiving side fetches.
+_TAMPERABLE = ("submission", "attachment", "reply", "reply-attachment")
 SERVICE_ISSUER = "https://fit-connect-simulator.poststelle.invalid"
 _TOKEN_LIFETIME = 1800
 _MAX_BODY = 60 * 1024 * 1024
@@ -87,8 +112,9 @@ class FaultRule:
     - ``delay``: wait ``delay`` seconds, then handle the call.
     - ``expire-token``: answer ``401`` as for a token that expired early (the client must
       fetch a new one and try again).
-    - ``tamper``: on ``submission`` or ``attachment``, serve the JWE with one byte of its
-      ciphertext changed (in transit or at rest): the destination's decryption must fail.
+    - ``tamper``: on ``submission``, ``attachment``, ``reply`` or ``reply-attachment``,
+      serve the JWE with one byte of its ciphertext changed (in transit or at rest): the
+      receiver's decryption must fail.
     """
 
     kind: Literal["status", "delay", "expire-token", "tamper"]
@@ -102,8 +128,8 @@ class FaultRule:
             raise ValueError(f"unknown fault kind {self.kind!r}")
         if self.operation != "*" and self.operation not in OPERATIONS:
             raise ValueError(f"unknown operation {self.operation!r}")
-        if self.kind == "tamper" and self.operation not in ("submission", "attachment"):
-            raise ValueError("a tamper fault applies to 'submission' or 'attachment'")
+        if self.kind == "tamper" and self.operation not in _TAMPERABLE:
+            raise ValueError(f"a tamper fault applies to one of {', '.join(_TAMPERABLE)}")
         if self.times < 1 or self.delay < 0 or not 400 <= self.status <= 599:
             raise ValueError("times must be positive, delay non-negative, status 4xx or 5xx")
 
@@ -152,11 +178,32 @@ class _Submission:
 
 
 @dataclass
+class _Reply:
+    reply_id: str
+    case_id: str
+    destination_id: str  # the destination that answers
+    announced: list[str]
+    attachments: dict[str, str] = field(default_factory=dict)
+    encrypted_metadata: str | None = None
+    encrypted_data: str | None = None
+    state: Literal["announced", "submitted", "accepted", "rejected"] = "announced"
+
+    def listed(self) -> dict[str, Any]:
+        return {
+            "replyId": self.reply_id,
+            "caseId": self.case_id,
+            "destinationId": self.destination_id,
+        }
+
+
+@dataclass
 class _ApiClient:
     client_id: str
     secret: str
     role: Literal["sender", "subscriber"]
     destinations: frozenset[str] = frozenset()
+    # A sender's public signature key: its accept-reply and reject-reply verify with it.
+    signature_key: dict[str, Any] | None = None
 
 
 class _Refusal(Exception):
@@ -195,7 +242,11 @@ class FitConnectSimulator:
         self._clients: dict[str, _ApiClient] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
         self._submissions: dict[str, _Submission] = {}
+        self._replies: dict[str, _Reply] = {}
+        # The sender client that opened each case: the one its replies are for.
+        self._case_senders: dict[str, str] = {}
         self._events: dict[str, list[str]] = {}
+        self._reply_events: dict[str, list[str]] = {}
         self._faults: list[FaultRule] = []
         self._calls: list[str] = []
         self._server: uvicorn.Server | None = None
@@ -282,11 +333,22 @@ class FitConnectSimulator:
         return destination
 
     def add_client(
-        self, role: Literal["sender", "subscriber"], destinations: tuple[str, ...] = ()
+        self,
+        role: Literal["sender", "subscriber"],
+        destinations: tuple[str, ...] = (),
+        *,
+        signature_key: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
-        """A new API client; returns (client_id, client_secret)."""
+        """A new API client; returns (client_id, client_secret). A sender that accepts or
+        rejects replies registers the public key its SETs verify with."""
+        if signature_key is not None:
+            load_key(signature_key, private=False, purpose="sender signature")
         client = _ApiClient(
-            str(uuid.uuid4()), secrets.token_urlsafe(24), role, frozenset(destinations)
+            str(uuid.uuid4()),
+            secrets.token_urlsafe(24),
+            role,
+            frozenset(destinations),
+            signature_key,
         )
         with self._lock:
             self._clients[client.client_id] = client
@@ -308,6 +370,15 @@ class FitConnectSimulator:
     def state_of(self, submission_id: str) -> str:
         with self._lock:
             return self._submissions[submission_id].state
+
+    def replies(self) -> list[dict[str, Any]]:
+        """Every reply with its state (announced, submitted, accepted, rejected)."""
+        with self._lock:
+            return [{**r.listed(), "state": r.state} for r in self._replies.values()]
+
+    def reply_state(self, reply_id: str) -> str:
+        with self._lock:
+            return self._replies[reply_id].state
 
     def event_log(self, case_id: str) -> list[str]:
         with self._lock:
@@ -379,9 +450,11 @@ class FitConnectSimulator:
             raise _Refusal(404, "destination-not-found", f"no destination {destination_id}")
         return destination
 
-    def _log_event(self, case_id: str, token: str) -> None:
+    def _log_event(self, case_id: str, token: str, *, reply_id: str | None = None) -> None:
         with self._lock:
             self._events.setdefault(case_id, []).append(token)
+            if reply_id is not None:
+                self._reply_events.setdefault(reply_id, []).append(token)
 
     def _token(self, form: dict[str, str]) -> dict[str, Any]:
         if form.get("grant_type") != "client_credentials":
@@ -462,6 +535,101 @@ class FitConnectSimulator:
             submission.state = "accepted" if event.event == ACCEPT_SUBMISSION else "rejected"
         return event
 
+    # -- replies -------------------------------------------------------------------------------
+
+    def _case_destination(self, client: _ApiClient, case_id: str) -> str:
+        """The destination of ``client`` the case was submitted to: the one that may answer."""
+        with self._lock:
+            destinations = {
+                s.destination_id for s in self._submissions.values() if s.case_id == case_id
+            }
+        if not destinations:
+            raise _Refusal(404, "case-not-found", f"no case {case_id}")
+        mine = sorted(destinations & client.destinations)
+        if not mine:
+            raise _Refusal(403, "forbidden", "not a case of this client's destinations")
+        return mine[0]
+
+    def _reply_for(self, client: _ApiClient, reply_id: str) -> _Reply:
+        with self._lock:
+            reply = self._replies.get(reply_id)
+            sender = self._case_senders.get(reply.case_id) if reply else None
+        if reply is None:
+            raise _Refusal(404, "reply-not-found", f"no reply {reply_id}")
+        allowed = (
+            reply.destination_id in client.destinations
+            if client.role == "subscriber"
+            else sender == client.client_id
+        )
+        if not allowed:
+            raise _Refusal(403, "forbidden", "not a reply of this client's cases")
+        return reply
+
+    def _submit_reply(self, reply: _Reply, body: Any) -> None:
+        if reply.state != "announced":
+            raise _Refusal(409, "reply-state-invalid", "already submitted")
+        if not isinstance(body, dict) or not isinstance(body.get("encryptedMetadata"), str):
+            raise _Refusal(400, "request-invalid", "encryptedMetadata is required")
+        missing = [a for a in reply.announced if a not in reply.attachments]
+        if missing:
+            raise _Refusal(422, "missing-attachments", f"not uploaded: {', '.join(missing)}")
+        try:
+            tags = AuthenticationTags(
+                metadata=authentication_tag(body["encryptedMetadata"]),
+                data=authentication_tag(body["encryptedData"])
+                if body.get("encryptedData")
+                else None,
+                attachments={k: authentication_tag(v) for k, v in reply.attachments.items()},
+            )
+        except CryptoError as exc:
+            raise _Refusal(400, "request-invalid", str(exc)) from exc
+        with self._lock:
+            reply.encrypted_metadata = body["encryptedMetadata"]
+            reply.encrypted_data = body.get("encryptedData")
+            reply.state = "submitted"
+        self._log_event(
+            reply.case_id,
+            security_event(
+                SUBMIT_REPLY,
+                issuer=SERVICE_ISSUER,
+                reply_id=reply.reply_id,
+                case_id=reply.case_id,
+                key=self.signing_key.key,
+                tags=tags,
+            ),
+            reply_id=reply.reply_id,
+        )
+
+    def _sender_event(self, client: _ApiClient, case_id: str, token: str) -> SecurityEvent:
+        """A sender's accept-reply or reject-reply, verified with its registered key."""
+        if client.signature_key is None:
+            raise _Refusal(422, "event-invalid", "this sender registered no signature key")
+        key = load_key(client.signature_key, private=False, purpose="sender signature")
+        try:
+            event = read_event(token, {str(client.signature_key["kid"]): key})
+        except CryptoError as exc:
+            raise _Refusal(422, "event-invalid", str(exc)) from exc
+        if event.event not in (ACCEPT_REPLY, REJECT_REPLY):
+            raise _Refusal(422, "event-invalid", f"a sender may not send {event.event}")
+        reply = self._reply_for(client, event.reply_id)
+        if event.case_id != case_id or reply.case_id != case_id:
+            raise _Refusal(422, "event-invalid", "txn names another case")
+        with self._lock:
+            if reply.state != "submitted":
+                raise _Refusal(409, "reply-state-invalid", f"already {reply.state}")
+            reply.state = "accepted" if event.event == ACCEPT_REPLY else "rejected"
+        return event
+
+    def _any_client(self, request: Request) -> _ApiClient:
+        header = request.headers.get("authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        with self._lock:
+            entry = self._tokens.get(token)
+            role = self._clients[entry[0]].role if entry and entry[0] in self._clients else None
+        if role is None:
+            raise _Refusal(401, "unauthorized", "missing, unknown or expired access token")
+        return self._client_of(request, role)
+
     # -- the app -------------------------------------------------------------------------------
 
     def _build_app(self) -> FastAPI:
@@ -504,7 +672,7 @@ class FitConnectSimulator:
         @app.post("/v1/submissions", status_code=201)
         async def announce(request: Request) -> dict[str, Any]:
             await sim._gate("announce")
-            sim._client_of(request, "sender")
+            opener = sim._client_of(request, "sender").client_id
             body = await request.json()
             if not isinstance(body, dict):
                 raise _Refusal(400, "request-invalid", "a JSON object is expected")
@@ -521,6 +689,7 @@ class FitConnectSimulator:
             )
             with sim._lock:
                 sim._submissions[submission.submission_id] = submission
+                sim._case_senders.setdefault(submission.case_id, opener)
             return {
                 "destinationId": submission.destination_id,
                 "submissionId": submission.submission_id,
@@ -617,15 +786,122 @@ class FitConnectSimulator:
         @app.post("/v1/cases/{case_id}/events", status_code=204)
         async def post_event(request: Request, case_id: str) -> Response:
             await sim._gate("post-event")
-            client = sim._client_of(request, "subscriber")
+            client = sim._any_client(request)
             token = (await request.body()).decode("ascii", "replace").strip()
-            sim._destination_event(client, case_id, token)
-            sim._log_event(case_id, token)
+            if client.role == "subscriber":
+                sim._destination_event(client, case_id, token)
+                sim._log_event(case_id, token)
+            else:
+                event = sim._sender_event(client, case_id, token)
+                sim._log_event(case_id, token, reply_id=event.reply_id)
             return Response(status_code=204)
+
+        @app.post("/v1/replies", status_code=201)
+        async def announce_reply(request: Request) -> dict[str, Any]:
+            await sim._gate("announce-reply")
+            client = sim._client_of(request, "subscriber")
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("caseId"), str):
+                raise _Refusal(400, "request-invalid", "caseId is required")
+            reply = _Reply(
+                reply_id=str(uuid.uuid4()),
+                case_id=body["caseId"],
+                destination_id=sim._case_destination(client, body["caseId"]),
+                announced=[str(a) for a in body.get("announcedAttachments") or []],
+            )
+            with sim._lock:
+                sim._replies[reply.reply_id] = reply
+            return {"replyId": reply.reply_id, "caseId": reply.case_id}
+
+        @app.put("/v1/replies/{reply_id}/attachments/{attachment_id}", status_code=204)
+        async def upload_reply(request: Request, reply_id: str, attachment_id: str) -> Response:
+            await sim._gate("upload-reply-attachment")
+            reply = sim._reply_for(sim._client_of(request, "subscriber"), reply_id)
+            if attachment_id not in reply.announced:
+                raise _Refusal(404, "attachment-not-found", "attachment was not announced")
+            if reply.state != "announced":
+                raise _Refusal(409, "reply-state-invalid", "already submitted")
+            body = await request.body()
+            if len(body) > _MAX_BODY:
+                raise _Refusal(413, "payload-too-large", "attachment too large")
+            with sim._lock:
+                reply.attachments[attachment_id] = body.decode("ascii", "replace")
+            return Response(status_code=204)
+
+        @app.put("/v1/replies/{reply_id}", status_code=202)
+        async def submit_reply(request: Request, reply_id: str) -> dict[str, Any]:
+            await sim._gate("submit-reply")
+            reply = sim._reply_for(sim._client_of(request, "subscriber"), reply_id)
+            sim._submit_reply(reply, await request.json())
+            return reply.listed()
+
+        @app.get("/v1/replies")
+        async def list_replies(
+            request: Request, caseId: str | None = None, offset: int = 0, limit: int = 100
+        ) -> dict[str, Any]:
+            await sim._gate("list-replies")
+            client = sim._client_of(request, "sender")
+            with sim._lock:
+                waiting = [
+                    r.listed()
+                    for r in sim._replies.values()
+                    if r.state == "submitted"
+                    and sim._case_senders.get(r.case_id) == client.client_id
+                    and caseId in (None, r.case_id)
+                ]
+            page = waiting[offset : offset + max(0, min(limit, 500))]
+            return {
+                "count": len(page),
+                "offset": offset,
+                "totalCount": len(waiting),
+                "replies": page,
+            }
+
+        @app.get("/v1/replies/{reply_id}")
+        async def fetch_reply(request: Request, reply_id: str) -> dict[str, Any]:
+            rule = await sim._gate("reply")
+            reply = sim._reply_for(sim._client_of(request, "sender"), reply_id)
+            if reply.state == "announced":
+                raise _Refusal(404, "reply-not-found", "not submitted yet")
+            data = reply.encrypted_data
+            if rule is not None and rule.kind == "tamper" and data:
+                data = _tampered(data)
+            body = {
+                **reply.listed(),
+                "encryptedMetadata": reply.encrypted_metadata,
+                "attachments": list(reply.announced),
+            }
+            if data is not None:
+                body["encryptedData"] = data
+            return body
+
+        @app.get("/v1/replies/{reply_id}/attachments/{attachment_id}")
+        async def reply_attachment(request: Request, reply_id: str, attachment_id: str) -> Response:
+            rule = await sim._gate("reply-attachment")
+            reply = sim._reply_for(sim._client_of(request, "sender"), reply_id)
+            token = reply.attachments.get(attachment_id)
+            if token is None:
+                raise _Refusal(404, "attachment-not-found", f"no attachment {attachment_id}")
+            if rule is not None and rule.kind == "tamper":
+                token = _tampered(token)
+            return Response(token, media_type="application/jose")
+
+        @app.get("/v1/replies/{reply_id}/events")
+        async def reply_events(request: Request, reply_id: str) -> dict[str, Any]:
+            await sim._gate("reply-events")
+            sim._reply_for(sim._any_client(request), reply_id)
+            with sim._lock:
+                return {"eventLog": list(sim._reply_events.get(reply_id, []))}
 
         @app.get("/admin/submissions")
         async def admin_submissions() -> list[dict[str, Any]]:
             return [{**s, "events": len(sim.event_log(s["caseId"]))} for s in sim.submissions()]
+
+        @app.get("/admin/replies")
+        async def admin_replies() -> list[dict[str, Any]]:
+            with sim._lock:
+                counts = {k: len(v) for k, v in sim._reply_events.items()}
+            return [{**r, "events": counts.get(r["replyId"], 0)} for r in sim.replies()]
 
         @app.post("/admin/faults", status_code=201)
         async def add_fault(request: Request) -> dict[str, Any]:

@@ -110,12 +110,6 @@ def _fitconnect_inbound(setup: SimulatedSetup, schema: Path) -> InboundConfig:
             "signing_key": setup.signing_key,
             "metadata_schema": str(schema),
             "poll_interval": 1.0,
-            # The demo's sender answers itself: replies go out with its client.
-            "reply_connection": {
-                **connection,
-                "client_id": setup.sender_id,
-                "client_secret": setup.sender_secret,
-            },
         },
     )
 

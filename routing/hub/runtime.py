@@ -222,6 +222,8 @@ class Hub:
                 "health": self.health,
                 "accept_reply": self.accept_reply,
                 "case_status": self.case_status,
+                # An adapter's fact about a case for its trail (a FIT-Connect reply's verdict).
+                "record_hop": self.record_hop,
                 # Multipart intakes claim-check file parts before publishing the rest.
                 "store_attachment": self.store_attachment,
                 # Asked before a request's body is read, and by pollers before they fetch.
@@ -571,6 +573,12 @@ class Hub:
             return await read_object(self.js, ref)
         except BodyMissing as exc:
             raise AttachmentMissing(str(exc)) from exc
+
+    async def record_hop(self, case_id: str, hop: str, **detail: Any) -> None:
+        """Append ``hop`` to the case's audit trail on an adapter's behalf."""
+        if self.audit is None:
+            raise RuntimeError("hub not started")
+        await self.audit.append(case_id, hop, **detail)
 
     async def case_status(self, case_id: str) -> dict[str, Any] | None:
         return await load_case(self.js, case_id)

@@ -46,6 +46,25 @@ def destination_keys() -> DestinationKeys:
 
 
 @pytest.fixture(scope="session")
+def portal_keys() -> DestinationKeys:
+    """The sender's keys: replies are encrypted for the first, it signs accept-reply and
+    reject-reply with the second."""
+    return DestinationKeys(
+        generate_key("portal-reply-enc", use="enc"), generate_key("portal-sig", use="sig")
+    )
+
+
+def fitconnect_reply_channel(keys: DestinationKeys) -> dict[str, Any]:
+    """``replyChannel`` offering the FIT-Connect reply channel, as metadata 1.2.0 has it."""
+    return {
+        "fitConnect": {
+            "processStandards": ["urn:xoev-de:bmk:standard:xbau_2.6"],
+            "encryptionPublicKey": keys.encryption.public,
+        }
+    }
+
+
+@pytest.fixture(scope="session")
 def metadata_schema(corpus_dir: Path) -> Path:
     return corpus_dir / "fit-connect" / "metadata.schema.v1.0.0.json"
 

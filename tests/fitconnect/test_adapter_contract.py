@@ -84,7 +84,7 @@ def test_documented_configuration_is_valid_and_complete(
     [block] = re.findall(r"```toml\n(.*?)```", doc, re.DOTALL)
     documented = set(re.findall(r"^#? ?(\w+) = ", block, re.MULTILINE))
     known = set(FitConnectSettings.model_fields) | set(FitConnectConnectionSettings.model_fields)
-    assert known - {"connection", "reply_connection"} <= documented, "docs lack settings"
+    assert known - {"connection"} <= documented, "docs lack settings"
     (tmp_path / "decryption.jwk").write_text(destination_keys.encryption.private_json())
     (tmp_path / "signing.jwk").write_text(destination_keys.signature.private_json())
     file = tmp_path / "hub.toml"
@@ -96,6 +96,5 @@ def test_documented_configuration_is_valid_and_complete(
     [entry] = load_config(file, environ={}).inbound
     settings = FitConnectSettings.model_validate(entry.settings)
     assert settings.connection.jwks_url.endswith("/.well-known/jwks.json")
-    assert settings.reply_connection is not None
     with pytest.raises(ValidationError, match="destination_id"):
         FitConnectSettings.model_validate({**entry.settings, "destination_id": "not-a-uuid"})

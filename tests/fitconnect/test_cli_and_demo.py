@@ -50,6 +50,8 @@ def test_send_list_and_fault(
     assert _run(["fitconnect-sim", "list", "--url", fc_sim.url]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith(f"{sent['submissionId']}  submitted")
+    assert _run(["fitconnect-sim", "list", "--url", fc_sim.url, "--replies"]) == 0
+    assert capsys.readouterr().out == "no replies\n"  # no destination answered yet
 
     fault = ["fitconnect-sim", "fault", "--url", fc_sim.url, "--kind", "status"]
     assert _run([*fault, "--operation", "announce", "--status", "400"]) == 0

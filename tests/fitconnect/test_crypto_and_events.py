@@ -9,6 +9,7 @@ import pytest
 from jwcrypto import jwe
 
 from poststelle.adapters.fitconnect import (
+    ACCEPT_REPLY,
     ACCEPT_SUBMISSION,
     AuthenticationTags,
     CryptoError,
@@ -22,7 +23,11 @@ from poststelle.adapters.fitconnect import (
     read_event,
     security_event,
 )
-from poststelle.adapters.fitconnect._set import REJECT_SUBMISSION
+from poststelle.adapters.fitconnect._set import (
+    REJECT_SUBMISSION,
+    SET_SCHEMA_REPLIES,
+    read_reported_event,
+)
 from tests.fitconnect.conftest import DestinationKeys
 
 SUBMISSION = "5e4a9f0e-3c1b-4c3e-9a57-2a5f8e1f0b21"
@@ -111,3 +116,41 @@ def test_accept_event_verifies_and_a_forged_one_does_not(
     )
     with pytest.raises(CryptoError, match="signature invalid"):
         read_event(relabelled, keys)
+
+
+REPLY = "3f6e2d1c-8b7a-4c5d-9e0f-1a2b3c4d5e6f"
+
+
+def test_a_replys_event_names_the_reply_and_declares_a_schema_that_allows_it(
+    destination_keys: DestinationKeys,
+) -> None:
+    signature = destination_keys.signature
+    keys = {signature.kid: load_key(signature.public, private=False, purpose="sig")}
+    token = security_event(
+        ACCEPT_REPLY, issuer="sender-1", reply_id=REPLY, case_id=CASE, key=signature.key
+    )
+    event = read_event(token, keys)
+    assert (event.subject, event.reply_id, event.submission_id) == ("reply", REPLY, "")
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["sub"] == f"reply:{REPLY}"
+    assert claims["$schema"] == SET_SCHEMA_REPLIES  # 1.0.x allows submission: only
+    # A submission's event about a reply, or a reply's about a submission, is refused both
+    # when it is made and when it is read.
+    with pytest.raises(ValueError, match="reply_id alone"):
+        security_event(
+            ACCEPT_REPLY, issuer="s", submission_id=SUBMISSION, case_id=CASE, key=signature.key
+        )
+    with pytest.raises(ValueError, match="submission_id alone"):
+        security_event(
+            ACCEPT_SUBMISSION, issuer="d", reply_id=REPLY, case_id=CASE, key=signature.key
+        )
+    header, _, _ = token.split(".")
+    mixed = {**claims, "sub": f"submission:{SUBMISSION}"}
+    unsigned = ".".join([header, _b64(mixed), "c2ln"])
+    with pytest.raises(CryptoError, match="cannot be about a submission"):
+        read_reported_event(unsigned)
+    # Read as reported (the destination cannot know the sender's key): claims still checked.
+    reported = read_reported_event(token)
+    assert (reported.event, reported.reply_id, reported.case_id) == (ACCEPT_REPLY, REPLY, CASE)
+    with pytest.raises(CryptoError, match="compact"):
+        read_reported_event("one.two")

@@ -203,3 +203,35 @@ async def test_the_round_goes_on_when_one_submission_cannot_be_fetched(
     states = {fc_sim.state_of(first.submission_id), fc_sim.state_of(second.submission_id)}
     assert states == {"accepted", "submitted"}
     assert (await adapter.poll_once()).accepted == 1
+
+
+async def test_a_reply_key_that_no_reply_could_be_encrypted_for_is_refused_at_once(
+    adapter: FitConnectAdapter,
+    fc_sim: FitConnectSimulator,
+    destination: SimulatedDestination,
+    destination_keys: DestinationKeys,
+    sender: FitConnectClient,
+) -> None:
+    public = generate_key("portal-reply", use="enc").public
+    channels = {
+        # Long enough for the schema, yet no modulus: zero bits, or not base64url at all.
+        "zero": {**public, "n": "A" * 683},
+        "garbled": {**public, "n": "*" * 683},
+    }
+    sent = {
+        name: await _xbau(
+            sender,
+            destination,
+            reply_channel={
+                "fitConnect": {"processStandards": ["urn:x"], "encryptionPublicKey": key}
+            },
+        )
+        for name, key in channels.items()
+    }
+    result = await adapter.poll_once()
+    assert (result.accepted, result.rejected) == (0, 2)
+    for submission in sent.values():
+        assert _problems(fc_sim, submission.case_id, destination_keys) == ["schema-violation"]
+    details = sorted(r["detail"] for r in _refusals(adapter))
+    assert all("replyChannel/fitConnect/encryptionPublicKey" in d for d in details), details
+    assert any("0 bits" in d for d in details) and any("base64url" in d for d in details)
