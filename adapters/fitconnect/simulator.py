@@ -345,7 +345,9 @@ class FitConnectSimulator:
             load_key(signature_key, private=False, purpose="sender signature")
         client = _ApiClient(
             str(uuid.uuid4()),
-            secrets.token_urlsafe(24),
+            # Hex, not URL-safe base64: a secret that starts with "-" is read as an option
+            # when it is passed on a command line (fitconnect-sim send --client-secret ...).
+            secrets.token_hex(24),
             role,
             frozenset(destinations),
             signature_key,
