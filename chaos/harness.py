@@ -11,6 +11,7 @@ in quarantine or the DLQ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -43,6 +44,7 @@ __all__ = [
     "HubProcess",
     "LoadGenerator",
     "WebhookReceiver",
+    "connections_of",
     "free_port",
     "hub_config",
     "hub_stats",
@@ -90,6 +92,15 @@ def hub_config(backend: str, *, webhook_url: str = "", replicas: int = 1) -> str
 # -- back ends that count ----------------------------------------------------------------
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A killed hub process resets its keep-alive connections: expected here, not news.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class WebhookReceiver:
     """A webhook back end on loopback that counts each case it accepted, by idempotency key
@@ -98,9 +109,17 @@ class WebhookReceiver:
     down: bool = False
     deliveries: Counter[str] = field(default_factory=Counter)  # case id -> accepted POSTs
     keys: dict[str, set[str]] = field(default_factory=dict)  # case id -> idempotency keys
+    cases: dict[str, str] = field(default_factory=dict)  # nachrichtenUUID -> case id
     refused: int = 0
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # While ``holding`` is set, each accepted POST is counted, its sender's port recorded in
+    # ``held``, and its answer kept back until ``release`` is set: the back end has the case,
+    # the hub has no answer yet (so has not acked it).
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    held: list[int] = field(default_factory=list)
+    on_delivery: Callable[[dict[str, Any]], None] | None = None
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> WebhookReceiver:
@@ -111,26 +130,41 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                held = False
+                data: dict[str, Any] = {}
                 with receiver.lock:
                     status = 503 if receiver.down else 200
                     if status == 200:
-                        case_id = str(json.loads(body).get("data", {}).get("case_id", ""))
+                        data = json.loads(body).get("data", {})
+                        case_id = str(data.get("case_id", ""))
                         receiver.deliveries[case_id] += 1
                         key = self.headers.get("Idempotency-Key", "")
                         receiver.keys.setdefault(case_id, set()).add(key)
+                        if data.get("nachrichten_uuid"):
+                            receiver.cases[str(data["nachrichten_uuid"])] = case_id
+                        if receiver.holding.is_set():
+                            receiver.held.append(int(self.client_address[1]))
+                            held = True
                     else:
                         receiver.refused += 1
+                if held:
+                    receiver.release.wait(timeout=30)
+                if data and receiver.on_delivery is not None:
+                    receiver.on_delivery(data)
                 payload = b"{}" if status == 200 else b'{"error": "back end down"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    self.close_connection = True  # the hub process it answers was killed
 
             def log_message(self, format: str, *args: object) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/cases"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -144,6 +178,25 @@ class WebhookReceiver:
     def counted(self) -> Counter[str]:
         with self.lock:
             return Counter(self.deliveries)
+
+    def case_of(self, nachrichten_uuid: str) -> str | None:
+        """The case id the hub gave the message ``nachrichten_uuid``, once it was delivered."""
+        with self.lock:
+            return self.cases.get(nachrichten_uuid)
+
+    def held_ports(self) -> list[int]:
+        with self.lock:
+            return list(self.held)
+
+    def hold(self) -> None:
+        with self.lock:
+            self.held.clear()
+            self.release.clear()
+            self.holding.set()
+
+    def unhold(self) -> None:
+        self.holding.clear()
+        self.release.set()
 
     def cases_with_two_keys(self) -> int:
         """Cases delivered under more than one idempotency key: two events for one case,
@@ -273,6 +326,34 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def connections_of(pid: int, local_ports: list[int], remote_port: int) -> int:
+    """How many of the loopback TCP connections from ``local_ports`` to ``remote_port`` belong
+    to process ``pid`` (by socket inode, from /proc): which hub process a held webhook call
+    came from."""
+    wanted: set[str] = set()
+    ports = set(local_ports)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.rsplit(":", 1)[1], 16) in ports and (
+                int(remote.rsplit(":", 1)[1], 16) == remote_port
+            ):
+                wanted.add(f"socket:[{inode}]")
+    owned = 0
+    try:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                owned += os.readlink(fd.path) in wanted
+    except OSError:
+        return 0
+    return owned
 
 
 def _alive(pid: int) -> bool:

@@ -21,6 +21,7 @@ from chaos.harness import (
     HubProcess,
     LoadGenerator,
     WebhookReceiver,
+    connections_of,
     free_port,
     hub_config,
     preset_quick_consumers,
@@ -62,6 +63,7 @@ class Stage:
     hub: HubProcess
     load: LoadGenerator
     counted: Callable[[], Counter[str]]
+    receiver: WebhookReceiver | None
 
     @property
     def nats_url(self) -> str:
@@ -101,7 +103,7 @@ async def _stage(
             drop = FileDropCounter(hub.data_dir / "outbox" / TENANT / backend).start()
             counted = drop.counted
         load = LoadGenerator(hub.url, setup.count, setup.rate)
-        yield Stage(workdir, servers, hub, load, counted)
+        yield Stage(workdir, servers, hub, load, counted, receiver)
     finally:
         if drop is not None:
             await drop.stop()
@@ -169,11 +171,17 @@ async def _wait_for_share(stage: Stage, load: asyncio.Task[None], share: float) 
 
 
 async def worker_kill(workdir: Path, setup: Profile) -> Balance:
-    """``--workers 2``: SIGKILL the worker child again and again while load flows; the
-    supervisor starts a new one each time."""
+    """``--workers 2``: SIGKILL the worker child again and again while load flows, each time
+    mid-batch: the webhook receiver holds back its answers until it has counted deliveries
+    that came over the worker's own connections (the back end has them, the worker has no
+    answer and so no ack), then the worker dies. The supervisor starts a new one each time;
+    what the killed worker held comes again, under its own idempotency key."""
 
     async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
-        kills = 0
+        receiver = stage.receiver
+        assert receiver is not None
+        port = int(receiver.url.rsplit(":", 1)[1].split("/", 1)[0])
+        in_flight: list[int] = []
         for round_ in range(setup.kills):
             await _wait_for_share(stage, load, (round_ + 1) / (setup.kills + 2))
             pid = await asyncio.to_thread(stage.hub.worker_pid)
@@ -181,13 +189,29 @@ async def worker_kill(workdir: Path, setup: Profile) -> Balance:
                 # The supervisor is still waiting out its restart delay.
                 await _until(lambda: stage.hub.worker_pid() is not None, 60)
                 pid = stage.hub.worker_pid()
-            if pid is not None:
+            if pid is None:
+                continue
+            receiver.hold()
+            try:
+                await _until(_held_by(receiver, pid, port), 30)
+                await asyncio.sleep(0.3)  # let more of the batch reach the receiver
+                held = connections_of(pid, receiver.held_ports(), port)
                 os.kill(pid, signal.SIGKILL)
-                kills += 1
-                await _until(_replaced(stage.hub, pid), 60)
-        return f"worker SIGKILLed {kills}x"
+            finally:
+                receiver.unhold()
+            in_flight.append(held)
+            await _until(_replaced(stage.hub, pid), 60)
+        mid = sum(1 for n in in_flight if n)
+        return (
+            f"worker SIGKILLed {len(in_flight)}x, {mid} of them mid-batch: "
+            f"{'+'.join(map(str, in_flight))} deliveries counted by the back end, unanswered"
+        )
 
     return await _run("worker-kill", workdir, setup, "webhook", fault, crashed=True)
+
+
+def _held_by(receiver: WebhookReceiver, pid: int, port: int) -> Callable[[], bool]:
+    return lambda: connections_of(pid, receiver.held_ports(), port) > 0
 
 
 def _replaced(hub: HubProcess, killed: int) -> Callable[[], bool]:
@@ -315,11 +339,20 @@ async def cluster_node_loss(workdir: Path, setup: Profile) -> Balance:
                 victim = by_name[leader]
             else:
                 victim = next(s for name, s in by_name.items() if name != leader)
+            down = 3.0 if setup.short else 15.0
+            killed_at = time.monotonic()
             victim.stop(graceful=False)
-            await asyncio.sleep(3.0 if setup.short else 15.0)
+            # Asked while the victim is down (the survivors answer): who leads now.
+            survivors = ",".join(s.client_url for s in stage.servers if s is not victim)
+            during = await _leader_within(survivors, down, other_than=victim.server_name)
+            await asyncio.sleep(max(0.0, down - (time.monotonic() - killed_at)))
             await asyncio.to_thread(victim.start)
             after = await _leader_within(stage.nats_url, 30.0)
-            done.append(f"{target} {victim.server_name} killed (INBOX leader now {after})")
+            done.append(
+                f"{target} {leader if target == 'leader' else victim.server_name} killed "
+                f"(INBOX leader {leader} before, {during or 'none yet'} while it was down, "
+                f"{after} after its restart)"
+            )
         return "; ".join(done)
 
     return await _run(
@@ -327,11 +360,13 @@ async def cluster_node_loss(workdir: Path, setup: Profile) -> Balance:
     )
 
 
-async def _leader_within(url: str, within: float) -> str | None:
+async def _leader_within(url: str, within: float, other_than: str = "") -> str | None:
+    """The INBOX leader, once there is one (and it is not ``other_than``); None if none
+    within ``within`` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         leader = await stream_leader(url, INBOX)
-        if leader is not None:
+        if leader is not None and leader != other_than:
             return leader
         await asyncio.sleep(0.5)
     return None
