@@ -32,9 +32,18 @@ import httpx
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.routing.hub.delivery import backend_subject, consumer_name
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
-from poststelle.routing.streams.topology import CASES, INBOX, ROUTER_DURABLE, ensure_topology
+from poststelle.routing.hub.replies import REPLY_ROUTER_DURABLE
+from poststelle.routing.streams.topology import (
+    CASES,
+    INBOX,
+    OUTBOX,
+    REPLIES,
+    ROUTER_DURABLE,
+    ensure_topology,
+)
 from tests.messages import xbau_antrag
 
 __all__ = [
@@ -44,7 +53,9 @@ __all__ = [
     "HubProcess",
     "LoadGenerator",
     "WebhookReceiver",
+    "XtaLoad",
     "connections_of",
+    "corpus_dir",
     "free_port",
     "hub_config",
     "hub_stats",
@@ -52,12 +63,19 @@ __all__ = [
     "settle",
     "start_cluster",
     "start_nats",
+    "start_xta_simulator",
     "stream_leader",
     "take_balance",
     "until_clustered",
+    "xta_inbound",
+    "xta_offered",
 ]
 
 POSTSTELLE = [sys.executable, "-m", "poststelle.routing.cli"]
+XTA_READER = "dvdv:poststelle-hub"  # the hub's mailbox at the XTA server
+XTA_SENDER = "dvdv:bauamt-musterstadt"  # who sends to it, and receives the answers
+XTA_INBOUND = "xta-hub"
+ANSWER_DURABLE = f"answer-{XTA_INBOUND}"
 TENANT = "stadt-kiel"
 XML = {"Content-Type": "application/xml"}
 WEBHOOK_SECRET = "chaos-secret"
@@ -72,6 +90,46 @@ def free_port() -> int:
 def _environment() -> dict[str, str]:
     # The run's own settings only: nothing from the operator's POSTSTELLE_* variables.
     return {k: v for k, v in os.environ.items() if not k.startswith("POSTSTELLE_")}
+
+
+def corpus_dir() -> Path:
+    """The shared corpus (the official XTA schemas), found as the tests find it."""
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+    return Path(os.environ.get("POSTSTELLE_CORPUS", default))
+
+
+def _toml(value: object) -> str:
+    """A TOML inline value (strings, numbers, booleans, lists, tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def xta_inbound(service_url: str, *, read_timeout: float = 5.0) -> str:
+    """The ``[[inbound]]`` XTA mailbox of the hub's reader identity at ``service_url``,
+    polled every 0.3 s (the client validates against the official schemas, as in
+    ``tests/integration/test_xta_inbound.py``)."""
+    settings = {
+        "connection": {
+            "service_url": service_url,
+            "xsd_dir": str(corpus_dir() / "xta-2.1.1"),
+            "read_timeout": read_timeout,
+            "retry_attempts": 3,
+            "retry_initial_wait": 0.1,
+            "retry_max_wait": 0.5,
+        },
+        "readers": [{"identifier": XTA_READER}],
+        "poll_interval": 0.3,
+    }
+    return f'\n[[inbound]]\nname = "{XTA_INBOUND}"\nkind = "xta"\nsettings = {_toml(settings)}\n'
 
 
 def hub_config(backend: str, *, webhook_url: str = "", replicas: int = 1) -> str:
@@ -119,7 +177,6 @@ class WebhookReceiver:
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     held: list[int] = field(default_factory=list)
-    on_delivery: Callable[[dict[str, Any]], None] | None = None
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> WebhookReceiver:
@@ -131,7 +188,6 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 held = False
-                data: dict[str, Any] = {}
                 with receiver.lock:
                     status = 503 if receiver.down else 200
                     if status == 200:
@@ -149,8 +205,6 @@ class WebhookReceiver:
                         receiver.refused += 1
                 if held:
                     receiver.release.wait(timeout=30)
-                if data and receiver.on_delivery is not None:
-                    receiver.on_delivery(data)
                 payload = b"{}" if status == 200 else b'{"error": "back end down"}'
                 try:
                     self.send_response(status)
@@ -365,10 +419,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def preset_quick_consumers(nats_url: str, backend: str, ack_wait: float) -> None:
+async def preset_quick_consumers(
+    nats_url: str, backend: str, ack_wait: float, *, answers: bool = False
+) -> None:
     """Create the router's and the back end's consumers with a short ack wait before the hub
     binds them (it keeps an existing consumer): what a killed process held comes back after
-    ``ack_wait`` seconds instead of the product's 60, so the short form stays short."""
+    ``ack_wait`` seconds instead of the product's 60, so the short form stays short.
+    ``answers``: the reply router's and the XTA answer worker's consumers too."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -394,6 +451,28 @@ async def preset_quick_consumers(nats_url: str, backend: str, ack_wait: float) -
                 max_deliver=10,
             ),
         )
+        if answers:
+            await js.add_consumer(
+                REPLIES,
+                ConsumerConfig(
+                    durable_name=REPLY_ROUTER_DURABLE,
+                    filter_subject="reply.>",
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=ack_wait,
+                    max_deliver=20,
+                ),
+            )
+            await js.add_consumer(
+                OUTBOX,
+                ConsumerConfig(
+                    durable_name=ANSWER_DURABLE,
+                    filter_subject=f"outbox.*.{XTA_INBOUND}",
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=ack_wait,
+                    max_ack_pending=1000,
+                    max_deliver=10,
+                ),
+            )
     finally:
         await nc.close()
 
@@ -478,6 +557,60 @@ class LoadGenerator:
             await asyncio.gather(*tasks)
 
 
+def start_xta_simulator() -> XtaSimulator:
+    """The project's XTA simulator (SOAP 1.2 over real HTTP on loopback, strict: it refuses
+    requests that break the official XTA schemas) with the hub's and the sender's mailboxes."""
+    simulator = XtaSimulator(xsd_dir=corpus_dir() / "xta-2.1.1")
+    simulator.start()
+    simulator.create_mailbox(XTA_READER)
+    simulator.create_mailbox(XTA_SENDER)
+    return simulator
+
+
+@dataclass
+class XtaLoad:
+    """Steady XBau 0200 applications dropped into the hub's mailbox at the simulator at
+    ``rate`` per second, each a distinct message. A message counts as offered once the hub
+    has taken it: fetched and closed (gone from the mailbox)."""
+
+    simulator: XtaSimulator
+    count: int
+    rate: float
+    put: dict[str, str] = field(default_factory=dict)  # XTA MessageID -> nachrichtenUUID
+
+    async def run(self) -> None:
+        for _ in range(self.count):
+            body, uuid = xbau_antrag()
+            message_id = await asyncio.to_thread(
+                self.simulator.put, XTA_READER, body, author=XTA_SENDER
+            )
+            self.put[message_id] = uuid
+            await asyncio.sleep(1.0 / self.rate)
+
+    def waiting(self) -> set[str]:
+        """MessageIDs still in the hub's mailbox (not fetched, or fetched and not closed)."""
+        return {m.metadata.message_id for m in self.simulator.mailbox(XTA_READER)}
+
+    def handed_over(self) -> list[str]:
+        """nachrichtenUUIDs of the messages the hub fetched and closed."""
+        waiting = self.waiting()
+        return [uuid for message_id, uuid in list(self.put.items()) if message_id not in waiting]
+
+    def answers(self) -> Counter[str]:
+        """Answers in the sender's mailbox, per XTA MessageID of the message they answer."""
+        return Counter(
+            original
+            for m in self.simulator.mailbox(XTA_SENDER)
+            for original in m.metadata.in_reply_to
+        )
+
+
+def xta_offered(xta: XtaLoad, case_of: Callable[[str], str | None]) -> set[str]:
+    """The case ids of the XTA messages the hub took; one not (yet) delivered is named by
+    its nachrichtenUUID, so that it counts as offered and, unless parked, as lost."""
+    return {case_of(uuid) or f"xta:{uuid}" for uuid in xta.handed_over()}
+
+
 # -- the balance ---------------------------------------------------------------------------
 
 
@@ -559,17 +692,27 @@ async def settle(
     backend: str,
     two_keys: Callable[[], int] = lambda: 0,
     note: str = "",
+    xta: XtaLoad | None = None,
+    case_of: Callable[[str], str | None] = lambda uuid: None,
+    durables: tuple[str, ...] = (),
+    busy: Callable[[], bool] = lambda: False,
 ) -> Balance:
-    """Wait until every offered case is delivered or parked (quarantine, DLQ) and nothing
-    is left unacked on the router's and the back end's consumers (so a killed process's
-    redeliveries have landed and are counted), or the deadline passes; then take the
-    balance."""
+    """Wait until every offered case is delivered or parked (quarantine, DLQ), nothing is
+    left unacked on the router's and the back end's consumers (and ``durables``; so a killed
+    process's redeliveries have landed and are counted), the hub's XTA mailbox is empty and
+    nothing else is ``busy``, or the deadline passes; then take the balance. Offered are the
+    HTTP 202s and the XTA messages the hub fetched and closed (``case_of`` names an XTA
+    message's case by its nachrichtenUUID, as the back end saw it)."""
     durable = consumer_name(TENANT, backend)
-    offered = load.offered
+
+    def offered_now() -> tuple[set[str], set[str]]:
+        return load.offered, xta_offered(xta, case_of) if xta is not None else set()
+
     deadline = time.monotonic() + within
     quarantined = dlq = 0
     while True:
         seen = counted()
+        by_http, by_xta = offered_now()
         stats = await asyncio.to_thread(hub_stats, nats_url, data_dir)
         if stats is not None:
             conservation = stats["conservation"]
@@ -577,16 +720,24 @@ async def settle(
             dlq = int(conservation["dead_lettered"])
             idle = all(
                 stats["consumers"].get(name, {}).get(key, 1) == 0
-                for name in (ROUTER_DURABLE, durable)
+                for name in (ROUTER_DURABLE, durable, *durables)
                 for key in ("stream_pending", "ack_pending")
             )
         else:
             idle = False
-        missing = len(offered - set(seen))
-        if (missing <= quarantined + dlq and idle) or time.monotonic() > deadline:
+        missing = len((by_http | by_xta) - set(seen))
+        waiting = len(xta.waiting()) if xta is not None else 0
+        done = missing <= quarantined + dlq and idle and not waiting and not busy()
+        if done or time.monotonic() > deadline:
             break
         await asyncio.sleep(1.0)
+    by_http, by_xta = offered_now()
     extra = []
+    if xta is not None:
+        extra.append(
+            f"offered {len(by_http)} by HTTP + {len(by_xta)} by XTA "
+            f"({len(xta.put)} put, {len(xta.waiting())} left in the mailbox)"
+        )
     if load.failed or load.refused:
         extra.append(f"submissions not accepted: {load.failed} gave up, {dict(load.refused)}")
     if note:
@@ -594,7 +745,7 @@ async def settle(
     extra.append(f"{load.retries} submission retries")
     return take_balance(
         name,
-        offered,
+        by_http | by_xta,
         counted(),
         quarantined=quarantined,
         dlq=dlq,

@@ -21,6 +21,7 @@ from chaos.harness import (
     HubProcess,
     LoadGenerator,
     WebhookReceiver,
+    XtaLoad,
     connections_of,
     free_port,
     hub_config,
@@ -28,8 +29,10 @@ from chaos.harness import (
     settle,
     start_cluster,
     start_nats,
+    start_xta_simulator,
     stream_leader,
     until_clustered,
+    xta_inbound,
 )
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.streams.topology import INBOX
@@ -48,12 +51,14 @@ class Profile:
     outage: float  # seconds a back end or a server stays down
     ack_wait: float | None  # consumers preset with this ack wait; None: the product's own
     settle_within: float
+    xta_count: int  # XTA messages per scenario with an XTA load
+    xta_rate: float  # XTA messages dropped into the hub's mailbox per second
 
 
 def profile(short: bool) -> Profile:
     if short:
-        return Profile(True, 120, 12.0, 3, 12.0, 3.0, 120.0)
-    return Profile(False, 600, 15.0, 6, 120.0, None, 420.0)
+        return Profile(True, 120, 12.0, 3, 12.0, 3.0, 120.0, 24, 2.0)
+    return Profile(False, 600, 15.0, 6, 120.0, None, 420.0, 120, 3.0)
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Stage:
     load: LoadGenerator
     counted: Callable[[], Counter[str]]
     receiver: WebhookReceiver | None
+    xta: XtaLoad | None
 
     @property
     def nats_url(self) -> str:
@@ -78,8 +84,12 @@ async def _stage(
     receiver: WebhookReceiver | None,
     *,
     cluster: bool = False,
+    xta: bool = False,
+    workers: int = 2,
+    xta_read_timeout: float = 5.0,
 ) -> AsyncIterator[Stage]:
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    simulator = await asyncio.to_thread(start_xta_simulator) if xta else None
     if cluster:
         servers = await asyncio.to_thread(start_cluster, workdir / "cluster")
     else:
@@ -91,11 +101,13 @@ async def _stage(
         if cluster:
             await until_clustered(nats_url)
         elif setup.ack_wait is not None:
-            await preset_quick_consumers(nats_url, backend, setup.ack_wait)
+            await preset_quick_consumers(nats_url, backend, setup.ack_wait, answers=xta)
         config = hub_config(
             backend, webhook_url=receiver.url if receiver else "", replicas=3 if cluster else 1
         )
-        hub = HubProcess(workdir, nats_url, free_port(), config)
+        if simulator is not None:
+            config += xta_inbound(simulator.url, read_timeout=xta_read_timeout)
+        hub = HubProcess(workdir, nats_url, free_port(), config, workers=workers)
         await asyncio.to_thread(hub.start)
         if receiver is not None:
             counted = receiver.counted
@@ -103,7 +115,8 @@ async def _stage(
             drop = FileDropCounter(hub.data_dir / "outbox" / TENANT / backend).start()
             counted = drop.counted
         load = LoadGenerator(hub.url, setup.count, setup.rate)
-        yield Stage(workdir, servers, hub, load, counted, receiver)
+        xta_load = XtaLoad(simulator, setup.xta_count, setup.xta_rate) if simulator else None
+        yield Stage(workdir, servers, hub, load, counted, receiver, xta_load)
     finally:
         if drop is not None:
             await drop.stop()
@@ -111,6 +124,8 @@ async def _stage(
             await asyncio.to_thread(hub.stop)
         for server in servers:
             server.stop()
+        if simulator is not None:
+            simulator.stop()
 
 
 async def _until(check: Callable[[], bool], within: float) -> bool:
@@ -133,16 +148,18 @@ async def _run(
     receiver: WebhookReceiver | None = None,
     settle_longer: float = 0.0,
     cluster: bool = False,
+    xta: bool = False,
 ) -> Balance:
     """Start the stage, run the load with ``fault`` injected, settle, take the balance.
     ``crashed``: the fault kills a process, so repeats under one idempotency key are the
-    documented at-least-once window, not unexplained."""
+    documented at-least-once window, not unexplained. ``xta``: XTA messages arrive in the
+    hub's mailbox at the simulator alongside the HTTP load."""
     if backend == "webhook" and receiver is None:
         receiver = WebhookReceiver().start()
     started = time.monotonic()
     try:
-        async with _stage(workdir, setup, backend, receiver, cluster=cluster) as stage:
-            load = asyncio.create_task(stage.load.run())
+        async with _stage(workdir, setup, backend, receiver, cluster=cluster, xta=xta) as stage:
+            load = asyncio.create_task(_both(stage))
             note = await fault(stage, load)
             await load
             return await settle(
@@ -157,10 +174,18 @@ async def _run(
                 backend=backend,
                 two_keys=receiver.cases_with_two_keys if receiver else lambda: 0,
                 note=note,
+                xta=stage.xta,
+                case_of=receiver.case_of if receiver else lambda uuid: None,
             )
     finally:
         if receiver is not None:
             receiver.stop()
+
+
+async def _both(stage: Stage) -> None:
+    """The HTTP load, and the XTA load where the stage has one, side by side."""
+    loads = [stage.load.run()] + ([stage.xta.run()] if stage.xta is not None else [])
+    await asyncio.gather(*loads)
 
 
 async def _wait_for_share(stage: Stage, load: asyncio.Task[None], share: float) -> None:
@@ -207,7 +232,7 @@ async def worker_kill(workdir: Path, setup: Profile) -> Balance:
             f"{'+'.join(map(str, in_flight))} deliveries counted by the back end, unanswered"
         )
 
-    return await _run("worker-kill", workdir, setup, "webhook", fault, crashed=True)
+    return await _run("worker-kill", workdir, setup, "webhook", fault, crashed=True, xta=True)
 
 
 def _held_by(receiver: WebhookReceiver, pid: int, port: int) -> Callable[[], bool]:
@@ -232,7 +257,7 @@ async def hub_kill_restart(workdir: Path, setup: Profile) -> Balance:
             await asyncio.to_thread(stage.hub.start)
         return f"hub SIGKILLed and restarted {rounds}x"
 
-    return await _run("hub-kill-restart", workdir, setup, "webhook", fault, crashed=True)
+    return await _run("hub-kill-restart", workdir, setup, "webhook", fault, crashed=True, xta=True)
 
 
 def _alive_pid(pid: int) -> bool:
@@ -267,6 +292,7 @@ async def webhook_down(workdir: Path, setup: Profile) -> Balance:
         crashed=False,
         receiver=receiver,
         settle_longer=300.0,
+        xta=True,
     )
 
 
@@ -315,7 +341,7 @@ async def nats_kill(workdir: Path, setup: Profile) -> Balance:
         alive = stage.hub.process is not None and stage.hub.process.poll() is None
         return f"nats-server SIGKILLed and restarted {rounds}x, hub alive: {alive}"
 
-    return await _run("nats-kill", workdir, setup, "webhook", fault, crashed=True)
+    return await _run("nats-kill", workdir, setup, "webhook", fault, crashed=True, xta=True)
 
 
 # -- 4. a three-node cluster losing a node, then the leader --------------------------------
@@ -356,7 +382,7 @@ async def cluster_node_loss(workdir: Path, setup: Profile) -> Balance:
         return "; ".join(done)
 
     return await _run(
-        "cluster-node-loss", workdir, setup, "webhook", fault, crashed=True, cluster=True
+        "cluster-node-loss", workdir, setup, "webhook", fault, crashed=True, cluster=True, xta=True
     )
 
 
