@@ -47,6 +47,7 @@ from poststelle.routing.streams.topology import (
 from tests.messages import xbau_antrag
 
 __all__ = [
+    "ANSWER_DURABLE",
     "TENANT",
     "Balance",
     "FileDropCounter",
@@ -580,12 +581,16 @@ class XtaLoad:
 
     async def run(self) -> None:
         for _ in range(self.count):
-            body, uuid = xbau_antrag()
-            message_id = await asyncio.to_thread(
-                self.simulator.put, XTA_READER, body, author=XTA_SENDER
-            )
-            self.put[message_id] = uuid
+            await self.put_one()
             await asyncio.sleep(1.0 / self.rate)
+
+    async def put_one(self) -> str:
+        body, uuid = xbau_antrag()
+        message_id = await asyncio.to_thread(
+            self.simulator.put, XTA_READER, body, author=XTA_SENDER
+        )
+        self.put[message_id] = uuid
+        return message_id
 
     def waiting(self) -> set[str]:
         """MessageIDs still in the hub's mailbox (not fetched, or fetched and not closed)."""

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from chaos.harness import (
+    ANSWER_DURABLE,
     TENANT,
     Balance,
     FileDropCounter,
@@ -34,7 +38,9 @@ from chaos.harness import (
     until_clustered,
     xta_inbound,
 )
+from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.replies import REPLY_ROUTER_DURABLE
 from poststelle.routing.streams.topology import INBOX
 
 __all__ = ["SCENARIOS", "Profile", "profile"]
@@ -149,6 +155,11 @@ async def _run(
     settle_longer: float = 0.0,
     cluster: bool = False,
     xta: bool = False,
+    workers: int = 2,
+    xta_read_timeout: float = 5.0,
+    durables: tuple[str, ...] = (),
+    busy: Callable[[], bool] = lambda: False,
+    finish: Callable[[Stage, Balance], Awaitable[Balance]] | None = None,
 ) -> Balance:
     """Start the stage, run the load with ``fault`` injected, settle, take the balance.
     ``crashed``: the fault kills a process, so repeats under one idempotency key are the
@@ -158,11 +169,20 @@ async def _run(
         receiver = WebhookReceiver().start()
     started = time.monotonic()
     try:
-        async with _stage(workdir, setup, backend, receiver, cluster=cluster, xta=xta) as stage:
+        async with _stage(
+            workdir,
+            setup,
+            backend,
+            receiver,
+            cluster=cluster,
+            xta=xta,
+            workers=workers,
+            xta_read_timeout=xta_read_timeout,
+        ) as stage:
             load = asyncio.create_task(_both(stage))
             note = await fault(stage, load)
             await load
-            return await settle(
+            balance = await settle(
                 name,
                 stage.load,
                 stage.counted,
@@ -176,7 +196,10 @@ async def _run(
                 note=note,
                 xta=stage.xta,
                 case_of=receiver.case_of if receiver else lambda uuid: None,
+                durables=durables,
+                busy=busy,
             )
+            return balance if finish is None else await finish(stage, balance)
     finally:
         if receiver is not None:
             receiver.stop()
@@ -398,6 +421,184 @@ async def _leader_within(url: str, within: float, other_than: str = "") -> str |
     return None
 
 
+# -- 5. XTA faults: timeouts, SOAP faults, dropped connections, a duplicate offer, crashes --
+
+DECISION = {
+    "kind": "decision",
+    "vorgang": "BA-2026-00417",
+    "ist_genehmigung": True,
+    "begruendung": "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).",
+    "nebenbestimmungen": ["Der Baubeginn ist anzuzeigen."],
+    "anlagen": [
+        {
+            "bezeichnung": "Baugenehmigung",
+            "dateiname": "baugenehmigung.pdf",
+            "dokumentid": "urn:uuid:7b1c9e52-3f0a-4d8e-9a61-2c4f8e0d1b37",
+        }
+    ],
+}
+_XTA_ID = re.compile(rb"urn:de:xta:messageid:[^<\s]+")
+
+
+@dataclass
+class _Answerer:
+    """The back end's side of the way back: a decision for each XTA case it received, over
+    the hub's HTTP reply intake (retried while the hub is down); the hub answers each at the
+    simulator with ``sendMessage`` into the sender's mailbox."""
+
+    stage: Stage
+    decided: dict[str, str] = field(default_factory=dict)  # XTA MessageID -> case id
+
+    def busy(self) -> bool:
+        """Decisions still to make, or made and not yet answered in the sender's mailbox."""
+        xta = self.stage.xta
+        receiver = self.stage.receiver
+        if xta is None or receiver is None:
+            return False
+        waiting = xta.waiting()
+        taken = [mid for mid, uuid in list(xta.put.items()) if mid not in waiting]
+        answered = xta.answers()
+        return any(mid not in self.decided or not answered[mid] for mid in taken)
+
+    async def run(self) -> None:
+        xta, receiver = self.stage.xta, self.stage.receiver
+        assert xta is not None and receiver is not None
+        async with httpx.AsyncClient(base_url=self.stage.hub.url, timeout=10.0) as http:
+            while True:
+                for message_id, uuid in list(xta.put.items()):
+                    case_id = receiver.case_of(uuid)
+                    if case_id is None or message_id in self.decided:
+                        continue
+                    decision = {**DECISION, "reply_id": f"bescheid-{case_id}"}
+                    try:
+                        answer = await http.post(f"/v1/cases/{case_id}/events", json=decision)
+                    except httpx.TransportError:
+                        break  # the hub is down: the next round tries again
+                    if answer.status_code == 202:
+                        self.decided[message_id] = case_id
+                await asyncio.sleep(0.3)
+
+
+async def _hit(simulator: XtaSimulator, rule: FaultRule, within: float) -> bool:
+    """Wait until ``rule`` has been used up (each of its calls arrived)."""
+    return await _until(lambda: rule not in simulator.pending_faults(), within)
+
+
+async def _kill_and_restart(hub: HubProcess) -> None:
+    await asyncio.to_thread(hub.kill)
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(hub.start)
+
+
+async def xta_faults(workdir: Path, setup: Profile) -> Balance:
+    """The hub's XTA mailbox under the simulator's fault injection while XTA and HTTP load
+    flow: read timeouts (getStatusList stalls past the client's 2 s), XTA SOAP faults
+    (getMessage, 9030), dropped connections (getMessage before, close after it took effect),
+    a duplicate offer (close keeps the message, so it is delivered again; a status list names
+    every entry twice), and two SIGKILLs of the hub (one process): while an answer's
+    ``sendMessage`` is in flight (sent, OUTBOX not acked), and while a ``close`` stalls (the
+    message stored, INBOX acked, not closed at the simulator). Every back end decision is
+    answered: each answer must reach the sender exactly once."""
+    answerer: _Answerer | None = None
+    runner: asyncio.Task[None] | None = None
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        nonlocal answerer, runner
+        assert stage.xta is not None
+        xta, sim, hub = stage.xta, stage.xta.simulator, stage.hub
+        answerer = _Answerer(stage)
+        runner = asyncio.create_task(answerer.run())
+        done = []
+        # 1. SIGKILL while the first answer's sendMessage is in flight; the call takes
+        #    effect 4 s later at the simulator, the killed hub never hears of it.
+        sending = FaultRule("delay", operation="sendMessage", delay=4.0)
+        sim.inject(sending)
+        if await _hit(sim, sending, 60):
+            await _kill_and_restart(hub)
+            done.append("hub SIGKILLed during sendMessage")
+        # 2. The protocol faults, while messages keep arriving.
+        rules = [
+            FaultRule("delay", operation="getStatusList", times=2, delay=3.0),
+            FaultRule("fault", operation="getMessage", times=3),
+            FaultRule("drop", operation="getMessage", times=2),
+            FaultRule("drop", operation="close", after_processing=True),
+            FaultRule("duplicate", operation="close"),
+            FaultRule("duplicate", operation="getStatusList"),
+        ]
+        for rule in rules:
+            sim.inject(rule)
+            if not await _hit(sim, rule, 20) and load.done():
+                await xta.put_one()  # the load is over: one more message to take the rule
+                await _hit(sim, rule, 20)
+        hit = len(rules) - len(sim.pending_faults())
+        done.append(f"{hit}/{len(rules)} protocol faults hit")
+        # 3. SIGKILL while a close stalls: the message is stored, not closed.
+        closing = FaultRule("drop", operation="close", delay=10.0)
+        sim.inject(closing)
+        if not await _hit(sim, closing, 20):
+            await xta.put_one()
+        if await _hit(sim, closing, 20):
+            await _kill_and_restart(hub)
+            done.append("hub SIGKILLed during close")
+        sim.clear_faults()
+        return ", ".join(done)
+
+    async def finish(stage: Stage, balance: Balance) -> Balance:
+        assert stage.xta is not None and answerer is not None
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        sim = stage.xta.simulator
+        answers = stage.xta.answers()
+        decided = set(answerer.decided)
+        missing = sum(1 for mid in decided if not answers[mid])
+        twice = sum(n - 1 for mid, n in answers.items() if n > 1)
+        # The crash windows, from the simulator's own record of the calls.
+        stalled = [
+            _XTA_ID.findall(e.request)
+            for e in sim.exchanges
+            if e.operation == "close" and e.response is None
+        ]
+        refetched = sum(
+            1
+            for ids in stalled
+            for mid in ids
+            if sum(mid in e.request for e in sim.exchanges if e.operation == "getMessage") > 1
+        )
+        sends = Counter(
+            _XTA_ID.findall(e.request)[0]
+            for e in sim.exchanges
+            if e.operation == "sendMessage" and _XTA_ID.findall(e.request)
+        )
+        resent = sum(1 for n in sends.values() if n > 1)
+        note = (
+            f"answers: {len(decided)} decisions, {len(decided) - missing} answered, "
+            f"{twice} twice, {missing} missing; {refetched} stored-not-closed messages "
+            f"fetched again, {resent} answers resent under their MessageID"
+        )
+        return replace(
+            balance,
+            lost=balance.lost + missing,
+            unexplained=balance.unexplained + twice,
+            note=f"{note}; {balance.note}",
+        )
+
+    return await _run(
+        "xta-faults",
+        workdir,
+        setup,
+        "webhook",
+        fault,
+        crashed=True,
+        xta=True,
+        workers=1,
+        xta_read_timeout=2.0,
+        durables=(REPLY_ROUTER_DURABLE, ANSWER_DURABLE),
+        busy=lambda: answerer is not None and answerer.busy(),
+        finish=finish,
+    )
+
+
 SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = {
     "worker-kill": worker_kill,
     "hub-kill-restart": hub_kill_restart,
@@ -405,4 +606,5 @@ SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = 
     "filedrop-unwritable": filedrop_unwritable,
     "nats-kill": nats_kill,
     "cluster-node-loss": cluster_node_loss,
+    "xta-faults": xta_faults,
 }
