@@ -204,3 +204,22 @@ async def test_case_for_bavaria_reaches_by_inbox_exactly_once_across_an_outage(
         await sh_nc.close()
         if not by_nc.is_closed:
             await by_nc.close()
+
+
+def test_a_state_hub_does_not_advertise_its_leaf_address(tmp_path: Path) -> None:
+    """A peer reconnects at the URL it was configured with (a proxy, a NAT address), never
+    at the listen address the accepting server would gossip in its leaf INFO."""
+    leaf_port = free_port()
+    sh = EmbeddedNatsServer(
+        store_dir=tmp_path / "sh", domain="sh", extra_config=leafnode_config(listen_port=leaf_port)
+    )
+    sh.start()
+    try:
+        with socket.create_connection(("127.0.0.1", leaf_port), timeout=5) as leaf:
+            line = leaf.makefile("rb").readline()
+    finally:
+        sh.stop()
+    assert line.startswith(b"INFO ")
+    info = json.loads(line[len(b"INFO ") :])
+    assert info["domain"] == "sh"
+    assert "leafnode_urls" not in info
