@@ -26,6 +26,7 @@ from poststelle.routing.federation.states import (
     state_for_ars,
 )
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.streams.topology import ensure_topology
 from poststelle.routing.table.resolver import RouteQuery, compile_table
 from poststelle.routing.table.rules import RouteTableError
 from poststelle.routing.table.store import RouteTableStore, RouteTableWatcher
@@ -223,3 +224,18 @@ def test_a_state_hub_does_not_advertise_its_leaf_address(tmp_path: Path) -> None
     info = json.loads(line[len(b"INFO ") :])
     assert info["domain"] == "sh"
     assert "leafnode_urls" not in info
+
+
+async def test_the_topology_keeps_the_peers_inbox_sources(hubs: Hubs) -> None:
+    """`poststelle stats` (any CLI command) and each worker process ensure the topology on a
+    running hub: that must not drop the INBOX sources federation added."""
+    by_nc = await nats.connect(hubs.by.client_url)
+    try:
+        by_js = by_nc.jetstream()
+        await ensure_topology(by_js)
+        await add_inbox_sources(by_js, "by", ["sh"])
+        await ensure_topology(by_js)
+        sources = (await by_js.stream_info(INBOX_STREAM)).config.sources or []
+    finally:
+        await by_nc.close()
+    assert [s.external.api for s in sources if s.external] == ["$JS.sh.API"]
