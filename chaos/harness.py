@@ -52,6 +52,7 @@ __all__ = [
     "Balance",
     "FileDropCounter",
     "HubProcess",
+    "LinkCutter",
     "LoadGenerator",
     "WebhookReceiver",
     "XtaLoad",
@@ -313,13 +314,15 @@ class FileDropCounter:
 @dataclass
 class HubProcess:
     """``poststelle run`` on a data folder, an external NATS server and a fixed HTTP port
-    (fixed so that a restarted hub answers the load generator on the same address)."""
+    (fixed so that a restarted hub answers the load generator on the same address);
+    ``embedded``: the hub starts its own server (``nats_url`` is read from its banner)."""
 
     workdir: Path
     nats_url: str
     http_port: int
     config: str
     workers: int = 2
+    embedded: bool = False
     process: subprocess.Popen[str] | None = None
     pids: list[int] = field(default_factory=list)
     starts: int = 0
@@ -344,7 +347,8 @@ class HubProcess:
             *POSTSTELLE,
             *("run", "--config", str(config), "--no-demo"),
             *("--http-port", str(self.http_port), "--data-dir", str(self.data_dir)),
-            *("--nats-url", self.nats_url, "--workers", str(self.workers)),
+            *(("--nats-url", self.nats_url) if not self.embedded else ()),
+            *("--workers", str(self.workers)),
         ]
         with self.log.open("w") as stderr:
             self.process = subprocess.Popen(
@@ -357,6 +361,9 @@ class HubProcess:
         text = "".join(banner)
         if "/v1/submissions" not in text:
             raise RuntimeError(f"hub did not start:\n{text}\n{self.log.read_text()[-3000:]}")
+        if self.embedded:
+            running = re.search(r"hub running \(NATS (\S+)\)", text)
+            self.nats_url = running.group(1) if running else ""
         listed = re.search(r"worker processes: \d+, pids ([\d ]+)", text)
         self.pids = [int(p) for p in listed.group(1).split()] if listed else [self.process.pid]
         return self
@@ -510,6 +517,8 @@ class LoadGenerator:
     rate: float
     concurrency: int = 8
     give_up_after: float = 180.0
+    # Rewrites each body before it is sent (e.g. into another state's municipality).
+    transform: Callable[[bytes], bytes] | None = None
     accepted: dict[str, str] = field(default_factory=dict)  # nachrichtenUUID -> case id
     retries: int = 0
     refused: Counter[int] = field(default_factory=Counter)  # final non-202 answers
@@ -525,6 +534,8 @@ class LoadGenerator:
 
             async def submit(index: int) -> None:
                 body, uuid = xbau_antrag()
+                if self.transform is not None:
+                    body = self.transform(body)
                 async with gate:
                     deadline = time.monotonic() + self.give_up_after
                     while True:
@@ -701,14 +712,18 @@ async def settle(
     case_of: Callable[[str], str | None] = lambda uuid: None,
     durables: tuple[str, ...] = (),
     busy: Callable[[], bool] = lambda: False,
+    tenant: str = TENANT,
+    also: tuple[tuple[str, Path], ...] = (),
 ) -> Balance:
     """Wait until every offered case is delivered or parked (quarantine, DLQ), nothing is
     left unacked on the router's and the back end's consumers (and ``durables``; so a killed
     process's redeliveries have landed and are counted), the hub's XTA mailbox is empty and
     nothing else is ``busy``, or the deadline passes; then take the balance. Offered are the
     HTTP 202s and the XTA messages the hub fetched and closed (``case_of`` names an XTA
-    message's case by its nachrichtenUUID, as the back end saw it)."""
-    durable = consumer_name(TENANT, backend)
+    message's case by its nachrichtenUUID, as the back end saw it). ``also``: other hubs
+    (NATS URL, data folder) whose quarantine and DLQ count too and whose router must be idle
+    (the origin hub of a federation)."""
+    durable = consumer_name(tenant, backend)
 
     def offered_now() -> tuple[set[str], set[str]]:
         return load.offered, xta_offered(xta, case_of) if xta is not None else set()
@@ -730,6 +745,17 @@ async def settle(
             )
         else:
             idle = False
+        for url, folder in also:
+            other = await asyncio.to_thread(hub_stats, url, folder)
+            if other is None:
+                idle = False
+                continue
+            quarantined += int(other["conservation"]["quarantined"])
+            dlq += int(other["conservation"]["dead_lettered"])
+            idle = idle and all(
+                other["consumers"].get(ROUTER_DURABLE, {}).get(key, 1) == 0
+                for key in ("stream_pending", "ack_pending")
+            )
         missing = len((by_http | by_xta) - set(seen))
         waiting = len(xta.waiting()) if xta is not None else 0
         done = missing <= quarantined + dlq and idle and not waiting and not busy()
@@ -759,6 +785,71 @@ async def settle(
         seconds=time.monotonic() - started,
         note="; ".join(extra),
     )
+
+
+@dataclass
+class LinkCutter:
+    """A TCP proxy on loopback between a leaf node and the hub it links to. ``cut`` closes
+    every proxied connection and the listening socket (new connections are refused) until
+    ``restore`` listens again on the same port."""
+
+    target_port: int
+    port: int = field(default_factory=free_port)
+    cuts: int = 0
+    _server: asyncio.Server | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _pipes: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def start(self) -> LinkCutter:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        pipes = {
+            asyncio.create_task(_pipe(reader, up_writer)),
+            asyncio.create_task(_pipe(up_reader, writer)),
+        }
+        self._pipes |= pipes
+        try:
+            await asyncio.gather(*pipes, return_exceptions=True)
+        finally:
+            self._pipes -= pipes
+            for w in (writer, up_writer):
+                self._writers.discard(w)
+                w.close()
+
+    async def cut(self) -> None:
+        self.cuts += 1
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        if server is not None:
+            await server.wait_closed()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def stop(self) -> None:
+        await self.cut()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    while chunk := await source.read(65536):
+        sink.write(chunk)
+        await sink.drain()
+    sink.close()
 
 
 def start_nats(store: Path) -> EmbeddedNatsServer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from chaos.harness import (
     Balance,
     FileDropCounter,
     HubProcess,
+    LinkCutter,
     LoadGenerator,
     WebhookReceiver,
     XtaLoad,
@@ -599,6 +601,105 @@ async def xta_faults(workdir: Path, setup: Profile) -> Balance:
     )
 
 
+# -- 6. two state hubs, their leaf link cut -------------------------------------------------
+
+
+def _in_muenchen(body: bytes) -> bytes:
+    """The application's site moved to München: Bayern's hub owns the case."""
+    return body.replace(b"<code>01002000</code>", b"<code>09162000</code>")
+
+
+def _state_hub_config(state: str, peer: str, nats: str, backend: str) -> str:
+    return (
+        f"[nats]\n{nats}\n\n[federation]\nstate = {json.dumps(state)}\n"
+        f"peers = [{json.dumps(peer)}]\n\n"
+        + backend
+        + f'\n[[routes]]\nstandard = "xbau"\ntenant = "bauaufsicht-{state}"\n'
+        'backend = "akte"\n'
+    )
+
+
+async def federation_leaf_cut(workdir: Path, setup: Profile) -> Balance:
+    """Two state hubs, each with its own embedded NATS: Schleswig-Holstein (A) takes the
+    load over HTTP, every application for a municipality in Bayern, whose hub (B) owns it;
+    B's leaf node links to A through a TCP proxy. While the load flows the proxy cuts the
+    link (every connection closed, new ones refused) for ``outage`` seconds (15 s short), then
+    lets it up again. The balance is counted at B's back end; A's and B's quarantine and DLQ
+    count, A's router must have forwarded everything."""
+    outage = 15.0 if setup.short else 60.0
+    receiver = WebhookReceiver().start()
+    started = time.monotonic()
+    leaf_port = free_port()
+    link = LinkCutter(leaf_port)
+    hubs: list[HubProcess] = []
+    try:
+        await asyncio.to_thread((workdir / "sh").mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread((workdir / "by").mkdir, parents=True, exist_ok=True)
+        a = HubProcess(
+            workdir / "sh",
+            "",
+            free_port(),
+            _state_hub_config(
+                "sh",
+                "by",
+                f"leaf_listen_port = {leaf_port}",
+                '[[backends]]\ntenant = "bauaufsicht-sh"\nname = "akte"\nkind = "filedrop"\n',
+            ),
+            workers=1,
+            embedded=True,
+        )
+        hubs.append(a)
+        await asyncio.to_thread(a.start)
+        await link.start()
+        b = HubProcess(
+            workdir / "by",
+            "",
+            free_port(),
+            _state_hub_config(
+                "by",
+                "sh",
+                f'leaf_remotes = ["nats-leaf://127.0.0.1:{link.port}"]',
+                '[[backends]]\ntenant = "bauaufsicht-by"\nname = "akte"\nkind = "webhook"\n'
+                f'settings = {{ url = "{receiver.url}", secret = "chaos-secret" }}\n',
+            ),
+            workers=1,
+            embedded=True,
+        )
+        hubs.append(b)
+        await asyncio.to_thread(b.start)
+        load = LoadGenerator(a.url, setup.count, setup.rate, transform=_in_muenchen)
+        running = asyncio.create_task(load.run())
+        await _until(lambda: len(load.accepted) >= load.count * 0.25 or running.done(), 120)
+        before = len(receiver.counted())
+        await link.cut()
+        await asyncio.sleep(outage)
+        during = len(receiver.counted()) - before
+        held_back = len(load.offered - set(receiver.counted()))
+        await link.restore()
+        await running
+        return await settle(
+            "federation-leaf-cut",
+            load,
+            receiver.counted,
+            b.nats_url,
+            b.data_dir,
+            started,
+            within=setup.settle_within,
+            crashed=False,
+            backend="akte",
+            tenant="bauaufsicht-by",
+            two_keys=receiver.cases_with_two_keys,
+            also=((a.nats_url, a.data_dir),),
+            note=f"leaf link cut for {outage:.0f}s: {during} deliveries at B meanwhile, "
+            f"{held_back} accepted cases waiting at A when it came back",
+        )
+    finally:
+        await link.stop()
+        for hub in reversed(hubs):
+            await asyncio.to_thread(hub.stop)
+        receiver.stop()
+
+
 SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = {
     "worker-kill": worker_kill,
     "hub-kill-restart": hub_kill_restart,
@@ -607,4 +708,5 @@ SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = 
     "nats-kill": nats_kill,
     "cluster-node-loss": cluster_node_loss,
     "xta-faults": xta_faults,
+    "federation-leaf-cut": federation_leaf_cut,
 }
