@@ -532,10 +532,13 @@ async def xta_faults(workdir: Path, setup: Profile) -> Balance:
             if not await _hit(sim, rule, 20) and load.done():
                 await xta.put_one()  # the load is over: one more message to take the rule
                 await _hit(sim, rule, 20)
+            # The client's retries of the call it hit come first: the next rule is for a
+            # call of its own (a retried close would take a duplicate rule and do nothing).
+            await asyncio.sleep(1.0)
         hit = len(rules) - len(sim.pending_faults())
         done.append(f"{hit}/{len(rules)} protocol faults hit")
         # 3. SIGKILL while a close stalls: the message is stored, not closed.
-        closing = FaultRule("drop", operation="close", delay=10.0)
+        closing = FaultRule("drop", operation="close", delay=3.0)
         sim.inject(closing)
         if not await _hit(sim, closing, 20):
             await xta.put_one()
@@ -573,10 +576,18 @@ async def xta_faults(workdir: Path, setup: Profile) -> Balance:
             if e.operation == "sendMessage" and _XTA_ID.findall(e.request)
         )
         resent = sum(1 for n in sends.values() if n > 1)
+        fetched = Counter(
+            mid
+            for e in sim.exchanges
+            if e.operation == "getMessage" and e.status == 200
+            for mid in set(_XTA_ID.findall(e.request))
+        )
+        twice_offered = sum(1 for n in fetched.values() if n > 1)
         note = (
             f"answers: {len(decided)} decisions, {len(decided) - missing} answered, "
-            f"{twice} twice, {missing} missing; {refetched} stored-not-closed messages "
-            f"fetched again, {resent} answers resent under their MessageID"
+            f"{twice} twice, {missing} missing; {twice_offered} messages handed over twice, "
+            f"{refetched} of them stored and not closed at the kill; {resent} answers resent "
+            "under their MessageID"
         )
         return replace(
             balance,
@@ -588,7 +599,8 @@ async def xta_faults(workdir: Path, setup: Profile) -> Balance:
     return await _run(
         "xta-faults",
         workdir,
-        setup,
+        # Twice the XTA load: messages keep arriving until the last fault has hit.
+        replace(setup, xta_count=setup.xta_count * 2),
         "webhook",
         fault,
         crashed=True,
