@@ -393,12 +393,17 @@ async def cluster_node_loss(workdir: Path, setup: Profile) -> Balance:
             down = 3.0 if setup.short else 15.0
             killed_at = time.monotonic()
             victim.stop(graceful=False)
-            # Asked while the victim is down (the survivors answer): who leads now.
+            # Asked of the survivors while the victim is down: who leads now. A killed leader
+            # stays down until a new one is elected (at most 20 s more): the failover is
+            # what this round is for, and an election can take longer than the short
+            # outage on a loaded machine.
             survivors = ",".join(s.client_url for s in stage.servers if s is not victim)
-            during = await _leader_within(survivors, down, other_than=victim.server_name)
+            wait = max(down, 20.0) if target == "leader" else down
+            during = await _leader_within(survivors, wait, other_than=victim.server_name)
             await asyncio.sleep(max(0.0, down - (time.monotonic() - killed_at)))
             await asyncio.to_thread(victim.start)
-            after = await _leader_within(stage.nats_url, 30.0)
+            # The survivors again: a restarted node may answer from its state before the kill.
+            after = await _leader_within(survivors, 30.0)
             done.append(
                 f"{target} {leader if target == 'leader' else victim.server_name} killed "
                 f"(INBOX leader {leader} before, {during or 'none yet'} while it was down, "
