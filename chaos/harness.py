@@ -11,6 +11,7 @@ in quarantine or the DLQ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -31,18 +32,32 @@ import httpx
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.routing.hub.delivery import backend_subject, consumer_name
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
-from poststelle.routing.streams.topology import CASES, INBOX, ROUTER_DURABLE, ensure_topology
+from poststelle.routing.hub.replies import REPLY_ROUTER_DURABLE
+from poststelle.routing.streams.topology import (
+    CASES,
+    INBOX,
+    OUTBOX,
+    REPLIES,
+    ROUTER_DURABLE,
+    ensure_topology,
+)
 from tests.messages import xbau_antrag
 
 __all__ = [
+    "ANSWER_DURABLE",
     "TENANT",
     "Balance",
     "FileDropCounter",
     "HubProcess",
+    "LinkCutter",
     "LoadGenerator",
     "WebhookReceiver",
+    "XtaLoad",
+    "connections_of",
+    "corpus_dir",
     "free_port",
     "hub_config",
     "hub_stats",
@@ -50,12 +65,19 @@ __all__ = [
     "settle",
     "start_cluster",
     "start_nats",
+    "start_xta_simulator",
     "stream_leader",
     "take_balance",
     "until_clustered",
+    "xta_inbound",
+    "xta_offered",
 ]
 
 POSTSTELLE = [sys.executable, "-m", "poststelle.routing.cli"]
+XTA_READER = "dvdv:poststelle-hub"  # the hub's mailbox at the XTA server
+XTA_SENDER = "dvdv:bauamt-musterstadt"  # who sends to it, and receives the answers
+XTA_INBOUND = "xta-hub"
+ANSWER_DURABLE = f"answer-{XTA_INBOUND}"
 TENANT = "stadt-kiel"
 XML = {"Content-Type": "application/xml"}
 WEBHOOK_SECRET = "chaos-secret"
@@ -70,6 +92,46 @@ def free_port() -> int:
 def _environment() -> dict[str, str]:
     # The run's own settings only: nothing from the operator's POSTSTELLE_* variables.
     return {k: v for k, v in os.environ.items() if not k.startswith("POSTSTELLE_")}
+
+
+def corpus_dir() -> Path:
+    """The shared corpus (the official XTA schemas), found as the tests find it."""
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+    return Path(os.environ.get("POSTSTELLE_CORPUS", default))
+
+
+def _toml(value: object) -> str:
+    """A TOML inline value (strings, numbers, booleans, lists, tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def xta_inbound(service_url: str, *, read_timeout: float = 5.0) -> str:
+    """The ``[[inbound]]`` XTA mailbox of the hub's reader identity at ``service_url``,
+    polled every 0.3 s (the client validates against the official schemas, as in
+    ``tests/integration/test_xta_inbound.py``)."""
+    settings = {
+        "connection": {
+            "service_url": service_url,
+            "xsd_dir": str(corpus_dir() / "xta-2.1.1"),
+            "read_timeout": read_timeout,
+            "retry_attempts": 3,
+            "retry_initial_wait": 0.1,
+            "retry_max_wait": 0.5,
+        },
+        "readers": [{"identifier": XTA_READER}],
+        "poll_interval": 0.3,
+    }
+    return f'\n[[inbound]]\nname = "{XTA_INBOUND}"\nkind = "xta"\nsettings = {_toml(settings)}\n'
 
 
 def hub_config(backend: str, *, webhook_url: str = "", replicas: int = 1) -> str:
@@ -90,6 +152,15 @@ def hub_config(backend: str, *, webhook_url: str = "", replicas: int = 1) -> str
 # -- back ends that count ----------------------------------------------------------------
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A killed hub process resets its keep-alive connections: expected here, not news.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class WebhookReceiver:
     """A webhook back end on loopback that counts each case it accepted, by idempotency key
@@ -98,9 +169,16 @@ class WebhookReceiver:
     down: bool = False
     deliveries: Counter[str] = field(default_factory=Counter)  # case id -> accepted POSTs
     keys: dict[str, set[str]] = field(default_factory=dict)  # case id -> idempotency keys
+    cases: dict[str, str] = field(default_factory=dict)  # nachrichtenUUID -> case id
     refused: int = 0
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # While ``holding`` is set, each accepted POST is counted, its sender's port recorded in
+    # ``held``, and its answer kept back until ``release`` is set: the back end has the case,
+    # the hub has no answer yet (so has not acked it).
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    held: list[int] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> WebhookReceiver:
@@ -111,26 +189,38 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                held = False
                 with receiver.lock:
                     status = 503 if receiver.down else 200
                     if status == 200:
-                        case_id = str(json.loads(body).get("data", {}).get("case_id", ""))
+                        data = json.loads(body).get("data", {})
+                        case_id = str(data.get("case_id", ""))
                         receiver.deliveries[case_id] += 1
                         key = self.headers.get("Idempotency-Key", "")
                         receiver.keys.setdefault(case_id, set()).add(key)
+                        if data.get("nachrichten_uuid"):
+                            receiver.cases[str(data["nachrichten_uuid"])] = case_id
+                        if receiver.holding.is_set():
+                            receiver.held.append(int(self.client_address[1]))
+                            held = True
                     else:
                         receiver.refused += 1
+                if held:
+                    receiver.release.wait(timeout=30)
                 payload = b"{}" if status == 200 else b'{"error": "back end down"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    self.close_connection = True  # the hub process it answers was killed
 
             def log_message(self, format: str, *args: object) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/cases"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -144,6 +234,25 @@ class WebhookReceiver:
     def counted(self) -> Counter[str]:
         with self.lock:
             return Counter(self.deliveries)
+
+    def case_of(self, nachrichten_uuid: str) -> str | None:
+        """The case id the hub gave the message ``nachrichten_uuid``, once it was delivered."""
+        with self.lock:
+            return self.cases.get(nachrichten_uuid)
+
+    def held_ports(self) -> list[int]:
+        with self.lock:
+            return list(self.held)
+
+    def hold(self) -> None:
+        with self.lock:
+            self.held.clear()
+            self.release.clear()
+            self.holding.set()
+
+    def unhold(self) -> None:
+        self.holding.clear()
+        self.release.set()
 
     def cases_with_two_keys(self) -> int:
         """Cases delivered under more than one idempotency key: two events for one case,
@@ -205,13 +314,15 @@ class FileDropCounter:
 @dataclass
 class HubProcess:
     """``poststelle run`` on a data folder, an external NATS server and a fixed HTTP port
-    (fixed so that a restarted hub answers the load generator on the same address)."""
+    (fixed so that a restarted hub answers the load generator on the same address);
+    ``embedded``: the hub starts its own server (``nats_url`` is read from its banner)."""
 
     workdir: Path
     nats_url: str
     http_port: int
     config: str
     workers: int = 2
+    embedded: bool = False
     process: subprocess.Popen[str] | None = None
     pids: list[int] = field(default_factory=list)
     starts: int = 0
@@ -236,7 +347,8 @@ class HubProcess:
             *POSTSTELLE,
             *("run", "--config", str(config), "--no-demo"),
             *("--http-port", str(self.http_port), "--data-dir", str(self.data_dir)),
-            *("--nats-url", self.nats_url, "--workers", str(self.workers)),
+            *(("--nats-url", self.nats_url) if not self.embedded else ()),
+            *("--workers", str(self.workers)),
         ]
         with self.log.open("w") as stderr:
             self.process = subprocess.Popen(
@@ -249,6 +361,9 @@ class HubProcess:
         text = "".join(banner)
         if "/v1/submissions" not in text:
             raise RuntimeError(f"hub did not start:\n{text}\n{self.log.read_text()[-3000:]}")
+        if self.embedded:
+            running = re.search(r"hub running \(NATS (\S+)\)", text)
+            self.nats_url = running.group(1) if running else ""
         listed = re.search(r"worker processes: \d+, pids ([\d ]+)", text)
         self.pids = [int(p) for p in listed.group(1).split()] if listed else [self.process.pid]
         return self
@@ -275,6 +390,34 @@ class HubProcess:
                 self.process.wait()
 
 
+def connections_of(pid: int, local_ports: list[int], remote_port: int) -> int:
+    """How many of the loopback TCP connections from ``local_ports`` to ``remote_port`` belong
+    to process ``pid`` (by socket inode, from /proc): which hub process a held webhook call
+    came from."""
+    wanted: set[str] = set()
+    ports = set(local_ports)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.rsplit(":", 1)[1], 16) in ports and (
+                int(remote.rsplit(":", 1)[1], 16) == remote_port
+            ):
+                wanted.add(f"socket:[{inode}]")
+    owned = 0
+    try:
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                owned += os.readlink(fd.path) in wanted
+    except OSError:
+        return 0
+    return owned
+
+
 def _alive(pid: int) -> bool:
     """Running, not a zombie waiting for its parent to read its status."""
     try:
@@ -284,10 +427,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def preset_quick_consumers(nats_url: str, backend: str, ack_wait: float) -> None:
+async def preset_quick_consumers(
+    nats_url: str, backend: str, ack_wait: float, *, answers: bool = False
+) -> None:
     """Create the router's and the back end's consumers with a short ack wait before the hub
     binds them (it keeps an existing consumer): what a killed process held comes back after
-    ``ack_wait`` seconds instead of the product's 60, so the short form stays short."""
+    ``ack_wait`` seconds instead of the product's 60, so the short form stays short.
+    ``answers``: the reply router's and the XTA answer worker's consumers too."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -313,6 +459,28 @@ async def preset_quick_consumers(nats_url: str, backend: str, ack_wait: float) -
                 max_deliver=10,
             ),
         )
+        if answers:
+            await js.add_consumer(
+                REPLIES,
+                ConsumerConfig(
+                    durable_name=REPLY_ROUTER_DURABLE,
+                    filter_subject="reply.>",
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=ack_wait,
+                    max_deliver=20,
+                ),
+            )
+            await js.add_consumer(
+                OUTBOX,
+                ConsumerConfig(
+                    durable_name=ANSWER_DURABLE,
+                    filter_subject=f"outbox.*.{XTA_INBOUND}",
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=ack_wait,
+                    max_ack_pending=1000,
+                    max_deliver=10,
+                ),
+            )
     finally:
         await nc.close()
 
@@ -349,6 +517,8 @@ class LoadGenerator:
     rate: float
     concurrency: int = 8
     give_up_after: float = 180.0
+    # Rewrites each body before it is sent (e.g. into another state's municipality).
+    transform: Callable[[bytes], bytes] | None = None
     accepted: dict[str, str] = field(default_factory=dict)  # nachrichtenUUID -> case id
     retries: int = 0
     refused: Counter[int] = field(default_factory=Counter)  # final non-202 answers
@@ -364,6 +534,8 @@ class LoadGenerator:
 
             async def submit(index: int) -> None:
                 body, uuid = xbau_antrag()
+                if self.transform is not None:
+                    body = self.transform(body)
                 async with gate:
                     deadline = time.monotonic() + self.give_up_after
                     while True:
@@ -395,6 +567,64 @@ class LoadGenerator:
                 tasks.append(asyncio.create_task(submit(index)))
                 await asyncio.sleep(1.0 / self.rate)
             await asyncio.gather(*tasks)
+
+
+def start_xta_simulator() -> XtaSimulator:
+    """The project's XTA simulator (SOAP 1.2 over real HTTP on loopback, strict: it refuses
+    requests that break the official XTA schemas) with the hub's and the sender's mailboxes."""
+    simulator = XtaSimulator(xsd_dir=corpus_dir() / "xta-2.1.1")
+    simulator.start()
+    simulator.create_mailbox(XTA_READER)
+    simulator.create_mailbox(XTA_SENDER)
+    return simulator
+
+
+@dataclass
+class XtaLoad:
+    """Steady XBau 0200 applications dropped into the hub's mailbox at the simulator at
+    ``rate`` per second, each a distinct message. A message counts as offered once the hub
+    has taken it: fetched and closed (gone from the mailbox)."""
+
+    simulator: XtaSimulator
+    count: int
+    rate: float
+    put: dict[str, str] = field(default_factory=dict)  # XTA MessageID -> nachrichtenUUID
+
+    async def run(self) -> None:
+        for _ in range(self.count):
+            await self.put_one()
+            await asyncio.sleep(1.0 / self.rate)
+
+    async def put_one(self) -> str:
+        body, uuid = xbau_antrag()
+        message_id = await asyncio.to_thread(
+            self.simulator.put, XTA_READER, body, author=XTA_SENDER
+        )
+        self.put[message_id] = uuid
+        return message_id
+
+    def waiting(self) -> set[str]:
+        """MessageIDs still in the hub's mailbox (not fetched, or fetched and not closed)."""
+        return {m.metadata.message_id for m in self.simulator.mailbox(XTA_READER)}
+
+    def handed_over(self) -> list[str]:
+        """nachrichtenUUIDs of the messages the hub fetched and closed."""
+        waiting = self.waiting()
+        return [uuid for message_id, uuid in list(self.put.items()) if message_id not in waiting]
+
+    def answers(self) -> Counter[str]:
+        """Answers in the sender's mailbox, per XTA MessageID of the message they answer."""
+        return Counter(
+            original
+            for m in self.simulator.mailbox(XTA_SENDER)
+            for original in m.metadata.in_reply_to
+        )
+
+
+def xta_offered(xta: XtaLoad, case_of: Callable[[str], str | None]) -> set[str]:
+    """The case ids of the XTA messages the hub took; one not (yet) delivered is named by
+    its nachrichtenUUID, so that it counts as offered and, unless parked, as lost."""
+    return {case_of(uuid) or f"xta:{uuid}" for uuid in xta.handed_over()}
 
 
 # -- the balance ---------------------------------------------------------------------------
@@ -478,17 +708,31 @@ async def settle(
     backend: str,
     two_keys: Callable[[], int] = lambda: 0,
     note: str = "",
+    xta: XtaLoad | None = None,
+    case_of: Callable[[str], str | None] = lambda uuid: None,
+    durables: tuple[str, ...] = (),
+    busy: Callable[[], bool] = lambda: False,
+    tenant: str = TENANT,
+    also: tuple[tuple[str, Path], ...] = (),
 ) -> Balance:
-    """Wait until every offered case is delivered or parked (quarantine, DLQ) and nothing
-    is left unacked on the router's and the back end's consumers (so a killed process's
-    redeliveries have landed and are counted), or the deadline passes; then take the
-    balance."""
-    durable = consumer_name(TENANT, backend)
-    offered = load.offered
+    """Wait until every offered case is delivered or parked (quarantine, DLQ), nothing is
+    left unacked on the router's and the back end's consumers (and ``durables``; so a killed
+    process's redeliveries have landed and are counted), the hub's XTA mailbox is empty and
+    nothing else is ``busy``, or the deadline passes; then take the balance. Offered are the
+    HTTP 202s and the XTA messages the hub fetched and closed (``case_of`` names an XTA
+    message's case by its nachrichtenUUID, as the back end saw it). ``also``: other hubs
+    (NATS URL, data folder) whose quarantine and DLQ count too and whose router must be idle
+    (the origin hub of a federation)."""
+    durable = consumer_name(tenant, backend)
+
+    def offered_now() -> tuple[set[str], set[str]]:
+        return load.offered, xta_offered(xta, case_of) if xta is not None else set()
+
     deadline = time.monotonic() + within
     quarantined = dlq = 0
     while True:
         seen = counted()
+        by_http, by_xta = offered_now()
         stats = await asyncio.to_thread(hub_stats, nats_url, data_dir)
         if stats is not None:
             conservation = stats["conservation"]
@@ -496,16 +740,35 @@ async def settle(
             dlq = int(conservation["dead_lettered"])
             idle = all(
                 stats["consumers"].get(name, {}).get(key, 1) == 0
-                for name in (ROUTER_DURABLE, durable)
+                for name in (ROUTER_DURABLE, durable, *durables)
                 for key in ("stream_pending", "ack_pending")
             )
         else:
             idle = False
-        missing = len(offered - set(seen))
-        if (missing <= quarantined + dlq and idle) or time.monotonic() > deadline:
+        for url, folder in also:
+            other = await asyncio.to_thread(hub_stats, url, folder)
+            if other is None:
+                idle = False
+                continue
+            quarantined += int(other["conservation"]["quarantined"])
+            dlq += int(other["conservation"]["dead_lettered"])
+            idle = idle and all(
+                other["consumers"].get(ROUTER_DURABLE, {}).get(key, 1) == 0
+                for key in ("stream_pending", "ack_pending")
+            )
+        missing = len((by_http | by_xta) - set(seen))
+        waiting = len(xta.waiting()) if xta is not None else 0
+        done = missing <= quarantined + dlq and idle and not waiting and not busy()
+        if done or time.monotonic() > deadline:
             break
         await asyncio.sleep(1.0)
+    by_http, by_xta = offered_now()
     extra = []
+    if xta is not None:
+        extra.append(
+            f"offered {len(by_http)} by HTTP + {len(by_xta)} by XTA "
+            f"({len(xta.put)} put, {len(xta.waiting())} left in the mailbox)"
+        )
     if load.failed or load.refused:
         extra.append(f"submissions not accepted: {load.failed} gave up, {dict(load.refused)}")
     if note:
@@ -513,7 +776,7 @@ async def settle(
     extra.append(f"{load.retries} submission retries")
     return take_balance(
         name,
-        offered,
+        by_http | by_xta,
         counted(),
         quarantined=quarantined,
         dlq=dlq,
@@ -522,6 +785,71 @@ async def settle(
         seconds=time.monotonic() - started,
         note="; ".join(extra),
     )
+
+
+@dataclass
+class LinkCutter:
+    """A TCP proxy on loopback between a leaf node and the hub it links to. ``cut`` closes
+    every proxied connection and the listening socket (new connections are refused) until
+    ``restore`` listens again on the same port."""
+
+    target_port: int
+    port: int = field(default_factory=free_port)
+    cuts: int = 0
+    _server: asyncio.Server | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _pipes: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def start(self) -> LinkCutter:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        pipes = {
+            asyncio.create_task(_pipe(reader, up_writer)),
+            asyncio.create_task(_pipe(up_reader, writer)),
+        }
+        self._pipes |= pipes
+        try:
+            await asyncio.gather(*pipes, return_exceptions=True)
+        finally:
+            self._pipes -= pipes
+            for w in (writer, up_writer):
+                self._writers.discard(w)
+                w.close()
+
+    async def cut(self) -> None:
+        self.cuts += 1
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        if server is not None:
+            await server.wait_closed()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def stop(self) -> None:
+        await self.cut()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    while chunk := await source.read(65536):
+        sink.write(chunk)
+        await sink.drain()
+    sink.close()
 
 
 def start_nats(store: Path) -> EmbeddedNatsServer:

@@ -5,32 +5,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from chaos.harness import (
+    ANSWER_DURABLE,
     TENANT,
     Balance,
     FileDropCounter,
     HubProcess,
+    LinkCutter,
     LoadGenerator,
     WebhookReceiver,
+    XtaLoad,
+    connections_of,
     free_port,
     hub_config,
     preset_quick_consumers,
     settle,
     start_cluster,
     start_nats,
+    start_xta_simulator,
     stream_leader,
     until_clustered,
+    xta_inbound,
 )
+from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.hub.replies import REPLY_ROUTER_DURABLE
 from poststelle.routing.streams.topology import INBOX
 
 __all__ = ["SCENARIOS", "Profile", "profile"]
@@ -47,12 +59,14 @@ class Profile:
     outage: float  # seconds a back end or a server stays down
     ack_wait: float | None  # consumers preset with this ack wait; None: the product's own
     settle_within: float
+    xta_count: int  # XTA messages per scenario with an XTA load
+    xta_rate: float  # XTA messages dropped into the hub's mailbox per second
 
 
 def profile(short: bool) -> Profile:
     if short:
-        return Profile(True, 120, 12.0, 3, 12.0, 3.0, 120.0)
-    return Profile(False, 600, 15.0, 6, 120.0, None, 420.0)
+        return Profile(True, 120, 12.0, 3, 12.0, 3.0, 120.0, 24, 2.0)
+    return Profile(False, 600, 15.0, 6, 120.0, None, 420.0, 120, 3.0)
 
 
 @dataclass
@@ -62,6 +76,8 @@ class Stage:
     hub: HubProcess
     load: LoadGenerator
     counted: Callable[[], Counter[str]]
+    receiver: WebhookReceiver | None
+    xta: XtaLoad | None
 
     @property
     def nats_url(self) -> str:
@@ -76,8 +92,12 @@ async def _stage(
     receiver: WebhookReceiver | None,
     *,
     cluster: bool = False,
+    xta: bool = False,
+    workers: int = 2,
+    xta_read_timeout: float = 5.0,
 ) -> AsyncIterator[Stage]:
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    simulator = await asyncio.to_thread(start_xta_simulator) if xta else None
     if cluster:
         servers = await asyncio.to_thread(start_cluster, workdir / "cluster")
     else:
@@ -89,11 +109,13 @@ async def _stage(
         if cluster:
             await until_clustered(nats_url)
         elif setup.ack_wait is not None:
-            await preset_quick_consumers(nats_url, backend, setup.ack_wait)
+            await preset_quick_consumers(nats_url, backend, setup.ack_wait, answers=xta)
         config = hub_config(
             backend, webhook_url=receiver.url if receiver else "", replicas=3 if cluster else 1
         )
-        hub = HubProcess(workdir, nats_url, free_port(), config)
+        if simulator is not None:
+            config += xta_inbound(simulator.url, read_timeout=xta_read_timeout)
+        hub = HubProcess(workdir, nats_url, free_port(), config, workers=workers)
         await asyncio.to_thread(hub.start)
         if receiver is not None:
             counted = receiver.counted
@@ -101,7 +123,8 @@ async def _stage(
             drop = FileDropCounter(hub.data_dir / "outbox" / TENANT / backend).start()
             counted = drop.counted
         load = LoadGenerator(hub.url, setup.count, setup.rate)
-        yield Stage(workdir, servers, hub, load, counted)
+        xta_load = XtaLoad(simulator, setup.xta_count, setup.xta_rate) if simulator else None
+        yield Stage(workdir, servers, hub, load, counted, receiver, xta_load)
     finally:
         if drop is not None:
             await drop.stop()
@@ -109,6 +132,8 @@ async def _stage(
             await asyncio.to_thread(hub.stop)
         for server in servers:
             server.stop()
+        if simulator is not None:
+            simulator.stop()
 
 
 async def _until(check: Callable[[], bool], within: float) -> bool:
@@ -131,19 +156,35 @@ async def _run(
     receiver: WebhookReceiver | None = None,
     settle_longer: float = 0.0,
     cluster: bool = False,
+    xta: bool = False,
+    workers: int = 2,
+    xta_read_timeout: float = 5.0,
+    durables: tuple[str, ...] = (),
+    busy: Callable[[], bool] = lambda: False,
+    finish: Callable[[Stage, Balance], Awaitable[Balance]] | None = None,
 ) -> Balance:
     """Start the stage, run the load with ``fault`` injected, settle, take the balance.
     ``crashed``: the fault kills a process, so repeats under one idempotency key are the
-    documented at-least-once window, not unexplained."""
+    documented at-least-once window, not unexplained. ``xta``: XTA messages arrive in the
+    hub's mailbox at the simulator alongside the HTTP load."""
     if backend == "webhook" and receiver is None:
         receiver = WebhookReceiver().start()
     started = time.monotonic()
     try:
-        async with _stage(workdir, setup, backend, receiver, cluster=cluster) as stage:
-            load = asyncio.create_task(stage.load.run())
+        async with _stage(
+            workdir,
+            setup,
+            backend,
+            receiver,
+            cluster=cluster,
+            xta=xta,
+            workers=workers,
+            xta_read_timeout=xta_read_timeout,
+        ) as stage:
+            load = asyncio.create_task(_both(stage))
             note = await fault(stage, load)
             await load
-            return await settle(
+            balance = await settle(
                 name,
                 stage.load,
                 stage.counted,
@@ -155,10 +196,21 @@ async def _run(
                 backend=backend,
                 two_keys=receiver.cases_with_two_keys if receiver else lambda: 0,
                 note=note,
+                xta=stage.xta,
+                case_of=receiver.case_of if receiver else lambda uuid: None,
+                durables=durables,
+                busy=busy,
             )
+            return balance if finish is None else await finish(stage, balance)
     finally:
         if receiver is not None:
             receiver.stop()
+
+
+async def _both(stage: Stage) -> None:
+    """The HTTP load, and the XTA load where the stage has one, side by side."""
+    loads = [stage.load.run()] + ([stage.xta.run()] if stage.xta is not None else [])
+    await asyncio.gather(*loads)
 
 
 async def _wait_for_share(stage: Stage, load: asyncio.Task[None], share: float) -> None:
@@ -169,11 +221,17 @@ async def _wait_for_share(stage: Stage, load: asyncio.Task[None], share: float) 
 
 
 async def worker_kill(workdir: Path, setup: Profile) -> Balance:
-    """``--workers 2``: SIGKILL the worker child again and again while load flows; the
-    supervisor starts a new one each time."""
+    """``--workers 2``: SIGKILL the worker child again and again while load flows, each time
+    mid-batch: the webhook receiver holds back its answers until it has counted deliveries
+    that came over the worker's own connections (the back end has them, the worker has no
+    answer and so no ack), then the worker dies. The supervisor starts a new one each time;
+    what the killed worker held comes again, under its own idempotency key."""
 
     async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
-        kills = 0
+        receiver = stage.receiver
+        assert receiver is not None
+        port = int(receiver.url.rsplit(":", 1)[1].split("/", 1)[0])
+        in_flight: list[int] = []
         for round_ in range(setup.kills):
             await _wait_for_share(stage, load, (round_ + 1) / (setup.kills + 2))
             pid = await asyncio.to_thread(stage.hub.worker_pid)
@@ -181,13 +239,29 @@ async def worker_kill(workdir: Path, setup: Profile) -> Balance:
                 # The supervisor is still waiting out its restart delay.
                 await _until(lambda: stage.hub.worker_pid() is not None, 60)
                 pid = stage.hub.worker_pid()
-            if pid is not None:
+            if pid is None:
+                continue
+            receiver.hold()
+            try:
+                await _until(_held_by(receiver, pid, port), 30)
+                await asyncio.sleep(0.3)  # let more of the batch reach the receiver
+                held = connections_of(pid, receiver.held_ports(), port)
                 os.kill(pid, signal.SIGKILL)
-                kills += 1
-                await _until(_replaced(stage.hub, pid), 60)
-        return f"worker SIGKILLed {kills}x"
+            finally:
+                receiver.unhold()
+            in_flight.append(held)
+            await _until(_replaced(stage.hub, pid), 60)
+        mid = sum(1 for n in in_flight if n)
+        return (
+            f"worker SIGKILLed {len(in_flight)}x, {mid} of them mid-batch: "
+            f"{'+'.join(map(str, in_flight))} deliveries counted by the back end, unanswered"
+        )
 
-    return await _run("worker-kill", workdir, setup, "webhook", fault, crashed=True)
+    return await _run("worker-kill", workdir, setup, "webhook", fault, crashed=True, xta=True)
+
+
+def _held_by(receiver: WebhookReceiver, pid: int, port: int) -> Callable[[], bool]:
+    return lambda: connections_of(pid, receiver.held_ports(), port) > 0
 
 
 def _replaced(hub: HubProcess, killed: int) -> Callable[[], bool]:
@@ -208,7 +282,7 @@ async def hub_kill_restart(workdir: Path, setup: Profile) -> Balance:
             await asyncio.to_thread(stage.hub.start)
         return f"hub SIGKILLed and restarted {rounds}x"
 
-    return await _run("hub-kill-restart", workdir, setup, "webhook", fault, crashed=True)
+    return await _run("hub-kill-restart", workdir, setup, "webhook", fault, crashed=True, xta=True)
 
 
 def _alive_pid(pid: int) -> bool:
@@ -243,6 +317,7 @@ async def webhook_down(workdir: Path, setup: Profile) -> Balance:
         crashed=False,
         receiver=receiver,
         settle_longer=300.0,
+        xta=True,
     )
 
 
@@ -291,7 +366,7 @@ async def nats_kill(workdir: Path, setup: Profile) -> Balance:
         alive = stage.hub.process is not None and stage.hub.process.poll() is None
         return f"nats-server SIGKILLed and restarted {rounds}x, hub alive: {alive}"
 
-    return await _run("nats-kill", workdir, setup, "webhook", fault, crashed=True)
+    return await _run("nats-kill", workdir, setup, "webhook", fault, crashed=True, xta=True)
 
 
 # -- 4. a three-node cluster losing a node, then the leader --------------------------------
@@ -315,26 +390,331 @@ async def cluster_node_loss(workdir: Path, setup: Profile) -> Balance:
                 victim = by_name[leader]
             else:
                 victim = next(s for name, s in by_name.items() if name != leader)
+            down = 3.0 if setup.short else 15.0
+            killed_at = time.monotonic()
             victim.stop(graceful=False)
-            await asyncio.sleep(3.0 if setup.short else 15.0)
+            # Asked of the survivors while the victim is down: who leads now. A killed leader
+            # stays down until a new one is elected (at most 20 s more): the failover is
+            # what this round is for, and an election can take longer than the short
+            # outage on a loaded machine.
+            survivors = ",".join(s.client_url for s in stage.servers if s is not victim)
+            wait = max(down, 20.0) if target == "leader" else down
+            during = await _leader_within(survivors, wait, other_than=victim.server_name)
+            await asyncio.sleep(max(0.0, down - (time.monotonic() - killed_at)))
             await asyncio.to_thread(victim.start)
-            after = await _leader_within(stage.nats_url, 30.0)
-            done.append(f"{target} {victim.server_name} killed (INBOX leader now {after})")
+            # The survivors again: a restarted node may answer from its state before the kill.
+            after = await _leader_within(survivors, 30.0)
+            done.append(
+                f"{target} {leader if target == 'leader' else victim.server_name} killed "
+                f"(INBOX leader {leader} before, {during or 'none yet'} while it was down, "
+                f"{after} after its restart)"
+            )
         return "; ".join(done)
 
     return await _run(
-        "cluster-node-loss", workdir, setup, "webhook", fault, crashed=True, cluster=True
+        "cluster-node-loss", workdir, setup, "webhook", fault, crashed=True, cluster=True, xta=True
     )
 
 
-async def _leader_within(url: str, within: float) -> str | None:
+async def _leader_within(url: str, within: float, other_than: str = "") -> str | None:
+    """The INBOX leader, once there is one (and it is not ``other_than``); None if none
+    within ``within`` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         leader = await stream_leader(url, INBOX)
-        if leader is not None:
+        if leader is not None and leader != other_than:
             return leader
         await asyncio.sleep(0.5)
     return None
+
+
+# -- 5. XTA faults: timeouts, SOAP faults, dropped connections, a duplicate offer, crashes --
+
+DECISION = {
+    "kind": "decision",
+    "vorgang": "BA-2026-00417",
+    "ist_genehmigung": True,
+    "begruendung": "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).",
+    "nebenbestimmungen": ["Der Baubeginn ist anzuzeigen."],
+    "anlagen": [
+        {
+            "bezeichnung": "Baugenehmigung",
+            "dateiname": "baugenehmigung.pdf",
+            "dokumentid": "urn:uuid:7b1c9e52-3f0a-4d8e-9a61-2c4f8e0d1b37",
+        }
+    ],
+}
+_XTA_ID = re.compile(rb"urn:de:xta:messageid:[^<\s]+")
+
+
+@dataclass
+class _Answerer:
+    """The back end's side of the way back: a decision for each XTA case it received, over
+    the hub's HTTP reply intake (retried while the hub is down); the hub answers each at the
+    simulator with ``sendMessage`` into the sender's mailbox."""
+
+    stage: Stage
+    decided: dict[str, str] = field(default_factory=dict)  # XTA MessageID -> case id
+
+    def busy(self) -> bool:
+        """Decisions still to make, or made and not yet answered in the sender's mailbox."""
+        xta = self.stage.xta
+        receiver = self.stage.receiver
+        if xta is None or receiver is None:
+            return False
+        waiting = xta.waiting()
+        taken = [mid for mid, uuid in list(xta.put.items()) if mid not in waiting]
+        answered = xta.answers()
+        return any(mid not in self.decided or not answered[mid] for mid in taken)
+
+    async def run(self) -> None:
+        xta, receiver = self.stage.xta, self.stage.receiver
+        assert xta is not None and receiver is not None
+        async with httpx.AsyncClient(base_url=self.stage.hub.url, timeout=10.0) as http:
+            while True:
+                for message_id, uuid in list(xta.put.items()):
+                    case_id = receiver.case_of(uuid)
+                    if case_id is None or message_id in self.decided:
+                        continue
+                    decision = {**DECISION, "reply_id": f"bescheid-{case_id}"}
+                    try:
+                        answer = await http.post(f"/v1/cases/{case_id}/events", json=decision)
+                    except httpx.TransportError:
+                        break  # the hub is down: the next round tries again
+                    if answer.status_code == 202:
+                        self.decided[message_id] = case_id
+                await asyncio.sleep(0.3)
+
+
+async def _hit(simulator: XtaSimulator, rule: FaultRule, within: float) -> bool:
+    """Wait until ``rule`` has been used up (each of its calls arrived)."""
+    return await _until(lambda: rule not in simulator.pending_faults(), within)
+
+
+async def _kill_and_restart(hub: HubProcess) -> None:
+    await asyncio.to_thread(hub.kill)
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(hub.start)
+
+
+async def xta_faults(workdir: Path, setup: Profile) -> Balance:
+    """The hub's XTA mailbox under the simulator's fault injection while XTA and HTTP load
+    flow: read timeouts (getStatusList stalls past the client's 2 s), XTA SOAP faults
+    (getMessage, 9030), dropped connections (getMessage before, close after it took effect),
+    a duplicate offer (close keeps the message, so it is delivered again; a status list names
+    every entry twice), and two SIGKILLs of the hub (one process): while an answer's
+    ``sendMessage`` is in flight (sent, OUTBOX not acked), and while a ``close`` stalls (the
+    message stored, INBOX acked, not closed at the simulator). Every back end decision is
+    answered: each answer must reach the sender exactly once."""
+    answerer: _Answerer | None = None
+    runner: asyncio.Task[None] | None = None
+
+    async def fault(stage: Stage, load: asyncio.Task[None]) -> str:
+        nonlocal answerer, runner
+        assert stage.xta is not None
+        xta, sim, hub = stage.xta, stage.xta.simulator, stage.hub
+        answerer = _Answerer(stage)
+        runner = asyncio.create_task(answerer.run())
+        done = []
+        # 1. SIGKILL while the first answer's sendMessage is in flight; the call takes
+        #    effect 4 s later at the simulator, the killed hub never hears of it.
+        sending = FaultRule("delay", operation="sendMessage", delay=4.0)
+        sim.inject(sending)
+        if await _hit(sim, sending, 60):
+            await _kill_and_restart(hub)
+            done.append("hub SIGKILLed during sendMessage")
+        # 2. The protocol faults, while messages keep arriving.
+        rules = [
+            FaultRule("delay", operation="getStatusList", times=2, delay=3.0),
+            FaultRule("fault", operation="getMessage", times=3),
+            FaultRule("drop", operation="getMessage", times=2),
+            FaultRule("drop", operation="close", after_processing=True),
+            FaultRule("duplicate", operation="close"),
+            FaultRule("duplicate", operation="getStatusList"),
+        ]
+        for rule in rules:
+            sim.inject(rule)
+            if not await _hit(sim, rule, 20) and load.done():
+                await xta.put_one()  # the load is over: one more message to take the rule
+                await _hit(sim, rule, 20)
+            # The client's retries of the call it hit come first: the next rule is for a
+            # call of its own (a retried close would take a duplicate rule and do nothing).
+            await asyncio.sleep(1.0)
+        hit = len(rules) - len(sim.pending_faults())
+        done.append(f"{hit}/{len(rules)} protocol faults hit")
+        # 3. SIGKILL while a close stalls: the message is stored, not closed.
+        closing = FaultRule("drop", operation="close", delay=3.0)
+        sim.inject(closing)
+        if not await _hit(sim, closing, 20):
+            await xta.put_one()
+        if await _hit(sim, closing, 20):
+            await _kill_and_restart(hub)
+            done.append("hub SIGKILLed during close")
+        sim.clear_faults()
+        return ", ".join(done)
+
+    async def finish(stage: Stage, balance: Balance) -> Balance:
+        assert stage.xta is not None and answerer is not None
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        sim = stage.xta.simulator
+        answers = stage.xta.answers()
+        decided = set(answerer.decided)
+        missing = sum(1 for mid in decided if not answers[mid])
+        twice = sum(n - 1 for mid, n in answers.items() if n > 1)
+        # The crash windows, from the simulator's own record of the calls.
+        stalled = [
+            _XTA_ID.findall(e.request)
+            for e in sim.exchanges
+            if e.operation == "close" and e.response is None
+        ]
+        refetched = sum(
+            1
+            for ids in stalled
+            for mid in ids
+            if sum(mid in e.request for e in sim.exchanges if e.operation == "getMessage") > 1
+        )
+        sends = Counter(
+            _XTA_ID.findall(e.request)[0]
+            for e in sim.exchanges
+            if e.operation == "sendMessage" and _XTA_ID.findall(e.request)
+        )
+        resent = sum(1 for n in sends.values() if n > 1)
+        fetched = Counter(
+            mid
+            for e in sim.exchanges
+            if e.operation == "getMessage" and e.status == 200
+            for mid in set(_XTA_ID.findall(e.request))
+        )
+        twice_offered = sum(1 for n in fetched.values() if n > 1)
+        note = (
+            f"answers: {len(decided)} decisions, {len(decided) - missing} answered, "
+            f"{twice} twice, {missing} missing; {twice_offered} messages handed over twice, "
+            f"{refetched} of them stored and not closed at the kill; {resent} answers resent "
+            "under their MessageID"
+        )
+        return replace(
+            balance,
+            lost=balance.lost + missing,
+            unexplained=balance.unexplained + twice,
+            note=f"{note}; {balance.note}",
+        )
+
+    return await _run(
+        "xta-faults",
+        workdir,
+        # Twice the XTA load: messages keep arriving until the last fault has hit.
+        replace(setup, xta_count=setup.xta_count * 2),
+        "webhook",
+        fault,
+        crashed=True,
+        xta=True,
+        workers=1,
+        xta_read_timeout=2.0,
+        durables=(REPLY_ROUTER_DURABLE, ANSWER_DURABLE),
+        busy=lambda: answerer is not None and answerer.busy(),
+        finish=finish,
+    )
+
+
+# -- 6. two state hubs, their leaf link cut -------------------------------------------------
+
+
+def _in_muenchen(body: bytes) -> bytes:
+    """The application's site moved to München: Bayern's hub owns the case."""
+    return body.replace(b"<code>01002000</code>", b"<code>09162000</code>")
+
+
+def _state_hub_config(state: str, peer: str, nats: str, backend: str) -> str:
+    return (
+        f"[nats]\n{nats}\n\n[federation]\nstate = {json.dumps(state)}\n"
+        f"peers = [{json.dumps(peer)}]\n\n"
+        + backend
+        + f'\n[[routes]]\nstandard = "xbau"\ntenant = "bauaufsicht-{state}"\n'
+        'backend = "akte"\n'
+    )
+
+
+async def federation_leaf_cut(workdir: Path, setup: Profile) -> Balance:
+    """Two state hubs, each with its own embedded NATS: Schleswig-Holstein (A) takes the
+    load over HTTP, every application for a municipality in Bayern, whose hub (B) owns it;
+    B's leaf node links to A through a TCP proxy. While the load flows the proxy cuts the
+    link (every connection closed, new ones refused) for ``outage`` seconds (15 s short), then
+    lets it up again. The balance is counted at B's back end; A's and B's quarantine and DLQ
+    count, A's router must have forwarded everything."""
+    outage = 15.0 if setup.short else 60.0
+    receiver = WebhookReceiver().start()
+    started = time.monotonic()
+    leaf_port = free_port()
+    link = LinkCutter(leaf_port)
+    hubs: list[HubProcess] = []
+    try:
+        await asyncio.to_thread((workdir / "sh").mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread((workdir / "by").mkdir, parents=True, exist_ok=True)
+        a = HubProcess(
+            workdir / "sh",
+            "",
+            free_port(),
+            _state_hub_config(
+                "sh",
+                "by",
+                f"leaf_listen_port = {leaf_port}",
+                '[[backends]]\ntenant = "bauaufsicht-sh"\nname = "akte"\nkind = "filedrop"\n',
+            ),
+            workers=1,
+            embedded=True,
+        )
+        hubs.append(a)
+        await asyncio.to_thread(a.start)
+        await link.start()
+        b = HubProcess(
+            workdir / "by",
+            "",
+            free_port(),
+            _state_hub_config(
+                "by",
+                "sh",
+                f'leaf_remotes = ["nats-leaf://127.0.0.1:{link.port}"]',
+                '[[backends]]\ntenant = "bauaufsicht-by"\nname = "akte"\nkind = "webhook"\n'
+                f'settings = {{ url = "{receiver.url}", secret = "chaos-secret" }}\n',
+            ),
+            workers=1,
+            embedded=True,
+        )
+        hubs.append(b)
+        await asyncio.to_thread(b.start)
+        load = LoadGenerator(a.url, setup.count, setup.rate, transform=_in_muenchen)
+        running = asyncio.create_task(load.run())
+        await _until(lambda: len(load.accepted) >= load.count * 0.25 or running.done(), 120)
+        before = len(receiver.counted())
+        await link.cut()
+        await asyncio.sleep(outage)
+        during = len(receiver.counted()) - before
+        held_back = len(load.offered - set(receiver.counted()))
+        await link.restore()
+        await running
+        return await settle(
+            "federation-leaf-cut",
+            load,
+            receiver.counted,
+            b.nats_url,
+            b.data_dir,
+            started,
+            within=setup.settle_within,
+            crashed=False,
+            backend="akte",
+            tenant="bauaufsicht-by",
+            two_keys=receiver.cases_with_two_keys,
+            also=((a.nats_url, a.data_dir),),
+            note=f"leaf link cut for {outage:.0f}s: {during} deliveries at B meanwhile, "
+            f"{held_back} accepted cases waiting at A when it came back",
+        )
+    finally:
+        await link.stop()
+        for hub in reversed(hubs):
+            await asyncio.to_thread(hub.stop)
+        receiver.stop()
 
 
 SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = {
@@ -344,4 +724,6 @@ SCENARIOS: dict[str, Callable[[Path, Profile], Coroutine[Any, Any, Balance]]] = 
     "filedrop-unwritable": filedrop_unwritable,
     "nats-kill": nats_kill,
     "cluster-node-loss": cluster_node_loss,
+    "xta-faults": xta_faults,
+    "federation-leaf-cut": federation_leaf_cut,
 }

@@ -69,7 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     fault.add_argument("--kind", choices=["delay", "fault", "drop", "duplicate", "vanish"])
     fault.add_argument("--operation", default="*", help="XTA operation, e.g. getStatusList")
     fault.add_argument("--times", type=int, default=1, help="how many calls it hits")
-    fault.add_argument("--delay", type=float, default=0.0, help="seconds, for --kind delay")
+    fault.add_argument(
+        "--delay", type=float, default=0.0, help="seconds, for --kind delay (or drop: stall first)"
+    )
     fault.add_argument("--exception", default=FaultRule.exception, help="for --kind fault")
     fault.add_argument("--code", default=FaultRule.code, help="XTA-WS Fehlernummer")
     fault.add_argument("--reason", default=FaultRule.reason)

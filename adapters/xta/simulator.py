@@ -91,7 +91,9 @@ class FaultRule:
       meanwhile never sees the answer, but the call took effect).
     - ``fault``: answer with the XTA SOAP fault ``exception``/``code`` without handling the call.
     - ``drop``: close the connection without an answer; with ``after_processing`` the call takes
-      effect first (the answer is lost), otherwise it does not.
+      effect first (the answer is lost), otherwise it does not. A ``delay`` stalls the call that
+      long first (a server that hangs, then goes away: the client may time out or die
+      meanwhile, and the call never takes effect unless ``after_processing``).
     - ``duplicate``: on ``close``, acknowledge but keep the messages, so they are delivered again;
       on ``getStatusList``, list every entry twice (at-least-once servers repeat entries).
     - ``vanish``: on ``getMessage``, the requested message leaves the mailbox just before the
@@ -339,6 +341,11 @@ class XtaSimulator:
         with self._state.lock:
             self._state.faults.append(rule)
 
+    def pending_faults(self) -> list[FaultRule]:
+        """The injected rules not yet used up (a copy): a rule gone from here has hit."""
+        with self._state.lock:
+            return [replace(rule) for rule in self._state.faults]
+
     def clear_faults(self) -> None:
         with self._state.lock:
             self._state.faults.clear()
@@ -396,7 +403,7 @@ class XtaSimulator:
             self._state.arrivals.append(operation)
             self._release_due()
         rule = self._take_fault(operation)
-        if rule is not None and rule.kind == "delay":
+        if rule is not None and rule.kind in ("delay", "drop") and rule.delay:
             time.sleep(rule.delay)
         if rule is not None and rule.kind == "fault":
             env = x.fault_envelope(

@@ -276,6 +276,11 @@ def leafnode_config(
     with the nkey whose seed the server reads from that environment variable (nats-server
     resolves ``$NAME`` from its environment), so the seed is in no file; the peer accepts
     the link when its ``authorization`` holds the public key (``nats-config --peer``).
+
+    The listening side does not advertise its leaf address (``no_advertise``): a peer
+    reconnects at the URL it was given (a proxy, a NAT or a DNS name), not at the listen
+    address this server would otherwise gossip (often loopback or an internal interface),
+    which would bypass the way the operator set up or not reach the server at all.
     """
     deny = json.dumps(list(HUB_LOCAL_SUBJECTS))
     credentials = ""
@@ -285,7 +290,11 @@ def leafnode_config(
         credentials = f", nkey: ${remote_seed_variable}"
     lines = ["leafnodes {"]
     if listen_port is not None:
-        lines += [f"  host: {json.dumps(listen_host)}", f"  port: {listen_port}"]
+        lines += [
+            f"  host: {json.dumps(listen_host)}",
+            f"  port: {listen_port}",
+            "  no_advertise: true",
+        ]
     remote_blocks = [
         f"    {{ url: {json.dumps(url)}{credentials}, deny_imports: {deny}, deny_exports: {deny} }}"
         for url in remotes

@@ -151,7 +151,14 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         log.info("stream created name=%s replicas=%s", config.name, config.num_replicas)
         return
     # Keep the replica count a running cluster already has: changing it is an operator's call.
-    wanted = replace(config, num_replicas=existing.config.num_replicas)
+    # Keep the sources too: no spec has any, federation adds its peers' to INBOX, and an
+    # update without them would stop the peers' cases arriving (every CLI command and each
+    # worker process runs this against a live hub).
+    wanted = replace(
+        config,
+        num_replicas=existing.config.num_replicas,
+        sources=existing.config.sources or config.sources,
+    )
     try:
         await js.update_stream(wanted)
     except BadRequestError as exc:

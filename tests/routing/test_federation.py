@@ -26,6 +26,7 @@ from poststelle.routing.federation.states import (
     state_for_ars,
 )
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from poststelle.routing.streams.topology import ensure_topology
 from poststelle.routing.table.resolver import RouteQuery, compile_table
 from poststelle.routing.table.rules import RouteTableError
 from poststelle.routing.table.store import RouteTableStore, RouteTableWatcher
@@ -204,3 +205,37 @@ async def test_case_for_bavaria_reaches_by_inbox_exactly_once_across_an_outage(
         await sh_nc.close()
         if not by_nc.is_closed:
             await by_nc.close()
+
+
+def test_a_state_hub_does_not_advertise_its_leaf_address(tmp_path: Path) -> None:
+    """A peer reconnects at the URL it was configured with (a proxy, a NAT address), never
+    at the listen address the accepting server would gossip in its leaf INFO."""
+    leaf_port = free_port()
+    sh = EmbeddedNatsServer(
+        store_dir=tmp_path / "sh", domain="sh", extra_config=leafnode_config(listen_port=leaf_port)
+    )
+    sh.start()
+    try:
+        with socket.create_connection(("127.0.0.1", leaf_port), timeout=5) as leaf:
+            line = leaf.makefile("rb").readline()
+    finally:
+        sh.stop()
+    assert line.startswith(b"INFO ")
+    info = json.loads(line[len(b"INFO ") :])
+    assert info["domain"] == "sh"
+    assert "leafnode_urls" not in info
+
+
+async def test_the_topology_keeps_the_peers_inbox_sources(hubs: Hubs) -> None:
+    """`poststelle stats` (any CLI command) and each worker process ensure the topology on a
+    running hub: that must not drop the INBOX sources federation added."""
+    by_nc = await nats.connect(hubs.by.client_url)
+    try:
+        by_js = by_nc.jetstream()
+        await ensure_topology(by_js)
+        await add_inbox_sources(by_js, "by", ["sh"])
+        await ensure_topology(by_js)
+        sources = (await by_js.stream_info(INBOX_STREAM)).config.sources or []
+    finally:
+        await by_nc.close()
+    assert [s.external.api for s in sources if s.external] == ["$JS.sh.API"]

@@ -139,6 +139,23 @@ def test_duplicate_delivery_shows_same_message_id_twice(
     assert simulator.mailbox(HUB.value) == []
 
 
+def test_stalled_drop_never_takes_effect_and_is_seen_pending_until_it_hits(
+    simulator: XtaSimulator, xta_dir: Path
+) -> None:
+    # A close that hangs past the client's timeout, then dies: the message stays, so it is
+    # fetched again (the window between the hub storing a message and closing it).
+    client = XtaClient(make_settings(simulator, xta_dir, read_timeout=0.2, retry_attempts=1))
+    message_id = simulator.put(HUB.value, b"<x/>")
+    fetched = client.get_message(HUB, message_id)
+    rule = FaultRule("drop", operation="close", delay=0.5)
+    simulator.inject(rule)
+    assert simulator.pending_faults() == [rule]
+    with pytest.raises(XtaTransientError):
+        client.close(HUB, fetched.request_id, [message_id])
+    assert simulator.pending_faults() == []
+    assert [m.metadata.message_id for m in simulator.mailbox(HUB.value)] == [message_id]
+
+
 def test_fault_rule_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="unknown XTA operation"):
         FaultRule("fault", operation="getMesage")
