@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/poststelle run $(ARGS)
 
+# The suite runs on TEST_JOBS workers (pytest-xdist; each starts its own nats-server on a free
+# port), then the tests that measure throughput or load (marker `serial`) run on their own so
+# the others' load does not skew them. Exit status 5 is pytest's "nothing selected".
+TEST_JOBS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -21,6 +21,7 @@ EXPECTED_FIGURES = [
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_quick_bench_prints_the_table() -> None:
     finished = subprocess.run(
         [sys.executable, str(BENCH), "--quick"],

@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_soak.py"
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_quick_soak_is_refused_under_overload_and_loses_nothing() -> None:
     finished = subprocess.run(
         # Short and small: a smoke run on a shared machine, not a measurement.
