@@ -21,25 +21,11 @@ from poststelle.routing.streams.topology import REPLIES
 from tests.adapters.receiver import Receiver, webhook_receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _mailbox_settings
-from tests.messages import xbau_antrag
+from tests.messages import xbau_antrag, xbau_decision
 from tests.xta.conftest import AMT, HUB
 
 XML = {"Content-Type": "application/xml"}
-DECISION = {
-    "kind": "decision",
-    "vorgang": "BA-2026-00417",
-    "ist_genehmigung": True,
-    "begruendung": "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).",
-    "nebenbestimmungen": ["Der Baubeginn ist anzuzeigen."],
-    "anlagen": [
-        {
-            "bezeichnung": "Baugenehmigung",
-            "dateiname": "baugenehmigung.pdf",
-            "dokumentid": "urn:uuid:7b1c9e52-3f0a-4d8e-9a61-2c4f8e0d1b37",
-        }
-    ],
-    "reply_id": "bescheid-1",
-}
+DECISION = xbau_decision("bescheid-1")
 
 
 @pytest.fixture
