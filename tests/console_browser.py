@@ -137,6 +137,23 @@ def log_in(driver: WebDriver, base: str, account: tuple[str, str]) -> None:
     wait_for(driver, "#received")
 
 
+def add_luebeck_rule(driver: WebDriver, hub: Hub) -> str:
+    """The routing page's form: a rule for Lübeck's ARS, added once the hub follows it.
+    Returns what the page says was added."""
+    wait_for(driver, "#add-rule")
+    for field, value in {
+        "r-ars": "010030000000",
+        "r-standard": "xbau",
+        "r-tenant": "luebeck",
+        "r-backend": "bauakte",
+    }.items():
+        driver.find_element(By.ID, field).send_keys(value)
+    driver.find_element(By.ID, "add").click()
+    added = str(wait_for(driver, "#rule-added").text)
+    until(lambda: hub.route_watcher is not None and hub.route_watcher.pointer.rules == 3)  # type: ignore[union-attr]
+    return added
+
+
 @dataclass(frozen=True)
 class Parked:
     case_id: str
