@@ -14,21 +14,14 @@ import httpx
 import pytest
 
 from poststelle.adapters._ozg import vorgang_nummer
-from poststelle.contracts.envelope import (
-    H_CASE_ID,
-    H_DETAIL,
-    H_MSG_ID,
-    H_ORIGINAL_SUBJECT,
-    H_REASON,
-    dead_letter_id,
-    dlq_subject,
-)
+from poststelle.contracts.envelope import H_CASE_ID, H_ORIGINAL_SUBJECT
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.console import hash_password
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
+from poststelle.routing.ops.dlq import publish_dead_letter
 from poststelle.routing.ops.quarantine import QuarantinedMessage, list_quarantined
 from poststelle.routing.streams.topology import CASES
 from poststelle.routing.table.files import load_table
@@ -380,16 +373,14 @@ async def test_a_command_line_replay_is_audited_with_the_login_name(
 
 async def test_a_dead_letter_is_listed_shown_and_replayed(hub: Hub) -> None:
     event = json.dumps({"id": "evt-1", "data": {"case_id": "case-dlq-1"}}).encode()
-    await hub.js.publish(
-        dlq_subject("case_crash_test"),
+    await publish_dead_letter(
+        hub.js,
+        "case_crash_test",
+        7,
         event,
-        headers={
-            H_MSG_ID: dead_letter_id("case_crash_test", 7),
-            H_CASE_ID: "case-dlq-1",
-            H_REASON: "permanent",
-            H_DETAIL: "webhook: HTTP 422: the back end refuses the event",
-            H_ORIGINAL_SUBJECT: "case.crash.test.antrag",
-        },
+        {H_CASE_ID: "case-dlq-1", H_ORIGINAL_SUBJECT: "case.crash.test.antrag"},
+        reason="permanent",
+        detail="webhook: HTTP 422: the back end refuses the event",
     )
     before = (await hub.js.stream_info(CASES)).state.messages
     async with console(hub) as client:
