@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub
@@ -62,3 +65,13 @@ async def eventually(check: Callable[[], Any], *, within: float = 30.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s (last value: {result!r})")
         await asyncio.sleep(0.05)
+
+
+def run_cli(config: HubConfig, *argv: str) -> tuple[int, str, str]:
+    """``poststelle *argv`` in this process against ``config``'s NATS and data folder:
+    (exit code, standard output, standard error)."""
+    out, err = io.StringIO(), io.StringIO()
+    common = ["--nats-url", str(config.nats.url), "--data-dir", str(config.data_dir)]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = poststelle([*argv, *common])
+    return code, out.getvalue(), err.getvalue()
