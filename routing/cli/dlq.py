@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from poststelle.routing.cli.common import add_common_options
 from poststelle.routing.cli.parked import add_paging_options, list_parked, replay_parked
@@ -22,28 +21,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
             f"         {letter.reason}",
         ]
 
-    return list_parked(
-        args,
-        lambda hub: list_dead_letters(
-            hub.js, consumer=args.consumer, after=args.after, limit=args.limit
-        ),
-        empty="no dead letters",
-        lines=lines,
-    )
+    return list_parked(args, list_dead_letters, by="consumer", empty="no dead letters", lines=lines)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from poststelle.routing.ops.dlq import replay_dead_letters
 
-    def replay(hub: Any, progress: Any, actor: str) -> Any:
-        return replay_dead_letters(
-            hub.js, consumer=args.consumer, sequences=args.seq, progress=progress, actor=actor
-        )
-
     return replay_parked(
         args,
-        replay,
-        selector=("--consumer", args.consumer),
+        replay_dead_letters,
+        by="consumer",
         replayed_to="to their original subjects",
         not_replayable="no original subject",
     )

@@ -45,16 +45,18 @@ def next_page_hint(sequences: list[int], limit: int | None) -> str | None:
 
 def list_parked(
     args: argparse.Namespace,
-    fetch: Callable[[Any], Awaitable[Sequence[_Item]]],
+    fetch: Callable[..., Awaitable[Sequence[_Item]]],
     *,
+    by: str,
     empty: str,
     lines: Callable[[_Item], Iterable[str]],
 ) -> int:
-    """``list``: ``fetch(hub)`` one page, print it as JSON (``--json``), as ``lines`` per
-    record, or ``empty``; then the option for the next page when the page was cut."""
+    """``list``: one page from ``fetch(js, <by>=--<by>, after=, limit=)``, printed as JSON
+    (``--json``), as ``lines`` per record, or ``empty``; then the option for the next page
+    when the page was cut."""
 
     async def work(hub: Any) -> int:
-        items = await fetch(hub)
+        items = await fetch(hub.js, **{by: getattr(args, by)}, after=args.after, limit=args.limit)
         if args.json:
             print(json.dumps([item.as_json() for item in items], indent=2))
             return 0
@@ -74,23 +76,28 @@ def list_parked(
 
 def replay_parked(
     args: argparse.Namespace,
-    replay: Callable[[Any, Progress, str], Awaitable[ReplayResult]],
+    replay: Callable[..., Awaitable[ReplayResult]],
     *,
-    selector: tuple[str, object],
+    by: str,
     replayed_to: str,
     not_replayable: str,
 ) -> int:
-    """``replay``: refuse without a ``selector`` (option name, value) or ``--seq``; run
-    ``replay(hub, progress, actor)`` with progress; say how many went ``replayed_to`` and
-    which were skipped (exit 1 if any were)."""
-    option, value = selector
-    if value is None and not args.seq:
-        print(f"error: name a {option} or at least one --seq to replay", file=sys.stderr)
+    """``replay``: refuse without ``--<by>`` or ``--seq``; run ``replay(js, <by>=--<by>,
+    sequences=--seq, progress=, actor=)`` with progress; say how many went ``replayed_to``
+    and which were skipped (exit 1 if any were)."""
+    chosen = getattr(args, by)
+    if chosen is None and not args.seq:
+        print(f"error: name a --{by} or at least one --seq to replay", file=sys.stderr)
         return 2
 
     async def work(hub: Any) -> int:
         actor = _replay_actor()
-        result = await _replay_with_progress(args, lambda progress: replay(hub, progress, actor))
+        result = await _replay_with_progress(
+            args,
+            lambda progress: replay(
+                hub.js, **{by: chosen}, sequences=args.seq, progress=progress, actor=actor
+            ),
+        )
         if result is None:
             return 0
         print(f"replayed {len(result.replayed)} message(s) {replayed_to}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from typing import Any
 
 from poststelle.routing.cli.common import add_common_options
 from poststelle.routing.cli.parked import add_paging_options, list_parked, replay_parked
@@ -24,9 +23,8 @@ def _cmd_quarantine_list(args: argparse.Namespace) -> int:
 
     return list_parked(
         args,
-        lambda hub: list_quarantined(
-            hub.js, reason=args.reason, after=args.after, limit=args.limit
-        ),
+        list_quarantined,
+        by="reason",
         empty="quarantine is empty" if not args.after else "nothing after that sequence",
         lines=lines,
     )
@@ -35,15 +33,10 @@ def _cmd_quarantine_list(args: argparse.Namespace) -> int:
 def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
     from poststelle.routing.ops.quarantine import replay_quarantined
 
-    def replay(hub: Any, progress: Any, actor: str) -> Any:
-        return replay_quarantined(
-            hub.js, reason=args.reason, sequences=args.seq, progress=progress, actor=actor
-        )
-
     return replay_parked(
         args,
-        replay,
-        selector=("--reason", args.reason),
+        replay_quarantined,
+        by="reason",
         replayed_to="into INBOX",
         not_replayable="a quarantined reply, not an arrival",
     )
