@@ -43,12 +43,7 @@ def baugenehmigung_schema(corpus_dir: Path) -> etree.XMLSchema:
 def _webhook_config(hub_config: HubConfig, receiver: Receiver, **extra: Any) -> HubConfig:
     document = hub_config.model_dump(mode="json")
     document["backends"] = [
-        {
-            "tenant": "stadt-kiel",
-            "name": "fachverfahren",
-            "kind": "webhook",
-            "settings": {"url": receiver.url, "secret": "s3cret"},
-        },
+        receiver.backend("stadt-kiel", "fachverfahren"),
         {
             "tenant": "stadt-kiel",
             "name": "akte",

@@ -46,20 +46,18 @@ def _corpus(corpus_dir: Path, message: str) -> bytes:
     return (corpus_dir / "xdomea" / "messages" / "xdomea_3.0.0" / f"xx_{message}.xml").read_bytes()
 
 
+def _from_behoerde(sim: XtaSimulator, corpus_dir: Path, message: str) -> str:
+    """The published example ``message`` in the hub's mailbox, sent by the Behörde."""
+    return sim.put(HUB.value, _corpus(corpus_dir, message), author=BEHOERDE, service=SERVICE)
+
+
 def _config(
     hub_config: HubConfig, receiver: Receiver, sim: XtaSimulator, corpus: Path
 ) -> HubConfig:
     # The arrivals are validated against the published xdomea schemas on the way in.
     ContractRegistry.for_data_dir(hub_config.data_dir).add_schema_set(corpus / "xdomea" / "schemes")
     document = hub_config.model_dump(mode="json")
-    document["backends"] = [
-        {
-            "tenant": "landesarchiv",
-            "name": "archiv",
-            "kind": "webhook",
-            "settings": {"url": receiver.url, "secret": "s3cret"},
-        }
-    ]
+    document["backends"] = [receiver.backend("landesarchiv", "archiv")]
     document["routes"] = [{"standard": "xdomea", "tenant": "landesarchiv", "backend": "archiv"}]
     document["inbound"] = [
         {"name": "xta-hub", "kind": "xta", "settings": _mailbox_settings(sim, corpus)}
@@ -105,12 +103,7 @@ async def test_0501_offer_is_confirmed_with_0504(
     with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
         sim.create_mailbox(HUB.value)
         sim.offer(BEHOERDE.value, SERVICE)  # lookupService before the answer says yes
-        xta_id = sim.put(
-            HUB.value,
-            _corpus(corpus_dir, "Aussonderung.Anbieteverzeichnis.0501"),
-            author=BEHOERDE,
-            service=SERVICE,
-        )
+        xta_id = _from_behoerde(sim, corpus_dir, "Aussonderung.Anbieteverzeichnis.0501")
         config = _config(hub_config, receiver, sim, corpus_dir)
         async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
             event = await _case_of(receiver, "Aussonderung.Anbieteverzeichnis.0501")
@@ -151,12 +144,7 @@ async def test_0503_records_are_confirmed_with_0507_and_0506(
     with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
         sim.create_mailbox(HUB.value)
         sim.create_mailbox(BEHOERDE.value)
-        xta_id = sim.put(
-            HUB.value,
-            _corpus(corpus_dir, "Aussonderung.Aussonderung.0503"),
-            author=BEHOERDE,
-            service=SERVICE,
-        )
+        xta_id = _from_behoerde(sim, corpus_dir, "Aussonderung.Aussonderung.0503")
         config = _config(hub_config, receiver, sim, corpus_dir)
         async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
             event = await _case_of(receiver, "Aussonderung.Aussonderung.0503")
