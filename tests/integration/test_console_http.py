@@ -27,6 +27,7 @@ from poststelle.routing.streams.topology import CASES
 from poststelle.routing.table.files import load_table
 from poststelle.routing.table.store import RouteTableStore
 from tests.integration.conftest import eventually
+from tests.integration.test_table_routing import _config
 from tests.messages import xbau_antrag
 
 XML = {"Content-Type": "application/xml"}
@@ -41,12 +42,9 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def console_config(hub_config: HubConfig) -> HubConfig:
-    document = hub_config.model_dump(mode="json")
-    document["backends"] = [
-        {"tenant": "kiel", "name": "bauakte"},
-        {"tenant": "luebeck", "name": "bauakte"},
-    ]
-    document["routes"] = []  # the table alone decides
+    """The table-routing tests' hub (Kiel and Lübeck, the table alone decides), with two
+    console accounts."""
+    document = _config(hub_config).model_dump(mode="json")
     document["console"] = {
         "accounts": {
             "olga": {"password_hash": hash_password(PASSWORDS["olga"]), "role": "operator"},
@@ -175,6 +173,22 @@ async def test_a_forged_session_cookie_is_no_session(hub: Hub) -> None:
         assert (await client.get("/")).status_code == 200
 
 
+async def _refused_changes(
+    client: httpx.AsyncClient, hub: Hub, sequence: int, form: dict[str, str]
+) -> httpx.Response:
+    """A replay of record ``sequence`` and a new rule, each posted with ``form``: both are
+    refused and the record stays parked. Returns the replay's answer."""
+    replay = await client.post("/quarantine/replay", data={"seq": str(sequence), **form})
+    assert replay.status_code == 403, replay.text
+    rule = await client.post(
+        "/routing/rules", data={"tenant": "luebeck", "backend": "bauakte", **form}
+    )
+    assert rule.status_code == 403, rule.text
+    [still] = await list_quarantined(hub.js)
+    assert still.sequence == sequence
+    return replay
+
+
 async def test_a_post_without_its_csrf_token_is_refused(hub: Hub, tmp_path: Path) -> None:
     _, _, sequence = await park_unroutable(hub, tmp_path)
     async with console(hub) as client:
@@ -185,16 +199,9 @@ async def test_a_post_without_its_csrf_token_is_refused(hub: Hub, tmp_path: Path
         )
         assert no_token.status_code == 403
         await log_in(client, "olga", PASSWORDS["olga"])
-        missing = await client.post("/quarantine/replay", data={"seq": str(sequence)})
-        assert missing.status_code == 403 and "CSRF" in missing.text
-        wrong = await client.post(
-            "/quarantine/replay", data={"seq": str(sequence), "csrf_token": "x" * 43}
-        )
-        assert wrong.status_code == 403
-        rule = await client.post("/routing/rules", data={"tenant": "luebeck", "backend": "bauakte"})
-        assert rule.status_code == 403
-    [still] = await list_quarantined(hub.js)
-    assert still.sequence == sequence
+        missing = await _refused_changes(client, hub, sequence, {})
+        assert "CSRF" in missing.text
+        await _refused_changes(client, hub, sequence, {"csrf_token": "x" * 43})
 
 
 async def test_read_only_sees_but_cannot_replay(hub: Hub, tmp_path: Path) -> None:
@@ -207,18 +214,8 @@ async def test_read_only_sees_but_cannot_replay(hub: Hub, tmp_path: Path) -> Non
         page = await client.get(f"/quarantine/{sequence}")
         assert page.status_code == 200 and "read-only" in page.text
         token = token_of(page)  # the logout form's: rudi's session token
-        refused = await client.post(
-            "/quarantine/replay", data={"seq": str(sequence), "csrf_token": token}
-        )
-        assert refused.status_code == 403
+        refused = await _refused_changes(client, hub, sequence, {"csrf_token": token})
         assert "only operators" in refused.text
-        rule = await client.post(
-            "/routing/rules",
-            data={"tenant": "luebeck", "backend": "bauakte", "csrf_token": token},
-        )
-        assert rule.status_code == 403
-    [still] = await list_quarantined(hub.js)
-    assert still.sequence == sequence
 
 
 async def test_fix_the_route_and_replay_audited_with_the_user(hub: Hub, tmp_path: Path) -> None:
