@@ -25,16 +25,26 @@ def fresh_nats(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
         yield server
 
 
-@pytest.fixture
-def hub_config(tmp_path: Path, fresh_nats: EmbeddedNatsServer) -> HubConfig:
+def config_on(
+    nats: EmbeddedNatsServer, folder: Path, file: Path | None = None, **overrides: object
+) -> HubConfig:
+    """A hub's configuration (``file``'s, else the demo's) on ``nats``, keeping its data
+    under ``folder``, HTTP on a free port; ``overrides`` as ``load_config`` takes them."""
     return load_config(
+        file,
         environ={},
         overrides={
-            "data_dir": tmp_path / "data",
-            "nats.url": fresh_nats.client_url,
+            "data_dir": folder / "data",
+            "nats.url": nats.client_url,
             "http.port": 0,
+            **overrides,
         },
     )
+
+
+@pytest.fixture
+def hub_config(tmp_path: Path, fresh_nats: EmbeddedNatsServer) -> HubConfig:
+    return config_on(fresh_nats, tmp_path)
 
 
 @pytest.fixture
