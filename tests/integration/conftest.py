@@ -17,6 +17,7 @@ from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub
+from tests.adapters.receiver import Receiver, webhook_receiver
 
 
 @pytest.fixture
@@ -45,6 +46,13 @@ def config_on(
 @pytest.fixture
 def hub_config(tmp_path: Path, fresh_nats: EmbeddedNatsServer) -> HubConfig:
     return config_on(fresh_nats, tmp_path)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook back end's receiving end on loopback."""
+    with webhook_receiver() as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined
 from poststelle.routing.streams.topology import REPLIES
-from tests.adapters.receiver import Receiver, webhook_receiver
+from tests.adapters.receiver import Receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _mailbox_settings
 from tests.messages import xbau_antrag, xbau_decision
@@ -26,12 +25,6 @@ from tests.xta.conftest import AMT, HUB
 
 XML = {"Content-Type": "application/xml"}
 DECISION = xbau_decision("bescheid-1")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

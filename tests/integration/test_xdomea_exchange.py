@@ -4,7 +4,6 @@ from an authority's XTA mailbox, reach the archive's back end, and the archive's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined
-from tests.adapters.receiver import Receiver, webhook_receiver
+from tests.adapters.receiver import Receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _mailbox_settings
 from tests.xta.conftest import HUB
@@ -28,12 +27,6 @@ BEHOERDE = PartyId("dvdv:behoerde-aussondernd", name="Aussondernde Behörde")
 SERVICE = "urn:xoev-de:xdomea:schema:3.0.0"
 NS = {"x": "urn:xoev-de:xdomea:schema:3.0.0"}
 SGO = "cbdbfccc-72e5-44b2-9e71-937e6f4f8ce9"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
