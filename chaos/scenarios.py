@@ -44,6 +44,7 @@ from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.replies import REPLY_ROUTER_DURABLE
 from poststelle.routing.streams.topology import INBOX
+from tests.messages import xbau_decision
 
 __all__ = ["SCENARIOS", "Profile", "profile"]
 
@@ -430,20 +431,6 @@ async def _leader_within(url: str, within: float, other_than: str = "") -> str |
 
 # -- 5. XTA faults: timeouts, SOAP faults, dropped connections, a duplicate offer, crashes --
 
-DECISION = {
-    "kind": "decision",
-    "vorgang": "BA-2026-00417",
-    "ist_genehmigung": True,
-    "begruendung": "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).",
-    "nebenbestimmungen": ["Der Baubeginn ist anzuzeigen."],
-    "anlagen": [
-        {
-            "bezeichnung": "Baugenehmigung",
-            "dateiname": "baugenehmigung.pdf",
-            "dokumentid": "urn:uuid:7b1c9e52-3f0a-4d8e-9a61-2c4f8e0d1b37",
-        }
-    ],
-}
 _XTA_ID = re.compile(rb"urn:de:xta:messageid:[^<\s]+")
 
 
@@ -476,7 +463,7 @@ class _Answerer:
                     case_id = receiver.case_of(uuid)
                     if case_id is None or message_id in self.decided:
                         continue
-                    decision = {**DECISION, "reply_id": f"bescheid-{case_id}"}
+                    decision = xbau_decision(f"bescheid-{case_id}")
                     try:
                         answer = await http.post(f"/v1/cases/{case_id}/events", json=decision)
                     except httpx.TransportError:

@@ -25,18 +25,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from poststelle.contracts.envelope import (
-    H_CASE_ID,
-    H_DETAIL,
-    H_MSG_ID,
-    H_ORIGINAL_SUBJECT,
-    H_REASON,
-    dead_letter_id,
-    dlq_subject,
-)
+from poststelle.contracts.envelope import H_CASE_ID, H_ORIGINAL_SUBJECT
 from poststelle.routing.console import hash_password
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.dlq import publish_dead_letter
 from poststelle.routing.ops.quarantine import list_quarantined
 from poststelle.routing.table.files import load_table
 from poststelle.routing.table.store import RouteTableStore
@@ -137,6 +130,23 @@ def log_in(driver: WebDriver, base: str, account: tuple[str, str]) -> None:
     wait_for(driver, "#received")
 
 
+def add_luebeck_rule(driver: WebDriver, hub: Hub) -> str:
+    """The routing page's form: a rule for Lübeck's ARS, added once the hub follows it.
+    Returns what the page says was added."""
+    wait_for(driver, "#add-rule")
+    for field, value in {
+        "r-ars": "010030000000",
+        "r-standard": "xbau",
+        "r-tenant": "luebeck",
+        "r-backend": "bauakte",
+    }.items():
+        driver.find_element(By.ID, field).send_keys(value)
+    driver.find_element(By.ID, "add").click()
+    added = str(wait_for(driver, "#rule-added").text)
+    until(lambda: hub.route_watcher is not None and hub.route_watcher.pointer.rules == 3)  # type: ignore[union-attr]
+    return added
+
+
 @dataclass(frozen=True)
 class Parked:
     case_id: str
@@ -179,14 +189,15 @@ async def park_unroutable(hub: Hub, folder: Path) -> Parked:
 
 async def add_dead_letter(hub: Hub) -> None:
     """A delivery the back end refused for good, as a delivery worker records it."""
-    await hub.js.publish(
-        dlq_subject("case_kiel_bauakte"),
+    await publish_dead_letter(
+        hub.js,
+        "case_kiel_bauakte",
+        1,
         json.dumps({"specversion": "1.0", "id": "evt-demo", "type": "demo"}).encode(),
-        headers={
-            H_MSG_ID: dead_letter_id("case_kiel_bauakte", 1),
+        {
             H_CASE_ID: "3f0c2a4e-8d1b-5e6f-9a7b-2c4d6e8f0a1b",
-            H_REASON: "permanent",
-            H_DETAIL: "webhook: HTTP 422 from the back end: field 'aktenzeichen' is missing",
             H_ORIGINAL_SUBJECT: "case.kiel.bauakte.baugenehmigung_antrag_0200",
         },
+        reason="permanent",
+        detail="webhook: HTTP 422 from the back end: field 'aktenzeichen' is missing",
     )

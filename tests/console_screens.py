@@ -30,6 +30,7 @@ from tests.console_browser import (
     XML,
     Parked,
     add_dead_letter,
+    add_luebeck_rule,
     chromium,
     log_in,
     park_unroutable,
@@ -95,31 +96,20 @@ def _pages(driver: WebDriver, hub: Hub, parked: Parked, invalid: int | None, fol
     driver.refresh()
     wait_for(driver, "#received")
     _shoot(driver, folder, "overview")
-    driver.get(f"{base}/console/quarantine")
-    wait_for(driver, "#quarantine-list")
-    _shoot(driver, folder, "quarantine")
-    driver.get(f"{base}/console/quarantine/{parked.sequence}")
-    wait_for(driver, "#error-detail")
-    _shoot(driver, folder, "quarantine-message")
+    # (page, what it shows once loaded, screenshot)
+    views = [
+        ("quarantine", "#quarantine-list", "quarantine"),
+        (f"quarantine/{parked.sequence}", "#error-detail", "quarantine-message"),
+    ]
     if invalid is not None:
-        driver.get(f"{base}/console/quarantine/{invalid}")
-        wait_for(driver, ".line.marked")
-        _shoot(driver, folder, "quarantine-schema-error")
-    driver.get(f"{base}/console/dlq")
-    wait_for(driver, "#dlq-list")
-    _shoot(driver, folder, "dlq")
+        views.append((f"quarantine/{invalid}", ".line.marked", "quarantine-schema-error"))
+    views.append(("dlq", "#dlq-list", "dlq"))
+    for path, loaded, name in views:
+        driver.get(f"{base}/console/{path}")
+        wait_for(driver, loaded)
+        _shoot(driver, folder, name)
     driver.get(f"{base}/console/routing")
-    wait_for(driver, "#add-rule")
-    for field, value in {
-        "r-ars": "010030000000",
-        "r-standard": "xbau",
-        "r-tenant": "luebeck",
-        "r-backend": "bauakte",
-    }.items():
-        driver.find_element(By.ID, field).send_keys(value)
-    driver.find_element(By.ID, "add").click()
-    wait_for(driver, "#rule-added")
-    until(lambda: hub.route_watcher is not None and hub.route_watcher.pointer.rules == 3)  # type: ignore[union-attr]
+    add_luebeck_rule(driver, hub)
     driver.get(
         f"{base}/console/routing?explain=1&standard=xbau"
         "&message_type=baugenehmigung.antrag.0200&region=01002000"

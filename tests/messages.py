@@ -7,6 +7,7 @@ import hashlib
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ANTRAG_0200 = EXAMPLES / "xbau-antrag-0200.xml"
@@ -51,3 +52,23 @@ def xbau_antrag_with_files(
     )
     head, tail = body.split(b"</xbau:anlagen>")
     return head + anlagen + b"</xbau:anlagen>" + tail, chosen
+
+
+def xbau_decision(reply_id: str) -> dict[str, Any]:
+    """A back end's approval of the example application, with its permit as an attachment:
+    the ``POST /v1/cases/{id}/events`` body, a fresh document on every call."""
+    return {
+        "kind": "decision",
+        "vorgang": "BA-2026-00417",
+        "ist_genehmigung": True,
+        "begruendung": "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).",
+        "nebenbestimmungen": ["Der Baubeginn ist anzuzeigen."],
+        "anlagen": [
+            {
+                "bezeichnung": "Baugenehmigung",
+                "dateiname": "baugenehmigung.pdf",
+                "dokumentid": "urn:uuid:7b1c9e52-3f0a-4d8e-9a61-2c4f8e0d1b37",
+            }
+        ],
+        "reply_id": reply_id,
+    }

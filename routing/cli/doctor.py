@@ -79,6 +79,13 @@ def _ok(check: str, detail: str) -> Check:
     return Check(check, "ok", detail)
 
 
+def _presence(check: str, missing: list[str], expected: int, remedy: str) -> Check:
+    """Whether every one of ``expected`` things the hub creates at start is there."""
+    if missing:
+        return Check(check, "fail", f"missing: {', '.join(missing)}", remedy)
+    return _ok(check, f"all {expected} present")
+
+
 # -- NATS --------------------------------------------------------------------------------
 
 
@@ -179,19 +186,16 @@ async def _streams(js: JetStreamContext, config: HubConfig) -> list[Check]:
                     "stream without a majority of current replicas takes no writes",
                 )
             )
-    if missing:
-        checks.insert(
-            0,
-            Check(
-                "streams",
-                "fail",
-                f"missing: {', '.join(missing)}",
-                "start `poststelle run` against this NATS once: the hub creates its topology "
-                "at start (it never deletes data)",
-            ),
-        )
-    else:
-        checks.insert(0, _ok("streams", f"all {len(list(_storage_names()))} present"))
+    checks.insert(
+        0,
+        _presence(
+            "streams",
+            missing,
+            len(list(_storage_names())),
+            "start `poststelle run` against this NATS once: the hub creates its topology "
+            "at start (it never deletes data)",
+        ),
+    )
     if not any(c.check.startswith("replicas") for c in checks):
         checks.append(_ok("replicas", f"{wanted} per stream, as configured"))
     return checks
@@ -237,19 +241,16 @@ async def _consumers(js: JetStreamContext, config: HubConfig) -> list[Check]:
                     "add hub workers (`poststelle run --workers N`) or hosts (`--role worker`)",
                 )
             )
-    if missing:
-        checks.insert(
-            0,
-            Check(
-                "consumers",
-                "fail",
-                f"missing: {', '.join(missing)}",
-                "start the hub (`poststelle run`): its workers create their consumers; a "
-                "native back end's is created by the primary",
-            ),
-        )
-    else:
-        checks.insert(0, _ok("consumers", f"all {len(expected)} present"))
+    checks.insert(
+        0,
+        _presence(
+            "consumers",
+            missing,
+            len(expected),
+            "start the hub (`poststelle run`): its workers create their consumers; a "
+            "native back end's is created by the primary",
+        ),
+    )
     return checks
 
 

@@ -3,81 +3,43 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 from datetime import datetime
-from typing import Any
 
-from poststelle.routing.cli.common import add_common_options, with_hub_client
-from poststelle.routing.cli.parked import (
-    add_paging_options,
-    next_page_hint,
-    replay_actor,
-    replay_with_progress,
-)
+from poststelle.routing.cli.common import add_common_options
+from poststelle.routing.cli.parked import add_paging_options, list_parked, replay_parked
 
 __all__ = ["register"]
 
 
 def _cmd_quarantine_list(args: argparse.Namespace) -> int:
-    from poststelle.routing.ops.quarantine import list_quarantined
+    from poststelle.routing.ops.quarantine import QuarantinedMessage, list_quarantined
 
-    async def work(hub: Any) -> int:
-        items = await list_quarantined(
-            hub.js, reason=args.reason, after=args.after, limit=args.limit
-        )
-        if args.json:
-            print(json.dumps([item.as_json() for item in items], indent=2))
-            return 0
-        if not items:
-            print("quarantine is empty" if not args.after else "nothing after that sequence")
-            return 0
-        for item in items:
-            when = (
-                datetime.fromisoformat(item.time).strftime("%Y-%m-%d %H:%M:%S")
-                if item.time
-                else "-"
-            )
-            print(f"#{item.sequence:<6} {when}  {item.step}/{item.reason}  case={item.case_id}")
-            print(f"         {item.detail}")
-        hint = next_page_hint([item.sequence for item in items], args.limit)
-        if hint:
-            print(hint)
-        return 0
+    def lines(item: QuarantinedMessage) -> list[str]:
+        when = datetime.fromisoformat(item.time).strftime("%Y-%m-%d %H:%M:%S") if item.time else "-"
+        return [
+            f"#{item.sequence:<6} {when}  {item.step}/{item.reason}  case={item.case_id}",
+            f"         {item.detail}",
+        ]
 
-    return asyncio.run(with_hub_client(args, work))
+    return list_parked(
+        args,
+        list_quarantined,
+        by="reason",
+        empty="quarantine is empty" if not args.after else "nothing after that sequence",
+        lines=lines,
+    )
 
 
 def _cmd_quarantine_replay(args: argparse.Namespace) -> int:
     from poststelle.routing.ops.quarantine import replay_quarantined
 
-    if args.reason is None and not args.seq:
-        print("error: name a --reason or at least one --seq to replay", file=sys.stderr)
-        return 2
-
-    async def work(hub: Any) -> int:
-        result = await replay_with_progress(
-            args,
-            lambda progress: replay_quarantined(
-                hub.js,
-                reason=args.reason,
-                sequences=args.seq,
-                progress=progress,
-                actor=replay_actor(),
-            ),
-        )
-        if result is None:
-            return 0
-        print(f"replayed {len(result.replayed)} message(s) into INBOX")
-        for sequence in result.skipped:
-            print(
-                f"not replayable (a quarantined reply, not an arrival): #{sequence}",
-                file=sys.stderr,
-            )
-        return 1 if result.skipped else 0
-
-    return asyncio.run(with_hub_client(args, work))
+    return replay_parked(
+        args,
+        replay_quarantined,
+        by="reason",
+        replayed_to="into INBOX",
+        not_replayable="a quarantined reply, not an arrival",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -181,15 +181,17 @@ def create_console_app(
             user = None
         return context.page(request, "error.html", user, status_code=403, message=exc.why)
 
-    @app.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request) -> Response:
+    def login_page(request: Request, status_code: int = 200, **extra: Any) -> Response:
+        """The login form with a fresh nonce: its cookie and the form's token go together."""
         nonce = secrets.token_urlsafe(18)
         response = context.page(
             request,
             "login.html",
             None,
+            status_code=status_code,
             login_token=guard.csrf.token(nonce),
             accounts=bool(config.accounts),
+            **extra,
         )
         response.set_cookie(
             LOGIN_COOKIE,
@@ -201,6 +203,10 @@ def create_console_app(
             secure=secure,
         )
         return response
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request) -> Response:
+        return login_page(request)
 
     @app.post("/login")
     async def login(
@@ -222,27 +228,7 @@ def create_console_app(
         if account is None:
             throttle.failed(username)
             log.warning("console login refused user=%s", username)
-            fresh = secrets.token_urlsafe(18)
-            response = context.page(
-                request,
-                "login.html",
-                None,
-                status_code=401,
-                login_token=guard.csrf.token(fresh),
-                accounts=bool(config.accounts),
-                error=refused,
-                username=username,
-            )
-            response.set_cookie(
-                LOGIN_COOKIE,
-                fresh,
-                max_age=900,
-                path=cookie_path(request),
-                httponly=True,
-                samesite="strict",
-                secure=secure,
-            )
-            return response
+            return login_page(request, status_code=401, error=refused, username=username)
         throttle.succeeded(username)
         _, cookie = codec.issue(username)
         log.info("console login user=%s role=%s", username, account.role)

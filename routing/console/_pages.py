@@ -9,6 +9,7 @@ those (what the operator saw is what is replayed, even if more arrived meanwhile
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ from poststelle.routing.console._parked import (
 from poststelle.routing.console._routes import add_rule, explain_query
 from poststelle.routing.console._trace import SCAN_WINDOW, find_cases, load_trace
 from poststelle.routing.ops.dlq import DeadLetter
+from poststelle.routing.ops.parked import ReplayResult
 from poststelle.routing.streams.topology import DLQ, QUARANTINE
 from poststelle.routing.table.resolver import CRITERIA
 from poststelle.routing.table.rules import ARS_LEVELS, RouteTableError
@@ -72,6 +74,38 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
         figures = await collect_overview(ctx.hub.js, ctx.hub.health, ctx.sampler)
         return ctx.page(request, "_overview_live.html", user, o=figures)
 
+    # -- what the quarantine and the DLQ pages share --------------------------------------
+
+    async def replay_chosen(
+        request: Request, kind: str, stream: str, replay: Callable[..., Awaitable[ReplayResult]]
+    ) -> Response:
+        """The confirmation page's POST: replay exactly the records it named."""
+        user = await guard.operator(request)
+        chosen = _sequences([str(v) for v in (await request.form()).getlist("seq")])
+        if not chosen:
+            return ctx.page(
+                request, "error.html", user, status_code=400, message="no record was chosen"
+            )
+        result = await replay(ctx.hub.js, chosen, actor=user.actor)
+        log.info("console replay stream=%s by=%s seqs=%s", stream, user.name, result.replayed)
+        return ctx.page(request, "replayed.html", user, page=kind, kind=kind, result=result)
+
+    async def show_parked(
+        request: Request, kind: str, stream: str, sequence: int, record: str
+    ) -> Response:
+        """One parked record's page; a gone ``record`` (replayed or aged out) is a 404."""
+        user = guard.user(request)
+        view = await load_parked(ctx.hub.js, stream, sequence)
+        if view is None:
+            return ctx.page(
+                request,
+                "error.html",
+                user,
+                status_code=404,
+                message=f"{record} is gone (replayed or aged out)",
+            )
+        return ctx.page(request, "message.html", user, page=kind, v=view, kind=kind)
+
     # -- quarantine ----------------------------------------------------------------------
 
     @app.get("/quarantine", response_class=HTMLResponse)
@@ -105,31 +139,13 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.post("/quarantine/replay", response_class=HTMLResponse)
     async def quarantine_replay(request: Request) -> Response:
-        user = await guard.operator(request)
-        chosen = _sequences([str(v) for v in (await request.form()).getlist("seq")])
-        if not chosen:
-            return ctx.page(
-                request, "error.html", user, status_code=400, message="no record was chosen"
-            )
-        result = await replay_parked(ctx.hub.js, chosen, actor=user.actor)
-        log.info("console replay stream=QUARANTINE by=%s seqs=%s", user.name, result.replayed)
-        return ctx.page(
-            request, "replayed.html", user, page="quarantine", kind="quarantine", result=result
-        )
+        return await replay_chosen(request, "quarantine", QUARANTINE, replay_parked)
 
     @app.get("/quarantine/{sequence}", response_class=HTMLResponse)
     async def quarantined(request: Request, sequence: int) -> Response:
-        user = guard.user(request)
-        view = await load_parked(ctx.hub.js, QUARANTINE, sequence)
-        if view is None:
-            return ctx.page(
-                request,
-                "error.html",
-                user,
-                status_code=404,
-                message=f"quarantine record #{sequence} is gone (replayed or aged out)",
-            )
-        return ctx.page(request, "message.html", user, page="quarantine", v=view, kind="quarantine")
+        return await show_parked(
+            request, "quarantine", QUARANTINE, sequence, f"quarantine record #{sequence}"
+        )
 
     # -- dead letters --------------------------------------------------------------------
 
@@ -173,29 +189,11 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.post("/dlq/replay", response_class=HTMLResponse)
     async def dlq_replay(request: Request) -> Response:
-        user = await guard.operator(request)
-        chosen = _sequences([str(v) for v in (await request.form()).getlist("seq")])
-        if not chosen:
-            return ctx.page(
-                request, "error.html", user, status_code=400, message="no record was chosen"
-            )
-        result = await replay_dead(ctx.hub.js, chosen, actor=user.actor)
-        log.info("console replay stream=DLQ by=%s seqs=%s", user.name, result.replayed)
-        return ctx.page(request, "replayed.html", user, page="dlq", kind="dlq", result=result)
+        return await replay_chosen(request, "dlq", DLQ, replay_dead)
 
     @app.get("/dlq/{sequence}", response_class=HTMLResponse)
     async def dead_letter(request: Request, sequence: int) -> Response:
-        user = guard.user(request)
-        view = await load_parked(ctx.hub.js, DLQ, sequence)
-        if view is None:
-            return ctx.page(
-                request,
-                "error.html",
-                user,
-                status_code=404,
-                message=f"dead letter #{sequence} is gone (replayed or aged out)",
-            )
-        return ctx.page(request, "message.html", user, page="dlq", v=view, kind="dlq")
+        return await show_parked(request, "dlq", DLQ, sequence, f"dead letter #{sequence}")
 
     # -- case trace ----------------------------------------------------------------------
 

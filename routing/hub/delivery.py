@@ -41,12 +41,7 @@ from poststelle.adapters.base import DeliversStoredEvents, OutboundAdapter, Stor
 from poststelle.adapters.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.envelope import (
     H_CASE_ID,
-    H_DETAIL,
-    H_MSG_ID,
     H_ORIGINAL_SUBJECT,
-    H_REASON,
-    dead_letter_id,
-    dlq_subject,
     safe_token,
 )
 from poststelle.contracts.events import CaseEvent
@@ -55,6 +50,7 @@ from poststelle.routing.federation.isolation import backend_consumer_name
 from poststelle.routing.hub.caseregistry import update_case
 from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
+from poststelle.routing.ops.dlq import publish_dead_letter
 from poststelle.routing.ops.metrics import Counters
 from poststelle.routing.streams.topology import CASES, DELIVERED_BUCKET, OUTBOX
 
@@ -243,15 +239,15 @@ class ConsumerWorker:
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         case_id = (msg.headers or {}).get(H_CASE_ID, "")
-        headers: dict[str, Any] = {
-            **(msg.headers or {}),
-            H_MSG_ID: dead_letter_id(self.durable, msg.metadata.sequence.stream),
-            H_CASE_ID: case_id,
-            H_ORIGINAL_SUBJECT: msg.subject,
-            H_REASON: "delivery-failed",
-            H_DETAIL: " ".join(reason.split())[:1000],
-        }
-        await self._js.publish(dlq_subject(self.durable), msg.data, headers=headers)
+        await publish_dead_letter(
+            self._js,
+            self.durable,
+            msg.metadata.sequence.stream,
+            msg.data,
+            {**(msg.headers or {}), H_ORIGINAL_SUBJECT: msg.subject},
+            reason="delivery-failed",
+            detail=" ".join(reason.split())[:1000],
+        )
         await msg.term()
         self._counted("dead_lettered")
         log.warning("dead-lettered durable=%s case_id=%s reason=%s", self.durable, case_id, reason)

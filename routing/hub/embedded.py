@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from poststelle.contracts.data_dir import process_alive
+
 __all__ = ["EmbeddedNatsServer", "NatsServerError", "find_nats_server_binary"]
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ class EmbeddedNatsServer:
         """
         for ports_file in (store_dir / "run").glob("*.ports"):
             pid = int(ports_file.stem.rsplit("_", 1)[-1]) if "_" in ports_file.stem else 0
-            if pid <= 0 or not _pid_alive(pid):
+            if pid <= 0 or not process_alive(pid):
                 continue
             try:
                 listening = json.loads(ports_file.read_text())["nats"][0]
@@ -179,13 +181,3 @@ class EmbeddedNatsServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

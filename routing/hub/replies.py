@@ -107,32 +107,9 @@ async def answer_for(
     carries the original message (XBau 1100); a gone original cannot be answered."""
     origin = record["origin"]
     route = dict(origin.get("reply_route") or {})
-    if origin["channel"] == "xta" and record.get("standard") == "xdomea":
-        try:
-            xdomea = XdomeaAnswered.from_record(record)
-            content, message_type = build_xdomea_answer(xdomea, reply)
-        except ValueError as exc:
-            raise CannotAnswerError(str(exc)) from exc
-        return Answer(
-            case_id=case_id,
-            kind=reply.kind,
-            content=content,
-            content_type="application/xml",
-            message_type=message_type,
-            namespace=xdomea_namespace(xdomea.version),
-            reply_route=route,
-            in_reply_to=in_reply_to(route, origin.get("source_message_id")),
-        )
-    if _answers_in_xbau(record):
-        try:
-            answered = answered_message(record)
-            if reply.kind in KINDS_CARRYING_ORIGINAL:
-                raw = await _original(case_id, record, load_original)
-                answered = answered.model_copy(update={"raw": raw})
-            content = build_answer(reply_event(case_id, reply, answered))
-        except ValueError as exc:
-            raise CannotAnswerError(str(exc)) from exc
-        message_type, namespace = Answer.xoev_message_type(reply.kind)
+    xml = await _xml_answer(case_id, record, reply, load_original)
+    if xml is not None:
+        content, message_type, namespace = xml
         return Answer(
             case_id=case_id,
             kind=reply.kind,
@@ -158,6 +135,29 @@ async def answer_for(
         reply_route=route,
         in_reply_to=in_reply_to(route, origin.get("source_message_id")),
     )
+
+
+async def _xml_answer(
+    case_id: str, record: dict[str, Any], reply: CaseReply, load_original: OriginalLoader
+) -> tuple[bytes, str, str] | None:
+    """(content, message type, namespace) of the XÖV answer, ``None`` for an origin that gets
+    the JSON status."""
+    try:
+        if record["origin"]["channel"] == "xta" and record.get("standard") == "xdomea":
+            xdomea = XdomeaAnswered.from_record(record)
+            content, message_type = build_xdomea_answer(xdomea, reply)
+            return content, message_type, xdomea_namespace(xdomea.version)
+        if not _answers_in_xbau(record):
+            return None
+        answered = answered_message(record)
+        if reply.kind in KINDS_CARRYING_ORIGINAL:
+            raw = await _original(case_id, record, load_original)
+            answered = answered.model_copy(update={"raw": raw})
+        content = build_answer(reply_event(case_id, reply, answered))
+    except ValueError as exc:
+        raise CannotAnswerError(str(exc)) from exc
+    message_type, namespace = Answer.xoev_message_type(reply.kind)
+    return content, message_type, namespace
 
 
 async def _original(case_id: str, record: dict[str, Any], load: OriginalLoader) -> bytes:

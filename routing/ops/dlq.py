@@ -29,12 +29,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import FetchTimeoutError, NotFoundError
 
 from poststelle.contracts.envelope import (
@@ -64,6 +64,7 @@ __all__ = [
     "DeadLetterRecorder",
     "ReplayResult",
     "list_dead_letters",
+    "publish_dead_letter",
     "replay_dead_letters",
 ]
 
@@ -100,6 +101,29 @@ class _Advisory:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"incomplete advisory: {exc!r}") from exc
+
+
+async def publish_dead_letter(
+    js: JetStreamContext,
+    consumer: str,
+    stream_sequence: int,
+    data: bytes,
+    headers: Mapping[str, str],
+    *,
+    reason: str,
+    detail: str,
+) -> PubAck:
+    """Record ``consumer``'s message #``stream_sequence`` in ``DLQ``: its body and ``headers``
+    (with ``H_ORIGINAL_SUBJECT`` where the subject is known, which a replay goes back to),
+    plus why. The record's id makes a second record of the same message a duplicate."""
+    record = {
+        **headers,
+        H_MSG_ID: dead_letter_id(consumer, stream_sequence),
+        H_CASE_ID: headers.get(H_CASE_ID, ""),
+        H_REASON: reason,
+        H_DETAIL: detail,
+    }
+    return await js.publish(dlq_subject(consumer), data, headers=record)
 
 
 class DeadLetterRecorder:
@@ -174,15 +198,15 @@ class DeadLetterRecorder:
             data = original.data or b""
             headers[H_ORIGINAL_SUBJECT] = original.subject or ""
         case_id = headers.get(H_CASE_ID, "")
-        headers.update(
-            {
-                H_MSG_ID: dead_letter_id(advisory.consumer, advisory.stream_seq),
-                H_CASE_ID: case_id,
-                H_REASON: "max-deliveries",
-                H_DETAIL: detail,
-            }
+        ack = await publish_dead_letter(
+            self._js,
+            advisory.consumer,
+            advisory.stream_seq,
+            data,
+            headers,
+            reason="max-deliveries",
+            detail=detail,
         )
-        ack = await self._js.publish(dlq_subject(advisory.consumer), data, headers=headers)
         if ack.duplicate:  # the worker got there first
             return False
         self._counters.incr("dlq.recorded")

@@ -39,6 +39,8 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from poststelle.contracts.data_dir import process_alive
+
 __all__ = [
     "CONTENT_TYPE",
     "MAX_LABEL_SETS",
@@ -79,22 +81,12 @@ def prepare_multiprocess_dir(path: Path, *, clear: bool) -> None:
     if clear:
         for file in path.glob("*.db"):
             pid = file.stem.rsplit("_", 1)[-1]
-            if not pid.isdigit() or not _running(int(pid)):
+            if not pid.isdigit() or not process_alive(int(pid)):
                 file.unlink(missing_ok=True)
     os.environ[MULTIPROC_ENV] = str(path)
     # prometheus-client picks its value class when it is imported; the CLI imported it
     # before the data folder was known, so it picks again (its own tests do the same).
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Children:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
@@ -28,6 +29,15 @@ class Receiver:
     def accepted_keys(self) -> list[str]:
         with self.lock:
             return [key for key, _ in self.received]
+
+    def backend(self, tenant: str, name: str) -> dict[str, Any]:
+        """This receiver as a hub configuration's back end: a webhook signed with its secret."""
+        return {
+            "tenant": tenant,
+            "name": name,
+            "kind": "webhook",
+            "settings": {"url": self.url, "secret": self.secret.decode()},
+        }
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -11,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub
+from tests.adapters.receiver import Receiver, webhook_receiver
 
 
 @pytest.fixture
@@ -22,16 +26,33 @@ def fresh_nats(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
         yield server
 
 
-@pytest.fixture
-def hub_config(tmp_path: Path, fresh_nats: EmbeddedNatsServer) -> HubConfig:
+def config_on(
+    nats: EmbeddedNatsServer, folder: Path, file: Path | None = None, **overrides: object
+) -> HubConfig:
+    """A hub's configuration (``file``'s, else the demo's) on ``nats``, keeping its data
+    under ``folder``, HTTP on a free port; ``overrides`` as ``load_config`` takes them."""
     return load_config(
+        file,
         environ={},
         overrides={
-            "data_dir": tmp_path / "data",
-            "nats.url": fresh_nats.client_url,
+            "data_dir": folder / "data",
+            "nats.url": nats.client_url,
             "http.port": 0,
+            **overrides,
         },
     )
+
+
+@pytest.fixture
+def hub_config(tmp_path: Path, fresh_nats: EmbeddedNatsServer) -> HubConfig:
+    return config_on(fresh_nats, tmp_path)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook back end's receiving end on loopback."""
+    with webhook_receiver() as running:
+        yield running
 
 
 @pytest.fixture
@@ -62,3 +83,13 @@ async def eventually(check: Callable[[], Any], *, within: float = 30.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s (last value: {result!r})")
         await asyncio.sleep(0.05)
+
+
+def run_cli(config: HubConfig, *argv: str) -> tuple[int, str, str]:
+    """``poststelle *argv`` in this process against ``config``'s NATS and data folder:
+    (exit code, standard output, standard error)."""
+    out, err = io.StringIO(), io.StringIO()
+    common = ["--nats-url", str(config.nats.url), "--data-dir", str(config.data_dir)]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = poststelle([*argv, *common])
+    return code, out.getvalue(), err.getvalue()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -15,11 +14,10 @@ import httpx
 from poststelle.contracts.progress import step_progress
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.cli.main import build_parser
-from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, run_cli
 
 XML = {"Content-Type": "application/xml"}
 
@@ -101,14 +99,6 @@ def test_contracts_add_reports_its_steps_to_a_callback(tmp_path: Path, corpus_di
     assert compiling and compiling[-1][1] == compiling[-1][2] >= 1
 
 
-def _cli(config: HubConfig, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    common = ["--nats-url", str(config.nats.url), "--data-dir", str(config.data_dir)]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = poststelle([*argv, *common])
-    return code, out.getvalue(), err.getvalue()
-
-
 async def test_replay_with_json_prints_only_the_result(
     hub: Hub, http: httpx.AsyncClient, hub_config: HubConfig
 ) -> None:
@@ -117,7 +107,7 @@ async def test_replay_with_json_prints_only_the_result(
         assert (await http.post("/v1/submissions", content=body, headers=XML)).status_code == 202
     parked = await eventually(lambda: _three(hub))
     code, out, err = await asyncio.to_thread(
-        _cli, hub_config, "quarantine", "replay", "--reason", "not-well-formed", "--json"
+        run_cli, hub_config, "quarantine", "replay", "--reason", "not-well-formed", "--json"
     )
     assert code == 0, err
     assert json.loads(out) == {"replayed": sorted(parked), "skipped": []}
@@ -130,20 +120,20 @@ async def _three(hub: Hub) -> list[int] | None:
 
 
 async def test_errors_name_what_to_do_next(hub: Hub, hub_config: HubConfig, tmp_path: Path) -> None:
-    code, _, err = await asyncio.to_thread(_cli, hub_config, "trace", "no-such-case")
+    code, _, err = await asyncio.to_thread(run_cli, hub_config, "trace", "no-such-case")
     assert code == 1
     assert "no audit trail for case no-such-case" in err
     assert "next: check the case id" in err
 
     bad = tmp_path / "bad.toml"
     bad.write_text("[http]\nport = 99999\n")
-    code, _, err = await asyncio.to_thread(_cli, hub_config, "stats", "--config", str(bad))
+    code, _, err = await asyncio.to_thread(run_cli, hub_config, "stats", "--config", str(bad))
     assert code == 2
     assert "http.port" in err
     assert "next: fix the setting named above" in err
 
     code, _, err = await asyncio.to_thread(
-        _cli,
+        run_cli,
         hub_config.model_copy(
             update={"nats": hub_config.nats.model_copy(update={"url": "nats://127.0.0.1:1"})}
         ),

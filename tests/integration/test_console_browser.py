@@ -22,6 +22,7 @@ from tests.console_browser import (
     OPERATOR,
     XML,
     Parked,
+    add_luebeck_rule,
     chromium,
     log_in,
     park_unroutable,
@@ -58,18 +59,8 @@ def _flow(driver: WebDriver, hub: Hub, parked: Parked, delivered: Path) -> list[
 
     # Fix the route: a rule for Lübeck's ARS.
     driver.find_element(By.LINK_TEXT, "Routing").click()
-    wait_for(driver, "#add-rule")
-    for field, value in {
-        "r-ars": "010030000000",
-        "r-standard": "xbau",
-        "r-tenant": "luebeck",
-        "r-backend": "bauakte",
-    }.items():
-        driver.find_element(By.ID, field).send_keys(value)
-    driver.find_element(By.ID, "add").click()
-    assert "luebeck/bauakte" in wait_for(driver, "#rule-added").text
+    assert "luebeck/bauakte" in add_luebeck_rule(driver, hub)
     assert "+ leistung=* ars=010030000000" in driver.find_element(By.ID, "diff").text
-    until(lambda: hub.route_watcher is not None and hub.route_watcher.pointer.rules == 3)  # type: ignore[union-attr]
 
     # Replay it, with confirmation.
     driver.get(message_page)

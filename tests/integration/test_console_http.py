@@ -14,26 +14,20 @@ import httpx
 import pytest
 
 from poststelle.adapters._ozg import vorgang_nummer
-from poststelle.contracts.envelope import (
-    H_CASE_ID,
-    H_DETAIL,
-    H_MSG_ID,
-    H_ORIGINAL_SUBJECT,
-    H_REASON,
-    dead_letter_id,
-    dlq_subject,
-)
+from poststelle.contracts.envelope import H_CASE_ID, H_ORIGINAL_SUBJECT
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.console import hash_password
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
+from poststelle.routing.ops.dlq import publish_dead_letter
 from poststelle.routing.ops.quarantine import QuarantinedMessage, list_quarantined
 from poststelle.routing.streams.topology import CASES
 from poststelle.routing.table.files import load_table
 from poststelle.routing.table.store import RouteTableStore
 from tests.integration.conftest import eventually
+from tests.integration.test_table_routing import _config
 from tests.messages import xbau_antrag
 
 XML = {"Content-Type": "application/xml"}
@@ -48,12 +42,9 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def console_config(hub_config: HubConfig) -> HubConfig:
-    document = hub_config.model_dump(mode="json")
-    document["backends"] = [
-        {"tenant": "kiel", "name": "bauakte"},
-        {"tenant": "luebeck", "name": "bauakte"},
-    ]
-    document["routes"] = []  # the table alone decides
+    """The table-routing tests' hub (Kiel and Lübeck, the table alone decides), with two
+    console accounts."""
+    document = _config(hub_config).model_dump(mode="json")
     document["console"] = {
         "accounts": {
             "olga": {"password_hash": hash_password(PASSWORDS["olga"]), "role": "operator"},
@@ -182,6 +173,22 @@ async def test_a_forged_session_cookie_is_no_session(hub: Hub) -> None:
         assert (await client.get("/")).status_code == 200
 
 
+async def _refused_changes(
+    client: httpx.AsyncClient, hub: Hub, sequence: int, form: dict[str, str]
+) -> httpx.Response:
+    """A replay of record ``sequence`` and a new rule, each posted with ``form``: both are
+    refused and the record stays parked. Returns the replay's answer."""
+    replay = await client.post("/quarantine/replay", data={"seq": str(sequence), **form})
+    assert replay.status_code == 403, replay.text
+    rule = await client.post(
+        "/routing/rules", data={"tenant": "luebeck", "backend": "bauakte", **form}
+    )
+    assert rule.status_code == 403, rule.text
+    [still] = await list_quarantined(hub.js)
+    assert still.sequence == sequence
+    return replay
+
+
 async def test_a_post_without_its_csrf_token_is_refused(hub: Hub, tmp_path: Path) -> None:
     _, _, sequence = await park_unroutable(hub, tmp_path)
     async with console(hub) as client:
@@ -192,16 +199,9 @@ async def test_a_post_without_its_csrf_token_is_refused(hub: Hub, tmp_path: Path
         )
         assert no_token.status_code == 403
         await log_in(client, "olga", PASSWORDS["olga"])
-        missing = await client.post("/quarantine/replay", data={"seq": str(sequence)})
-        assert missing.status_code == 403 and "CSRF" in missing.text
-        wrong = await client.post(
-            "/quarantine/replay", data={"seq": str(sequence), "csrf_token": "x" * 43}
-        )
-        assert wrong.status_code == 403
-        rule = await client.post("/routing/rules", data={"tenant": "luebeck", "backend": "bauakte"})
-        assert rule.status_code == 403
-    [still] = await list_quarantined(hub.js)
-    assert still.sequence == sequence
+        missing = await _refused_changes(client, hub, sequence, {})
+        assert "CSRF" in missing.text
+        await _refused_changes(client, hub, sequence, {"csrf_token": "x" * 43})
 
 
 async def test_read_only_sees_but_cannot_replay(hub: Hub, tmp_path: Path) -> None:
@@ -214,18 +214,8 @@ async def test_read_only_sees_but_cannot_replay(hub: Hub, tmp_path: Path) -> Non
         page = await client.get(f"/quarantine/{sequence}")
         assert page.status_code == 200 and "read-only" in page.text
         token = token_of(page)  # the logout form's: rudi's session token
-        refused = await client.post(
-            "/quarantine/replay", data={"seq": str(sequence), "csrf_token": token}
-        )
-        assert refused.status_code == 403
+        refused = await _refused_changes(client, hub, sequence, {"csrf_token": token})
         assert "only operators" in refused.text
-        rule = await client.post(
-            "/routing/rules",
-            data={"tenant": "luebeck", "backend": "bauakte", "csrf_token": token},
-        )
-        assert rule.status_code == 403
-    [still] = await list_quarantined(hub.js)
-    assert still.sequence == sequence
 
 
 async def test_fix_the_route_and_replay_audited_with_the_user(hub: Hub, tmp_path: Path) -> None:
@@ -380,16 +370,14 @@ async def test_a_command_line_replay_is_audited_with_the_login_name(
 
 async def test_a_dead_letter_is_listed_shown_and_replayed(hub: Hub) -> None:
     event = json.dumps({"id": "evt-1", "data": {"case_id": "case-dlq-1"}}).encode()
-    await hub.js.publish(
-        dlq_subject("case_crash_test"),
+    await publish_dead_letter(
+        hub.js,
+        "case_crash_test",
+        7,
         event,
-        headers={
-            H_MSG_ID: dead_letter_id("case_crash_test", 7),
-            H_CASE_ID: "case-dlq-1",
-            H_REASON: "permanent",
-            H_DETAIL: "webhook: HTTP 422: the back end refuses the event",
-            H_ORIGINAL_SUBJECT: "case.crash.test.antrag",
-        },
+        {H_CASE_ID: "case-dlq-1", H_ORIGINAL_SUBJECT: "case.crash.test.antrag"},
+        reason="permanent",
+        detail="webhook: HTTP 422: the back end refuses the event",
     )
     before = (await hub.js.stream_info(CASES)).state.messages
     async with console(hub) as client:

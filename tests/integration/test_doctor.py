@@ -22,7 +22,7 @@ from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.streams.topology import DLQ
-from tests.integration.conftest import eventually
+from tests.integration.conftest import config_on, eventually
 
 CONFIG = """
 [[backends]]
@@ -67,16 +67,7 @@ def certificate(folder: Path, *, days: float) -> tuple[Path, Path]:
 def config_for(tmp_path: Path, nats: EmbeddedNatsServer, **overrides: object) -> HubConfig:
     file = tmp_path / "hub.toml"
     file.write_text(CONFIG)
-    return load_config(
-        file,
-        environ={},
-        overrides={
-            "data_dir": tmp_path / "data",
-            "nats.url": nats.client_url,
-            "http.port": 0,
-            **overrides,
-        },
-    )
+    return config_on(nats, tmp_path, file, **overrides)
 
 
 @pytest.fixture

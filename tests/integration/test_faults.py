@@ -22,7 +22,7 @@ from poststelle.routing.hub.delivery import consumer_name
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.streams.topology import CASES, INBOX, QUARANTINE
-from tests.adapters.receiver import Receiver, webhook_receiver
+from tests.adapters.receiver import Receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_reply_path import _webhook_config
 from tests.integration.test_xta_inbound import _mailbox_settings
@@ -31,12 +31,6 @@ from tests.xta.conftest import AMT, HUB
 
 XML = {"Content-Type": "application/xml"}
 WEBHOOK_CONSUMER = consumer_name("stadt-kiel", "fachverfahren")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
 
 
 def _delivered_cases(receiver: Receiver) -> Counter[str]:

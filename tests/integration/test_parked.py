@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 import time
 from collections.abc import Awaitable
@@ -23,25 +21,16 @@ from poststelle.contracts.envelope import (
     dlq_subject,
     quarantine_subject,
 )
-from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub, connect
 from poststelle.routing.ops.dlq import list_dead_letters, replay_dead_letters
 from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
 from poststelle.routing.streams.topology import CASES, DLQ, INBOX, QUARANTINE, ensure_topology
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, run_cli
 
 XML = {"Content-Type": "application/xml"}
 T = TypeVar("T")
-
-
-def _cli(config: HubConfig, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    common = ["--nats-url", str(config.nats.url), "--data-dir", str(config.data_dir)]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = poststelle([*argv, *common])
-    return code, out.getvalue(), err.getvalue()
 
 
 async def _count(js: JetStreamContext, stream: str) -> int:
@@ -64,13 +53,13 @@ async def test_quarantine_replay_some_then_list_and_replay_the_rest(
     assert [item.sequence for item in again][:4] == first[1:]
     assert again[4].sequence > first[-1]  # not XML after a replay either: parked again
 
-    code, out, _ = await asyncio.to_thread(_cli, hub_config, "quarantine", "list")
+    code, out, _ = await asyncio.to_thread(run_cli, hub_config, "quarantine", "list")
     assert code == 0
     assert "quarantine is empty" not in out
     assert out.count("parse/not-well-formed") == 5
 
     code, out, _ = await asyncio.to_thread(
-        _cli, hub_config, "quarantine", "replay", "--reason", "not-well-formed"
+        run_cli, hub_config, "quarantine", "replay", "--reason", "not-well-formed"
     )
     assert (code, out.strip()) == (0, "replayed 5 message(s) into INBOX")
     final = await eventually(
@@ -111,13 +100,13 @@ async def test_dlq_replay_some_then_list_and_replay_the_rest(
     assert (await replay_dead_letters(hub.js, sequences=[first])).replayed == [first]
     rest = await list_dead_letters(hub.js, consumer="case_x_y")
     assert [letter.sequence for letter in rest] == [letter.sequence for letter in letters[1:4]]
-    code, out, _ = await asyncio.to_thread(_cli, hub_config, "dlq", "list")
+    code, out, _ = await asyncio.to_thread(run_cli, hub_config, "dlq", "list")
     assert code == 0
     assert out.count("case_x_y") == 3
     assert out.count("case_other_one") == 2
 
     code, out, _ = await asyncio.to_thread(
-        _cli, hub_config, "dlq", "replay", "--consumer", "case_x_y"
+        run_cli, hub_config, "dlq", "replay", "--consumer", "case_x_y"
     )
     assert (code, out.strip()) == (0, "replayed 3 message(s) to their original subjects")
     assert [letter.consumer for letter in await list_dead_letters(hub.js)] == ["case_other_one"] * 2
@@ -140,7 +129,7 @@ async def test_paging_lists_each_record_once(hub: Hub, hub_config: HubConfig) ->
     seen = [seq for page in pages for seq in page]
     assert seen == sorted(set(seen))
     code, out, _ = await asyncio.to_thread(
-        _cli, hub_config, "dlq", "list", "--limit", "2", "--after", str(pages[0][-1])
+        run_cli, hub_config, "dlq", "list", "--limit", "2", "--after", str(pages[0][-1])
     )
     assert code == 0
     assert f"more may follow: --after {pages[1][-1]}" in out
@@ -157,7 +146,7 @@ async def test_quarantined_replies_are_listed_but_not_replayed_into_inbox(
     assert (result.replayed, result.skipped) == ([arrival.sequence], [reply.sequence])
     assert await list_quarantined(hub.js, reason="unknown-case") == [reply]
     code, _, err = await asyncio.to_thread(
-        _cli, hub_config, "quarantine", "replay", "--seq", str(reply.sequence)
+        run_cli, hub_config, "quarantine", "replay", "--seq", str(reply.sequence)
     )
     assert code == 1
     assert f"not replayable (a quarantined reply, not an arrival): #{reply.sequence}" in err
@@ -208,12 +197,12 @@ async def test_ten_thousand_parked_records_list_in_pages_and_replay_with_progres
         assert elapsed < 10.0
 
         code, out, _ = await asyncio.to_thread(
-            _cli, hub_config, "quarantine", "list", "--json", "--limit", "6000"
+            run_cli, hub_config, "quarantine", "list", "--json", "--limit", "6000"
         )
         assert code == 0
         first_page = [item["sequence"] for item in json.loads(out)]
         code, out, _ = await asyncio.to_thread(
-            _cli, hub_config, "quarantine", "list", "--json", "--after", str(first_page[-1])
+            run_cli, hub_config, "quarantine", "list", "--json", "--after", str(first_page[-1])
         )
         second_page = [item["sequence"] for item in json.loads(out)]
         assert len(first_page) == 6000
@@ -222,7 +211,7 @@ async def test_ten_thousand_parked_records_list_in_pages_and_replay_with_progres
         inbox_before = await _count(js, INBOX)
         started = time.monotonic()
         code, out, err = await asyncio.to_thread(
-            _cli, hub_config, "quarantine", "replay", "--reason", "unroutable"
+            run_cli, hub_config, "quarantine", "replay", "--reason", "unroutable"
         )
         elapsed = time.monotonic() - started
         print(f"replayed 10000 unroutable records in {elapsed:.2f} s")

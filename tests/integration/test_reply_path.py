@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +17,14 @@ from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined
 from poststelle.routing.streams.topology import REPLIES
-from tests.adapters.receiver import Receiver, webhook_receiver
+from tests.adapters.receiver import Receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _mailbox_settings
-from tests.messages import xbau_antrag
+from tests.messages import xbau_antrag, xbau_decision
 from tests.xta.conftest import AMT, HUB
 
 XML = {"Content-Type": "application/xml"}
-DECISION = {
-    "kind": "decision",
-    "vorgang": "BA-2026-00417",
-    "ist_genehmigung": True,
-    "begruendung": "Das Vorhaben entspricht den Vorschriften (§ 73 LBO SH).",
-    "nebenbestimmungen": ["Der Baubeginn ist anzuzeigen."],
-    "anlagen": [
-        {
-            "bezeichnung": "Baugenehmigung",
-            "dateiname": "baugenehmigung.pdf",
-            "dokumentid": "urn:uuid:7b1c9e52-3f0a-4d8e-9a61-2c4f8e0d1b37",
-        }
-    ],
-    "reply_id": "bescheid-1",
-}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
+DECISION = xbau_decision("bescheid-1")
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +36,7 @@ def baugenehmigung_schema(corpus_dir: Path) -> etree.XMLSchema:
 def _webhook_config(hub_config: HubConfig, receiver: Receiver, **extra: Any) -> HubConfig:
     document = hub_config.model_dump(mode="json")
     document["backends"] = [
-        {
-            "tenant": "stadt-kiel",
-            "name": "fachverfahren",
-            "kind": "webhook",
-            "settings": {"url": receiver.url, "secret": "s3cret"},
-        },
+        receiver.backend("stadt-kiel", "fachverfahren"),
         {
             "tenant": "stadt-kiel",
             "name": "akte",

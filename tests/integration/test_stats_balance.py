@@ -17,8 +17,7 @@ from poststelle.routing.ops.parked import replay_id
 from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
 from poststelle.routing.ops.stats import collect_stats
 from poststelle.routing.streams.topology import QUARANTINE
-from tests.integration.conftest import eventually
-from tests.integration.test_parked import _cli
+from tests.integration.conftest import eventually, run_cli
 from tests.integration.test_table_routing import (
     KIEL_ONLY,
     WITH_LUEBECK,
@@ -67,7 +66,7 @@ async def test_balance_is_exact_after_replays_duplicates_and_an_interrupted_repl
         assert await asyncio.to_thread(_import, config, tmp_path, WITH_LUEBECK) == 0
         await eventually(lambda: hub.route_watcher.pointer != before)  # type: ignore[union-attr]
         code, out, _ = await asyncio.to_thread(
-            _cli, config, "quarantine", "replay", "--reason", "unroutable"
+            run_cli, config, "quarantine", "replay", "--reason", "unroutable"
         )
         assert (code, out.strip()) == (0, "replayed 3 message(s) into INBOX")
         balance = await eventually(lambda: _settled(hub, routed=5, quarantined=2))
@@ -115,10 +114,10 @@ async def test_balance_is_exact_after_replays_duplicates_and_an_interrupted_repl
         assert streams["CASES"] == 5 + 1
         assert streams["REPLAYS"] == 7
 
-        code, out, _ = await asyncio.to_thread(_cli, config, "stats")
+        code, out, _ = await asyncio.to_thread(run_cli, config, "stats")
         assert code == 0, out
         assert "received 7 = routed 5 + quarantined 2" in out
         assert "(unaccounted 0;" in out
         assert "replays (not arrivals): 1 into CASES, 6 into INBOX" in out
-        code, out, _ = await asyncio.to_thread(_cli, config, "stats", "--json")
+        code, out, _ = await asyncio.to_thread(run_cli, config, "stats", "--json")
         assert json.loads(out)["conservation"] == report["conservation"]

@@ -96,12 +96,9 @@ async def test_a_webhook_back_end_is_sent_the_trace_context(
     spans: InMemorySpanExporter, hub_config: HubConfig
 ) -> None:
     document = hub_config.model_dump(mode="json")
-    document["backends"] = [
-        {"tenant": "stadt-kiel", "name": "fv", "kind": "webhook", "settings": {}},
-    ]
     document["routes"] = [{"standard": "xbau", "tenant": "stadt-kiel", "backend": "fv"}]
     with webhook_receiver() as receiver:
-        document["backends"][0]["settings"] = {"url": receiver.url, "secret": "s3cret"}
+        document["backends"] = [receiver.backend("stadt-kiel", "fv")]
         async with (
             Hub(HubConfig.model_validate(document)) as hub,
             httpx.AsyncClient(base_url=hub.http_url) as http,
@@ -156,14 +153,7 @@ async def test_without_configuration_a_webhook_gets_no_trace_context(
 ) -> None:
     with webhook_receiver() as receiver:
         document = hub_config.model_dump(mode="json")
-        document["backends"] = [
-            {
-                "tenant": "stadt-kiel",
-                "name": "fv",
-                "kind": "webhook",
-                "settings": {"url": receiver.url, "secret": "s3cret"},
-            }
-        ]
+        document["backends"] = [receiver.backend("stadt-kiel", "fv")]
         document["routes"] = [{"standard": "xbau", "tenant": "stadt-kiel", "backend": "fv"}]
         async with (
             Hub(HubConfig.model_validate(document)) as hub,

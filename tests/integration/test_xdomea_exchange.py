@@ -4,7 +4,6 @@ from an authority's XTA mailbox, reach the archive's back end, and the archive's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined
-from tests.adapters.receiver import Receiver, webhook_receiver
+from tests.adapters.receiver import Receiver
 from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _mailbox_settings
 from tests.xta.conftest import HUB
@@ -28,12 +27,6 @@ BEHOERDE = PartyId("dvdv:behoerde-aussondernd", name="Aussondernde Behörde")
 SERVICE = "urn:xoev-de:xdomea:schema:3.0.0"
 NS = {"x": "urn:xoev-de:xdomea:schema:3.0.0"}
 SGO = "cbdbfccc-72e5-44b2-9e71-937e6f4f8ce9"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +39,18 @@ def _corpus(corpus_dir: Path, message: str) -> bytes:
     return (corpus_dir / "xdomea" / "messages" / "xdomea_3.0.0" / f"xx_{message}.xml").read_bytes()
 
 
+def _from_behoerde(sim: XtaSimulator, corpus_dir: Path, message: str) -> str:
+    """The published example ``message`` in the hub's mailbox, sent by the Behörde."""
+    return sim.put(HUB.value, _corpus(corpus_dir, message), author=BEHOERDE, service=SERVICE)
+
+
 def _config(
     hub_config: HubConfig, receiver: Receiver, sim: XtaSimulator, corpus: Path
 ) -> HubConfig:
     # The arrivals are validated against the published xdomea schemas on the way in.
     ContractRegistry.for_data_dir(hub_config.data_dir).add_schema_set(corpus / "xdomea" / "schemes")
     document = hub_config.model_dump(mode="json")
-    document["backends"] = [
-        {
-            "tenant": "landesarchiv",
-            "name": "archiv",
-            "kind": "webhook",
-            "settings": {"url": receiver.url, "secret": "s3cret"},
-        }
-    ]
+    document["backends"] = [receiver.backend("landesarchiv", "archiv")]
     document["routes"] = [{"standard": "xdomea", "tenant": "landesarchiv", "backend": "archiv"}]
     document["inbound"] = [
         {"name": "xta-hub", "kind": "xta", "settings": _mailbox_settings(sim, corpus)}
@@ -105,12 +96,7 @@ async def test_0501_offer_is_confirmed_with_0504(
     with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
         sim.create_mailbox(HUB.value)
         sim.offer(BEHOERDE.value, SERVICE)  # lookupService before the answer says yes
-        xta_id = sim.put(
-            HUB.value,
-            _corpus(corpus_dir, "Aussonderung.Anbieteverzeichnis.0501"),
-            author=BEHOERDE,
-            service=SERVICE,
-        )
+        xta_id = _from_behoerde(sim, corpus_dir, "Aussonderung.Anbieteverzeichnis.0501")
         config = _config(hub_config, receiver, sim, corpus_dir)
         async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
             event = await _case_of(receiver, "Aussonderung.Anbieteverzeichnis.0501")
@@ -151,12 +137,7 @@ async def test_0503_records_are_confirmed_with_0507_and_0506(
     with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
         sim.create_mailbox(HUB.value)
         sim.create_mailbox(BEHOERDE.value)
-        xta_id = sim.put(
-            HUB.value,
-            _corpus(corpus_dir, "Aussonderung.Aussonderung.0503"),
-            author=BEHOERDE,
-            service=SERVICE,
-        )
+        xta_id = _from_behoerde(sim, corpus_dir, "Aussonderung.Aussonderung.0503")
         config = _config(hub_config, receiver, sim, corpus_dir)
         async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
             event = await _case_of(receiver, "Aussonderung.Aussonderung.0503")
