@@ -22,8 +22,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
-
+from poststelle.adapters._simcli import fault_command, list_command
 from poststelle.adapters.fitconnect._client import FitConnectClient, FitConnectError
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import CryptoError, KeyPair, generate_key, load_key
@@ -210,34 +209,18 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    try:
-        what = "replies" if args.replies else "submissions"
-        response = httpx.get(f"{args.url.rstrip('/')}/admin/{what}")
-    except httpx.HTTPError as exc:
-        print(f"fitconnect-sim list: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code != 200:
-        print(f"fitconnect-sim list: HTTP {response.status_code}", file=sys.stderr)
-        return 1
-    entries = response.json()
-    if args.json:
-        print(json.dumps(entries, indent=2, ensure_ascii=False))
-        return 0
-    if not entries:
-        print(f"no {what}")
+    what = "replies" if args.replies else "submissions"
     key = "replyId" if args.replies else "submissionId"
-    for entry in entries:
-        print(
-            f"{entry[key]}  {entry['state']:<9}  case {entry['caseId']}  {entry['events']} event(s)"
-        )
-    return 0
+    return list_command(
+        "fitconnect-sim",
+        f"{args.url.rstrip('/')}/admin/{what}",
+        as_json=args.json,
+        empty=f"no {what}",
+        line=lambda e: f"{e[key]}  {e['state']:<9}  case {e['caseId']}  {e['events']} event(s)",
+    )
 
 
 def _fault(args: argparse.Namespace) -> int:
-    if args.clear == (args.kind is not None):
-        print("fitconnect-sim fault: give --kind or --clear", file=sys.stderr)
-        return 2
-    url = f"{args.url.rstrip('/')}/admin/faults"
     rule = {
         "kind": args.kind,
         "operation": args.operation,
@@ -245,15 +228,5 @@ def _fault(args: argparse.Namespace) -> int:
         "status": args.status,
         "delay": args.delay,
     }
-    try:
-        response = httpx.delete(url) if args.clear else httpx.post(url, json=rule)
-    except httpx.HTTPError as exc:
-        print(f"fitconnect-sim fault: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code not in (200, 201):
-        print(
-            f"fitconnect-sim fault: HTTP {response.status_code}: {response.text}", file=sys.stderr
-        )
-        return 1
-    print("faults cleared" if args.clear else f"fault injected: {json.dumps(rule)}")
-    return 0
+    url = f"{args.url.rstrip('/')}/admin/faults"
+    return fault_command("fitconnect-sim", url, clear=args.clear, rule=rule)

@@ -9,15 +9,17 @@ poststelle xta-sim fault --url URL --kind KIND [--operation OP] [--times N] ... 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from poststelle.adapters._simcli import fault_command, list_command
 from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 
 __all__ = ["register"]
@@ -129,32 +131,20 @@ def _put(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    try:
-        response = httpx.get(_admin_url(args.url, args.reader))
-    except httpx.HTTPError as exc:
-        print(f"xta-sim list: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code != 200:
-        print(f"xta-sim list: HTTP {response.status_code}: {response.text}", file=sys.stderr)
-        return 1
-    entries = response.json()
-    if args.json:
-        print(json.dumps(entries, indent=2, ensure_ascii=False))
-        return 0
-    if not entries:
-        print(f"mailbox {args.reader} is empty")
-        return 0
-    for entry in entries:
+    def line(entry: Mapping[str, Any]) -> str:
         kind = (entry.get("message_type") or {}).get("code", "-")
-        print(f"{entry.get('message_id')}  {kind}  {entry.get('filename') or '-'}")
-    return 0
+        return f"{entry.get('message_id')}  {kind}  {entry.get('filename') or '-'}"
+
+    return list_command(
+        "xta-sim",
+        _admin_url(args.url, args.reader),
+        as_json=args.json,
+        empty=f"mailbox {args.reader} is empty",
+        line=line,
+    )
 
 
 def _fault(args: argparse.Namespace) -> int:
-    if args.clear == (args.kind is not None):
-        print("xta-sim fault: give --kind or --clear", file=sys.stderr)
-        return 2
-    url = f"{_admin_base(args.url)}/faults"
     rule = {
         "kind": args.kind,
         "operation": args.operation,
@@ -165,13 +155,4 @@ def _fault(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "after_processing": args.after_processing,
     }
-    try:
-        response = httpx.delete(url) if args.clear else httpx.post(url, json=rule)
-    except httpx.HTTPError as exc:
-        print(f"xta-sim fault: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code not in (200, 201):
-        print(f"xta-sim fault: HTTP {response.status_code}: {response.text}", file=sys.stderr)
-        return 1
-    print("faults cleared" if args.clear else f"fault injected: {json.dumps(rule)}")
-    return 0
+    return fault_command("xta-sim", f"{_admin_base(args.url)}/faults", clear=args.clear, rule=rule)
