@@ -554,28 +554,37 @@ class XtaSimulator:
 
     # SendXtaPort
 
-    def _op_sendMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+    def _message_to_send(self, doc: Any, header: Any) -> XtaMessage:
+        """The message of a sendMessage or sendMessageSync: metadata from the header, content
+        from the body's GenericContentContainer."""
         md = header.find(x.q(x.NS_META, "MessageMetaData")) if header is not None else None
         if md is None:
             raise SimulatorError("ParameterIsNotValidException", "9020", "MessageMetaData missing")
         gcc = self._body_child(doc, x.NS_XTA, "GenericContentContainer")
         try:
-            message = x.message_from(md, gcc)
+            return x.message_from(md, gcc)
         except (ValueError, AttributeError) as exc:
             raise SimulatorError("ParameterIsNotValidException", "9022", str(exc)) from exc
+
+    def _check_sendable(self, m: XtaMetadata) -> None:
+        """Under the state's lock: the author has an account and the MessageID is new."""
+        if m.author.value not in self._state.mailboxes:
+            raise SimulatorError(
+                "PermissionDeniedException",
+                "9012",
+                f"Account nicht vorhanden: {m.author.value}",
+            )
+        if m.message_id in self._state.sent:
+            raise SimulatorError(
+                "ParameterIsNotValidException", "9024", "MessageID ist bereits vergeben."
+            )
+
+    def _op_sendMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+        message = self._message_to_send(doc, header)
         m = message.metadata
         now = _now()
         with self._state.lock:
-            if m.author.value not in self._state.mailboxes:
-                raise SimulatorError(
-                    "PermissionDeniedException",
-                    "9012",
-                    f"Account nicht vorhanden: {m.author.value}",
-                )
-            if m.message_id in self._state.sent:
-                raise SimulatorError(
-                    "ParameterIsNotValidException", "9024", "MessageID ist bereits vergeben."
-                )
+            self._check_sendable(m)
             delivered = replace(message, metadata=replace(m, delivery=now))
             target = self._state.mailboxes.get(m.reader.value)
             if target is not None and m.not_before is not None and m.not_before > now:
@@ -605,26 +614,10 @@ class XtaSimulator:
         )
 
     def _op_sendMessageSync(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
-        md = header.find(x.q(x.NS_META, "MessageMetaData")) if header is not None else None
-        if md is None:
-            raise SimulatorError("ParameterIsNotValidException", "9020", "MessageMetaData missing")
-        gcc = self._body_child(doc, x.NS_XTA, "GenericContentContainer")
-        try:
-            message = x.message_from(md, gcc)
-        except (ValueError, AttributeError) as exc:
-            raise SimulatorError("ParameterIsNotValidException", "9022", str(exc)) from exc
+        message = self._message_to_send(doc, header)
         m = message.metadata
         with self._state.lock:
-            if m.author.value not in self._state.mailboxes:
-                raise SimulatorError(
-                    "PermissionDeniedException",
-                    "9012",
-                    f"Account nicht vorhanden: {m.author.value}",
-                )
-            if m.message_id in self._state.sent:
-                raise SimulatorError(
-                    "ParameterIsNotValidException", "9024", "MessageID ist bereits vergeben."
-                )
+            self._check_sendable(m)
             responder = self._state.sync.get(m.reader.value)
             if responder is None:
                 raise SimulatorError(
