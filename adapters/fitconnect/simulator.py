@@ -44,6 +44,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -51,6 +52,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from poststelle.adapters._simulator import ThreadedServer
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
     KeyPair,
@@ -312,7 +314,7 @@ def _tampered(token: str) -> str:
     return ".".join(parts)
 
 
-class FitConnectSimulator:
+class FitConnectSimulator(ThreadedServer):
     """The Zustelldienst. ``start()`` binds (port 0 picks a free port) and returns its URL."""
 
     def __init__(
@@ -373,13 +375,6 @@ class FitConnectSimulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
-
-    def __enter__(self) -> FitConnectSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -448,10 +443,13 @@ class FitConnectSimulator:
         with self._lock:
             self._faults.clear()
 
+    def _states(self, transfers: Mapping[str, _Transfer]) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{**t.listed(), "state": t.state} for t in transfers.values()]
+
     def submissions(self) -> list[dict[str, Any]]:
         """Every submission with its state (announced, submitted, accepted, rejected)."""
-        with self._lock:
-            return [{**s.listed(), "state": s.state} for s in self._submissions.values()]
+        return self._states(self._submissions)
 
     def state_of(self, submission_id: str) -> str:
         with self._lock:
@@ -459,8 +457,7 @@ class FitConnectSimulator:
 
     def replies(self) -> list[dict[str, Any]]:
         """Every reply with its state (announced, submitted, accepted, rejected)."""
-        with self._lock:
-            return [{**r.listed(), "state": r.state} for r in self._replies.values()]
+        return self._states(self._replies)
 
     def reply_state(self, reply_id: str) -> str:
         with self._lock:
@@ -560,20 +557,26 @@ class FitConnectSimulator:
             "scope": scope or "send:region:DE",
         }
 
-    def _submit(self, submission: _Submission, body: Any) -> None:
-        tags = submission.tags_for(body)
+    def _submit(self, transfer: _Transfer, body: Any) -> None:
+        """Take a submit and write the Zustelldienst's signed ``submit-submission`` (or
+        ``submit-reply``, also kept with the reply's own events) naming what it took."""
+        tags = transfer.tags_for(body)
         with self._lock:
-            submission.take(body)
+            transfer.take(body)
+        reply_id = transfer.reply_id if isinstance(transfer, _Reply) else None
+        submission_id = transfer.submission_id if isinstance(transfer, _Submission) else None
         self._log_event(
-            submission.case_id,
+            transfer.case_id,
             security_event(
-                SUBMIT_SUBMISSION,
+                SUBMIT_REPLY if reply_id is not None else SUBMIT_SUBMISSION,
                 issuer=SERVICE_ISSUER,
-                submission_id=submission.submission_id,
-                case_id=submission.case_id,
+                submission_id=submission_id,
+                reply_id=reply_id,
+                case_id=transfer.case_id,
                 key=self.signing_key.key,
                 tags=tags,
             ),
+            reply_id=reply_id,
         )
 
     def _destination_event(self, client: _ApiClient, case_id: str, token: str) -> SecurityEvent:
@@ -629,23 +632,6 @@ class FitConnectSimulator:
         if not allowed:
             raise _Refusal(403, "forbidden", "not a reply of this client's cases")
         return reply
-
-    def _submit_reply(self, reply: _Reply, body: Any) -> None:
-        tags = reply.tags_for(body)
-        with self._lock:
-            reply.take(body)
-        self._log_event(
-            reply.case_id,
-            security_event(
-                SUBMIT_REPLY,
-                issuer=SERVICE_ISSUER,
-                reply_id=reply.reply_id,
-                case_id=reply.case_id,
-                key=self.signing_key.key,
-                tags=tags,
-            ),
-            reply_id=reply.reply_id,
-        )
 
     def _sender_event(self, client: _ApiClient, case_id: str, token: str) -> SecurityEvent:
         """A sender's accept-reply or reject-reply, verified with its registered key."""
@@ -840,7 +826,7 @@ class FitConnectSimulator:
         async def submit_reply(request: Request, reply_id: str) -> dict[str, Any]:
             await sim._gate("submit-reply")
             reply = sim._reply_for(sim._client_of(request, "subscriber"), reply_id)
-            sim._submit_reply(reply, await request.json())
+            sim._submit(reply, await request.json())
             return reply.listed()
 
         @app.get("/v1/replies")

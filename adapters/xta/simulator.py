@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from lxml import etree
 
+from poststelle.adapters._simulator import ThreadedServer
 from poststelle.adapters.xta import _simxml as x
 from poststelle.adapters.xta._model import (
     MessageType,
@@ -198,7 +199,7 @@ def _guess_message_type(content: bytes) -> MessageType:
         return MessageType(code="unknown", payload_schema="urn:none")
 
 
-class XtaSimulator:
+class XtaSimulator(ThreadedServer):
     """The XTA server. ``start()`` binds (port 0 picks a free port) and returns the service URL."""
 
     def __init__(
@@ -250,13 +251,6 @@ class XtaSimulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
-
-    def __enter__(self) -> XtaSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -477,6 +471,17 @@ class XtaSimulator:
 
     # ManagementPort
 
+    def _message_id_in(self, doc: Any) -> str:
+        return (self._body_child(doc, x.NS_WSA, "MessageID").text or "").strip()
+
+    def _sent_by(self, account: str, message_id: str, exception: str) -> _Sent:
+        """Under the state's lock: what ``account`` sent as ``message_id``; fault 9070, as
+        ``exception``, when it sent nothing under that id."""
+        sent = self._state.sent.get(message_id)
+        if sent is None or sent.metadata.author.value != account:
+            raise SimulatorError(exception, "9070", "MessageID für den Account nicht bekannt.")
+        return sent
+
     def _op_checkAccountActive(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
         self._account(header)
 
@@ -489,13 +494,9 @@ class XtaSimulator:
 
     def _op_getTransportReport(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
         account = self._account(header)
-        message_id = (self._body_child(doc, x.NS_WSA, "MessageID").text or "").strip()
+        message_id = self._message_id_in(doc)
         with self._state.lock:
-            sent = self._state.sent.get(message_id)
-        if sent is None or sent.metadata.author.value != account:
-            raise SimulatorError(
-                "InvalidMessageIDException", "9070", "MessageID für den Account nicht bekannt."
-            )
+            sent = self._sent_by(account, message_id, "InvalidMessageIDException")
         x.transport_report_element(r.body, sent.report, sent.metadata)
 
     def _op_lookupService(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
@@ -521,17 +522,11 @@ class XtaSimulator:
 
     def _op_cancelMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
         account = self._account(header)
-        message_id = (self._body_child(doc, x.NS_WSA, "MessageID").text or "").strip()
+        message_id = self._message_id_in(doc)
         with self._state.lock:
-            sent = self._state.sent.get(message_id)
-            if sent is None or sent.metadata.author.value != account:
-                # cancelMessage declares no InvalidMessageIDException: an unknown id is a
-                # parameter that is not valid.
-                raise SimulatorError(
-                    "ParameterIsNotValidException",
-                    "9070",
-                    "MessageID für den Account nicht bekannt.",
-                )
+            # cancelMessage declares no InvalidMessageIDException: an unknown id is a
+            # parameter that is not valid.
+            sent = self._sent_by(account, message_id, "ParameterIsNotValidException")
             if message_id in self._state.cancelled:
                 return  # a repeat whose first answer was lost
             if message_id not in self._state.held:
