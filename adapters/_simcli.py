@@ -7,14 +7,44 @@ simulator refuses or cannot be reached) and the messages are the same for both.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-__all__ = ["fault_command", "list_command"]
+__all__ = ["add_fault_parser", "fault_command", "list_command"]
+
+
+def add_fault_parser(
+    actions: argparse._SubParsersAction,  # type: ignore[type-arg]
+    *,
+    description: str,
+    kinds: Sequence[str],
+    operations: Sequence[str] | None = None,
+    operation_help: str | None = None,
+) -> argparse.ArgumentParser:
+    """The ``fault`` command with what every simulator's takes (``--url``, ``--clear``,
+    ``--kind``, ``--operation``, one of ``operations`` if given, and ``--times``); the caller
+    adds what its kinds need."""
+    fault: argparse.ArgumentParser = actions.add_parser(
+        "fault",
+        help="inject a fault into a running simulator's next calls (or --clear them)",
+        description=description,
+    )
+    fault.add_argument("--url", required=True)
+    fault.add_argument("--clear", action="store_true", help="remove every injected fault")
+    fault.add_argument("--kind", choices=list(kinds))
+    fault.add_argument(
+        "--operation",
+        default="*",
+        choices=list(operations) if operations is not None else None,
+        help=operation_help,
+    )
+    fault.add_argument("--times", type=int, default=1, help="how many calls it hits")
+    return fault
 
 
 def _fail(prog: str, message: str, code: int = 1) -> int:

@@ -22,7 +22,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from poststelle.adapters._simcli import fault_command, list_command
+from poststelle.adapters._simcli import add_fault_parser, fault_command, list_command
 from poststelle.adapters.fitconnect._client import FitConnectClient, FitConnectError
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import CryptoError, KeyPair, generate_key, load_key
@@ -129,17 +129,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
-    fault = actions.add_parser(
-        "fault",
-        help="inject a fault into a running simulator's next calls (or --clear them)",
+    fault = add_fault_parser(
+        actions,
         description="Kinds: status (an HTTP error), delay, expire-token (401 once), "
         "tamper (serve a JWE with a changed ciphertext byte).",
+        kinds=["status", "delay", "expire-token", "tamper"],
+        operations=["*", *OPERATIONS],
     )
-    fault.add_argument("--url", required=True)
-    fault.add_argument("--clear", action="store_true", help="remove every injected fault")
-    fault.add_argument("--kind", choices=["status", "delay", "expire-token", "tamper"])
-    fault.add_argument("--operation", default="*", choices=["*", *OPERATIONS])
-    fault.add_argument("--times", type=int, default=1)
     fault.add_argument("--status", type=int, default=503, help="for --kind status")
     fault.add_argument("--delay", type=float, default=0.0, help="seconds, for --kind delay")
     fault.set_defaults(func=_fault)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from poststelle.adapters._simcli import fault_command, list_command
+from poststelle.adapters._simcli import add_fault_parser, fault_command, list_command
 from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 
 __all__ = ["register"]
@@ -59,18 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
-    fault = actions.add_parser(
-        "fault",
-        help="inject a fault into a running simulator's next calls (or --clear them)",
+    fault = add_fault_parser(
+        actions,
         description="Kinds: delay, fault (an XTA SOAP fault), drop (connection closed), "
         "duplicate (close keeps the messages; getStatusList lists every entry twice), "
         "vanish (getMessage finds the listed message gone).",
+        kinds=["delay", "fault", "drop", "duplicate", "vanish"],
+        operation_help="XTA operation, e.g. getStatusList",
     )
-    fault.add_argument("--url", required=True)
-    fault.add_argument("--clear", action="store_true", help="remove every injected fault")
-    fault.add_argument("--kind", choices=["delay", "fault", "drop", "duplicate", "vanish"])
-    fault.add_argument("--operation", default="*", help="XTA operation, e.g. getStatusList")
-    fault.add_argument("--times", type=int, default=1, help="how many calls it hits")
     fault.add_argument(
         "--delay", type=float, default=0.0, help="seconds, for --kind delay (or drop: stall first)"
     )
