@@ -101,18 +101,20 @@ async def _send(
     return sent.case_id, nachrichten_uuid
 
 
-def _status_answer(fit_case: str, portal_keys: DestinationKeys) -> Answer:
-    """A back end's status answer to the case ``fit_case`` whose sender offered the
-    FIT-Connect reply channel with ``portal_keys``."""
+def _status_answer(
+    fit_case: str, reply_channel: dict[str, Any], content: bytes = b'{"state": "in-pruefung"}'
+) -> Answer:
+    """A back end's status answer to the case ``fit_case`` whose sender offered
+    ``reply_channel``."""
     return Answer(
         case_id="hub-case",
         kind="status",
-        content=b'{"state": "in-pruefung"}',
+        content=content,
         content_type="application/json",
         reply_route={
             "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
             "fitconnect_case_id": fit_case,
-            "reply_channel": json.dumps(fitconnect_reply_channel(portal_keys)),
+            "reply_channel": json.dumps(reply_channel),
         },
     )
 
@@ -336,7 +338,7 @@ async def test_a_reply_is_sent_once_however_many_attempts(
         settings=FitConnectSettings.model_validate(settings),
         context=AdapterContext(data_dir=tmp_path, publish=RecordingPublisher()),
     )
-    answer = _status_answer(fit_case, portal_keys)
+    answer = _status_answer(fit_case, fitconnect_reply_channel(portal_keys))
     memo = _Memo()
     # The submit fails past the client's retries: the hub would try the answer again later.
     fc_sim.inject(FaultRule("status", operation="submit-reply", status=503, times=2))
@@ -468,7 +470,7 @@ async def test_the_watch_for_a_verdict_outlives_a_restart_and_records_it_once(
     async with _portal(fc_sim, portal_keys) as portal:
         fit_case, _ = await _send(portal, destination, fitconnect_reply_channel(portal_keys))
         first = adapter()
-        answer = _status_answer(fit_case, portal_keys)
+        answer = _status_answer(fit_case, fitconnect_reply_channel(portal_keys))
         sent = await first.answer_once(answer, _Memo())
         await first.poll_once()  # no verdict yet: nothing to record
         await first.stop()
@@ -567,17 +569,7 @@ async def test_an_answer_to_a_case_stored_with_the_old_reply_channel_fails_perma
         context=AdapterContext(data_dir=tmp_path, publish=RecordingPublisher()),
     )
     old = {"fitConnect": {"destinationId": destination.destination_id}}
-    answer = Answer(
-        case_id="hub-case",
-        kind="status",
-        content=b"{}",
-        content_type="application/json",
-        reply_route={
-            "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
-            "fitconnect_case_id": "7d0f5a2e-4b1c-4e8a-9c3d-2f6b8a1e0c57",
-            "reply_channel": json.dumps(old),
-        },
-    )
+    answer = _status_answer("7d0f5a2e-4b1c-4e8a-9c3d-2f6b8a1e0c57", old, content=b"{}")
     with pytest.raises(PermanentDeliveryError, match="offers no encryptionPublicKey"):
         await adapter.answer(answer)
     await adapter.stop()
