@@ -10,12 +10,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-__all__ = ["add_fault_parser", "fault_command", "list_command"]
+from poststelle.adapters._simulator import ThreadedServer
+
+__all__ = ["add_fault_parser", "fault_command", "list_command", "serve_until_interrupted"]
+
+
+def serve_until_interrupted(simulator: ThreadedServer) -> int:
+    """Keep the started ``simulator`` serving until Ctrl-C, then stop it."""
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        simulator.stop()
+    return 0
 
 
 def add_fault_parser(

@@ -18,11 +18,15 @@ import asyncio
 import json
 import logging
 import sys
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from poststelle.adapters._simcli import add_fault_parser, fault_command, list_command
+from poststelle.adapters._simcli import (
+    add_fault_parser,
+    fault_command,
+    list_command,
+    serve_until_interrupted,
+)
 from poststelle.adapters.fitconnect._client import FitConnectClient, FitConnectError
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import CryptoError, KeyPair, generate_key, load_key
@@ -157,13 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"{setup.destination_id} FILE",
         flush=True,
     )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
-    return 0
+    return serve_until_interrupted(simulator)
 
 
 async def _send_file(args: argparse.Namespace, data: bytes, files: list[OutgoingAttachment]) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,12 @@ from urllib.parse import quote
 
 import httpx
 
-from poststelle.adapters._simcli import add_fault_parser, fault_command, list_command
+from poststelle.adapters._simcli import (
+    add_fault_parser,
+    fault_command,
+    list_command,
+    serve_until_interrupted,
+)
 from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 
 __all__ = ["register"]
@@ -90,13 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         simulator.create_mailbox(reader)
     base = url.rsplit("/", 1)[0]
     print(f"XTA simulator: service {url}  admin {base}/admin/mailboxes", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
-    return 0
+    return serve_until_interrupted(simulator)
 
 
 def _admin_base(url: str) -> str:
