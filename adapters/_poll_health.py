@@ -7,12 +7,13 @@ how many messages it has taken in, and the last error with its time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-__all__ = ["PollHealth", "saturation_of"]
+__all__ = ["PollHealth", "PollTask", "saturation_of"]
 
 
 def saturation_of(extras: Mapping[str, Any]) -> Callable[[], bool] | None:
@@ -63,3 +64,26 @@ class PollHealth:
             "last_error": self.last_error,
             "last_error_at": _iso(self.last_error_at),
         }
+
+
+class PollTask:
+    """The background task a poller runs its rounds in: one at a time; ``stop`` waits for
+    the round under way (``grace`` seconds at most), then cancels it."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self, run: Callable[[], Coroutine[Any, Any, None]], *, name: str) -> None:
+        if not self.running:
+            self._task = asyncio.create_task(run(), name=name)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.wait({task}, timeout=grace)
+            if not task.done():
+                task.cancel()

@@ -33,6 +33,7 @@ __all__ = [
     "Publish",
     "ReadAttachment",
     "StoredCaseEvent",
+    "TransportIdMemo",
 ]
 
 
@@ -65,6 +66,22 @@ class AdapterContext:
     publish: Publish | None = None
     read_attachment: ReadAttachment | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def publisher(self, adapter: str) -> Publish:
+        """``publish``, without which an inbound adapter (``adapter`` names it) cannot work."""
+        if self.publish is None:
+            raise ValueError(f"the {adapter} adapter needs the hub's publish callable")
+        return self.publish
+
+
+class TransportIdMemo(Protocol):
+    """Where the hub keeps the transport id of one answer across attempts (and crashes): the
+    XTA MessageID, the FIT-Connect reply id. An adapter's ``answer_once`` keeps it before it
+    sends, so a later attempt finishes that send instead of making another."""
+
+    async def recall(self) -> str | None: ...
+
+    async def remember(self, transport_id: str) -> None: ...
 
 
 @runtime_checkable

@@ -16,12 +16,9 @@ from typing import Any
 import httpx
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
 )
 
+from poststelle.adapters._retry import retry_policy
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 
 __all__ = [
@@ -166,25 +163,14 @@ class FitConnectClient:
         raise AssertionError("unreachable")
 
     async def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        s = self.settings
-
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            logger.warning(
-                "fit-connect call failed, retrying operation=%s attempt=%d error=%s",
-                operation,
-                state.attempt_number,
-                exc,
-                extra={"operation": operation, "attempt": state.attempt_number, "error": str(exc)},
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(s.retry_attempts),
-            wait=wait_exponential(multiplier=s.retry_initial_wait, max=s.retry_max_wait),
-            retry=retry_if_exception_type(FitConnectTransientError),
-            before_sleep=log_retry,
-            reraise=True,
+        policy = retry_policy(
+            self.settings,
+            FitConnectTransientError,
+            logger=logger,
+            service="fit-connect",
+            operation=operation,
         )
+        retrying = AsyncRetrying(**policy)
         async for attempt in retrying:
             with attempt:
                 return await self._once(operation, method, path, **dict(kwargs))

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr
+
+from poststelle.adapters._retry import RemoteCallSettings
 
 __all__ = ["FitConnectConnectionSettings"]
 
 
-class FitConnectConnectionSettings(BaseModel):
+class FitConnectConnectionSettings(RemoteCallSettings):
     """Where and as whom to reach a Zustelldienst.
 
     ``submission_api_url`` is the API's base (the paths start with ``/v1``); ``token_url`` the
     OAuth 2 token endpoint (client credentials). The Zustelldienst signs its own events
     (``submit-submission``) with a key from ``service_jwks_url``, by default
-    ``<submission_api_url>/.well-known/jwks.json``.
+    ``<submission_api_url>/.well-known/jwks.json``. TLS, timeouts and retries as for every
+    remote service (:class:`RemoteCallSettings`).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     submission_api_url: HttpUrl
     token_url: HttpUrl
@@ -24,14 +25,6 @@ class FitConnectConnectionSettings(BaseModel):
     client_secret: SecretStr
     scope: str | None = None
     service_jwks_url: HttpUrl | None = None
-    verify_tls: bool = True
-
-    connect_timeout: float = Field(default=10.0, gt=0)
-    read_timeout: float = Field(default=60.0, gt=0)
-
-    retry_attempts: int = Field(default=5, ge=1, le=50)
-    retry_initial_wait: float = Field(default=0.5, ge=0)
-    retry_max_wait: float = Field(default=30.0, ge=0)
 
     @property
     def base_url(self) -> str:

@@ -22,11 +22,14 @@ from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
     authentication_tag,
     decrypt,
-    encrypt,
     load_key,
 )
 from poststelle.adapters.fitconnect._metadata import MetadataRejected, check_content
-from poststelle.adapters.fitconnect._sender import OutgoingAttachment, build_metadata
+from poststelle.adapters.fitconnect._sender import (
+    OutgoingAttachment,
+    build_metadata,
+    encrypt_and_submit,
+)
 from poststelle.adapters.fitconnect._set import (
     SUBMIT_REPLY,
     AuthenticationTags,
@@ -120,26 +123,19 @@ async def send_reply(
         reply_id = str(announced["replyId"])
         if on_announced is not None:
             await on_announced(reply_id)
-    attachment_tags: dict[str, str] = {}
-    for attachment in attachments:
-        token = encrypt(attachment.content, key, content_type=attachment.mime_type)
-        await client.upload_reply_attachment(reply_id, attachment.attachment_id, token)
-        attachment_tags[attachment.attachment_id] = authentication_tag(token)
-    encrypted_metadata = encrypt(
-        json.dumps(metadata).encode(), key, content_type="application/json"
-    )
-    encrypted_data = encrypt(data, key, content_type=mime_type) if data is not None else None
-    await client.submit_reply(reply_id, encrypted_metadata, encrypted_data)
-    return SentReply(
-        reply_id=reply_id,
-        case_id=case_id,
-        tags=AuthenticationTags(
-            metadata=authentication_tag(encrypted_metadata),
-            data=authentication_tag(encrypted_data) if encrypted_data else None,
-            attachments=attachment_tags,
-        ),
+    sent_id = reply_id
+    tags = await encrypt_and_submit(
+        key,
         metadata=metadata,
+        data=data,
+        mime_type=mime_type,
+        attachments=attachments,
+        upload=lambda attachment_id, token: client.upload_reply_attachment(
+            sent_id, attachment_id, token
+        ),
+        submit=lambda meta, payload: client.submit_reply(sent_id, meta, payload),
     )
+    return SentReply(reply_id=reply_id, case_id=case_id, tags=tags, metadata=metadata)
 
 
 def _issue(instance: str, exc: CryptoError) -> Problem:

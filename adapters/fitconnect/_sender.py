@@ -29,6 +29,7 @@ __all__ = [
     "OutgoingAttachment",
     "SentSubmission",
     "build_metadata",
+    "encrypt_and_submit",
     "send_submission",
 ]
 
@@ -91,6 +92,37 @@ def build_metadata(
     return metadata
 
 
+async def encrypt_and_submit(
+    key: Any,
+    *,
+    metadata: Mapping[str, Any],
+    data: bytes | None,
+    mime_type: str,
+    attachments: Sequence[OutgoingAttachment],
+    upload: Callable[[str, str], Awaitable[object]],
+    submit: Callable[[str, str | None], Awaitable[object]],
+) -> AuthenticationTags:
+    """Encrypt every attachment for ``key`` and ``upload`` it (attachment id, JWE), then
+    encrypt metadata and data and ``submit`` them: the same steps for a submission and for a
+    reply, whose resources differ only in their paths. The tags are what the Zustelldienst
+    will sign, so the caller can compare them with its event log."""
+    attachment_tags: dict[str, str] = {}
+    for attachment in attachments:
+        token = encrypt(attachment.content, key, content_type=attachment.mime_type)
+        await upload(attachment.attachment_id, token)
+        attachment_tags[attachment.attachment_id] = authentication_tag(token)
+    encrypted_metadata = encrypt(
+        json.dumps(metadata).encode(), key, content_type="application/json"
+    )
+    encrypted_data = encrypt(data, key, content_type=mime_type) if data is not None else None
+    await submit(encrypted_metadata, encrypted_data)
+    return AuthenticationTags(
+        metadata=authentication_tag(encrypted_metadata),
+        data=authentication_tag(encrypted_data) if encrypted_data else None,
+        attachments=attachment_tags,
+    )
+
+
 async def _encryption_key(client: FitConnectClient, destination_id: str) -> Any:
     destination = await client.destination(destination_id)
     kid = destination.get("encryptionKid")
@@ -147,24 +179,20 @@ async def send_submission(
             await on_announced(submission_id)
     elif case_id is None:
         raise ValueError("a resumed submission needs its case_id")
-    attachment_tags: dict[str, str] = {}
-    for attachment in attachments:
-        token = encrypt(attachment.content, key, content_type=attachment.mime_type)
-        await client.upload_attachment(submission_id, attachment.attachment_id, token)
-        attachment_tags[attachment.attachment_id] = authentication_tag(token)
-    encrypted_metadata = encrypt(
-        json.dumps(metadata).encode(), key, content_type="application/json"
+    sent_id = submission_id
+    tags = await encrypt_and_submit(
+        key,
+        metadata=metadata,
+        data=data,
+        mime_type=mime_type,
+        attachments=attachments,
+        upload=lambda attachment_id, token: client.upload_attachment(sent_id, attachment_id, token),
+        submit=lambda meta, payload: client.submit(sent_id, meta, payload),
     )
-    encrypted_data = encrypt(data, key, content_type=mime_type) if data is not None else None
-    await client.submit(submission_id, encrypted_metadata, encrypted_data)
     return SentSubmission(
         submission_id=submission_id,
         case_id=case_id,
         destination_id=destination_id,
-        tags=AuthenticationTags(
-            metadata=authentication_tag(encrypted_metadata),
-            data=authentication_tag(encrypted_data) if encrypted_data else None,
-            attachments=attachment_tags,
-        ),
+        tags=tags,
         metadata=metadata,
     )

@@ -34,12 +34,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from poststelle.adapters._poll_health import saturation_of
-from poststelle.adapters.base import AdapterContext, AdapterSettings, PollHealth, Publish
+from poststelle.adapters._poll_health import PollTask, saturation_of
+from poststelle.adapters.base import (
+    AdapterContext,
+    AdapterSettings,
+    PollHealth,
+    Publish,
+    TransportIdMemo,
+)
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.fitconnect._client import (
     FitConnectClient,
@@ -191,14 +197,6 @@ class _Opened:
     attachments: dict[str, bytes]
 
 
-class TransportIdMemo(Protocol):
-    """Where the hub keeps one answer's FIT-Connect reply id across attempts."""
-
-    async def recall(self) -> str | None: ...
-
-    async def remember(self, transport_id: str) -> None: ...
-
-
 class _Refused(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
@@ -223,11 +221,9 @@ class FitConnectAdapter:
         context: AdapterContext,
         client: FitConnectClient | None = None,
     ) -> None:
-        if context.publish is None:
-            raise ValueError("the FIT-Connect adapter needs the hub's publish callable")
         self.name = name
         self.settings = settings
-        self._publish: Publish = context.publish
+        self._publish: Publish = context.publisher("FIT-Connect")
         self._store_attachment = context.extras.get("store_attachment")
         self._saturated: Callable[[], bool] = saturation_of(context.extras) or (lambda: False)
         self._decryption_key = load_key(settings.decryption_key, private=True, purpose="decryption")
@@ -240,7 +236,7 @@ class FitConnectAdapter:
         self._awaiting: dict[str, dict[str, str]] | None = None
         self._service_keys: dict[str, Any] = {}
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._poll = PollTask()
         self.health_facts = PollHealth()
 
     @property
@@ -252,22 +248,17 @@ class FitConnectAdapter:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is None or self._task.done():
+        if not self._poll.running:
             self._stop.clear()
-            self._task = asyncio.create_task(self._run(), name=f"fitconnect-{self.name}")
+            self._poll.start(self._run, name=f"fitconnect-{self.name}")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
         self._stop.set()
-        if task is not None:
-            await asyncio.wait({task}, timeout=10.0)
-            if not task.done():
-                task.cancel()
+        await self._poll.stop()
 
     def health(self) -> dict[str, object]:
-        running = self._task is not None and not self._task.done()
         return {
-            "ok": running,
+            "ok": self._poll.running,
             "destination": self.settings.destination_id,
             **self.health_facts.report(),
         }

@@ -18,12 +18,15 @@ import asyncio
 import json
 import logging
 import sys
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
-
+from poststelle.adapters._simcli import (
+    add_fault_parser,
+    fault_command,
+    list_command,
+    serve_until_interrupted,
+)
 from poststelle.adapters.fitconnect._client import FitConnectClient, FitConnectError
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import CryptoError, KeyPair, generate_key, load_key
@@ -130,17 +133,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
-    fault = actions.add_parser(
-        "fault",
-        help="inject a fault into a running simulator's next calls (or --clear them)",
+    fault = add_fault_parser(
+        actions,
         description="Kinds: status (an HTTP error), delay, expire-token (401 once), "
         "tamper (serve a JWE with a changed ciphertext byte).",
+        kinds=["status", "delay", "expire-token", "tamper"],
+        operations=["*", *OPERATIONS],
     )
-    fault.add_argument("--url", required=True)
-    fault.add_argument("--clear", action="store_true", help="remove every injected fault")
-    fault.add_argument("--kind", choices=["status", "delay", "expire-token", "tamper"])
-    fault.add_argument("--operation", default="*", choices=["*", *OPERATIONS])
-    fault.add_argument("--times", type=int, default=1)
     fault.add_argument("--status", type=int, default=503, help="for --kind status")
     fault.add_argument("--delay", type=float, default=0.0, help="seconds, for --kind delay")
     fault.set_defaults(func=_fault)
@@ -162,13 +161,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"{setup.destination_id} FILE",
         flush=True,
     )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
-    return 0
+    return serve_until_interrupted(simulator)
 
 
 async def _send_file(args: argparse.Namespace, data: bytes, files: list[OutgoingAttachment]) -> str:
@@ -210,34 +203,18 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    try:
-        what = "replies" if args.replies else "submissions"
-        response = httpx.get(f"{args.url.rstrip('/')}/admin/{what}")
-    except httpx.HTTPError as exc:
-        print(f"fitconnect-sim list: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code != 200:
-        print(f"fitconnect-sim list: HTTP {response.status_code}", file=sys.stderr)
-        return 1
-    entries = response.json()
-    if args.json:
-        print(json.dumps(entries, indent=2, ensure_ascii=False))
-        return 0
-    if not entries:
-        print(f"no {what}")
+    what = "replies" if args.replies else "submissions"
     key = "replyId" if args.replies else "submissionId"
-    for entry in entries:
-        print(
-            f"{entry[key]}  {entry['state']:<9}  case {entry['caseId']}  {entry['events']} event(s)"
-        )
-    return 0
+    return list_command(
+        "fitconnect-sim",
+        f"{args.url.rstrip('/')}/admin/{what}",
+        as_json=args.json,
+        empty=f"no {what}",
+        line=lambda e: f"{e[key]}  {e['state']:<9}  case {e['caseId']}  {e['events']} event(s)",
+    )
 
 
 def _fault(args: argparse.Namespace) -> int:
-    if args.clear == (args.kind is not None):
-        print("fitconnect-sim fault: give --kind or --clear", file=sys.stderr)
-        return 2
-    url = f"{args.url.rstrip('/')}/admin/faults"
     rule = {
         "kind": args.kind,
         "operation": args.operation,
@@ -245,15 +222,5 @@ def _fault(args: argparse.Namespace) -> int:
         "status": args.status,
         "delay": args.delay,
     }
-    try:
-        response = httpx.delete(url) if args.clear else httpx.post(url, json=rule)
-    except httpx.HTTPError as exc:
-        print(f"fitconnect-sim fault: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code not in (200, 201):
-        print(
-            f"fitconnect-sim fault: HTTP {response.status_code}: {response.text}", file=sys.stderr
-        )
-        return 1
-    print("faults cleared" if args.clear else f"fault injected: {json.dumps(rule)}")
-    return 0
+    url = f"{args.url.rstrip('/')}/admin/faults"
+    return fault_command("fitconnect-sim", url, clear=args.clear, rule=rule)

@@ -44,13 +44,15 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from poststelle.adapters._simulator import ThreadedServer
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
     KeyPair,
@@ -156,17 +158,100 @@ class SimulatedDestination:
         }
 
 
-@dataclass
-class _Submission:
-    submission_id: str
-    destination_id: str
+@dataclass(kw_only=True)
+class _Transfer:
+    """What a submission and a reply have alike: announced attachments, uploaded JWEs, the
+    encrypted metadata and data, and the state they go through. ``what`` names it in
+    problems (``submission-state-invalid``, ``reply-not-found``)."""
+
+    what: ClassVar[str]
     case_id: str
-    service_type: dict[str, Any]
+    destination_id: str
     announced: list[str]
     attachments: dict[str, str] = field(default_factory=dict)
     encrypted_metadata: str | None = None
     encrypted_data: str | None = None
     state: Literal["announced", "submitted", "accepted", "rejected"] = "announced"
+
+    def listed(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def upload(self, attachment_id: str, body: bytes) -> str:
+        """The checks for an upload; the JWE as stored (the caller stores it under its lock)."""
+        if attachment_id not in self.announced:
+            raise _Refusal(404, "attachment-not-found", "attachment was not announced")
+        if self.state != "announced":
+            raise _Refusal(409, f"{self.what}-state-invalid", "already submitted")
+        if len(body) > _MAX_BODY:
+            raise _Refusal(413, "payload-too-large", "attachment too large")
+        return body.decode("ascii", "replace")
+
+    def tags_for(self, body: Any) -> AuthenticationTags:
+        """The checks for a submit; the tags the Zustelldienst signs for what it took."""
+        if self.state != "announced":
+            raise _Refusal(409, f"{self.what}-state-invalid", "already submitted")
+        if not isinstance(body, dict) or not isinstance(body.get("encryptedMetadata"), str):
+            raise _Refusal(400, "request-invalid", "encryptedMetadata is required")
+        missing = [a for a in self.announced if a not in self.attachments]
+        if missing:
+            raise _Refusal(422, "missing-attachments", f"not uploaded: {', '.join(missing)}")
+        try:
+            return AuthenticationTags(
+                metadata=authentication_tag(body["encryptedMetadata"]),
+                data=authentication_tag(body["encryptedData"])
+                if body.get("encryptedData")
+                else None,
+                attachments={k: authentication_tag(v) for k, v in self.attachments.items()},
+            )
+        except CryptoError as exc:
+            raise _Refusal(400, "request-invalid", str(exc)) from exc
+
+    def take(self, body: dict[str, Any]) -> None:
+        self.encrypted_metadata = body["encryptedMetadata"]
+        self.encrypted_data = body.get("encryptedData")
+        self.state = "submitted"
+
+    def conclude(self, *, accepted: bool) -> None:
+        """The receiving side's accept or reject ends the wait (under the simulator's lock)."""
+        if self.state != "submitted":
+            raise _Refusal(409, f"{self.what}-state-invalid", f"already {self.state}")
+        self.state = "accepted" if accepted else "rejected"
+
+    def served(self, rule: FaultRule | None) -> dict[str, Any]:
+        """The fetched resource; a tamper fault changes its data in transit."""
+        if self.state == "announced":
+            raise _Refusal(404, f"{self.what}-not-found", "not submitted yet")
+        data = self.encrypted_data
+        if rule is not None and rule.kind == "tamper" and data:
+            data = _tampered(data)
+        body = {
+            **self.listed(),
+            "encryptedMetadata": self.encrypted_metadata,
+            "attachments": list(self.announced),
+        }
+        if data is not None:
+            body["encryptedData"] = data
+        return body
+
+    def served_attachment(self, attachment_id: str, rule: FaultRule | None) -> Response:
+        token = self.attachments.get(attachment_id)
+        if token is None:
+            raise _Refusal(404, "attachment-not-found", f"no attachment {attachment_id}")
+        if rule is not None and rule.kind == "tamper":
+            token = _tampered(token)
+        return Response(token, media_type="application/jose")
+
+
+def _page(key: str, waiting: list[dict[str, Any]], offset: int, limit: int) -> dict[str, Any]:
+    page = waiting[offset : offset + max(0, min(limit, 500))]
+    return {"count": len(page), "offset": offset, "totalCount": len(waiting), key: page}
+
+
+@dataclass(kw_only=True)
+class _Submission(_Transfer):
+    what: ClassVar[str] = "submission"
+    submission_id: str
+    service_type: dict[str, Any]
 
     def listed(self) -> dict[str, Any]:
         return {
@@ -177,16 +262,12 @@ class _Submission:
         }
 
 
-@dataclass
-class _Reply:
+@dataclass(kw_only=True)
+class _Reply(_Transfer):
+    """``destination_id`` is the destination that answers."""
+
+    what: ClassVar[str] = "reply"
     reply_id: str
-    case_id: str
-    destination_id: str  # the destination that answers
-    announced: list[str]
-    attachments: dict[str, str] = field(default_factory=dict)
-    encrypted_metadata: str | None = None
-    encrypted_data: str | None = None
-    state: Literal["announced", "submitted", "accepted", "rejected"] = "announced"
 
     def listed(self) -> dict[str, Any]:
         return {
@@ -219,6 +300,11 @@ class _Refusal(Exception):
         )
 
 
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+
+
 def _tampered(token: str) -> str:
     parts = token.split(".")
     ciphertext = parts[3]
@@ -228,7 +314,7 @@ def _tampered(token: str) -> str:
     return ".".join(parts)
 
 
-class FitConnectSimulator:
+class FitConnectSimulator(ThreadedServer):
     """The Zustelldienst. ``start()`` binds (port 0 picks a free port) and returns its URL."""
 
     def __init__(
@@ -289,13 +375,6 @@ class FitConnectSimulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
-
-    def __enter__(self) -> FitConnectSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -364,10 +443,13 @@ class FitConnectSimulator:
         with self._lock:
             self._faults.clear()
 
+    def _states(self, transfers: Mapping[str, _Transfer]) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{**t.listed(), "state": t.state} for t in transfers.values()]
+
     def submissions(self) -> list[dict[str, Any]]:
         """Every submission with its state (announced, submitted, accepted, rejected)."""
-        with self._lock:
-            return [{**s.listed(), "state": s.state} for s in self._submissions.values()]
+        return self._states(self._submissions)
 
     def state_of(self, submission_id: str) -> str:
         with self._lock:
@@ -375,8 +457,7 @@ class FitConnectSimulator:
 
     def replies(self) -> list[dict[str, Any]]:
         """Every reply with its state (announced, submitted, accepted, rejected)."""
-        with self._lock:
-            return [{**r.listed(), "state": r.state} for r in self._replies.values()]
+        return self._states(self._replies)
 
     def reply_state(self, reply_id: str) -> str:
         with self._lock:
@@ -425,8 +506,7 @@ class FitConnectSimulator:
         return rule
 
     def _client_of(self, request: Request, role: str) -> _ApiClient:
-        header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        token = _bearer(request)
         with self._lock:
             entry = self._tokens.get(token)
             client = self._clients.get(entry[0]) if entry else None
@@ -477,38 +557,26 @@ class FitConnectSimulator:
             "scope": scope or "send:region:DE",
         }
 
-    def _submit(self, submission: _Submission, body: Any) -> None:
-        if submission.state != "announced":
-            raise _Refusal(409, "submission-state-invalid", "already submitted")
-        if not isinstance(body, dict) or not isinstance(body.get("encryptedMetadata"), str):
-            raise _Refusal(400, "request-invalid", "encryptedMetadata is required")
-        missing = [a for a in submission.announced if a not in submission.attachments]
-        if missing:
-            raise _Refusal(422, "missing-attachments", f"not uploaded: {', '.join(missing)}")
-        try:
-            tags = AuthenticationTags(
-                metadata=authentication_tag(body["encryptedMetadata"]),
-                data=authentication_tag(body["encryptedData"])
-                if body.get("encryptedData")
-                else None,
-                attachments={k: authentication_tag(v) for k, v in submission.attachments.items()},
-            )
-        except CryptoError as exc:
-            raise _Refusal(400, "request-invalid", str(exc)) from exc
+    def _submit(self, transfer: _Transfer, body: Any) -> None:
+        """Take a submit and write the Zustelldienst's signed ``submit-submission`` (or
+        ``submit-reply``, also kept with the reply's own events) naming what it took."""
+        tags = transfer.tags_for(body)
         with self._lock:
-            submission.encrypted_metadata = body["encryptedMetadata"]
-            submission.encrypted_data = body.get("encryptedData")
-            submission.state = "submitted"
+            transfer.take(body)
+        reply_id = transfer.reply_id if isinstance(transfer, _Reply) else None
+        submission_id = transfer.submission_id if isinstance(transfer, _Submission) else None
         self._log_event(
-            submission.case_id,
+            transfer.case_id,
             security_event(
-                SUBMIT_SUBMISSION,
+                SUBMIT_REPLY if reply_id is not None else SUBMIT_SUBMISSION,
                 issuer=SERVICE_ISSUER,
-                submission_id=submission.submission_id,
-                case_id=submission.case_id,
+                submission_id=submission_id,
+                reply_id=reply_id,
+                case_id=transfer.case_id,
                 key=self.signing_key.key,
                 tags=tags,
             ),
+            reply_id=reply_id,
         )
 
     def _destination_event(self, client: _ApiClient, case_id: str, token: str) -> SecurityEvent:
@@ -532,9 +600,7 @@ class FitConnectSimulator:
         if event.issuer != submission.destination_id:
             raise _Refusal(422, "event-invalid", "iss must be the destination id")
         with self._lock:
-            if submission.state != "submitted":
-                raise _Refusal(409, "submission-state-invalid", f"already {submission.state}")
-            submission.state = "accepted" if event.event == ACCEPT_SUBMISSION else "rejected"
+            submission.conclude(accepted=event.event == ACCEPT_SUBMISSION)
         return event
 
     # -- replies -------------------------------------------------------------------------------
@@ -567,41 +633,6 @@ class FitConnectSimulator:
             raise _Refusal(403, "forbidden", "not a reply of this client's cases")
         return reply
 
-    def _submit_reply(self, reply: _Reply, body: Any) -> None:
-        if reply.state != "announced":
-            raise _Refusal(409, "reply-state-invalid", "already submitted")
-        if not isinstance(body, dict) or not isinstance(body.get("encryptedMetadata"), str):
-            raise _Refusal(400, "request-invalid", "encryptedMetadata is required")
-        missing = [a for a in reply.announced if a not in reply.attachments]
-        if missing:
-            raise _Refusal(422, "missing-attachments", f"not uploaded: {', '.join(missing)}")
-        try:
-            tags = AuthenticationTags(
-                metadata=authentication_tag(body["encryptedMetadata"]),
-                data=authentication_tag(body["encryptedData"])
-                if body.get("encryptedData")
-                else None,
-                attachments={k: authentication_tag(v) for k, v in reply.attachments.items()},
-            )
-        except CryptoError as exc:
-            raise _Refusal(400, "request-invalid", str(exc)) from exc
-        with self._lock:
-            reply.encrypted_metadata = body["encryptedMetadata"]
-            reply.encrypted_data = body.get("encryptedData")
-            reply.state = "submitted"
-        self._log_event(
-            reply.case_id,
-            security_event(
-                SUBMIT_REPLY,
-                issuer=SERVICE_ISSUER,
-                reply_id=reply.reply_id,
-                case_id=reply.case_id,
-                key=self.signing_key.key,
-                tags=tags,
-            ),
-            reply_id=reply.reply_id,
-        )
-
     def _sender_event(self, client: _ApiClient, case_id: str, token: str) -> SecurityEvent:
         """A sender's accept-reply or reject-reply, verified with its registered key."""
         if client.signature_key is None:
@@ -617,14 +648,11 @@ class FitConnectSimulator:
         if event.case_id != case_id or reply.case_id != case_id:
             raise _Refusal(422, "event-invalid", "txn names another case")
         with self._lock:
-            if reply.state != "submitted":
-                raise _Refusal(409, "reply-state-invalid", f"already {reply.state}")
-            reply.state = "accepted" if event.event == ACCEPT_REPLY else "rejected"
+            reply.conclude(accepted=event.event == ACCEPT_REPLY)
         return event
 
     def _any_client(self, request: Request) -> _ApiClient:
-        header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        token = _bearer(request)
         with self._lock:
             entry = self._tokens.get(token)
             role = self._clients[entry[0]].role if entry and entry[0] in self._clients else None
@@ -703,15 +731,9 @@ class FitConnectSimulator:
             await sim._gate("upload-attachment")
             client = sim._client_of(request, "sender")
             submission = sim._submission_for(client, submission_id)
-            if attachment_id not in submission.announced:
-                raise _Refusal(404, "attachment-not-found", "attachment was not announced")
-            if submission.state != "announced":
-                raise _Refusal(409, "submission-state-invalid", "already submitted")
-            body = await request.body()
-            if len(body) > _MAX_BODY:
-                raise _Refusal(413, "payload-too-large", "attachment too large")
+            token = submission.upload(attachment_id, await request.body())
             with sim._lock:
-                submission.attachments[attachment_id] = body.decode("ascii", "replace")
+                submission.attachments[attachment_id] = token
             return Response(status_code=204)
 
         @app.put("/v1/submissions/{submission_id}", status_code=202)
@@ -736,44 +758,20 @@ class FitConnectSimulator:
                     for s in sim._submissions.values()
                     if s.destination_id == destinationId and s.state == "submitted"
                 ]
-            page = waiting[offset : offset + max(0, min(limit, 500))]
-            return {
-                "count": len(page),
-                "offset": offset,
-                "totalCount": len(waiting),
-                "submissions": page,
-            }
+            return _page("submissions", waiting, offset, limit)
 
         @app.get("/v1/submissions/{submission_id}")
         async def fetch(request: Request, submission_id: str) -> dict[str, Any]:
             rule = await sim._gate("submission")
             client = sim._client_of(request, "subscriber")
-            submission = sim._submission_for(client, submission_id)
-            if submission.state == "announced":
-                raise _Refusal(404, "submission-not-found", "not submitted yet")
-            data = submission.encrypted_data
-            if rule is not None and rule.kind == "tamper" and data:
-                data = _tampered(data)
-            body = {
-                **submission.listed(),
-                "encryptedMetadata": submission.encrypted_metadata,
-                "attachments": list(submission.announced),
-            }
-            if data is not None:
-                body["encryptedData"] = data
-            return body
+            return sim._submission_for(client, submission_id).served(rule)
 
         @app.get("/v1/submissions/{submission_id}/attachments/{attachment_id}")
         async def attachment(request: Request, submission_id: str, attachment_id: str) -> Response:
             rule = await sim._gate("attachment")
             client = sim._client_of(request, "subscriber")
             submission = sim._submission_for(client, submission_id)
-            token = submission.attachments.get(attachment_id)
-            if token is None:
-                raise _Refusal(404, "attachment-not-found", f"no attachment {attachment_id}")
-            if rule is not None and rule.kind == "tamper":
-                token = _tampered(token)
-            return Response(token, media_type="application/jose")
+            return submission.served_attachment(attachment_id, rule)
 
         @app.get("/v1/cases/{case_id}/events")
         async def events(request: Request, case_id: str) -> dict[str, Any]:
@@ -819,22 +817,16 @@ class FitConnectSimulator:
         async def upload_reply(request: Request, reply_id: str, attachment_id: str) -> Response:
             await sim._gate("upload-reply-attachment")
             reply = sim._reply_for(sim._client_of(request, "subscriber"), reply_id)
-            if attachment_id not in reply.announced:
-                raise _Refusal(404, "attachment-not-found", "attachment was not announced")
-            if reply.state != "announced":
-                raise _Refusal(409, "reply-state-invalid", "already submitted")
-            body = await request.body()
-            if len(body) > _MAX_BODY:
-                raise _Refusal(413, "payload-too-large", "attachment too large")
+            token = reply.upload(attachment_id, await request.body())
             with sim._lock:
-                reply.attachments[attachment_id] = body.decode("ascii", "replace")
+                reply.attachments[attachment_id] = token
             return Response(status_code=204)
 
         @app.put("/v1/replies/{reply_id}", status_code=202)
         async def submit_reply(request: Request, reply_id: str) -> dict[str, Any]:
             await sim._gate("submit-reply")
             reply = sim._reply_for(sim._client_of(request, "subscriber"), reply_id)
-            sim._submit_reply(reply, await request.json())
+            sim._submit(reply, await request.json())
             return reply.listed()
 
         @app.get("/v1/replies")
@@ -851,42 +843,18 @@ class FitConnectSimulator:
                     and sim._case_senders.get(r.case_id) == client.client_id
                     and caseId in (None, r.case_id)
                 ]
-            page = waiting[offset : offset + max(0, min(limit, 500))]
-            return {
-                "count": len(page),
-                "offset": offset,
-                "totalCount": len(waiting),
-                "replies": page,
-            }
+            return _page("replies", waiting, offset, limit)
 
         @app.get("/v1/replies/{reply_id}")
         async def fetch_reply(request: Request, reply_id: str) -> dict[str, Any]:
             rule = await sim._gate("reply")
-            reply = sim._reply_for(sim._client_of(request, "sender"), reply_id)
-            if reply.state == "announced":
-                raise _Refusal(404, "reply-not-found", "not submitted yet")
-            data = reply.encrypted_data
-            if rule is not None and rule.kind == "tamper" and data:
-                data = _tampered(data)
-            body = {
-                **reply.listed(),
-                "encryptedMetadata": reply.encrypted_metadata,
-                "attachments": list(reply.announced),
-            }
-            if data is not None:
-                body["encryptedData"] = data
-            return body
+            return sim._reply_for(sim._client_of(request, "sender"), reply_id).served(rule)
 
         @app.get("/v1/replies/{reply_id}/attachments/{attachment_id}")
         async def reply_attachment(request: Request, reply_id: str, attachment_id: str) -> Response:
             rule = await sim._gate("reply-attachment")
             reply = sim._reply_for(sim._client_of(request, "sender"), reply_id)
-            token = reply.attachments.get(attachment_id)
-            if token is None:
-                raise _Refusal(404, "attachment-not-found", f"no attachment {attachment_id}")
-            if rule is not None and rule.kind == "tamper":
-                token = _tampered(token)
-            return Response(token, media_type="application/jose")
+            return reply.served_attachment(attachment_id, rule)
 
         @app.get("/v1/replies/{reply_id}/events")
         async def reply_events(request: Request, reply_id: str) -> dict[str, Any]:

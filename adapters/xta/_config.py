@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import HttpUrl, model_validator
 
+from poststelle.adapters._retry import RemoteCallSettings
 from poststelle.adapters.xta._schemas import PROJECT_WSDL
 
 __all__ = ["XtaConnectionSettings"]
 
 
-class XtaConnectionSettings(BaseModel):
+class XtaConnectionSettings(RemoteCallSettings):
     """Where and how to reach an XTA 2.1.1 server.
 
     ``service_url`` serves all three ports unless a port has its own URL. ``wsdl`` defaults to the
     project's WSDL; an operator may point it at the official ``XTA.wsdl`` instead. ``xsd_dir`` is
-    the folder with the official XTA 2.1.1 schema set.
+    the folder with the official XTA 2.1.1 schema set. TLS, timeouts and retries as for every
+    remote service (:class:`RemoteCallSettings`).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     service_url: HttpUrl
     management_url: HttpUrl | None = None
@@ -32,14 +32,6 @@ class XtaConnectionSettings(BaseModel):
     client_cert: Path | None = None
     client_key: Path | None = None
     ca_bundle: Path | None = None
-    verify_tls: bool = True
-
-    connect_timeout: float = Field(default=10.0, gt=0)
-    read_timeout: float = Field(default=60.0, gt=0)
-
-    retry_attempts: int = Field(default=5, ge=1, le=50)
-    retry_initial_wait: float = Field(default=0.5, ge=0)
-    retry_max_wait: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _check_files(self) -> XtaConnectionSettings:

@@ -11,12 +11,17 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from poststelle.adapters._poll_health import saturation_of
-from poststelle.adapters.base import AdapterContext, AdapterSettings, PollHealth
+from poststelle.adapters._poll_health import PollTask, saturation_of
+from poststelle.adapters.base import (
+    AdapterContext,
+    AdapterSettings,
+    PollHealth,
+    TransportIdMemo,
+)
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta._errors import (
@@ -350,14 +355,6 @@ def _fail(
     )
 
 
-class TransportIdMemo(Protocol):
-    """Where the hub keeps the transport id of one answer across attempts (and crashes)."""
-
-    async def recall(self) -> str | None: ...
-
-    async def remember(self, transport_id: str) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class SentAnswer:
     message_id: str
@@ -489,11 +486,9 @@ class XtaMailboxAdapter:
         context: AdapterContext,
         client: XtaClient | None = None,
     ) -> None:
-        if context.publish is None:
-            raise ValueError("the XTA adapter needs the hub's publish callable")
         self.name = name
         self.settings = settings
-        self._publish = context.publish
+        self._publish = context.publisher("XTA")
         self.poller = XtaInboundAdapter(
             XtaAdapterConfig(
                 connection=settings.connection,
@@ -505,7 +500,7 @@ class XtaMailboxAdapter:
             client=client,
             saturated=saturation_of(context.extras),
         )
-        self._task: asyncio.Task[None] | None = None
+        self._poll = PollTask()
         self._sender: XtaOutboundSender | None = None
 
     async def _publish_raw(self, body: bytes, xta_message_id: str, facts: dict[str, Any]) -> None:
@@ -529,21 +524,15 @@ class XtaMailboxAdapter:
         )
 
     async def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self.poller.run(), name=f"xta-{self.name}")
+        self._poll.start(self.poller.run, name=f"xta-{self.name}")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
         self.poller.stop()
-        if task is not None:
-            await asyncio.wait({task}, timeout=10.0)
-            if not task.done():
-                task.cancel()
+        await self._poll.stop()
 
     def health(self) -> dict[str, object]:
-        running = self._task is not None and not self._task.done()
         return {
-            "ok": running,
+            "ok": self._poll.running,
             "readers": [r.identifier for r in self.settings.readers],
             **self.poller.health.report(),
         }

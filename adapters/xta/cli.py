@@ -9,15 +9,21 @@ poststelle xta-sim fault --url URL --kind KIND [--operation OP] [--times N] ... 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from poststelle.adapters._simcli import (
+    add_fault_parser,
+    fault_command,
+    list_command,
+    serve_until_interrupted,
+)
 from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 
 __all__ = ["register"]
@@ -57,18 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     lst.add_argument("--json", action="store_true", help="the simulator's JSON as it is")
     lst.set_defaults(func=_list)
 
-    fault = actions.add_parser(
-        "fault",
-        help="inject a fault into a running simulator's next calls (or --clear them)",
+    fault = add_fault_parser(
+        actions,
         description="Kinds: delay, fault (an XTA SOAP fault), drop (connection closed), "
         "duplicate (close keeps the messages; getStatusList lists every entry twice), "
         "vanish (getMessage finds the listed message gone).",
+        kinds=["delay", "fault", "drop", "duplicate", "vanish"],
+        operation_help="XTA operation, e.g. getStatusList",
     )
-    fault.add_argument("--url", required=True)
-    fault.add_argument("--clear", action="store_true", help="remove every injected fault")
-    fault.add_argument("--kind", choices=["delay", "fault", "drop", "duplicate", "vanish"])
-    fault.add_argument("--operation", default="*", help="XTA operation, e.g. getStatusList")
-    fault.add_argument("--times", type=int, default=1, help="how many calls it hits")
     fault.add_argument(
         "--delay", type=float, default=0.0, help="seconds, for --kind delay (or drop: stall first)"
     )
@@ -92,13 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         simulator.create_mailbox(reader)
     base = url.rsplit("/", 1)[0]
     print(f"XTA simulator: service {url}  admin {base}/admin/mailboxes", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        simulator.stop()
-    return 0
+    return serve_until_interrupted(simulator)
 
 
 def _admin_base(url: str) -> str:
@@ -129,32 +125,20 @@ def _put(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    try:
-        response = httpx.get(_admin_url(args.url, args.reader))
-    except httpx.HTTPError as exc:
-        print(f"xta-sim list: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code != 200:
-        print(f"xta-sim list: HTTP {response.status_code}: {response.text}", file=sys.stderr)
-        return 1
-    entries = response.json()
-    if args.json:
-        print(json.dumps(entries, indent=2, ensure_ascii=False))
-        return 0
-    if not entries:
-        print(f"mailbox {args.reader} is empty")
-        return 0
-    for entry in entries:
+    def line(entry: Mapping[str, Any]) -> str:
         kind = (entry.get("message_type") or {}).get("code", "-")
-        print(f"{entry.get('message_id')}  {kind}  {entry.get('filename') or '-'}")
-    return 0
+        return f"{entry.get('message_id')}  {kind}  {entry.get('filename') or '-'}"
+
+    return list_command(
+        "xta-sim",
+        _admin_url(args.url, args.reader),
+        as_json=args.json,
+        empty=f"mailbox {args.reader} is empty",
+        line=line,
+    )
 
 
 def _fault(args: argparse.Namespace) -> int:
-    if args.clear == (args.kind is not None):
-        print("xta-sim fault: give --kind or --clear", file=sys.stderr)
-        return 2
-    url = f"{_admin_base(args.url)}/faults"
     rule = {
         "kind": args.kind,
         "operation": args.operation,
@@ -165,13 +149,4 @@ def _fault(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "after_processing": args.after_processing,
     }
-    try:
-        response = httpx.delete(url) if args.clear else httpx.post(url, json=rule)
-    except httpx.HTTPError as exc:
-        print(f"xta-sim fault: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code not in (200, 201):
-        print(f"xta-sim fault: HTTP {response.status_code}: {response.text}", file=sys.stderr)
-        return 1
-    print("faults cleared" if args.clear else f"fault injected: {json.dumps(rule)}")
-    return 0
+    return fault_command("xta-sim", f"{_admin_base(args.url)}/faults", clear=args.clear, rule=rule)

@@ -29,15 +29,12 @@ import zeep
 import zeep.exceptions
 from lxml import etree
 from tenacity import (
-    RetryCallState,
     Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
 )
 from zeep import xsd
 from zeep.plugins import Plugin
 
+from poststelle.adapters._retry import retry_policy
 from poststelle.adapters.xta._config import XtaConnectionSettings
 from poststelle.adapters.xta._errors import (
     FAULT_MESSAGE_ID_ALREADY_USED,
@@ -414,31 +411,10 @@ class XtaClient:
         return self._retrying(operation, attempt)
 
     def _retrying(self, operation: str, fn: Callable[[], _T]) -> _T:
-        s = self.settings
-
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            # The text goes into the line itself: the console format shows no extras.
-            logger.warning(
-                "xta call failed, retrying operation=%s attempt=%d error=%s",
-                operation,
-                state.attempt_number,
-                exc,
-                extra={
-                    "operation": operation,
-                    "attempt": state.attempt_number,
-                    "error": str(exc),
-                    "sleep": state.next_action.sleep if state.next_action else None,
-                },
-            )
-
-        retrying = Retrying(
-            stop=stop_after_attempt(s.retry_attempts),
-            wait=wait_exponential(multiplier=s.retry_initial_wait, max=s.retry_max_wait),
-            retry=retry_if_exception_type(XtaTransientError),
-            before_sleep=log_retry,
-            reraise=True,
+        policy = retry_policy(
+            self.settings, XtaTransientError, logger=logger, service="xta", operation=operation
         )
+        retrying = Retrying(**policy)
         return retrying(fn)
 
 

@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from lxml import etree
 
+from poststelle.adapters._simulator import ThreadedServer
 from poststelle.adapters.xta import _simxml as x
 from poststelle.adapters.xta._model import (
     MessageType,
@@ -198,7 +199,7 @@ def _guess_message_type(content: bytes) -> MessageType:
         return MessageType(code="unknown", payload_schema="urn:none")
 
 
-class XtaSimulator:
+class XtaSimulator(ThreadedServer):
     """The XTA server. ``start()`` binds (port 0 picks a free port) and returns the service URL."""
 
     def __init__(
@@ -250,13 +251,6 @@ class XtaSimulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
-
-    def __enter__(self) -> XtaSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -477,6 +471,17 @@ class XtaSimulator:
 
     # ManagementPort
 
+    def _message_id_in(self, doc: Any) -> str:
+        return (self._body_child(doc, x.NS_WSA, "MessageID").text or "").strip()
+
+    def _sent_by(self, account: str, message_id: str, exception: str) -> _Sent:
+        """Under the state's lock: what ``account`` sent as ``message_id``; fault 9070, as
+        ``exception``, when it sent nothing under that id."""
+        sent = self._state.sent.get(message_id)
+        if sent is None or sent.metadata.author.value != account:
+            raise SimulatorError(exception, "9070", "MessageID für den Account nicht bekannt.")
+        return sent
+
     def _op_checkAccountActive(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
         self._account(header)
 
@@ -489,13 +494,9 @@ class XtaSimulator:
 
     def _op_getTransportReport(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
         account = self._account(header)
-        message_id = (self._body_child(doc, x.NS_WSA, "MessageID").text or "").strip()
+        message_id = self._message_id_in(doc)
         with self._state.lock:
-            sent = self._state.sent.get(message_id)
-        if sent is None or sent.metadata.author.value != account:
-            raise SimulatorError(
-                "InvalidMessageIDException", "9070", "MessageID für den Account nicht bekannt."
-            )
+            sent = self._sent_by(account, message_id, "InvalidMessageIDException")
         x.transport_report_element(r.body, sent.report, sent.metadata)
 
     def _op_lookupService(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
@@ -521,17 +522,11 @@ class XtaSimulator:
 
     def _op_cancelMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
         account = self._account(header)
-        message_id = (self._body_child(doc, x.NS_WSA, "MessageID").text or "").strip()
+        message_id = self._message_id_in(doc)
         with self._state.lock:
-            sent = self._state.sent.get(message_id)
-            if sent is None or sent.metadata.author.value != account:
-                # cancelMessage declares no InvalidMessageIDException: an unknown id is a
-                # parameter that is not valid.
-                raise SimulatorError(
-                    "ParameterIsNotValidException",
-                    "9070",
-                    "MessageID für den Account nicht bekannt.",
-                )
+            # cancelMessage declares no InvalidMessageIDException: an unknown id is a
+            # parameter that is not valid.
+            sent = self._sent_by(account, message_id, "ParameterIsNotValidException")
             if message_id in self._state.cancelled:
                 return  # a repeat whose first answer was lost
             if message_id not in self._state.held:
@@ -554,28 +549,37 @@ class XtaSimulator:
 
     # SendXtaPort
 
-    def _op_sendMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+    def _message_to_send(self, doc: Any, header: Any) -> XtaMessage:
+        """The message of a sendMessage or sendMessageSync: metadata from the header, content
+        from the body's GenericContentContainer."""
         md = header.find(x.q(x.NS_META, "MessageMetaData")) if header is not None else None
         if md is None:
             raise SimulatorError("ParameterIsNotValidException", "9020", "MessageMetaData missing")
         gcc = self._body_child(doc, x.NS_XTA, "GenericContentContainer")
         try:
-            message = x.message_from(md, gcc)
+            return x.message_from(md, gcc)
         except (ValueError, AttributeError) as exc:
             raise SimulatorError("ParameterIsNotValidException", "9022", str(exc)) from exc
+
+    def _check_sendable(self, m: XtaMetadata) -> None:
+        """Under the state's lock: the author has an account and the MessageID is new."""
+        if m.author.value not in self._state.mailboxes:
+            raise SimulatorError(
+                "PermissionDeniedException",
+                "9012",
+                f"Account nicht vorhanden: {m.author.value}",
+            )
+        if m.message_id in self._state.sent:
+            raise SimulatorError(
+                "ParameterIsNotValidException", "9024", "MessageID ist bereits vergeben."
+            )
+
+    def _op_sendMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
+        message = self._message_to_send(doc, header)
         m = message.metadata
         now = _now()
         with self._state.lock:
-            if m.author.value not in self._state.mailboxes:
-                raise SimulatorError(
-                    "PermissionDeniedException",
-                    "9012",
-                    f"Account nicht vorhanden: {m.author.value}",
-                )
-            if m.message_id in self._state.sent:
-                raise SimulatorError(
-                    "ParameterIsNotValidException", "9024", "MessageID ist bereits vergeben."
-                )
+            self._check_sendable(m)
             delivered = replace(message, metadata=replace(m, delivery=now))
             target = self._state.mailboxes.get(m.reader.value)
             if target is not None and m.not_before is not None and m.not_before > now:
@@ -605,26 +609,10 @@ class XtaSimulator:
         )
 
     def _op_sendMessageSync(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:
-        md = header.find(x.q(x.NS_META, "MessageMetaData")) if header is not None else None
-        if md is None:
-            raise SimulatorError("ParameterIsNotValidException", "9020", "MessageMetaData missing")
-        gcc = self._body_child(doc, x.NS_XTA, "GenericContentContainer")
-        try:
-            message = x.message_from(md, gcc)
-        except (ValueError, AttributeError) as exc:
-            raise SimulatorError("ParameterIsNotValidException", "9022", str(exc)) from exc
+        message = self._message_to_send(doc, header)
         m = message.metadata
         with self._state.lock:
-            if m.author.value not in self._state.mailboxes:
-                raise SimulatorError(
-                    "PermissionDeniedException",
-                    "9012",
-                    f"Account nicht vorhanden: {m.author.value}",
-                )
-            if m.message_id in self._state.sent:
-                raise SimulatorError(
-                    "ParameterIsNotValidException", "9024", "MessageID ist bereits vergeben."
-                )
+            self._check_sendable(m)
             responder = self._state.sync.get(m.reader.value)
             if responder is None:
                 raise SimulatorError(

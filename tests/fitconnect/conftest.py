@@ -14,10 +14,19 @@ from poststelle.adapters.fitconnect import (
     FitConnectClient,
     FitConnectConnectionSettings,
     KeyPair,
+    SecurityEvent,
+    SentSubmission,
     generate_key,
+    load_key,
+    read_event,
+    send_submission,
 )
 from poststelle.adapters.fitconnect.simulator import FitConnectSimulator, SimulatedDestination
+from poststelle.contracts.events import CaseEvent
+from poststelle.routing.hub.config import HubConfig
+from poststelle.routing.hub.runtime import Hub
 from tests.integration.conftest import fresh_nats, hub_config
+from tests.messages import xbau_antrag
 
 # The hub fixtures of the integration tests, for the tests that run a hub beside the simulator.
 __all__ = ["fresh_nats", "hub_config"]
@@ -149,3 +158,52 @@ def adapter_settings(
         "metadata_schema": str(metadata_schema),
         "poll_interval": 0.1,
     }
+
+
+def with_destination(
+    config: HubConfig,
+    sim: FitConnectSimulator,
+    destination: SimulatedDestination,
+    keys: DestinationKeys,
+    metadata_schema: Path,
+) -> HubConfig:
+    """``config`` with one inbound adapter, ``fitconnect-amt``, polling ``destination``."""
+    settings = adapter_settings(sim, destination, keys, config.data_dir / "keys", metadata_schema)
+    inbound = {"name": "fitconnect-amt", "kind": "fitconnect", "settings": settings}
+    return HubConfig.model_validate({**config.model_dump(), "inbound": [inbound]})
+
+
+def delivered(hub: Hub) -> list[CaseEvent]:
+    """What the hub's first worker delivered to its file back end."""
+    folder = hub.workers[0].backend.folder  # type: ignore[attr-defined]
+    return [CaseEvent.model_validate_json(p.read_bytes()) for p in folder.glob("*.json")]
+
+
+def case_events(
+    sim: FitConnectSimulator, case_id: str, keys: DestinationKeys
+) -> list[SecurityEvent]:
+    """The case's event log, each SET verified: the service's with its key, the
+    destination's with the signature key it publishes (what a sender does)."""
+    verifying = {
+        sim.signing_key.kid: load_key(sim.signing_key.public, private=False, purpose="sig"),
+        keys.signature.kid: load_key(keys.signature.public, private=False, purpose="sig"),
+    }
+    return [read_event(token, verifying) for token in sim.event_log(case_id)]
+
+
+async def send_xbau(
+    sender: FitConnectClient,
+    destination: SimulatedDestination,
+    body: bytes | None = None,
+    **kw: Any,
+) -> SentSubmission:
+    """An XBau Antrag (``body``, a fresh one by default) sent as a portal sends it."""
+    return await send_submission(
+        sender,
+        destination.destination_id,
+        service=SERVICE,
+        data=xbau_antrag()[0] if body is None else body,
+        schema_uri=XBAU_SCHEMA_URI,
+        mime_type="application/xml",
+        **kw,
+    )

@@ -3,7 +3,6 @@ submission sent with the CLI arrives as a CaseEvent and is accepted."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -16,17 +15,14 @@ from poststelle.contracts.events import CaseEvent
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.demo import prepare_demo
 from poststelle.routing.hub.runtime import Hub
+from tests import cli_runner
 from tests.integration.conftest import eventually
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "xbau-antrag-0200.xml"
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="poststelle")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return cli_runner.run(register, argv)
 
 
 def test_send_list_and_fault(

@@ -20,8 +20,6 @@ from poststelle.adapters.fitconnect import (
     encrypt,
     generate_key,
     load_key,
-    read_event,
-    send_submission,
 )
 from poststelle.adapters.fitconnect.adapter import FitConnectAdapter, FitConnectSettings
 from poststelle.adapters.fitconnect.simulator import (
@@ -32,7 +30,14 @@ from poststelle.adapters.fitconnect.simulator import (
 from poststelle.adapters.testing import RecordingPublisher
 from poststelle.contracts.envelope import H_REFUSED
 from poststelle.contracts.intake import Accepted
-from tests.fitconnect.conftest import SERVICE, XBAU_SCHEMA_URI, DestinationKeys, adapter_settings
+from tests.fitconnect.conftest import (
+    SERVICE,
+    XBAU_SCHEMA_URI,
+    DestinationKeys,
+    adapter_settings,
+    case_events,
+    send_xbau,
+)
 from tests.messages import xbau_antrag
 
 
@@ -78,26 +83,9 @@ def _refusals(adapter: FitConnectAdapter) -> list[dict[str, str]]:
 
 
 def _problems(sim: FitConnectSimulator, case_id: str, keys: DestinationKeys) -> list[Any]:
-    verifying = {
-        sim.signing_key.kid: load_key(sim.signing_key.public, private=False, purpose="sig"),
-        keys.signature.kid: load_key(keys.signature.public, private=False, purpose="sig"),
-    }
-    events = [read_event(t, verifying) for t in sim.event_log(case_id)]
+    events = case_events(sim, case_id, keys)
     assert events[-1].event == REJECT_SUBMISSION
     return [p["type"].rsplit("/", 1)[-1] for p in events[-1].problems]
-
-
-async def _xbau(sender: FitConnectClient, destination: SimulatedDestination, **kw: Any) -> Any:
-    body, _ = xbau_antrag()
-    return await send_submission(
-        sender,
-        destination.destination_id,
-        service=SERVICE,
-        data=body,
-        schema_uri=XBAU_SCHEMA_URI,
-        mime_type="application/xml",
-        **kw,
-    )
 
 
 async def test_an_attachment_exchanged_at_rest_is_caught_by_the_signed_tags(
@@ -108,7 +96,7 @@ async def test_an_attachment_exchanged_at_rest_is_caught_by_the_signed_tags(
     sender: FitConnectClient,
 ) -> None:
     plan = OutgoingAttachment(b"%PDF-1.7 Lageplan", filename="lageplan.pdf")
-    sent = await _xbau(sender, destination, attachments=[plan])
+    sent = await send_xbau(sender, destination, attachments=[plan])
     # A well-formed JWE for the destination, only not the one the sender uploaded.
     public = load_key(destination_keys.encryption.public, private=False, purpose="enc")
     fc_sim.replace_attachment(sent.submission_id, plan.attachment_id, encrypt(b"%PDF evil", public))
@@ -135,7 +123,7 @@ async def test_unreadable_metadata_and_a_wrong_data_hash_are_named(
     public = load_key(destination_keys.encryption.public, private=False, purpose="enc")
     announced = await sender.announce(destination.destination_id, SERVICE, [])
     await sender.submit(announced["submissionId"], encrypt(b"{not json", public), None)
-    swapped = await _xbau(sender, destination)
+    swapped = await send_xbau(sender, destination)
     other, _ = xbau_antrag()
     fc_sim.replace_data(swapped.submission_id, encrypt(other, public))
     stranger = generate_key("stranger", use="enc")
@@ -163,7 +151,7 @@ async def test_a_data_hash_mismatch_under_valid_tags_is_refused(
         service=SERVICE, data=other, schema_uri=XBAU_SCHEMA_URI, mime_type="application/xml",
         attachments=[],
     )  # fmt: skip
-    sent = await _xbau(sender, destination, metadata=metadata)
+    sent = await send_xbau(sender, destination, metadata=metadata)
     await adapter.poll_once()
     assert _problems(fc_sim, sent.case_id, destination_keys) == ["hash-mismatch"]
 
@@ -174,7 +162,7 @@ async def test_stored_before_answered_and_answered_later_when_posting_failed(
     destination: SimulatedDestination,
     sender: FitConnectClient,
 ) -> None:
-    sent = await _xbau(sender, destination)
+    sent = await send_xbau(sender, destination)
     fc_sim.inject(FaultRule("status", operation="post-event", status=503, times=2))
     first = await adapter.poll_once()
     assert first.accepted == 0 and len(first.failures) == 1
@@ -195,8 +183,8 @@ async def test_the_round_goes_on_when_one_submission_cannot_be_fetched(
     destination: SimulatedDestination,
     sender: FitConnectClient,
 ) -> None:
-    first = await _xbau(sender, destination)
-    second = await _xbau(sender, destination)
+    first = await send_xbau(sender, destination)
+    second = await send_xbau(sender, destination)
     fc_sim.inject(FaultRule("status", operation="submission", status=500, times=2))
     result = await adapter.poll_once()
     assert result.accepted == 1 and len(result.failures) == 1
@@ -219,7 +207,7 @@ async def test_a_reply_key_that_no_reply_could_be_encrypted_for_is_refused_at_on
         "garbled": {**public, "n": "*" * 683},
     }
     sent = {
-        name: await _xbau(
+        name: await send_xbau(
             sender,
             destination,
             reply_channel={

@@ -36,7 +36,6 @@ from poststelle.adapters.fitconnect import (
     reply_encryption_key,
     security_event,
     send_reply,
-    send_submission,
 )
 from poststelle.adapters.fitconnect.adapter import (
     REPLY_ACCEPTED_HOP,
@@ -60,29 +59,15 @@ from tests.fitconnect.conftest import (
     DestinationKeys,
     adapter_settings,
     connection,
+    delivered,
     fitconnect_reply_channel,
+    send_xbau,
+    with_destination,
 )
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 
 STATUS = {"kind": "status", "vorgang": "BA-2026-00417", "antrag_vollstaendig": True}
-
-
-def _config(
-    config: HubConfig,
-    sim: FitConnectSimulator,
-    destination: SimulatedDestination,
-    keys: DestinationKeys,
-    metadata_schema: Path,
-) -> HubConfig:
-    settings = adapter_settings(sim, destination, keys, config.data_dir / "keys", metadata_schema)
-    inbound = {"name": "fitconnect-amt", "kind": "fitconnect", "settings": settings}
-    return HubConfig.model_validate({**config.model_dump(), "inbound": [inbound]})
-
-
-def _delivered(hub: Hub) -> list[CaseEvent]:
-    folder = hub.workers[0].backend.folder  # type: ignore[attr-defined]
-    return [CaseEvent.model_validate_json(p.read_bytes()) for p in folder.glob("*.json")]
 
 
 async def _answered(hub: Hub, case_id: str) -> list[Any] | None:
@@ -112,22 +97,32 @@ async def _send(
     sender: FitConnectClient, destination: SimulatedDestination, reply_channel: dict[str, Any]
 ) -> tuple[str, str]:
     body, nachrichten_uuid = xbau_antrag()
-    sent = await send_submission(
-        sender,
-        destination.destination_id,
-        service=SERVICE,
-        data=body,
-        schema_uri=XBAU_SCHEMA_URI,
-        mime_type="application/xml",
-        reply_channel=reply_channel,
-    )
+    sent = await send_xbau(sender, destination, body, reply_channel=reply_channel)
     return sent.case_id, nachrichten_uuid
+
+
+def _status_answer(
+    fit_case: str, reply_channel: dict[str, Any], content: bytes = b'{"state": "in-pruefung"}'
+) -> Answer:
+    """A back end's status answer to the case ``fit_case`` whose sender offered
+    ``reply_channel``."""
+    return Answer(
+        case_id="hub-case",
+        kind="status",
+        content=content,
+        content_type="application/json",
+        reply_route={
+            "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
+            "fitconnect_case_id": fit_case,
+            "reply_channel": json.dumps(reply_channel),
+        },
+    )
 
 
 async def _answer_through_the_hub(
     hub: Hub, status: dict[str, Any] = STATUS
 ) -> tuple[CaseEvent, Any]:
-    [event] = await eventually(lambda: _delivered(hub))
+    [event] = await eventually(lambda: delivered(hub))
     async with httpx.AsyncClient(base_url=hub.http_url, timeout=10.0) as http:
         response = await http.post(f"/v1/cases/{event.data.case_id}/events", json=status)
         assert response.status_code == 202, response.text
@@ -147,7 +142,7 @@ async def test_answer_is_a_reply_in_the_same_case_the_sender_decrypts_and_accept
     xbau = etree.XMLSchema(
         etree.parse(str(corpus_dir / "xbau-2.6" / "xsd" / "xbau-nachrichten-baugenehmigung.xsd"))
     )
-    config = _config(hub_config, fc_sim, destination, destination_keys, metadata_schema)
+    config = with_destination(hub_config, fc_sim, destination, destination_keys, metadata_schema)
     async with _portal(fc_sim, portal_keys) as portal, Hub(config) as hub:
         fit_case, nachrichten_uuid = await _send(
             portal, destination, fitconnect_reply_channel(portal_keys)
@@ -243,7 +238,7 @@ async def test_a_reply_the_sender_cannot_open_is_rejected_and_recorded(
     portal_keys: DestinationKeys,
     metadata_schema: Path,
 ) -> None:
-    config = _config(hub_config, fc_sim, destination, destination_keys, metadata_schema)
+    config = with_destination(hub_config, fc_sim, destination, destination_keys, metadata_schema)
     async with _portal(fc_sim, portal_keys) as portal, Hub(config) as hub:
         fit_case, _ = await _send(portal, destination, fitconnect_reply_channel(portal_keys))
         event, answered = await _answer_through_the_hub(hub)
@@ -307,7 +302,7 @@ async def test_answer_without_a_fitconnect_reply_channel_is_recorded(
 ) -> None:
     await _send(sender, destination, {"eMail": {"address": "antragsteller@example.org"}})
     async with Hub(
-        _config(hub_config, fc_sim, destination, destination_keys, metadata_schema)
+        with_destination(hub_config, fc_sim, destination, destination_keys, metadata_schema)
     ) as hub:
         _, answered = await _answer_through_the_hub(hub)
     assert answered.detail["outcome"] == "no-fitconnect-reply-channel"
@@ -343,17 +338,7 @@ async def test_a_reply_is_sent_once_however_many_attempts(
         settings=FitConnectSettings.model_validate(settings),
         context=AdapterContext(data_dir=tmp_path, publish=RecordingPublisher()),
     )
-    answer = Answer(
-        case_id="hub-case",
-        kind="status",
-        content=b'{"state": "in-pruefung"}',
-        content_type="application/json",
-        reply_route={
-            "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
-            "fitconnect_case_id": fit_case,
-            "reply_channel": json.dumps(fitconnect_reply_channel(portal_keys)),
-        },
-    )
+    answer = _status_answer(fit_case, fitconnect_reply_channel(portal_keys))
     memo = _Memo()
     # The submit fails past the client's retries: the hub would try the answer again later.
     fc_sim.inject(FaultRule("status", operation="submit-reply", status=503, times=2))
@@ -485,17 +470,7 @@ async def test_the_watch_for_a_verdict_outlives_a_restart_and_records_it_once(
     async with _portal(fc_sim, portal_keys) as portal:
         fit_case, _ = await _send(portal, destination, fitconnect_reply_channel(portal_keys))
         first = adapter()
-        answer = Answer(
-            case_id="hub-case",
-            kind="status",
-            content=b'{"state": "in-pruefung"}',
-            content_type="application/json",
-            reply_route={
-                "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
-                "fitconnect_case_id": fit_case,
-                "reply_channel": json.dumps(fitconnect_reply_channel(portal_keys)),
-            },
-        )
+        answer = _status_answer(fit_case, fitconnect_reply_channel(portal_keys))
         sent = await first.answer_once(answer, _Memo())
         await first.poll_once()  # no verdict yet: nothing to record
         await first.stop()
@@ -594,17 +569,7 @@ async def test_an_answer_to_a_case_stored_with_the_old_reply_channel_fails_perma
         context=AdapterContext(data_dir=tmp_path, publish=RecordingPublisher()),
     )
     old = {"fitConnect": {"destinationId": destination.destination_id}}
-    answer = Answer(
-        case_id="hub-case",
-        kind="status",
-        content=b"{}",
-        content_type="application/json",
-        reply_route={
-            "submission_id": "9a4c2e1f-0b3d-4f5a-8e7c-6d1b2a3c4e5f",
-            "fitconnect_case_id": "7d0f5a2e-4b1c-4e8a-9c3d-2f6b8a1e0c57",
-            "reply_channel": json.dumps(old),
-        },
-    )
+    answer = _status_answer("7d0f5a2e-4b1c-4e8a-9c3d-2f6b8a1e0c57", old, content=b"{}")
     with pytest.raises(PermanentDeliveryError, match="offers no encryptionPublicKey"):
         await adapter.answer(answer)
     await adapter.stop()

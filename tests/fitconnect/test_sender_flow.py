@@ -18,7 +18,6 @@ from poststelle.adapters.fitconnect import (
     generate_key,
     load_key,
     read_event,
-    send_submission,
 )
 from poststelle.adapters.fitconnect._metadata import check_content
 from poststelle.adapters.fitconnect.simulator import (
@@ -26,7 +25,12 @@ from poststelle.adapters.fitconnect.simulator import (
     FitConnectSimulator,
     SimulatedDestination,
 )
-from tests.fitconnect.conftest import SERVICE, XBAU_SCHEMA_URI, DestinationKeys, connection
+from tests.fitconnect.conftest import (
+    SERVICE,
+    DestinationKeys,
+    connection,
+    send_xbau,
+)
 from tests.messages import xbau_antrag
 
 
@@ -40,15 +44,7 @@ async def test_submission_reaches_the_destination_encrypted_end_to_end(
 ) -> None:
     body, _ = xbau_antrag()
     plan = OutgoingAttachment(b"%PDF-1.7 Lageplan", filename="lageplan.pdf")
-    sent = await send_submission(
-        sender,
-        destination.destination_id,
-        service=SERVICE,
-        data=body,
-        schema_uri=XBAU_SCHEMA_URI,
-        mime_type="application/xml",
-        attachments=[plan],
-    )
+    sent = await send_xbau(sender, destination, body, attachments=[plan])
     [listed] = await subscriber.list_submissions(destination.destination_id)
     assert listed["submissionId"] == sent.submission_id
     assert listed["caseId"] == sent.case_id

@@ -13,10 +13,7 @@ from poststelle.adapters.fitconnect import (
     SUBMIT_SUBMISSION,
     FitConnectClient,
     OutgoingAttachment,
-    SecurityEvent,
     build_metadata,
-    load_key,
-    read_event,
     send_submission,
 )
 from poststelle.adapters.fitconnect.simulator import (
@@ -24,7 +21,6 @@ from poststelle.adapters.fitconnect.simulator import (
     FitConnectSimulator,
     SimulatedDestination,
 )
-from poststelle.contracts.events import CaseEvent
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined
@@ -32,37 +28,13 @@ from tests.fitconnect.conftest import (
     SERVICE,
     XBAU_SCHEMA_URI,
     DestinationKeys,
-    adapter_settings,
+    case_events,
+    delivered,
+    send_xbau,
+    with_destination,
 )
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
-
-
-def _with_destination(
-    config: HubConfig,
-    sim: FitConnectSimulator,
-    destination: SimulatedDestination,
-    keys: DestinationKeys,
-    metadata_schema: Path,
-) -> HubConfig:
-    settings = adapter_settings(sim, destination, keys, config.data_dir / "keys", metadata_schema)
-    inbound = {"name": "fitconnect-amt", "kind": "fitconnect", "settings": settings}
-    return HubConfig.model_validate({**config.model_dump(), "inbound": [inbound]})
-
-
-def _delivered(hub: Hub) -> list[CaseEvent]:
-    folder = hub.workers[0].backend.folder  # type: ignore[attr-defined]
-    return [CaseEvent.model_validate_json(p.read_bytes()) for p in folder.glob("*.json")]
-
-
-def _events(sim: FitConnectSimulator, case_id: str, keys: DestinationKeys) -> list[SecurityEvent]:
-    """The case's event log, each SET verified: the service's with its key, the
-    destination's with the signature key it publishes (what a sender does)."""
-    verifying = {
-        sim.signing_key.kid: load_key(sim.signing_key.public, private=False, purpose="sig"),
-        keys.signature.kid: load_key(keys.signature.public, private=False, purpose="sig"),
-    }
-    return [read_event(token, verifying) for token in sim.event_log(case_id)]
 
 
 async def test_submission_arrives_decrypted_as_a_case_event_and_is_accepted(
@@ -75,19 +47,16 @@ async def test_submission_arrives_decrypted_as_a_case_event_and_is_accepted(
 ) -> None:
     body, nachrichten_uuid = xbau_antrag()
     plan = OutgoingAttachment(b"%PDF-1.7 Lageplan 1:500", filename="lageplan.pdf")
-    sent = await send_submission(
+    sent = await send_xbau(
         sender,
-        destination.destination_id,
-        service=SERVICE,
-        data=body,
-        schema_uri=XBAU_SCHEMA_URI,
-        mime_type="application/xml",
+        destination,
+        body,
         attachments=[plan],
         reply_channel={"eMail": {"address": "antragsteller@example.org"}},
     )
-    config = _with_destination(hub_config, fc_sim, destination, destination_keys, metadata_schema)
+    config = with_destination(hub_config, fc_sim, destination, destination_keys, metadata_schema)
     async with Hub(config) as hub:
-        [event] = await eventually(lambda: _delivered(hub))
+        [event] = await eventually(lambda: delivered(hub))
         await eventually(lambda: fc_sim.state_of(sent.submission_id) == "accepted")
         health = (await hub.health())["inbound"]["fitconnect-amt"]
     assert event.data.nachrichten_uuid == nachrichten_uuid
@@ -106,7 +75,7 @@ async def test_submission_arrives_decrypted_as_a_case_event_and_is_accepted(
     assert attachment.media_type == "application/pdf"
     assert attachment.size == len(plan.content)
 
-    submitted, accepted = _events(fc_sim, sent.case_id, destination_keys)
+    submitted, accepted = case_events(fc_sim, sent.case_id, destination_keys)
     assert submitted.event == SUBMIT_SUBMISSION
     assert accepted.event == ACCEPT_SUBMISSION
     assert accepted.issuer == destination.destination_id
@@ -124,15 +93,7 @@ async def test_tampered_jwe_and_invalid_metadata_are_rejected_and_quarantined(
     sender: FitConnectClient,
     metadata_schema: Path,
 ) -> None:
-    tampered_body, _ = xbau_antrag()
-    tampered = await send_submission(
-        sender,
-        destination.destination_id,
-        service=SERVICE,
-        data=tampered_body,
-        schema_uri=XBAU_SCHEMA_URI,
-        mime_type="application/xml",
-    )
+    tampered = await send_xbau(sender, destination)
     # The JWE's ciphertext changes on its way to the destination (the tag stays the same).
     fc_sim.inject(FaultRule("tamper", operation="submission"))
 
@@ -153,14 +114,14 @@ async def test_tampered_jwe_and_invalid_metadata_are_rejected_and_quarantined(
         schema_uri=XBAU_SCHEMA_URI,
         metadata=metadata,
     )
-    config = _with_destination(hub_config, fc_sim, destination, destination_keys, metadata_schema)
+    config = with_destination(hub_config, fc_sim, destination, destination_keys, metadata_schema)
     async with Hub(config) as hub:
         parked = await eventually(
             lambda: _two(list_quarantined(hub.js)),
         )
         await eventually(lambda: fc_sim.state_of(tampered.submission_id) == "rejected")
         await eventually(lambda: fc_sim.state_of(invalid.submission_id) == "rejected")
-        assert _delivered(hub) == []
+        assert delivered(hub) == []
 
     by_reason = {p.reason: p for p in parked}
     assert set(by_reason) == {"encryption-issue", "schema-violation"}
@@ -173,7 +134,7 @@ async def test_tampered_jwe_and_invalid_metadata_are_rejected_and_quarantined(
         (tampered, "encryption-issue", "data"),
         (invalid, "schema-violation", "metadata"),
     ):
-        submitted, rejected = _events(fc_sim, sent.case_id, destination_keys)
+        submitted, rejected = case_events(fc_sim, sent.case_id, destination_keys)
         assert submitted.event == SUBMIT_SUBMISSION
         assert rejected.event == REJECT_SUBMISSION
         assert rejected.submission_id == sent.submission_id

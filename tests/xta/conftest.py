@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from poststelle.adapters.xta._config import XtaConnectionSettings
-from poststelle.adapters.xta._model import PartyId
+from poststelle.adapters.xta._model import MessageType, PartyId, XtaMessage, XtaMetadata
 from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
 
 HUB = PartyId("dvdv:poststelle-hub")
 AMT = PartyId("dvdv:bauamt-musterstadt", name="Bauamt Musterstadt")
+XBAU = "urn:xoev-de:xleitstelle:standard:xbau"
+
+
+def bescheid(
+    message_id: str,
+    *,
+    reader: PartyId = AMT,
+    not_before: datetime | None = None,
+    filename: str | None = "bescheid.xml",
+) -> XtaMessage:
+    """An XBau Bescheid from the hub, as the tests send it."""
+    return XtaMessage(
+        metadata=XtaMetadata(
+            message_id=message_id,
+            author=HUB,
+            reader=reader,
+            service=XBAU,
+            message_type=MessageType("baugenehmigung.bescheid.0205", "urn:x"),
+            business_scenario="XBAU",
+            not_before=not_before,
+        ),
+        content=b"<bescheid/>",
+        filename=filename,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,16 +10,13 @@ import pytest
 from poststelle.adapters.xta.cli import register
 from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
+from tests import cli_runner
 
 from .conftest import HUB
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="poststelle")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return cli_runner.run(register, argv)
 
 
 def test_put_then_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,9 +52,9 @@ def test_list_reports_an_unreachable_simulator(capsys: pytest.CaptureFixture[str
 
 
 def test_bare_xta_sim_serves() -> None:
-    parser = argparse.ArgumentParser(prog="poststelle")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["xta-sim", "--port", "0", "--mailbox", "a", "--mailbox", "b"])
+    args = cli_runner.parse(
+        register, ["xta-sim", "--port", "0", "--mailbox", "a", "--mailbox", "b"]
+    )
     assert args.func.__name__ == "_serve"
     assert args.mailbox == ["a", "b"] and args.port == 0
 

@@ -17,7 +17,7 @@ from poststelle.adapters.xta._model import MessageType, ServiceParameter, XtaMes
 from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
 
-from .conftest import AMT, HUB, make_settings
+from .conftest import AMT, HUB, bescheid, make_settings
 
 SOAP = "application/soap+xml; charset=utf-8"
 
@@ -90,15 +90,7 @@ def test_a_transport_report_with_an_empty_status_is_a_permanent_error(
     # int(None) escaped as a TypeError when the report's Status element was missing.
     client, session = canned
     message_id = client.create_message_id(HUB)
-    metadata = XtaMetadata(
-        message_id=message_id,
-        author=HUB,
-        reader=AMT,
-        service="urn:xoev-de:xleitstelle:standard:xbau",
-        message_type=MessageType("baugenehmigung.bescheid.0205", "urn:x"),
-        business_scenario="XBAU",
-    )
-    client.send_message(XtaMessage(metadata, b"<bescheid/>", filename="b.xml"))
+    client.send_message(bescheid(message_id, filename="b.xml"))
     assert client.get_transport_report(HUB, message_id).message_id == message_id
     body = _real_reply(simulator, "getTransportReport")
     empty_status, replaced = re.subn(rb"(<(\w+:)?Status)>[^<]*</(\w+:)?Status>", rb"\1/>", body)

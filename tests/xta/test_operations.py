@@ -17,38 +17,17 @@ from poststelle.adapters.xta._errors import (
     XtaSyncAsyncMismatch,
 )
 from poststelle.adapters.xta._model import (
-    MessageType,
     PartyId,
     ServiceParameter,
     TransportStatus,
     XtaMessage,
-    XtaMetadata,
 )
 from poststelle.adapters.xta.client import XtaClient
 from poststelle.adapters.xta.simulator import XtaSimulator
 
-from .conftest import AMT, HUB
+from .conftest import AMT, HUB, XBAU, bescheid
 
-XBAU = "urn:xoev-de:xleitstelle:standard:xbau"
 CERT = ServiceParameter("Zertifikat", b"-----BEGIN CERTIFICATE-----\r\nMIIB\r\n")
-
-
-def _message(
-    message_id: str, *, reader: PartyId = AMT, not_before: datetime | None = None
-) -> XtaMessage:
-    return XtaMessage(
-        metadata=XtaMetadata(
-            message_id=message_id,
-            author=HUB,
-            reader=reader,
-            service=XBAU,
-            message_type=MessageType("baugenehmigung.bescheid.0205", "urn:x"),
-            business_scenario="XBAU",
-            not_before=not_before,
-        ),
-        content=b"<bescheid/>",
-        filename="bescheid.xml",
-    )
 
 
 # -- lookupService -------------------------------------------------------------------------------
@@ -98,7 +77,7 @@ def test_lookup_faults(client: XtaClient) -> None:
 def test_cancel_withdraws_a_held_message(client: XtaClient, simulator: XtaSimulator) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     message_id = client.create_message_id(HUB)
-    client.send_message(_message(message_id, not_before=later))
+    client.send_message(bescheid(message_id, not_before=later))
     [held] = simulator.held()
     assert held.metadata.not_before is not None
     assert abs(held.metadata.not_before - later) < timedelta(seconds=1)
@@ -116,7 +95,7 @@ def test_cancel_withdraws_a_held_message(client: XtaClient, simulator: XtaSimula
 def test_held_message_arrives_when_due(client: XtaClient, simulator: XtaSimulator) -> None:
     message_id = client.create_message_id(HUB)
     soon = datetime.now(UTC) + timedelta(seconds=0.3)
-    client.send_message(_message(message_id, not_before=soon))
+    client.send_message(bescheid(message_id, not_before=soon))
     assert [e.message_id for e in client.get_status_list(AMT).entries] == []
     time.sleep(0.4)
     assert [e.message_id for e in client.get_status_list(AMT).entries] == [message_id]
@@ -127,7 +106,7 @@ def test_held_message_arrives_when_due(client: XtaClient, simulator: XtaSimulato
 
 def test_cancel_faults(client: XtaClient, simulator: XtaSimulator) -> None:
     message_id = client.create_message_id(HUB)
-    client.send_message(_message(message_id))  # no NotBefore: delivered at once
+    client.send_message(bescheid(message_id))  # no NotBefore: delivered at once
     with pytest.raises(XtaCancelDenied):
         client.cancel_message(HUB, message_id)
     assert len(simulator.mailbox(AMT.value)) == 1
@@ -193,7 +172,7 @@ def test_send_sync_returns_the_readers_answer(client: XtaClient, simulator: XtaS
 
     simulator.respond_sync(AMT.value, respond)
     message_id = client.create_message_id(HUB)
-    answer = client.send_message_sync(_message(message_id))
+    answer = client.send_message_sync(bescheid(message_id))
     assert [m.metadata.message_id for m in seen] == [message_id]
     assert seen[0].content == b"<bescheid/>"
     assert answer.content.endswith(b">ok</xbau:antwort>")
@@ -208,13 +187,13 @@ def test_send_sync_returns_the_readers_answer(client: XtaClient, simulator: XtaS
 
 def test_send_sync_faults(client: XtaClient, simulator: XtaSimulator) -> None:
     with pytest.raises(XtaSyncAsyncMismatch) as mismatch:
-        client.send_message_sync(_message(client.create_message_id(HUB)))
+        client.send_message_sync(bescheid(client.create_message_id(HUB)))
     assert mismatch.value.exception == "SyncAsyncException"
     simulator.respond_sync(AMT.value, lambda request: b"<ok/>")
     message_id = client.create_message_id(HUB)
-    client.send_message_sync(_message(message_id))
+    client.send_message_sync(bescheid(message_id))
     with pytest.raises(XtaParameterInvalid) as repeated:
-        client.send_message_sync(_message(message_id))
+        client.send_message_sync(bescheid(message_id))
     assert repeated.value.code == "9024"
 
 
@@ -232,6 +211,6 @@ def test_a_failing_sync_reader_is_a_technical_problem_retried(
     simulator.respond_sync(AMT.value, flaky)
     message_id = client.create_message_id(HUB)
     # The failed attempt answered nothing, so the retry under the same id is not a 9024.
-    assert client.send_message_sync(_message(message_id)).content == b"<ok/>"
+    assert client.send_message_sync(bescheid(message_id)).content == b"<ok/>"
     assert calls == [message_id, message_id]
     assert simulator.calls("sendMessageSync") == 2

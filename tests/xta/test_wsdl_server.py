@@ -25,16 +25,13 @@ from poststelle.adapters.xta._model import (
     PartyId,
     TransportStatus,
     XtaMessage,
-    XtaMetadata,
 )
 from poststelle.adapters.xta._schemas import PROJECT_WSDL, XtaSchemaValidator
 from poststelle.adapters.xta.adapter import SentAnswer, XtaOutboundSender
 from poststelle.adapters.xta.client import SendOutcome, XtaClient
 
-from .conftest import AMT, HUB
+from .conftest import AMT, HUB, XBAU, bescheid
 from .wsdl_server import WsdlXtaServer
-
-XBAU = "urn:xoev-de:xleitstelle:standard:xbau"
 
 
 @pytest.fixture
@@ -63,18 +60,7 @@ def validator(xta_dir: Path) -> XtaSchemaValidator:
 
 
 def _message(message_id: str, not_before: datetime | None = None) -> XtaMessage:
-    return XtaMessage(
-        metadata=XtaMetadata(
-            message_id=message_id,
-            author=HUB,
-            reader=AMT,
-            service=XBAU,
-            message_type=MessageType("baugenehmigung.bescheid.0205", "urn:x"),
-            business_scenario="XBAU",
-            not_before=not_before,
-        ),
-        content=b"<bescheid/>",
-    )
+    return bescheid(message_id, not_before=not_before, filename=None)
 
 
 def _all_valid(server: WsdlXtaServer, validator: XtaSchemaValidator) -> set[str]:

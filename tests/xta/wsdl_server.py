@@ -208,6 +208,15 @@ class WsdlXtaServer:
             raise Fault("PermissionDeniedException", "9012", f"kein Account {identifier}")
         return identifier
 
+    def _own_order(self, request: Any, message_id: str, exception: str) -> Order:
+        """Under the lock: the caller's order ``message_id``; fault 9070 as ``exception``
+        (getTransportReport and cancelMessage name it differently) when there is none."""
+        account = self._account(request)
+        order = self.orders.get(message_id)
+        if order is None or order.author != account:
+            raise Fault(exception, "9070", "MessageID nicht bekannt.")
+        return order
+
     @staticmethod
     def _metadata(
         message_id: str, author: str, reader: str, service: str, code: str
@@ -282,12 +291,9 @@ class WsdlXtaServer:
         return {}, None
 
     def _op_getTransportReport(self, request: Any) -> tuple[dict[str, Any], Any]:
-        account = self._account(request)
         message_id = _text(request.body)
         with self.lock:
-            order = self.orders.get(message_id)
-        if order is None or order.author != account:
-            raise Fault("InvalidMessageIDException", "9070", "MessageID nicht bekannt.")
+            order = self._own_order(request, message_id, "InvalidMessageIDException")
         # 0 open (held), 3 red (cancelled), 1 green (taken).
         status = "3" if order.cancelled else "0" if order.held else "1"
         report = {
@@ -301,12 +307,9 @@ class WsdlXtaServer:
         return report, None
 
     def _op_cancelMessage(self, request: Any) -> tuple[dict[str, Any], Any]:
-        account = self._account(request)
         message_id = _text(request.body)
         with self.lock:
-            order = self.orders.get(message_id)
-            if order is None or order.author != account:
-                raise Fault("ParameterIsNotValidException", "9070", "MessageID nicht bekannt.")
+            order = self._own_order(request, message_id, "ParameterIsNotValidException")
             if not order.held and not order.cancelled:
                 raise Fault("CancelDeniedException", "9080", "nicht mehr stornierbar")
             order.held, order.cancelled = False, True
