@@ -37,7 +37,12 @@ from nats.js.errors import BadRequestError, FetchTimeoutError, KeyNotFoundError,
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from poststelle.adapters.base import DeliversStoredEvents, OutboundAdapter, StoredCaseEvent
+from poststelle.adapters.base import (
+    DeliversStoredEvents,
+    OutboundAdapter,
+    StoredCaseEvent,
+    TransportIdMemo,
+)
 from poststelle.adapters.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from poststelle.contracts.envelope import (
     H_CASE_ID,
@@ -505,12 +510,6 @@ class AnsweringAdapter(Protocol):
     name: str
 
     async def answer(self, answer: Answer) -> dict[str, object]: ...
-
-
-class TransportIdMemo(Protocol):
-    async def recall(self) -> str | None: ...
-
-    async def remember(self, transport_id: str) -> None: ...
 
 
 @runtime_checkable
