@@ -7,6 +7,7 @@ so it runs in every hub process that serves the port.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -29,12 +30,12 @@ from poststelle.routing.console._guard import (
     Forbidden,
     Guard,
     LoginRequired,
-    LoginThrottle,
     User,
 )
 from poststelle.routing.console._overview import RateSampler
 from poststelle.routing.console._parked import Standards
 from poststelle.routing.console._routes import RoutesCache
+from poststelle.routing.console._sessions import LoginThrottle, SessionStore
 
 __all__ = ["CONSOLE_PATH", "ConsoleHub", "Context", "create_console_app"]
 
@@ -153,10 +154,11 @@ def create_console_app(
 ) -> FastAPI:
     secret = load_session_secret(config, data_dir)
     codec = SessionCodec(secret, lifetime=config.session_hours * 3600)
-    guard = Guard(config, codec, CsrfTokens(secret))
+    sessions = SessionStore(lambda: hub.js, secret)
+    guard = Guard(config, codec, CsrfTokens(secret), sessions)
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     context = Context(hub=hub, guard=guard, templates=templates, data_dir=data_dir)
-    throttle = LoginThrottle()
+    throttle = LoginThrottle(lambda: hub.js)
     secure = secure_cookies or config.secure_cookies
     app = FastAPI(title="Poststelle console", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(_FormLimit)
@@ -176,7 +178,7 @@ def create_console_app(
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:
         try:
-            user: User | None = guard.user(request)
+            user: User | None = await guard.user(request)
         except LoginRequired:
             user = None
         return context.page(request, "error.html", user, status_code=403, message=exc.why)
@@ -219,18 +221,19 @@ def create_console_app(
         if not guard.csrf.matches(nonce, csrf_token):
             raise Forbidden("the login form expired or came from elsewhere: reload it")
         refused = "wrong account name or password"
-        if throttle.blocked(username):
+        if not await throttle.admit(username):
             log.warning("console login throttled user=%s", username)
             refused = "too many failed logins for this account: wait ten minutes"
             account = None
         else:
-            account = config.authenticate(username, password)
+            # argon2 takes a while: off the event loop, so the process keeps serving.
+            account = await asyncio.to_thread(config.authenticate, username, password)
         if account is None:
-            throttle.failed(username)
             log.warning("console login refused user=%s", username)
             return login_page(request, status_code=401, error=refused, username=username)
-        throttle.succeeded(username)
-        _, cookie = codec.issue(username)
+        await throttle.succeeded(username)
+        session, cookie = codec.issue(username)
+        await sessions.open(session, account)
         log.info("console login user=%s role=%s", username, account.role)
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
         response.set_cookie(
@@ -245,13 +248,26 @@ def create_console_app(
         response.delete_cookie(LOGIN_COOKIE, path=cookie_path(request))
         return response
 
-    @app.post("/logout")
-    async def logout(request: Request) -> Response:
-        user = await guard.poster(request)
-        log.info("console logout user=%s", user.name)
+    def logged_out(request: Request) -> Response:
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path=cookie_path(request))
         return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        user = await guard.poster(request)
+        await sessions.close(user.name, user.session_id)
+        log.info("console logout user=%s", user.name)
+        return logged_out(request)
+
+    @app.post("/logout-everywhere")
+    async def logout_everywhere(request: Request) -> Response:
+        """Ends every session of the caller's account: the way out after a lost laptop or
+        a cookie that may have been copied."""
+        user = await guard.poster(request)
+        ended = await sessions.close_all(user.name)
+        log.warning("console logout everywhere user=%s sessions=%s", user.name, ended)
+        return logged_out(request)
 
     from poststelle.routing.console._pages import add_pages
 

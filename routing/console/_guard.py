@@ -1,20 +1,21 @@
 """Who is asking: the session behind a request, its role, and the checks every route makes.
 
 Pages need a session (else a redirect to the login page; an htmx request gets
-``HX-Redirect``); a POST also needs its CSRF token; a replay or a table change needs the
-operator role. Each refusal is an exception the app turns into the right answer.
+``HX-Redirect``): a signed cookie whose session is still open in ``console_sessions`` and
+whose account is still in the configuration, with the password hash it logged in with. A
+POST also needs its CSRF token; a replay or a table change needs the operator role, as the
+configuration has it now. Each refusal is an exception the app turns into the right answer.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from poststelle.routing.console._auth import OPERATOR, ConsoleConfig, Role, SessionCodec
 from poststelle.routing.console._csrf import CsrfTokens, submitted_token
+from poststelle.routing.console._sessions import SessionStore
 
 __all__ = [
     "LOGIN_COOKIE",
@@ -22,7 +23,6 @@ __all__ = [
     "Forbidden",
     "Guard",
     "LoginRequired",
-    "LoginThrottle",
     "User",
 ]
 
@@ -60,15 +60,22 @@ class User:
 
 
 class Guard:
-    def __init__(self, config: ConsoleConfig, codec: SessionCodec, csrf: CsrfTokens) -> None:
+    def __init__(
+        self,
+        config: ConsoleConfig,
+        codec: SessionCodec,
+        csrf: CsrfTokens,
+        sessions: SessionStore,
+    ) -> None:
         self.config = config
         self.codec = codec
         self.csrf = csrf
+        self.sessions = sessions
 
-    def user(self, request: Request) -> User:
+    async def user(self, request: Request) -> User:
         session = self.codec.read(request.cookies.get(SESSION_COOKIE))
         account = self.config.accounts.get(session.user) if session else None
-        if session is None or account is None:
+        if session is None or account is None or not await self.sessions.holds(session, account):
             raise LoginRequired
         return User(
             name=session.user,
@@ -78,7 +85,7 @@ class Guard:
         )
 
     async def poster(self, request: Request) -> User:
-        user = self.user(request)
+        user = await self.user(request)
         if not self.csrf.matches(user.session_id, await submitted_token(request)):
             raise Forbidden("the form's CSRF token is missing or wrong: reload the page")
         return user
@@ -88,30 +95,3 @@ class Guard:
         if not user.operator:
             raise Forbidden(f"{user.name} has the role {user.role}: only operators may do this")
         return user
-
-
-class LoginThrottle:
-    """At most ``attempts`` failed logins per account name in ``window`` seconds: argon2
-    makes each guess slow, this makes a run of them stop."""
-
-    def __init__(self, attempts: int = 10, window: float = 600.0) -> None:
-        self._attempts = attempts
-        self._window = window
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, name: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(name, deque())
-        while failures and failures[0] < now - self._window:
-            failures.popleft()
-        return failures
-
-    def blocked(self, name: str) -> bool:
-        return len(self._recent(name, time.monotonic())) >= self._attempts
-
-    def failed(self, name: str) -> None:
-        if len(self._failures) > 10_000:  # names are the caller's input: bound the memory
-            self._failures.clear()
-        self._recent(name, time.monotonic()).append(time.monotonic())
-
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name, None)

@@ -64,13 +64,13 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         figures = await collect_overview(ctx.hub.js, ctx.hub.health, ctx.sampler)
         return ctx.page(request, "overview.html", user, o=figures, page="overview")
 
     @app.get("/overview/live", response_class=HTMLResponse)
     async def overview_live(request: Request) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         figures = await collect_overview(ctx.hub.js, ctx.hub.health, ctx.sampler)
         return ctx.page(request, "_overview_live.html", user, o=figures)
 
@@ -94,7 +94,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
         request: Request, kind: str, stream: str, sequence: int, record: str
     ) -> Response:
         """One parked record's page; a gone ``record`` (replayed or aged out) is a 404."""
-        user = guard.user(request)
+        user = await guard.user(request)
         view = await load_parked(ctx.hub.js, stream, sequence)
         if view is None:
             return ctx.page(
@@ -110,7 +110,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/quarantine", response_class=HTMLResponse)
     async def quarantine(request: Request) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         wanted = _filter(request)
         listing = await list_parked(ctx.hub.js, wanted, ctx.standards)
         return ctx.page(
@@ -119,7 +119,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/quarantine/replay", response_class=HTMLResponse)
     async def quarantine_confirm(request: Request) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         chosen = _sequences(request.query_params.getlist("seq"))
         listed = (await list_parked(ctx.hub.js, _filter(request), ctx.standards)).items
         if chosen:
@@ -154,7 +154,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/dlq", response_class=HTMLResponse)
     async def dlq(request: Request) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         consumer = request.query_params.get("consumer", "").strip()[:200]
         letters, more = await list_dead(ctx.hub.js, consumer)
         everything, _ = await list_dead(ctx.hub.js)
@@ -171,7 +171,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/dlq/replay", response_class=HTMLResponse)
     async def dlq_confirm(request: Request) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         chosen = set(_sequences(request.query_params.getlist("seq")))
         consumer = request.query_params.get("consumer", "").strip()[:200]
         letters, _ = await list_dead(ctx.hub.js, consumer)
@@ -199,7 +199,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/trace", response_class=HTMLResponse)
     async def trace_search(request: Request) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         query = request.query_params.get("q", "")
         search = None
         if query.strip():
@@ -222,7 +222,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/trace/{case_id}", response_class=HTMLResponse)
     async def trace(request: Request, case_id: str) -> Response:
-        user = guard.user(request)
+        user = await guard.user(request)
         found = await load_trace(ctx.hub.js, case_id[:200])
         return ctx.page(request, "trace.html", user, page="trace", search=None, trace=found)
 
@@ -261,7 +261,7 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
 
     @app.get("/routing", response_class=HTMLResponse)
     async def routing(request: Request) -> Response:
-        return await routing_page(request, guard.user(request))
+        return await routing_page(request, await guard.user(request))
 
     @app.post("/routing/rules", response_class=HTMLResponse)
     async def routing_add(request: Request) -> Response:

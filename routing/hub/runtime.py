@@ -281,6 +281,7 @@ class Hub:
             replicas=self.config.nats.replicas,
             stream_max_bytes=self.config.nats.stream_max_bytes,
             delivered_ttl=self.config.nats.delivered_ttl,
+            console_session_ttl=self.config.console.session_hours * 3600,
         )
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()

@@ -30,6 +30,9 @@ __all__ = [
     "AUDIT",
     "CASES",
     "CASES_BUCKET",
+    "CONSOLE_LOGINS_BUCKET",
+    "CONSOLE_LOGIN_WINDOW",
+    "CONSOLE_SESSIONS_BUCKET",
     "DEAD_LETTER_SOURCES",
     "DELIVERED_BUCKET",
     "DELIVERED_TTL",
@@ -74,6 +77,14 @@ DELIVERED_BUCKET = "delivered"
 # How long a confirmation is remembered: longer than any redelivery can come (the consumers'
 # ack wait x max deliveries with back-off is well under a day; a replay is a new decision).
 DELIVERED_TTL = 7 * DAY
+# The console's sessions, one key each, shared by every hub process: a logout deletes its
+# key, so a copied cookie is refused by whichever process it reaches. The bucket's TTL is
+# the session lifetime (``console.session_hours``): a session's key outlives it nowhere.
+CONSOLE_SESSIONS_BUCKET = "console_sessions"
+# Failed console logins per account name, counted by every process together. A bucket of
+# its own: its TTL is the throttle's window, whatever the session lifetime is.
+CONSOLE_LOGINS_BUCKET = "console_logins"
+CONSOLE_LOGIN_WINDOW = 600.0
 
 
 @dataclass(frozen=True)
@@ -165,17 +176,20 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         log.warning("stream kept as is name=%s reason=%s", config.name, exc.description)
 
 
-async def _ensure_delivered_ledger(js: JetStreamContext, replicas: int, ttl: float) -> None:
-    """The ledger's TTL follows the configuration: a bucket made with another one is updated
-    (its entries then age by the new TTL), never recreated."""
-    stream = f"KV_{DELIVERED_BUCKET}"
+async def _ensure_ttl_bucket(
+    js: JetStreamContext, bucket: str, description: str, replicas: int, ttl: float
+) -> None:
+    """A bucket whose entries expire after ``ttl``. The TTL follows the configuration: a
+    bucket made with another one is updated (its entries then age by the new TTL), never
+    recreated."""
+    stream = f"KV_{bucket}"
     try:
         info = await js.stream_info(stream)
     except NotFoundError:
         await js.create_key_value(
             KeyValueConfig(
-                bucket=DELIVERED_BUCKET,
-                description="delivered-ledger: back end + event id confirmed, kept for a TTL",
+                bucket=bucket,
+                description=description,
                 history=1,
                 ttl=ttl,
                 storage=StorageType.FILE,
@@ -188,9 +202,9 @@ async def _ensure_delivered_ledger(js: JetStreamContext, replicas: int, ttl: flo
     try:
         await js.update_stream(replace(info.config, max_age=ttl))
     except BadRequestError as exc:
-        log.warning("ledger TTL kept as is bucket=%s reason=%s", DELIVERED_BUCKET, exc.description)
+        log.warning("bucket TTL kept as is bucket=%s reason=%s", bucket, exc.description)
     else:
-        log.info("ledger TTL updated bucket=%s ttl=%s", DELIVERED_BUCKET, ttl)
+        log.info("bucket TTL updated bucket=%s ttl=%s", bucket, ttl)
 
 
 async def ensure_topology(
@@ -199,6 +213,7 @@ async def ensure_topology(
     replicas: int = 1,
     stream_max_bytes: Mapping[str, int] | None = None,
     delivered_ttl: float = DELIVERED_TTL,
+    console_session_ttl: float = 8 * 3600.0,
 ) -> None:
     """Create or update every stream and bucket; never deletes or resets data.
 
@@ -223,7 +238,16 @@ async def ensure_topology(
                     replicas=replicas,
                 )
             )
-    await _ensure_delivered_ledger(js, replicas, delivered_ttl)
+    for bucket, description, ttl in (
+        (
+            DELIVERED_BUCKET,
+            "delivered-ledger: back end + event id confirmed, kept for a TTL",
+            delivered_ttl,
+        ),
+        (CONSOLE_SESSIONS_BUCKET, "console sessions: one key per login", console_session_ttl),
+        (CONSOLE_LOGINS_BUCKET, "console failed logins per account name", CONSOLE_LOGIN_WINDOW),
+    ):
+        await _ensure_ttl_bucket(js, bucket, description, replicas, ttl)
     try:
         await js.object_store(ATTACHMENTS_BUCKET)
     except (NotFoundError, BadRequestError):

@@ -1,5 +1,6 @@
 """The web console over real HTTP against a hub on a real nats-server: logins, roles, CSRF,
-replays audited with the user, the routing table's explain, the case trace."""
+sessions shared by every process, replays audited with the user, the routing table's
+explain, the case trace."""
 
 from __future__ import annotations
 
@@ -7,17 +8,28 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
 import pytest
+from fastapi import FastAPI
+from nats.js import JetStreamContext
 
 from poststelle.adapters._ozg import vorgang_nummer
 from poststelle.contracts.envelope import H_CASE_ID, H_ORIGINAL_SUBJECT
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.cli.main import main as poststelle
-from poststelle.routing.console import hash_password
+from poststelle.routing.console import (
+    CONSOLE_PATH,
+    ConsoleAccount,
+    ConsoleConfig,
+    create_console_app,
+    hash_password,
+)
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.audit import AuditEntry, AuditTrail
@@ -91,6 +103,51 @@ async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
 
 def console(hub: Hub) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=f"{hub.http_url}/console", timeout=15.0)
+
+
+class _OtherProcess:
+    """What the console of a second hub process sees: its own NATS connection to the same
+    server, nothing of the first process's memory (the health report is the hub's)."""
+
+    def __init__(self, js: JetStreamContext, hub: Hub) -> None:
+        self._js = js
+        self._hub = hub
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
+
+    async def health(self) -> dict[str, Any]:
+        return await self._hub.health()
+
+
+@asynccontextmanager
+async def other_process(
+    hub: Hub, config: ConsoleConfig | None = None
+) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+    """A second console app on ``hub``'s nats-server and data folder (so the same cookie
+    key), with ``config`` (default: the hub's), mounted at /console as the hub mounts it.
+    Yields a maker of clients for it."""
+    connection = await nats.connect(hub.nats_url)
+    try:
+        app = create_console_app(
+            _OtherProcess(connection.jetstream(), hub),
+            config or hub.config.console,
+            data_dir=hub.config.data_dir,
+        )
+        outer = FastAPI()
+        outer.mount(CONSOLE_PATH, app)
+        yield lambda: httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=outer), base_url="http://second/console"
+        )
+    finally:
+        await connection.close()
+
+
+async def status_with(client: httpx.AsyncClient, cookie: str, path: str = "/") -> int:
+    """The status of ``path`` for a copy of a session cookie."""
+    answer = await client.get(path, headers={"Cookie": f"poststelle_console={cookie}"})
+    return answer.status_code
 
 
 async def park_unroutable(hub: Hub, tmp_path: Path) -> tuple[str, str, int]:
@@ -171,6 +228,96 @@ async def test_a_forged_session_cookie_is_no_session(hub: Hub) -> None:
         assert (await client.get("/")).status_code == 303
         client.cookies.set("poststelle_console", cookie, path="/console")
         assert (await client.get("/")).status_code == 200
+
+
+async def test_a_copied_cookie_is_refused_after_logout_in_every_process(hub: Hub) -> None:
+    async with console(hub) as client, other_process(hub) as second, second() as elsewhere:
+        await log_in(client, "olga", PASSWORDS["olga"])
+        cookie = client.cookies["poststelle_console"]
+        page = await client.get("/")
+        assert page.status_code == 200 and 'id="logout-everywhere"' in page.text
+        # The session is the same in the other process: it is in NATS, not in memory.
+        assert await status_with(elsewhere, cookie) == 200
+        async with console(hub) as copy:
+            assert await status_with(copy, cookie) == 200
+            logout = await client.post("/logout", data={"csrf_token": token_of(page)})
+            assert logout.status_code == 303
+            assert 'poststelle_console=""' in logout.headers["set-cookie"]
+            # The very next request, in this process and in the other one: refused.
+            assert await status_with(copy, cookie) == 303
+            assert await status_with(elsewhere, cookie) == 303
+            assert await status_with(copy, cookie, "/overview/live") == 303
+        again = await log_in(client, "olga", PASSWORDS["olga"])
+        assert again.status_code == 303 and (await client.get("/")).status_code == 200
+
+
+async def test_log_out_everywhere_ends_every_session_of_the_account_only(hub: Hub) -> None:
+    async with (
+        console(hub) as laptop,
+        console(hub) as desktop,
+        console(hub) as colleague,
+        other_process(hub) as second,
+        second() as elsewhere,
+    ):
+        await log_in(laptop, "olga", PASSWORDS["olga"])
+        await log_in(desktop, "olga", PASSWORDS["olga"])
+        await log_in(colleague, "rudi", PASSWORDS["rudi"])
+        await log_in(elsewhere, "olga", PASSWORDS["olga"])
+        page = await laptop.get("/")
+        no_token = await laptop.post("/logout-everywhere")
+        assert no_token.status_code == 403
+        assert (await desktop.get("/")).status_code == 200
+        ended = await laptop.post("/logout-everywhere", data={"csrf_token": token_of(page)})
+        assert (ended.status_code, ended.headers["location"]) == (303, "/console/login")
+        for client in (desktop, elsewhere):
+            assert (await client.get("/")).status_code == 303
+        assert (await laptop.get("/")).status_code == 303
+        assert (await colleague.get("/")).status_code == 200
+
+
+def _changed(config: ConsoleConfig, **accounts: ConsoleAccount | None) -> ConsoleConfig:
+    """``config`` with ``accounts`` replaced (``None``: removed)."""
+    kept = {name: a for name, a in config.accounts.items() if name not in accounts}
+    kept.update({name: a for name, a in accounts.items() if a is not None})
+    return config.model_copy(update={"accounts": kept})
+
+
+async def test_a_changed_password_or_account_takes_effect_without_a_restart(hub: Hub) -> None:
+    config = hub.config.console
+    async with console(hub) as olga, console(hub) as rudi:
+        await log_in(olga, "olga", PASSWORDS["olga"])
+        await log_in(rudi, "rudi", PASSWORDS["rudi"])
+        olgas, rudis = olga.cookies["poststelle_console"], rudi.cookies["poststelle_console"]
+        new_hash = ConsoleAccount(password_hash=hash_password("olga-new-pass"), role="operator")
+        promoted = ConsoleAccount(password_hash=config.accounts["rudi"].password_hash)
+        promoted = promoted.model_copy(update={"role": "operator"})
+        # The configuration as a process started after the change loads it.
+        reloaded = _changed(config, olga=new_hash, rudi=promoted)
+        async with other_process(hub, reloaded) as second, second() as client:
+            assert await status_with(client, olgas) == 303  # the old hash's session
+            overview = await client.get("/", headers={"Cookie": f"poststelle_console={rudis}"})
+            assert overview.status_code == 200 and "role-operator" in overview.text
+            assert (await log_in(client, "olga", "olga-new-pass")).status_code == 303
+        # The unchanged configuration still takes both: nothing was logged out.
+        assert (await olga.get("/")).status_code == 200
+        async with other_process(hub, _changed(config, rudi=None)) as second, second() as client:
+            assert await status_with(client, rudis) == 303  # a removed account
+            assert await status_with(client, olgas) == 200
+
+
+async def test_failed_logins_are_counted_by_every_process_together(hub: Hub) -> None:
+    async with console(hub) as client, other_process(hub) as second, second() as elsewhere:
+        for attempt in range(10):
+            where = client if attempt % 2 else elsewhere
+            refused = await log_in(where, "olga", f"guess-{attempt}")
+            assert "wrong account name or password" in refused.text
+        for where in (client, elsewhere):
+            throttled = await log_in(where, "olga", PASSWORDS["olga"])
+            assert throttled.status_code == 401
+            assert "too many failed logins" in throttled.text
+            assert "poststelle_console" not in where.cookies
+        # Another name is not held back by olga's.
+        assert (await log_in(elsewhere, "rudi", PASSWORDS["rudi"])).status_code == 303
 
 
 async def _refused_changes(
