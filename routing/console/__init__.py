@@ -2,7 +2,8 @@
 
 Server-rendered Jinja2 pages with a vendored htmx (``static/``, no build step, no network);
 operator accounts from ``[console.accounts.NAME]`` with argon2 hashes; signed session
-cookies; a CSRF token on every POST; replays only for operators, each audited with the user.
+cookies whose sessions live in NATS KV (shared by every hub process, ended by a logout);
+a CSRF token on every POST; replays only for operators, each audited with the user.
 
 May import ops, table, streams, adapters, contracts, mappings; never hub, federation or cli.
 """

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import nats.errors
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -174,6 +175,17 @@ def create_console_app(
         if request.headers.get("HX-Request"):
             return Response(status_code=401, headers={"HX-Redirect": login})
         return RedirectResponse(login, status_code=303)
+
+    @app.exception_handler(nats.errors.Error)
+    async def nats_down(request: Request, exc: nats.errors.Error) -> Response:
+        # Sessions live in NATS: without it nobody is let in (never "in" by default).
+        log.error("console without NATS path=%s error=%s", request.url.path, type(exc).__name__)
+        return Response(
+            "the console keeps its sessions in NATS, which does not answer: try again shortly",
+            status_code=503,
+            media_type="text/plain",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:

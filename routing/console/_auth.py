@@ -1,11 +1,10 @@
 """Operator accounts and sessions: argon2 password hashes from the config, signed cookies.
 
-A session is a cookie the hub signs with HMAC-SHA256: the account name, a random session id
-and an expiry, nothing else. The role is looked up in the configuration on every request,
-so an account removed or demoted in the config loses its rights with the next restart, not
-when its cookie expires. The secret is the configured one, or a random one kept in the
-data folder (created once, shared by every hub process on that folder, so a session
-survives restarts and works against whichever worker answers).
+A session cookie is signed with HMAC-SHA256: the account name, a random session id and an
+expiry, nothing else. The signature says the hub issued it; whether the session is still
+open is the ``console_sessions`` bucket's to say (``_sessions.py``). The secret is the
+configured one, or a random one kept in the data folder (created once, shared by every hub
+process on that folder, so a cookie holds against whichever worker answers).
 """
 
 from __future__ import annotations

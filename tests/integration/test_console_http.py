@@ -123,7 +123,7 @@ class _OtherProcess:
 
 @asynccontextmanager
 async def other_process(
-    hub: Hub, config: ConsoleConfig | None = None
+    hub: Hub, config: ConsoleConfig | None = None, *, connected: bool = True
 ) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
     """A second console app on ``hub``'s nats-server and data folder (so the same cookie
     key), with ``config`` (default: the hub's), mounted at /console as the hub mounts it.
@@ -137,6 +137,8 @@ async def other_process(
         )
         outer = FastAPI()
         outer.mount(CONSOLE_PATH, app)
+        if not connected:
+            await connection.close()
         yield lambda: httpx.AsyncClient(
             transport=httpx.ASGITransport(app=outer), base_url="http://second/console"
         )
@@ -318,6 +320,17 @@ async def test_failed_logins_are_counted_by_every_process_together(hub: Hub) -> 
             assert "poststelle_console" not in where.cookies
         # Another name is not held back by olga's.
         assert (await log_in(elsewhere, "rudi", PASSWORDS["rudi"])).status_code == 303
+
+
+async def test_without_nats_nobody_is_let_in(hub: Hub) -> None:
+    async with console(hub) as client:
+        await log_in(client, "olga", PASSWORDS["olga"])
+        cookie = client.cookies["poststelle_console"]
+    async with other_process(hub, connected=False) as second, second() as cut_off:
+        assert await status_with(cut_off, cookie) == 503
+        answer = await log_in(cut_off, "olga", PASSWORDS["olga"])
+        assert answer.status_code == 503 and "NATS" in answer.text
+        assert "poststelle_console" not in cut_off.cookies
 
 
 async def _refused_changes(
