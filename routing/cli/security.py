@@ -1,11 +1,13 @@
 """``poststelle hash-key`` (a new API key and the digest to configure instead of it),
-``poststelle console-hash-password`` (the argon2 hash of a console account's password) and
+``poststelle console-hash-password`` (the argon2 hash of a console account's password),
+``poststelle console-logout`` (end an account's console sessions in every process) and
 ``poststelle audit-config`` (the insecure settings of a hub config, each with its remedy; the
 same list is logged by ``poststelle run`` at start-up)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import ipaddress
 import json
@@ -13,9 +15,11 @@ import logging
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from poststelle.adapters._apikey import MIN_KEY_LENGTH, hash_api_key, is_key_digest, new_api_key
+from poststelle.routing.cli.common import add_common_options, with_hub_client
 from poststelle.routing.hub.config import ConfigError, HubConfig, config_file_given, load_config
 
 __all__ = ["EXIT_WARNINGS", "Finding", "audit", "log_insecure_settings", "register"]
@@ -335,8 +339,21 @@ def _cmd_audit_config(args: argparse.Namespace) -> int:
     return EXIT_WARNINGS if findings else 0
 
 
+def _cmd_console_logout(args: argparse.Namespace) -> int:
+    from poststelle.routing.console import end_sessions
+
+    async def work(hub: Any) -> int:
+        ended = await end_sessions(hub.js, args.name)
+        log.warning("console sessions ended user=%s sessions=%s by=cli", args.name, ended)
+        print(f"ended {ended} console session(s) of {args.name}")
+        return 0
+
+    return asyncio.run(with_hub_client(args, work))
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``hash-key``, ``console-hash-password`` and ``audit-config`` to the CLI."""
+    """Add ``hash-key``, ``console-hash-password``, ``console-logout`` and ``audit-config``
+    to the CLI."""
     command = subparsers.add_parser(
         "hash-key", help="a new API key and the digest to put in the config"
     )
@@ -360,6 +377,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     command.add_argument("--json", action="store_true")
     command.set_defaults(func=_cmd_console_hash_password)
+
+    command = subparsers.add_parser(
+        "console-logout",
+        help="end every console session of an account, in every hub process, at once",
+    )
+    command.add_argument("--name", required=True, help="the account name")
+    add_common_options(command)
+    command.set_defaults(func=_cmd_console_logout)
 
     command = subparsers.add_parser(
         "audit-config",

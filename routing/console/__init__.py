@@ -16,6 +16,7 @@ from poststelle.routing.console._auth import (
     ConsoleConfig,
     hash_password,
 )
+from poststelle.routing.console._sessions import end_sessions
 
 __all__ = [
     "CONSOLE_PATH",
@@ -25,5 +26,6 @@ __all__ = [
     "ConsoleConfig",
     "ConsoleHub",
     "create_console_app",
+    "end_sessions",
     "hash_password",
 ]

@@ -27,7 +27,7 @@ from poststelle.routing.streams.topology import (
     CONSOLE_SESSIONS_BUCKET,
 )
 
-__all__ = ["LoginThrottle", "SessionStore"]
+__all__ = ["LoginThrottle", "SessionStore", "end_sessions"]
 
 
 def _account_token(name: str) -> str:
@@ -85,21 +85,25 @@ class SessionStore:
 
     async def close_all(self, user: str) -> int:
         """Ends every session of ``user``; returns how many were open."""
-        bucket = await self._bucket()
-        watcher = await bucket.watch(
-            f"{_account_token(user)}.*", ignore_deletes=True, meta_only=True
-        )
-        keys: list[str] = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # the end of what the bucket holds now
-                    break
-                keys.append(entry.key)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        for key in keys:
-            await bucket.purge(key)
-        return len(keys)
+        return await end_sessions(self._js(), user)
+
+
+async def end_sessions(js: JetStreamContext, user: str) -> int:
+    """Ends every console session of ``user`` in every hub process (its keys are purged);
+    returns how many were open. ``poststelle console-logout`` and "log out everywhere"."""
+    bucket = await js.key_value(CONSOLE_SESSIONS_BUCKET)
+    watcher = await bucket.watch(f"{_account_token(user)}.*", ignore_deletes=True, meta_only=True)
+    keys: list[str] = []
+    try:
+        async for entry in watcher:
+            if entry is None:  # the end of what the bucket holds now
+                break
+            keys.append(entry.key)
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    for key in keys:
+        await bucket.purge(key)
+    return len(keys)
 
 
 class LoginThrottle:

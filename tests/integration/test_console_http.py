@@ -277,6 +277,27 @@ async def test_log_out_everywhere_ends_every_session_of_the_account_only(hub: Hu
         assert (await colleague.get("/")).status_code == 200
 
 
+async def test_an_administrator_ends_an_accounts_sessions_from_the_command_line(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with (
+        console(hub) as rudi,
+        console(hub) as olga,
+        other_process(hub) as second,
+        second() as elsewhere,
+    ):
+        await log_in(rudi, "rudi", PASSWORDS["rudi"])
+        await log_in(elsewhere, "rudi", PASSWORDS["rudi"])
+        await log_in(olga, "olga", PASSWORDS["olga"])
+        common = ["--nats-url", hub.nats_url, "--data-dir", str(hub.config.data_dir)]
+        command = ["console-logout", "--name", "rudi", *common]
+        assert await asyncio.to_thread(poststelle, command) == 0
+        assert "ended 2 console session(s) of rudi" in capsys.readouterr().out
+        assert (await rudi.get("/")).status_code == 303
+        assert (await elsewhere.get("/")).status_code == 303
+        assert (await olga.get("/")).status_code == 200
+
+
 def _changed(config: ConsoleConfig, **accounts: ConsoleAccount | None) -> ConsoleConfig:
     """``config`` with ``accounts`` replaced (``None``: removed)."""
     kept = {name: a for name, a in config.accounts.items() if name not in accounts}
