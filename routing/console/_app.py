@@ -160,6 +160,7 @@ def create_console_app(
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     context = Context(hub=hub, guard=guard, templates=templates, data_dir=data_dir)
     throttle = LoginThrottle(lambda: hub.js)
+    verifying = asyncio.Semaphore(2)
     secure = secure_cookies or config.secure_cookies
     app = FastAPI(title="Poststelle console", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(_FormLimit)
@@ -191,7 +192,7 @@ def create_console_app(
     async def forbidden(request: Request, exc: Forbidden) -> Response:
         try:
             user: User | None = await guard.user(request)
-        except LoginRequired:
+        except (LoginRequired, nats.errors.Error):
             user = None
         return context.page(request, "error.html", user, status_code=403, message=exc.why)
 
@@ -238,8 +239,10 @@ def create_console_app(
             refused = "too many failed logins for this account: wait ten minutes"
             account = None
         else:
-            # argon2 takes a while: off the event loop, so the process keeps serving.
-            account = await asyncio.to_thread(config.authenticate, username, password)
+            # argon2 takes a while and 64 MiB: off the event loop, so the process keeps
+            # serving, and two at a time, so a flood of logins cannot exhaust the memory.
+            async with verifying:
+                account = await asyncio.to_thread(config.authenticate, username, password)
         if account is None:
             log.warning("console login refused user=%s", username)
             return login_page(request, status_code=401, error=refused, username=username)

@@ -354,6 +354,19 @@ async def test_without_nats_nobody_is_let_in(hub: Hub) -> None:
         assert "poststelle_console" not in cut_off.cookies
 
 
+async def test_parallel_guesses_get_no_more_attempts_than_one_after_another(hub: Hub) -> None:
+    async def guess(n: int, make: Callable[[], httpx.AsyncClient]) -> str:
+        async with make() as client:  # a client each: the login form's nonce is per client
+            return (await log_in(client, "olga", f"guess-{n}")).text
+
+    async with other_process(hub) as second:
+        texts = await asyncio.gather(
+            *(guess(n, second if n % 2 else (lambda: console(hub))) for n in range(14))
+        )
+    assert sum("wrong account name or password" in text for text in texts) == 10
+    assert sum("too many failed logins" in text for text in texts) == 4
+
+
 async def _refused_changes(
     client: httpx.AsyncClient, hub: Hub, sequence: int, form: dict[str, str]
 ) -> httpx.Response:
