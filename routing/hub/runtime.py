@@ -282,6 +282,8 @@ class Hub:
             stream_max_bytes=self.config.nats.stream_max_bytes,
             delivered_ttl=self.config.nats.delivered_ttl,
             console_session_ttl=self.config.console.session_hours * 3600,
+            # A CLI client (workers=False) may run without the hub's configuration.
+            update_existing=workers,
         )
         if workers and self._explicit_resolver is None:
             await self._follow_route_table()

@@ -153,13 +153,15 @@ def replay_ledger_subject(source_stream: str, target_subject: str) -> str:
     return f"replays.{source_stream}.{stream_of_subject(target_subject) or 'OTHER'}"
 
 
-async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig, update: bool) -> None:
     assert config.name is not None
     try:
         existing = await js.stream_info(config.name)
     except NotFoundError:
         await js.add_stream(config)
         log.info("stream created name=%s replicas=%s", config.name, config.num_replicas)
+        return
+    if not update:
         return
     # Keep the replica count a running cluster already has: changing it is an operator's call.
     # Keep the sources too: no spec has any, federation adds its peers' to INBOX, and an
@@ -177,7 +179,7 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def _ensure_ttl_bucket(
-    js: JetStreamContext, bucket: str, description: str, replicas: int, ttl: float
+    js: JetStreamContext, bucket: str, description: str, replicas: int, ttl: float, update: bool
 ) -> None:
     """A bucket whose entries expire after ``ttl``. The TTL follows the configuration: a
     bucket made with another one is updated (its entries then age by the new TTL), never
@@ -197,7 +199,7 @@ async def _ensure_ttl_bucket(
             )
         )
         return
-    if info.config.max_age is not None and abs(info.config.max_age - ttl) < 1e-3:
+    if not update or (info.config.max_age is not None and abs(info.config.max_age - ttl) < 1e-3):
         return
     try:
         await js.update_stream(replace(info.config, max_age=ttl))
@@ -214,14 +216,18 @@ async def ensure_topology(
     stream_max_bytes: Mapping[str, int] | None = None,
     delivered_ttl: float = DELIVERED_TTL,
     console_session_ttl: float = 8 * 3600.0,
+    update_existing: bool = True,
 ) -> None:
     """Create or update every stream and bucket; never deletes or resets data.
 
     ``stream_max_bytes`` caps streams by name (discard ``new``: a full stream refuses, the
-    intake answers 503); the others keep their spec's size (unbounded but by the server)."""
+    intake answers 503); the others keep their spec's size (unbounded but by the server).
+    ``update_existing=False`` (a CLI command, which may run without the hub's configuration)
+    only creates what is missing: it must not put a running hub's limits and TTLs back to
+    their defaults."""
     sizes = stream_max_bytes or {}
     for spec in STREAMS:
-        await _ensure_stream(js, spec.config(replicas, sizes.get(spec.name)))
+        await _ensure_stream(js, spec.config(replicas, sizes.get(spec.name)), update_existing)
     for bucket, history, description in (
         (ROUTES_BUCKET, 5, "routing table snapshots and pointer"),
         (CASES_BUCKET, 10, "case registry: origin, correlation ids, state"),
@@ -247,7 +253,7 @@ async def ensure_topology(
         (CONSOLE_SESSIONS_BUCKET, "console sessions: one key per login", console_session_ttl),
         (CONSOLE_LOGINS_BUCKET, "console failed logins per account name", CONSOLE_LOGIN_WINDOW),
     ):
-        await _ensure_ttl_bucket(js, bucket, description, replicas, ttl)
+        await _ensure_ttl_bucket(js, bucket, description, replicas, ttl, update_existing)
     try:
         await js.object_store(ATTACHMENTS_BUCKET)
     except (NotFoundError, BadRequestError):

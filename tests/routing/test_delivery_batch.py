@@ -27,6 +27,7 @@ from poststelle.routing.streams.topology import (
     DELIVERED_BUCKET,
     DELIVERED_TTL,
     DLQ,
+    INBOX,
     ensure_topology,
 )
 from tests.integration.conftest import eventually
@@ -277,3 +278,17 @@ async def test_the_ledger_ttl_follows_the_configuration_without_losing_entries(
     assert (await js.stream_info(f"KV_{DELIVERED_BUCKET}")).config.max_age == 3600
     entry = await ledger.get("d.kept")
     assert entry.value == b"1"
+
+
+async def test_a_client_without_the_configuration_keeps_the_hubs_limits(
+    js: JetStreamContext,
+) -> None:
+    await ensure_topology(js, delivered_ttl=1800, stream_max_bytes={INBOX: 64 * 1024 * 1024})
+
+    # What a CLI command run without --config does: defaults, nothing existing updated.
+    await ensure_topology(js, update_existing=False)
+
+    assert (await js.stream_info(f"KV_{DELIVERED_BUCKET}")).config.max_age == 1800
+    assert (await js.stream_info(INBOX)).config.max_bytes == 64 * 1024 * 1024
+    await ensure_topology(js)
+    assert (await js.stream_info(f"KV_{DELIVERED_BUCKET}")).config.max_age == DELIVERED_TTL
