@@ -1,6 +1,7 @@
 """xdomea 3.0.0 Aussonderung end to end on a real nats-server: the corpus's 0501 and 0503 come
 from an authority's XTA mailbox, reach the archive's back end, and the archive's answers
-(0504, 0507, 0506) travel back through the hub to the authority's mailbox, schema-valid."""
+(0504, 0507, 0506) travel back through the hub to the authority's mailbox, schema-valid. An
+xdomea 2.4.0 answer its schema refuses (a Hinweis outside the Latin set) is never sent."""
 
 from __future__ import annotations
 
