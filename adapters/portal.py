@@ -52,7 +52,13 @@ from poststelle.adapters.base import AdapterContext, AdapterSettings, Publish
 from poststelle.adapters.errors import PermanentDeliveryError, RetryableDeliveryError
 from poststelle.adapters.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from poststelle.contracts.intake import Admission, IntakeBusy
-from poststelle.contracts.replies import Answer, CannotAnswerError, CaseReply, ForeignCaseError
+from poststelle.contracts.replies import (
+    Answer,
+    AnswerInvalidError,
+    CannotAnswerError,
+    CaseReply,
+    ForeignCaseError,
+)
 
 __all__ = ["MAX_REPLY_BYTES", "PortalAdapter", "PortalSettings", "create_portal_app", "problem"]
 
@@ -305,7 +311,9 @@ def create_portal_app(
             description=(
                 "Answered 202 once the reply is stored; a reply the case's origin cannot be "
                 "answered with (e.g. a decision without the Bescheid document for an XTA "
-                "case) is refused with 422 and the reason."
+                "case) is refused with 422 and the reason, and one whose answer its "
+                "standard's schema refuses (e.g. a character outside xdomea 2.4.0's Latin "
+                "set) with 422, the reason and the schema errors (line, path, message)."
             ),
             openapi_extra={"requestBody": _REPLY_BODY},
             responses={
@@ -338,6 +346,15 @@ def create_portal_app(
                 return problem(403, "Forbidden", str(exc))
             except LookupError as exc:
                 return problem(404, "Unknown case", str(exc))
+            except AnswerInvalidError as exc:
+                # The back end learns what to fix: each finding as the validator said it.
+                return problem(
+                    422,
+                    "Answer invalid",
+                    str(exc),
+                    reason=exc.reason,
+                    errors=[e.as_dict() for e in exc.errors],
+                )
             except CannotAnswerError as exc:
                 return problem(422, "Reply cannot be answered", str(exc))
             except Exception as exc:

@@ -10,6 +10,11 @@ run, each ``fromstring`` + ``XMLSchema.validate`` +
   extracts (header, applicant, 14 business fields, every Anlage reference) — the fair
   measure of what the declarative engine costs.
 
+Then what holding an answer to its schema costs on the reply path: building an XBau 0201 /
+0205 and an xdomea 2.4.0 0504 / 3.0.0 0506 answer, and ``check_answer`` (the same
+validation an arrival gets, at the XSD and, for XBau's release folder, the Schematron
+level) on top, per answer.
+
     .venv/bin/python bench/bench_messages.py [--seconds 3] [--corpus ../shared/corpus]
 """
 
@@ -21,12 +26,28 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
 
+from poststelle.contracts.answers import (
+    AnlageRef,
+    AnsweredMessage,
+    HeaderAuthority,
+    ReplyContent,
+    ReplyEvent,
+    SchriftgutobjektErgebnis,
+    build_answer,
+)
+from poststelle.contracts.answers_xdomea import (
+    XdomeaAnswered,
+    build_xdomea_answer,
+    xdomea_namespace,
+)
 from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.registry import ContractRegistry
+from poststelle.contracts.replies import Answer, check_answer
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = {
@@ -198,6 +219,7 @@ def main() -> None:
                 f"{100 * pipeline_rate / check_rate:.1f} % of the pipeline's time"
             )
         _schematron_rows(Path(args.corpus), inspector, checks, args.seconds)
+        _answer_rows(Path(args.corpus), inspector, args.seconds)
         print("targets: >= 1,500 msg/s per core at 5 KB, ratio >= 0.75")
 
 
@@ -235,6 +257,116 @@ def _schematron_rows(
                 f"{label:<8}schematron pipeline {sch_rate:,.0f} msg/s, ratio "
                 f"{sch_rate / xsd_rate:.2f} of the xsd pipeline "
                 f"(+{1e6 / sch_rate - 1e6 / xsd_rate:,.0f} us/msg for the rules)"
+            )
+
+
+def _xbau_answers() -> dict[str, Callable[[], Answer]]:
+    answered = AnsweredMessage(
+        nachrichten_uuid="3f6c2a9e-8d41-4b7a-9c15-2e7f0b4d9a61",
+        nachrichtentyp="0200",
+        erstellungszeitpunkt=datetime(2026, 3, 10, 9, 0, tzinfo=UTC),
+        author=HeaderAuthority(kennung="bap:010000000001", name="Bauportal"),
+        reader=HeaderAuthority(kennung="bau:010020000000", name="Bauamt Kiel"),
+    )
+    status = ReplyEvent(
+        case_id="case-1",
+        kind="status",
+        answered=answered,
+        antrag_vollstaendig=False,
+        befunde=["Der Lageplan fehlt.", "Die Bauvorlageberechtigung ist nicht belegt."],
+    )
+    decision = ReplyEvent(
+        case_id="case-1",
+        kind="decision",
+        answered=answered,
+        ist_genehmigung=True,
+        begruendung="Das Vorhaben entspricht den Vorschriften.",
+        anlagen=[AnlageRef(bezeichnung="Baugenehmigung", dateiname="bg.pdf", dokumentid="d-1")],
+    )
+    return {
+        "XBau 0201": lambda: _xml(build_answer(status), "baugenehmigung.formellePruefung.0201"),
+        "XBau 0205": lambda: _xml(build_answer(decision), "baugenehmigung.bescheid.0205"),
+    }
+
+
+def _xdomea_answers() -> dict[str, Callable[[], Answer]]:
+    def answered(version: str, code: str) -> XdomeaAnswered:
+        party = {"kennung": "dvdv:archiv", "institution": "Landesarchiv"}
+        return XdomeaAnswered.model_validate(
+            {
+                "version": version,
+                "nachrichtentyp": code,
+                "prozess_id": "242f44e8-bebf-4503-a086-db252c6a4277",
+                "absender": {"kennung": "dvdv:behoerde", "institution": "Behörde"},
+                "empfaenger": party,
+            }
+        )
+
+    receipt = ReplyContent(kind="receipt", information=["Anbietung erhalten."])
+    imported = ReplyContent(
+        kind="decision",
+        schriftgutobjekte=[
+            SchriftgutobjektErgebnis(
+                id=f"cbdbfccc-72e5-44b2-9e71-937e6f4f8c{n:02d}", erfolgreich=True
+            )
+            for n in range(20)
+        ],
+    )
+    return {
+        "xdomea 2.4.0 0504": lambda: _xml(
+            *build_xdomea_answer(answered("2.4.0", "0501"), receipt), xdomea_namespace("2.4.0")
+        ),
+        "xdomea 3.0.0 0506": lambda: _xml(
+            *build_xdomea_answer(answered("3.0.0", "0503"), imported), xdomea_namespace("3.0.0")
+        ),
+    }
+
+
+def _xml(content: bytes, message_type: str, namespace: str = "") -> Answer:
+    return Answer(
+        case_id="case-1",
+        kind="answer",
+        content=content,
+        content_type="application/xml",
+        message_type=message_type,
+        namespace=namespace or None,
+    )
+
+
+def _answer_rows(corpus: Path, xbau_inspector: MessageInspector, seconds: float) -> None:
+    """The reply path's check (``check_answer``): every answer is validated against its
+    contract before it is queued. Build and build + check, per answer, best of rounds."""
+    with tempfile.TemporaryDirectory() as data:
+        data_dir = Path(data)
+        registry = ContractRegistry.for_data_dir(data_dir)
+        registry.add_schema_set(corpus / "xdomea" / "schemes")
+        # The XBau release folder: its answers are held to the Schematron rules as well.
+        registry.add_schema_set(corpus / "xbau-2.6")
+        release = MessageInspector(data_dir)
+        cases = [
+            *((label, build, xbau_inspector) for label, build in _xbau_answers().items()),
+            *((label, build, release) for label, build in _xbau_answers().items()),
+            *((label, build, release) for label, build in _xdomea_answers().items()),
+        ]
+        for label, build, inspector in cases:
+            outcome = check_answer(inspector, build())
+            assert outcome.status == "valid", (label, outcome)
+
+            def checked(
+                build: Callable[[], Answer] = build, inspector: MessageInspector = inspector
+            ) -> object:
+                return check_answer(inspector, build())
+
+            rounds = 5
+            build_rate = checked_rate = 0.0
+            for _ in range(rounds):
+                build_rate = max(build_rate, _rate(build, seconds / rounds))
+                checked_rate = max(checked_rate, _rate(checked, seconds / rounds))
+            build_us, checked_us = 1e6 / build_rate, 1e6 / checked_rate
+            print(
+                f"answer {label:<18} {len(build().content):>6} bytes: build {build_us:,.0f} us, "
+                f"check +{checked_us - build_us:,.0f} us/answer ({outcome.mode}, "
+                f"{100 * (checked_us - build_us) / build_us:.0f} % of building it)"
             )
 
 

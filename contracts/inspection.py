@@ -216,21 +216,7 @@ class MessageInspector:
             ident = self.registry.identify_json(document)
             outcome = ValidationOutcome(status="not-performed", note="JSON has no schema")
         else:
-            document = parse_xml(raw, max_bytes=self.max_bytes)
-            ident = self.registry.identify(document)
-            outcome = self.registry.validate(document, ident, strict=strict, level=level)
-            if outcome.status == "invalid" and require_valid:
-                first = outcome.errors[0] if outcome.errors else None
-                # A Schematron failure is a reason of its own: the structure is valid, a
-                # business rule of the standard is not met.
-                business = outcome.mode == "schematron"
-                raise MessageRejected(
-                    "validate",
-                    "schematron-invalid" if business else "schema-invalid",
-                    f"{len(outcome.errors)} "
-                    f"{'Schematron failure' if business else 'schema error'}(s), first: {first}",
-                    errors=outcome.errors,
-                )
+            document, ident, outcome = self._validated(raw, strict, require_valid, level)
         # An invalid message (kept only for reporting) is not mapped: its facts are untrusted.
         if outcome.status == "invalid":
             mapped = MappedMessage(event={}, applicant=None, fields={})
@@ -253,6 +239,35 @@ class MessageInspector:
             validation=outcome,
             format="json" if is_json else "xml",
         )
+
+    def validate(
+        self, raw: bytes, *, strict: bool = False, level: Level | None = None
+    ) -> tuple[Identification, ValidationOutcome]:
+        """Safe parse, identify and validate an XML message without mapping it: the check
+        ``inspect`` makes, with its verdicts and errors, for a message the hub wrote itself
+        (an answer on the reply path). Raises ``MessageRejected`` like ``inspect``."""
+        _, ident, outcome = self._validated(raw, strict, True, level)
+        return ident, outcome
+
+    def _validated(
+        self, raw: bytes, strict: bool, require_valid: bool, level: Level | None
+    ) -> tuple[etree._Element, Identification, ValidationOutcome]:
+        document = parse_xml(raw, max_bytes=self.max_bytes)
+        ident = self.registry.identify(document)
+        outcome = self.registry.validate(document, ident, strict=strict, level=level)
+        if outcome.status == "invalid" and require_valid:
+            first = outcome.errors[0] if outcome.errors else None
+            # A Schematron failure is a reason of its own: the structure is valid, a
+            # business rule of the standard is not met.
+            business = outcome.mode == "schematron"
+            raise MessageRejected(
+                "validate",
+                "schematron-invalid" if business else "schema-invalid",
+                f"{len(outcome.errors)} "
+                f"{'Schematron failure' if business else 'schema error'}(s), first: {first}",
+                errors=outcome.errors,
+            )
+        return document, ident, outcome
 
     def header_facts(self, raw: bytes) -> InspectedMessage | None:
         """Header facts of an XML message that failed validation: enough to address a

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
+from poststelle.contracts._errors import MessageRejected
 from poststelle.contracts.answers import (
     ANSWER_MESSAGE_TYPES,
     XBAU_NS,
@@ -25,15 +26,19 @@ from poststelle.contracts.answers import (
     ReplyContent,
     ReplyEvent,
 )
+from poststelle.contracts.inspection import MessageInspector
+from poststelle.contracts.validation import SchemaError, ValidationOutcome
 
 __all__ = [
     "CASE_REPLY_SCHEMA_PATH",
     "Answer",
+    "AnswerInvalidError",
     "CannotAnswerError",
     "CaseReply",
     "ForeignCaseError",
     "answered_message",
     "case_reply_json_schema",
+    "check_answer",
     "in_reply_to",
     "reply_event",
 ]
@@ -44,6 +49,17 @@ CASE_REPLY_SCHEMA_PATH = Path(__file__).with_name("case-reply.schema.json")
 class CannotAnswerError(ValueError):
     """The reply cannot become an answer the origin understands (e.g. an XBau 0205 without
     its required Anlage, or a kind the origin's standard cannot express)."""
+
+
+class AnswerInvalidError(CannotAnswerError):
+    """The answer was built but its standard refuses it: the contract's schema (or rules)
+    found ``errors``, so the receiver would refuse it too. ``reason`` is the quarantine
+    reason (``answer-schema-invalid``, ...), ``errors`` the findings with line and path."""
+
+    def __init__(self, reason: str, detail: str, errors: tuple[SchemaError, ...] = ()) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.errors = errors
 
 
 class ForeignCaseError(LookupError):
@@ -163,3 +179,22 @@ class Answer:
             reply_route=json.loads(headers.get("Poststelle-Reply-Route") or "{}"),
             in_reply_to=headers.get("Poststelle-In-Reply-To") or None,
         )
+
+
+def check_answer(inspector: MessageInspector, answer: Answer) -> ValidationOutcome:
+    """Validate an XML answer against its registered contract, as an arrival is validated
+    (same levels, verdicts and errors); a JSON status has no schema. Raises
+    ``AnswerInvalidError`` for an answer the standard refuses, including one whose message
+    type no contract knows or whose schema cannot be compiled: such an answer must not be
+    sent. ``not-performed`` (no schema set registered) lets it pass, as for an arrival."""
+    if "xml" not in answer.content_type:
+        return ValidationOutcome(status="not-performed", note="a JSON status has no schema")
+    try:
+        _, outcome = inspector.validate(answer.content)
+    except MessageRejected as rejected:
+        errors = tuple(e for e in rejected.errors if isinstance(e, SchemaError))
+        detail = (
+            f"the {answer.message_type or 'answer'} the hub built is refused: {rejected.detail}"
+        )
+        raise AnswerInvalidError(f"answer-{rejected.reason}", detail, errors) from rejected
+    return outcome

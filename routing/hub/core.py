@@ -65,7 +65,13 @@ from poststelle.contracts.inspection import (
     attachment_object_name,
     attachment_refs,
 )
-from poststelle.contracts.replies import Answer, answered_message, in_reply_to
+from poststelle.contracts.replies import (
+    Answer,
+    AnswerInvalidError,
+    answered_message,
+    check_answer,
+    in_reply_to,
+)
 from poststelle.contracts.transient import is_transient
 from poststelle.routing.federation.states import federation_subject, state_for_ars
 from poststelle.routing.hub.config import FederationConfig
@@ -624,6 +630,17 @@ class RoutingCore:
             reply_route=route,
             in_reply_to=in_reply_to(route, _header(msg, H_SOURCE_ID)),
         )
+        try:
+            check_answer(self._inspector, answer)
+        except AnswerInvalidError as exc:
+            # Not sent: the sender would refuse it. The arrival is parked already; the trail
+            # says why no 1100 followed.
+            log.warning("rejection answer invalid case_id=%s reason=%s", case_id, exc.reason)
+            return [
+                await self._audit.append_async(
+                    case_id, "answer-refused", kind="rejection", reason=exc.reason, detail=str(exc)
+                )
+            ]
         channel, adapter = safe_token(_header(msg, H_CHANNEL)), safe_token(_header(msg, H_ADAPTER))
         return [
             await self._js.publish_async(

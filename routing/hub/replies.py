@@ -3,8 +3,10 @@
 ``ReplyIntake`` is the one door for replies (HTTP, file drop ``in/``, native publishers go
 straight to ``REPLIES``). ``ReplyRouter`` binds each reply to its case through the ``cases``
 registry, builds the answer in the origin's language (``answer_for``) and queues it for the
-origin's adapter. A reply that cannot become an answer is quarantined by the router; over
-HTTP the intake tries ``answer_for`` first and refuses it synchronously instead. An answer
+origin's adapter. Every XÖV answer is validated against its registered contract before it
+is queued, as an arrival is (``check_answer``): one the standard refuses is never sent. A
+reply that cannot become a valid answer is quarantined by the router; over HTTP the intake
+tries ``answer_for`` first and refuses it synchronously instead. An answer
 that carries the original message (XBau 1100) reads it by the case record's reference
 (``routing.streams.originals``); one whose original is gone cannot be answered.
 """
@@ -39,12 +41,15 @@ from poststelle.contracts.envelope import (
     quarantine_subject,
     safe_token,
 )
+from poststelle.contracts.inspection import MessageInspector
 from poststelle.contracts.replies import (
     Answer,
+    AnswerInvalidError,
     CannotAnswerError,
     CaseReply,
     ForeignCaseError,
     answered_message,
+    check_answer,
     in_reply_to,
     reply_event,
 )
@@ -98,19 +103,26 @@ def _answers_in_xbau(record: dict[str, Any]) -> bool:
 
 
 async def answer_for(
-    case_id: str, record: dict[str, Any], reply: CaseReply, load_original: OriginalLoader
+    case_id: str,
+    record: dict[str, Any],
+    reply: CaseReply,
+    load_original: OriginalLoader,
+    *,
+    inspector: MessageInspector,
 ) -> Answer:
     """The answer to ``reply`` in the language of the case's origin: for a case that came by
     XTA a message of its standard (xdomea 0504/0505/0506/0507, else XBau), XBau for an XBau
     message that came by FIT-Connect, a JSON status otherwise. Raises ``CannotAnswerError``
-    when the reply cannot be expressed there. ``load_original`` is called only for an answer that
-    carries the original message (XBau 1100); a gone original cannot be answered."""
+    when the reply cannot be expressed there, ``AnswerInvalidError`` (one of those) when the
+    built XÖV message fails its contract's validation with ``inspector``. ``load_original``
+    is called only for an answer that carries the original message (XBau 1100); a gone
+    original cannot be answered."""
     origin = record["origin"]
     route = dict(origin.get("reply_route") or {})
     xml = await _xml_answer(case_id, record, reply, load_original)
     if xml is not None:
         content, message_type, namespace = xml
-        return Answer(
+        answer = Answer(
             case_id=case_id,
             kind=reply.kind,
             content=content,
@@ -120,6 +132,8 @@ async def answer_for(
             reply_route=route,
             in_reply_to=in_reply_to(route, origin.get("source_message_id")),
         )
+        check_answer(inspector, answer)
+        return answer
     status = {
         "case_id": case_id,
         "kind": reply.kind,
@@ -172,9 +186,12 @@ async def _original(case_id: str, record: dict[str, Any], load: OriginalLoader) 
 
 
 class ReplyIntake:
-    def __init__(self, js: JetStreamContext, audit: AuditTrail) -> None:
+    def __init__(
+        self, js: JetStreamContext, audit: AuditTrail, inspector: MessageInspector
+    ) -> None:
         self._js = js
         self._audit = audit
+        self._inspector = inspector
         self._load_original = original_loader(js)
 
     async def accept(
@@ -189,7 +206,8 @@ class ReplyIntake:
         """Store the reply in ``REPLIES``; returns its idempotency key.
 
         ``backend`` (tenant, name) is who replies: only the case's own back end may.
-        ``check_answer`` builds the answer first and raises ``CannotAnswerError`` instead of
+        ``check_answer`` builds and validates the answer first and raises
+        ``CannotAnswerError`` (``AnswerInvalidError`` with the schema errors) instead of
         storing a reply the router could only quarantine (for callers who can be told now).
         """
         record = await load_case(self._js, case_id)
@@ -198,7 +216,7 @@ class ReplyIntake:
         if backend is not None and backend != (record["tenant"], record["backend"]):
             raise ForeignCaseError(f"case {case_id!r} is not routed to {'/'.join(backend)}")
         if check_answer:
-            await answer_for(case_id, record, reply, self._load_original)
+            await answer_for(case_id, record, reply, self._load_original, inspector=self._inspector)
         key = reply.idempotency_key()
         # The reply joins its case's trace (the routing span kept in the case record).
         with tracing.span(
@@ -220,10 +238,17 @@ class ReplyIntake:
 
 
 class ReplyRouter:
-    def __init__(self, js: JetStreamContext, audit: AuditTrail, counters: Counters) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        audit: AuditTrail,
+        counters: Counters,
+        inspector: MessageInspector,
+    ) -> None:
         self._js = js
         self._audit = audit
         self._counters = counters
+        self._inspector = inspector
         self._load_original = original_loader(js)
         self._stopping = asyncio.Event()
 
@@ -281,7 +306,12 @@ class ReplyRouter:
             await self._quarantine(msg, case_id, "foreign-case", detail)
             return
         try:
-            answer = await answer_for(case_id, record, reply, self._load_original)
+            answer = await answer_for(
+                case_id, record, reply, self._load_original, inspector=self._inspector
+            )
+        except AnswerInvalidError as exc:
+            await self._quarantine(msg, case_id, exc.reason, str(exc))
+            return
         except CannotAnswerError as exc:
             await self._quarantine(msg, case_id, "cannot-answer", str(exc))
             return

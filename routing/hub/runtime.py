@@ -303,9 +303,15 @@ class Hub:
             claim_check_bytes=self.config.intake.claim_check_bytes,
             admission=self.admission,
         )
-        self.replies = ReplyIntake(self.js, audit)
+        # One inspector for arrivals and answers: each schema compiles once per process, and
+        # an answer is held to the verdicts an arrival gets (docs/adding-a-standard.md).
+        # The parser's size bound is the intake's: what the intake took, the core reads.
+        inspector = MessageInspector(
+            self.config.data_dir, max_bytes=self.config.intake.max_message_bytes
+        )
+        self.replies = ReplyIntake(self.js, audit, inspector)
         if workers:
-            self._start_workers(audit)
+            self._start_workers(audit, inspector)
             # Sources are read only once everything behind them runs.
             for adapter in self.inbound:
                 await adapter.start()
@@ -358,16 +364,13 @@ class Hub:
         self.resolver = TableRouteResolver(self.route_watcher, fallback=self.resolver)
         await self.route_watcher.start()
 
-    def _start_workers(self, audit: AuditTrail) -> None:
+    def _start_workers(self, audit: AuditTrail, inspector: MessageInspector) -> None:
         self.core = RoutingCore(
             self.js,
             self.resolver,
             audit,
             self.counters,
-            # The parser's size bound is the intake's: what the intake took, the core reads.
-            inspector=MessageInspector(
-                self.config.data_dir, max_bytes=self.config.intake.max_message_bytes
-            ),
+            inspector=inspector,
             federation=self.config.federation,
             peer_jetstream=self._peer_jetstream,
             batch_size=self.config.router_batch_size,
@@ -383,7 +386,7 @@ class Hub:
             return
         # Order per case matters from here on (answers reach an origin in the order of the
         # replies), and the recorder must see each advisory once: the primary's alone.
-        self.reply_router = ReplyRouter(self.js, audit, self.counters)
+        self.reply_router = ReplyRouter(self.js, audit, self.counters, inspector)
         self._supervise("reply-router", self.reply_router.run)
         self.dead_letters = DeadLetterRecorder(self.js, audit, self.counters)
         self._supervise(RECORDER_DURABLE, self.dead_letters.run)

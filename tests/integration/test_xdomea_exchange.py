@@ -1,6 +1,7 @@
 """xdomea 3.0.0 Aussonderung end to end on a real nats-server: the corpus's 0501 and 0503 come
 from an authority's XTA mailbox, reach the archive's back end, and the archive's answers
-(0504, 0507, 0506) travel back through the hub to the authority's mailbox, schema-valid."""
+(0504, 0507, 0506) travel back through the hub to the authority's mailbox, schema-valid. An
+xdomea 2.4.0 answer its schema refuses (a Hinweis outside the Latin set) is never sent."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from poststelle.adapters.xta._model import PartyId, XtaMessage
 from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.contracts.events import CaseEvent
 from poststelle.contracts.registry import ContractRegistry
+from poststelle.contracts.replies import CaseReply
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined
@@ -172,3 +174,80 @@ async def test_0503_records_are_confirmed_with_0507_and_0506(
     assert sgo.findtext("x:Erfolgreich", namespaces=NS) == "true"
     assert sgo.findtext("x:Archivkennung", namespaces=NS) == "LATh 5-12/2026"
     assert status["last_reply"]["schriftgutobjekte"][0]["id"] == SGO
+
+
+SERVICE_240 = "urn:xoev-de:xdomea:schema:2.4.0"
+NS_240 = {"x": SERVICE_240}
+# xdomea 2.4.0 types the Kopf's Hinweis as xoev-lc:String.Latin: Cyrillic is outside that set.
+OUTSIDE_LATIN = "Anbietung erhalten, Bearbeiter: Жданов"
+
+
+async def test_240_answer_its_schema_refuses_is_never_sent(
+    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path
+) -> None:
+    schema = etree.XMLSchema(
+        etree.parse(
+            str(
+                corpus_dir
+                / "xdomea"
+                / "schemes"
+                / "xdomea_2.4.0"
+                / "xdomea-Nachrichten-AussonderungDurchfuehren.xsd"
+            )
+        )
+    )
+    offer = (
+        corpus_dir
+        / "xdomea"
+        / "messages"
+        / "xdomea_2.4.0"
+        / "xx_Aussonderung.Anbieteverzeichnis.0501.xml"
+    ).read_bytes()
+    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
+        sim.create_mailbox(HUB.value)
+        sim.offer(BEHOERDE.value, SERVICE_240)
+        xta_id = sim.put(HUB.value, offer, author=BEHOERDE, service=SERVICE_240)
+        config = _config(hub_config, receiver, sim, corpus_dir)
+        async with Hub(config) as hub, httpx.AsyncClient(base_url=hub.http_url) as http:
+            event = await _case_of(receiver, "Aussonderung.Anbieteverzeichnis.0501")
+            case_id = event.data.case_id
+            bad = {"kind": "receipt", "information": [OUTSIDE_LATIN], "reply_id": "bad"}
+            refused = await http.post(f"/v1/cases/{case_id}/events", json=bad)
+            # A back end that publishes to REPLIES itself cannot be told: the reply is parked.
+            await hub.js.publish(
+                "reply.landesarchiv.archiv.receipt",
+                CaseReply.model_validate(bad).model_dump_json().encode(),
+                headers={"Poststelle-Case-Id": case_id},
+            )
+            [parked] = await eventually(lambda: list_quarantined(hub.js))
+            state_after_refusal = (await http.get(f"/v1/cases/{case_id}")).json()["state"]
+            good = {"kind": "receipt", "information": ["Anbietung erhalten."], "reply_id": "ok"}
+            accepted = await http.post(f"/v1/cases/{case_id}/events", json=good)
+            [answer] = await eventually(lambda: _answers(sim, ".0504"), within=30)
+            await eventually(lambda: _state(http, case_id, "acknowledged"))
+            assert hub.audit is not None
+            trail = [entry.hop for entry in await hub.audit.read(case_id)]
+
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["reason"] == "answer-schema-invalid"
+    assert "Aussonderung.AnbietungEmpfangBestaetigen.0504" in problem["detail"]
+    [error] = problem["errors"]
+    assert "Hinweis" in error["message"] and "pattern" in error["message"]
+    assert isinstance(error["line"], int) and error["line"] > 1
+    assert "Hinweis" in error["path"]
+    assert (parked.step, parked.reason, parked.case_id) == (
+        "reply",
+        "answer-schema-invalid",
+        case_id,
+    )
+    assert "Hinweis" in parked.detail and f"line {error['line']}" in parked.detail
+    assert state_after_refusal == "delivered"  # not answered: still where delivery left it
+    assert "reply-quarantined" in trail
+    # Only the valid answer reached the authority, valid against the published 2.4.0 schema.
+    assert accepted.status_code == 202, accepted.text
+    root = etree.fromstring(answer.content)
+    assert schema.validate(root), schema.error_log
+    assert root.findtext("x:Kopf/x:Hinweis", namespaces=NS_240) == "Anbietung erhalten."
+    assert answer.metadata.reader.value == BEHOERDE.value
+    assert xta_id in answer.metadata.in_reply_to
