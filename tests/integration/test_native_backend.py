@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import nats
 
 from poststelle.contracts.events import CaseEvent
 from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.stats import collect_stats
 from poststelle.routing.streams.topology import CASES
+from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 
 
@@ -24,6 +28,11 @@ async def test_native_backend_pulls_its_own_consumer(hub_config: HubConfig) -> N
             "/v1/submissions", content=body, headers={"Content-Type": "application/xml"}
         )
 
+        # Delivered once JetStream stored it under the back end's subject; not pulled yet.
+        balance = await eventually(lambda: _delivered(hub, 1))
+        assert (balance["native_backlog"], balance["delivering"]) == (1, 0)
+        assert balance["delivered_by_backend"] == {"case_stadt-kiel_dms": 1}
+
         fachverfahren = await nats.connect(hub.nats_url)
         try:
             js = fachverfahren.jetstream()
@@ -35,7 +44,14 @@ async def test_native_backend_pulls_its_own_consumer(hub_config: HubConfig) -> N
             info = await js.consumer_info(CASES, "case_stadt-kiel_dms")
         finally:
             await fachverfahren.close()
+        after = (await collect_stats(hub.js))["conservation"]
     assert event.data.nachrichten_uuid == nachrichten_uuid
     assert (event.data.tenant, event.data.backend) == ("stadt-kiel", "dms")
     assert info.config.filter_subject == "case.stadt-kiel.dms.>"
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
+    assert (after["delivered"], after["native_backlog"], after["unaccounted"]) == (1, 0, 0)
+
+
+async def _delivered(hub: Hub, count: int) -> dict[str, Any] | None:
+    balance: dict[str, Any] = (await collect_stats(hub.js))["conservation"]
+    return balance if balance["delivered"] == count and balance["in_flight"] == 0 else None
