@@ -133,7 +133,9 @@ async def test_balance_is_exact_after_replays_duplicates_and_an_interrupted_repl
         code, out, _ = await asyncio.to_thread(run_cli, config, "stats")
         assert code == 0, out
         assert "received 7 = routed 5 + quarantined 2" in out
-        assert "(unaccounted 0;" in out
+        assert "+ in flight 0 + forwarded to peer states 0   (unaccounted 0;" in out
+        assert "routed 5: delivered 5 + being delivered 0 + dead-lettered by back ends 0" in out
+        assert "federation: arrived from peers 0 (none, part of received); forwarded none" in out
         assert "replays (not arrivals): 1 into CASES, 6 into INBOX" in out
         code, out, _ = await asyncio.to_thread(run_cli, config, "stats", "--json")
         assert json.loads(out)["conservation"] == report["conservation"]
