@@ -53,6 +53,7 @@ from __future__ import annotations
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
 from poststelle.contracts.envelope import dlq_subject
@@ -136,20 +137,20 @@ def _on_subject(counts: dict[str, int], filter_subject: str) -> int:
     return total
 
 
-async def _deliveries(js: JetStreamContext, replayed: dict[str, int]) -> dict[str, Any]:
-    """``delivered``, ``delivering``, dead letters and native backlogs of the back ends."""
-    try:
-        infos = await js.consumers_info(CASES)
-    except NotFoundError:
-        infos = []
+async def _deliveries(
+    js: JetStreamContext, infos: list[ConsumerInfo], replayed: dict[str, int]
+) -> dict[str, Any]:
+    """``delivered``, ``delivering``, dead letters and native backlogs of the back ends,
+    from their consumers on ``CASES`` (``infos``) and two subject counts."""
     events = await _subjects(js, CASES, "case.>")
+    letters = await _subjects(js, DLQ, "dlq.>")
     per_backend: dict[str, int] = {}
     delivering = dead = native_backlog = 0
     for info in infos:
         if not info.name.startswith(_BACKEND_CONSUMER_PREFIX) or not info.config.filter_subject:
             continue
         backlog = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
-        parked = await _messages(js, DLQ, dlq_subject(info.name))
+        parked = letters.get(dlq_subject(info.name), 0)
         native = (info.config.metadata or {}).get(BACKEND_CONSUMED_BY) == "backend"
         if native:
             native_backlog += backlog
@@ -185,11 +186,14 @@ async def collect_stats(js: JetStreamContext) -> dict[str, Any]:
     ledger = await _subjects(js, REPLAYS, "replays.>")
     replayed = _replays_into(ledger)
     consumers: dict[str, dict[str, int]] = {}
+    backend_consumers: list[ConsumerInfo] = []
     for stream in (INBOX, CASES, REPLIES, OUTBOX):
         try:
             infos = await js.consumers_info(stream)
         except NotFoundError:
             continue
+        if stream == CASES:
+            backend_consumers = infos
         for info in infos:
             consumers[info.name] = {
                 "stream_pending": int(info.num_pending or 0),
@@ -202,7 +206,7 @@ async def collect_stats(js: JetStreamContext) -> dict[str, Any]:
     routed = streams[CASES] - replayed.get(CASES, 0)
     quarantined = streams[QUARANTINE] - reply_quarantined
     forwarded = sum(forwarded_to.values())
-    deliveries = await _deliveries(js, _replays_to(ledger, CASES))
+    deliveries = await _deliveries(js, backend_consumers, _replays_to(ledger, CASES))
     return {
         "streams": streams,
         "consumers": consumers,
