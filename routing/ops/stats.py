@@ -28,13 +28,13 @@ so its events count as delivered from then; what it has not pulled yet is ``nati
 
 Replays are not arrivals. A replay publishes a parked record again (a quarantine record
 into ``INBOX``, a dead letter to its original subject, e.g. ``CASES``), writes an entry to
-the ``REPLAYS`` ledger (``replays.<from>.<to>.<subject>``, same dedupe id as the replayed message)
-and only then deletes the record. So the numbers are derived from the streams alone, by
+the ``REPLAYS`` ledger (``replays.<from>.<to>.<subject>``, same dedupe id as the replayed
+message) and only then deletes the record. So the numbers are derived from the streams alone, by
 any process, after any crash:
 
     received = INBOX messages - replays into INBOX
     routed   = CASES messages - replays into CASES
-    delivered = (per back end: its events - backlog - its DLQ records) - replays into CASES
+    delivered = per back end: its events - backlog - its DLQ records - its replayed dead letters
 
 A replay interrupted after its publish leaves its record parked while the copy is routed
 or parked again: until the same replay runs again (the dedupe ids make that a no-op that
@@ -59,6 +59,7 @@ from nats.js.errors import NotFoundError
 from poststelle.contracts.envelope import dlq_subject
 from poststelle.routing.streams.topology import (
     BACKEND_CONSUMED_BY,
+    BACKEND_CONSUMER_PREFIX,
     CASES,
     DLQ,
     FEDERATION,
@@ -72,8 +73,6 @@ from poststelle.routing.streams.topology import (
 )
 
 __all__ = ["collect_stats"]
-
-_BACKEND_CONSUMER_PREFIX = "case_"
 
 
 async def _messages(js: JetStreamContext, stream: str, subject: str | None = None) -> int:
@@ -147,7 +146,7 @@ async def _deliveries(
     per_backend: dict[str, int] = {}
     delivering = dead = native_backlog = 0
     for info in infos:
-        if not info.name.startswith(_BACKEND_CONSUMER_PREFIX) or not info.config.filter_subject:
+        if not info.name.startswith(BACKEND_CONSUMER_PREFIX) or not info.config.filter_subject:
             continue
         backlog = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
         parked = letters.get(dlq_subject(info.name), 0)

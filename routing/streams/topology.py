@@ -29,6 +29,7 @@ __all__ = [
     "ATTACHMENTS_BUCKET",
     "AUDIT",
     "BACKEND_CONSUMED_BY",
+    "BACKEND_CONSUMER_PREFIX",
     "CASES",
     "CASES_BUCKET",
     "DEAD_LETTER_SOURCES",
@@ -71,6 +72,8 @@ FEDERATION_ARRIVALS = "inbox.federation.>"
 # Metadata key of a back end's CASES consumer saying who consumes it: ``hub`` (a delivery
 # worker) or ``backend`` (a native NATS back end, with its own credentials). ``stats`` reads it.
 BACKEND_CONSUMED_BY = "poststelle_consumed_by"
+# A back end's durable consumer on CASES is ``case_<tenant>_<backend>``.
+BACKEND_CONSUMER_PREFIX = "case_"
 # Streams whose consumers' exhausted deliveries become DLQ records.
 DEAD_LETTER_SOURCES = (INBOX, CASES, REPLIES, OUTBOX)
 # The routing core's durable consumer on INBOX; ``stats`` reads its backlog as "in flight".
