@@ -1,4 +1,5 @@
-"""``poststelle stats``: received = routed + parked + in flight, from the streams alone."""
+"""``poststelle stats``: received = routed + forwarded + parked + in flight, and what was
+routed delivered or on its way, from the streams alone."""
 
 from __future__ import annotations
 
@@ -23,7 +24,19 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         print(
             "received {received} = routed {routed} + quarantined {quarantined}"
             " + dead-lettered by the router {router_dead_lettered} + in flight {in_flight}"
+            " + forwarded to peer states {forwarded}"
             "   (unaccounted {unaccounted}; dead-lettered in all {dead_lettered})".format(**balance)
+        )
+        print(
+            "  routed {routed}: delivered {delivered} + being delivered {delivering}"
+            " + dead-lettered by back ends {delivery_dead_lettered}"
+            "   (native back ends have yet to pull {native_backlog})".format(**balance)
+        )
+        peers = ", ".join(f"{n} from {peer}" for peer, n in balance["arrived_from"].items())
+        targets = ", ".join(f"{n} to {peer}" for peer, n in balance["forwarded_to"].items())
+        print(
+            f"  federation: arrived from peers {balance['arrived_from_peers']}"
+            f" ({peers or 'none'}, part of received); forwarded {targets or 'none'}"
         )
         replays = ", ".join(f"{n} into {name}" for name, n in balance["replayed"].items())
         print(f"  replays (not arrivals): {replays or 'none'}")
@@ -41,7 +54,9 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     stats = subparsers.add_parser(
-        "stats", help="stream counts and consumer backlogs: received = routed + parked + in flight"
+        "stats",
+        help="stream counts and consumer backlogs: received = routed + forwarded + parked"
+        " + in flight",
     )
     add_common_options(stats)
     stats.add_argument("--json", action="store_true")

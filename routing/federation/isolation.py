@@ -36,6 +36,7 @@ from typing import Any
 import nkeys
 
 from poststelle.routing.federation.states import HUB_LOCAL_SUBJECTS, STATE_PREFIXES
+from poststelle.routing.streams.topology import BACKEND_CONSUMER_PREFIX
 from poststelle.routing.table.rules import RouteTable, Tenant
 
 __all__ = [
@@ -59,7 +60,7 @@ HUB_USER = "hub"
 
 def backend_consumer_name(tenant: str, backend: str) -> str:
     """The durable consumer of one back end; ``_`` cannot occur in slugs, so it is unambiguous."""
-    return f"case_{tenant}_{backend}"
+    return f"{BACKEND_CONSUMER_PREFIX}{tenant}_{backend}"
 
 
 def tenant_inbox_prefix(tenant: str) -> str:

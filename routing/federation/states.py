@@ -41,6 +41,7 @@ from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from poststelle.contracts.envelope import H_ORIGIN_STATE
+from poststelle.routing.streams.topology import FEDERATION, FEDERATION_ARRIVALS
 from poststelle.routing.table.rules import RouteTable, RouteTableError, validate_ars_prefix
 from poststelle.routing.table.store import ROUTES_BUCKET, RouteTableStore
 
@@ -61,7 +62,7 @@ __all__ = [
     "state_for_ars",
 ]
 
-FEDERATION_STREAM = "FEDERATION"
+FEDERATION_STREAM = FEDERATION
 INBOX_STREAM = "INBOX"
 # Kept until every peer sourced it, with room for a long outage of the link.
 FEDERATION_MAX_AGE = 14 * 24 * 3600.0
@@ -212,7 +213,8 @@ def inbox_sources(local: str, peers: Iterable[str]) -> list[StreamSource]:
             external=ExternalStream(api=f"$JS.{_state(peer)}.API"),
             subject_transforms=[
                 SubjectTransform(
-                    src=federation_subject(local, peer), dest=f"inbox.federation.{peer}"
+                    src=federation_subject(local, peer),
+                    dest=FEDERATION_ARRIVALS.replace(">", peer),
                 )
             ],
         )

@@ -57,7 +57,12 @@ from poststelle.routing.ops import tracing
 from poststelle.routing.ops.audit import AuditTrail
 from poststelle.routing.ops.dlq import publish_dead_letter
 from poststelle.routing.ops.metrics import Counters
-from poststelle.routing.streams.topology import CASES, DELIVERED_BUCKET, OUTBOX
+from poststelle.routing.streams.topology import (
+    BACKEND_CONSUMED_BY,
+    CASES,
+    DELIVERED_BUCKET,
+    OUTBOX,
+)
 
 __all__ = [
     "AnswerWorker",
@@ -107,13 +112,16 @@ def retry_delay(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float
     return float(min(cap, base * 2 ** max(0, attempt - 1)))
 
 
-def durable_consumer_config(max_deliver: int) -> ConsumerConfig:
+def durable_consumer_config(max_deliver: int, *, consumed_by: str = "hub") -> ConsumerConfig:
+    """``consumed_by`` goes into the consumer's metadata: ``stats`` counts a native back
+    end's events as delivered once stored (``ops/stats.py``), a hub-run one's once acked."""
     return ConsumerConfig(
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=60.0,
         max_deliver=max_deliver,
         max_ack_pending=1000,
+        metadata={BACKEND_CONSUMED_BY: consumed_by},
     )
 
 
@@ -125,9 +133,11 @@ async def ensure_backend_consumer(
     js: JetStreamContext, tenant: str, backend: str, max_deliver: int
 ) -> str:
     """The durable consumer a native back end pulls from with its own credentials (which
-    may not create consumers: ``poststelle nats-config`` grants pull and ack only)."""
+    may not create consumers: ``poststelle nats-config`` grants pull and ack only). Its
+    metadata marks it as consumed by the back end: the hub's part of a delivery ends when
+    JetStream stored the event under the back end's subject."""
     durable = consumer_name(tenant, backend)
-    config = durable_consumer_config(max_deliver)
+    config = durable_consumer_config(max_deliver, consumed_by="backend")
     config.durable_name = durable
     config.filter_subject = backend_subject(tenant, backend)
     await js.add_consumer(CASES, config)

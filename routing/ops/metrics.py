@@ -300,11 +300,44 @@ def broker_exposition(
         dead.add_metric([], balance["dead_lettered"])
         unaccounted = _gauge(
             "poststelle_unaccounted_messages",
-            "received - routed - quarantined - router dead letters - in flight: 0 when every "
-            "arrival is accounted for",
+            "received - routed - forwarded - quarantined - router dead letters - in flight: "
+            "0 when every arrival is accounted for",
         )
         unaccounted.add_metric([], balance["unaccounted"])
+        forwarded = _gauge(
+            "poststelle_forwarded_messages",
+            "Arrivals forwarded to a peer state's hub (FEDERATION), per peer",
+            ["peer"],
+        )
+        for peer, count in balance["forwarded_to"].items():
+            forwarded.add_metric([peer], count)
+        arrived = _gauge(
+            "poststelle_arrived_from_peers_messages",
+            "Arrivals a peer state's hub forwarded here (part of received), per peer",
+            ["peer"],
+        )
+        for peer, count in balance["arrived_from"].items():
+            arrived.add_metric([peer], count)
+        delivered = _gauge(
+            "poststelle_delivered_messages",
+            "Routed events a back end has (acked by its consumer; a native NATS back end's "
+            "once stored under its subject), per back end consumer",
+            ["consumer"],
+        )
+        for consumer, count in balance["delivered_by_backend"].items():
+            delivered.add_metric([consumer], count)
+        delivering = _gauge(
+            "poststelle_delivering_messages",
+            "Routed events on their way to hub-run back ends (pending or unacknowledged)",
+        )
+        delivering.add_metric([], balance["delivering"])
+        native_backlog = _gauge(
+            "poststelle_native_backlog_messages",
+            "Events native NATS back ends have not pulled and acked yet",
+        )
+        native_backlog.add_metric([], balance["native_backlog"])
         families += [streams, pending, ack_pending, redelivered, quarantined, dead, unaccounted]
+        families += [forwarded, arrived, delivered, delivering, native_backlog]
     if route_table is not None:
         rules = _gauge("poststelle_route_table_rules", "Rules in the table this process routes on")
         rules.add_metric([], route_table.get("rules") or 0)

@@ -28,6 +28,8 @@ __all__ = [
     "ADVISORIES",
     "ATTACHMENTS_BUCKET",
     "AUDIT",
+    "BACKEND_CONSUMED_BY",
+    "BACKEND_CONSUMER_PREFIX",
     "CASES",
     "CASES_BUCKET",
     "CONSOLE_LOGINS_BUCKET",
@@ -37,6 +39,8 @@ __all__ = [
     "DELIVERED_BUCKET",
     "DELIVERED_TTL",
     "DLQ",
+    "FEDERATION",
+    "FEDERATION_ARRIVALS",
     "INBOX",
     "OUTBOX",
     "QUARANTINE",
@@ -64,6 +68,15 @@ DLQ = "DLQ"
 AUDIT = "AUDIT"
 ADVISORIES = "ADVISORIES"
 REPLAYS = "REPLAYS"
+# Cases waiting for a peer state's hub to source them (``federation/states.py``), and the
+# INBOX subjects the peer stores them under (``inbox.federation.<origin state>``).
+FEDERATION = "FEDERATION"
+FEDERATION_ARRIVALS = "inbox.federation.>"
+# Metadata key of a back end's CASES consumer saying who consumes it: ``hub`` (a delivery
+# worker) or ``backend`` (a native NATS back end, with its own credentials). ``stats`` reads it.
+BACKEND_CONSUMED_BY = "poststelle_consumed_by"
+# A back end's durable consumer on CASES is ``case_<tenant>_<backend>``.
+BACKEND_CONSUMER_PREFIX = "case_"
 # Streams whose consumers' exhausted deliveries become DLQ records.
 DEAD_LETTER_SOURCES = (INBOX, CASES, REPLIES, OUTBOX)
 # The routing core's durable consumer on INBOX; ``stats`` reads its backlog as "in flight".
@@ -122,7 +135,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(OUTBOX, ("outbox.>",), 30 * DAY, DAY, description="answers to origins"),
     StreamSpec(QUARANTINE, ("quarantine.>",), 365 * DAY, DAY, description="parked + reason"),
     StreamSpec(DLQ, ("dlq.>",), 365 * DAY, DAY, description="exhausted deliveries"),
-    # One entry per replayed record, ``replays.<from stream>.<to stream>``: what lets the
+    # One entry per replayed record, ``replays.<from>.<to stream>.<subject>``: what lets the
     # balance tell replays from arrivals. Kept as long as the records replays come from.
     StreamSpec(REPLAYS, ("replays.>",), 365 * DAY, DAY, description="replayed parked records"),
     StreamSpec(AUDIT, ("audit.>",), 365 * DAY, 2 * 60.0, description="case hops"),
@@ -150,7 +163,11 @@ def stream_of_subject(subject: str) -> str:
 
 
 def replay_ledger_subject(source_stream: str, target_subject: str) -> str:
-    return f"replays.{source_stream}.{stream_of_subject(target_subject) or 'OTHER'}"
+    """``replays.<from stream>.<to stream>.<target subject>``: the target subject lets the
+    balance tell which back end a dead letter replayed into ``CASES`` went to (entries
+    written before it end after the target stream and count for no back end)."""
+    target = stream_of_subject(target_subject) or "OTHER"
+    return f"replays.{source_stream}.{target}.{target_subject}"
 
 
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig, update: bool) -> None:

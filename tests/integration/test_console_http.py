@@ -647,3 +647,24 @@ async def test_the_overview_shows_a_federation_peer_that_is_not_there(
         overview = await client.get("/")
         row = overview.text.split("Federation peer hh")[1].split("</tr>")[0]
         assert "down" in row and "never" in row
+
+
+async def test_the_overview_shows_the_delivered_and_forwarded_terms(
+    hub: Hub, tmp_path: Path
+) -> None:
+    await import_table(hub, tmp_path, KIEL_ONLY)
+    async with httpx.AsyncClient(base_url=hub.http_url) as intake:
+        for _ in range(2):
+            answer = await intake.post("/v1/submissions", content=xbau_antrag()[0], headers=XML)
+            assert answer.status_code == 202, answer.text
+    async with console(hub) as client:
+        await log_in(client, "rudi", PASSWORDS["rudi"])
+
+        async def settled() -> str | None:
+            page = (await client.get("/overview/live", headers={"HX-Request": "true"})).text
+            return page if '<b id="delivered">2</b>' in page else None
+
+        page = await eventually(settled)
+    assert '<b id="routed">2</b>' in page and '<b id="forwarded">0</b>' in page
+    assert '<b id="delivering">0</b>' in page and '<b id="arrived-from-peers">0</b>' in page
+    assert 'id="balance-state">balanced' in page

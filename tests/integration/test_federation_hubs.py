@@ -15,6 +15,7 @@ from poststelle.contracts.events import CaseEvent
 from poststelle.routing.federation.isolation import HUB_USER, generate_auth_config, leaf_user
 from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.runtime import Hub
+from poststelle.routing.ops.stats import collect_stats
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag, xbau_antrag_with_files
 from tests.routing.helpers import table
@@ -81,6 +82,40 @@ async def test_case_for_another_state_travels_to_its_hub(hubs: tuple[Hub, Hub]) 
 async def _peer_health(hub: Hub, peer: str) -> dict[str, object] | None:
     report = (await hub.health())["federation"]["peers"][peer]
     return report if report["ok"] else None
+
+
+async def _balance(hub: Hub, **expected: int) -> dict[str, object] | None:
+    balance: dict[str, object] = (await collect_stats(hub.js))["conservation"]
+    return balance if all(balance[key] == value for key, value in expected.items()) else None
+
+
+async def test_each_hubs_balance_closes_with_forwarded_and_arrived_cases(
+    hubs: tuple[Hub, Hub],
+) -> None:
+    """Kiel forwards N cases to Bayern: on Kiel's books they are forwarded (not in flight
+    forever), on Bayern's they are arrivals from a peer and delivered."""
+    sh, by = hubs
+    cases = 4
+    async with httpx.AsyncClient(base_url=sh.http_url) as http:
+        for _ in range(cases):
+            body, _ = xbau_antrag()
+            answer = await http.post("/v1/submissions", content=_in_muenchen(body), headers=XML)
+            assert answer.status_code == 202
+    await eventually(lambda: len(_delivered(by)) == cases, within=30)
+    kiel = await eventually(lambda: _balance(sh, forwarded=cases, in_flight=0))
+    assert kiel is not None
+    assert (kiel["received"], kiel["routed"], kiel["unaccounted"]) == (cases, 0, 0)
+    assert kiel["forwarded_to"] == {"by": cases}
+    assert (kiel["arrived_from_peers"], kiel["delivered"]) == (0, 0)
+    bayern = await eventually(lambda: _balance(by, delivered=cases, delivering=0))
+    assert bayern is not None
+    assert (bayern["received"], bayern["arrived_from_peers"], bayern["routed"]) == (
+        cases,
+        cases,
+        cases,
+    )
+    assert bayern["arrived_from"] == {"sh": cases}
+    assert (bayern["forwarded"], bayern["in_flight"], bayern["unaccounted"]) == (0, 0, 0)
 
 
 async def test_cases_wait_out_an_outage_of_the_peer(tmp_path: Path) -> None:

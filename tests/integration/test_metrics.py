@@ -63,7 +63,9 @@ async def test_counters_and_histograms_move_during_traffic(
     async def settled() -> str | None:
         text = await scrape(http)
         delivered = value(text, "poststelle_deliveries_total", outcome="delivered")
-        return text if delivered >= 5 else None
+        # The broker's side: the back end's consumer has the acks (they go unawaited).
+        stored = value(text, "poststelle_delivered_messages")
+        return text if (delivered, stored) == (5, 5) else None
 
     text = await eventually(settled)
     assert (
@@ -88,6 +90,13 @@ async def test_counters_and_histograms_move_during_traffic(
     assert value(text, "poststelle_quarantined_messages") == 1
     assert value(text, "poststelle_dead_letters") == 0
     assert value(text, "poststelle_unaccounted_messages") == 0
+    assert value(text, "poststelle_delivered_messages", consumer=consumer) == 5
+    assert value(text, "poststelle_delivering_messages") == 0
+    assert value(text, "poststelle_native_backlog_messages") == 0
+    # Federation terms: families without series on a hub with no peers.
+    families = {family.name for family in text_string_to_metric_families(text)}
+    assert {"poststelle_forwarded_messages", "poststelle_arrived_from_peers_messages"} <= families
+    assert value(text, "poststelle_forwarded_messages") == 0
     assert ("poststelle_consumer_pending", frozenset({("consumer", consumer)})) in samples(text)
     assert value(text, "poststelle_route_table_rules") >= 1
 

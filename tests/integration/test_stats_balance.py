@@ -40,6 +40,12 @@ async def _settled(hub: Hub, routed: int, quarantined: int) -> dict[str, Any] | 
     return balance if done else None
 
 
+async def _all_delivered(hub: Hub, delivered: int) -> dict[str, Any] | None:
+    report = await collect_stats(hub.js)
+    balance = report["conservation"]
+    return report if (balance["delivered"], balance["delivering"]) == (delivered, 0) else None
+
+
 async def test_balance_is_exact_after_replays_duplicates_and_an_interrupted_replay(
     hub_config: HubConfig, tmp_path: Path
 ) -> None:
@@ -98,7 +104,7 @@ async def test_balance_is_exact_after_replays_duplicates_and_an_interrupted_repl
         [letter] = await list_dead_letters(hub.js)
         assert (await replay_dead_letters(hub.js, sequences=[letter.sequence])).replayed
 
-        report = await collect_stats(hub.js)
+        report = await eventually(lambda: _all_delivered(hub, 5))
         assert report["conservation"] == {
             "received": 7,
             "routed": 5,
@@ -108,6 +114,16 @@ async def test_balance_is_exact_after_replays_duplicates_and_an_interrupted_repl
             "unaccounted": 0,
             "dead_lettered": 0,
             "replayed": {"CASES": 1, "INBOX": 6},
+            "forwarded": 0,
+            "forwarded_to": {},
+            "arrived_from_peers": 0,
+            "arrived_from": {},
+            # The replayed dead letter went to a subject no back end consumes: no delivery.
+            "delivered": 5,
+            "delivering": 0,
+            "delivery_dead_lettered": 0,
+            "native_backlog": 0,
+            "delivered_by_backend": {"case_kiel_bauakte": 2, "case_luebeck_bauakte": 3},
         }
         streams = report["streams"]
         assert streams["INBOX"] == 7 + 6
@@ -117,7 +133,40 @@ async def test_balance_is_exact_after_replays_duplicates_and_an_interrupted_repl
         code, out, _ = await asyncio.to_thread(run_cli, config, "stats")
         assert code == 0, out
         assert "received 7 = routed 5 + quarantined 2" in out
-        assert "(unaccounted 0;" in out
+        assert "+ in flight 0 + forwarded to peer states 0   (unaccounted 0;" in out
+        assert "routed 5: delivered 5 + being delivered 0 + dead-lettered by back ends 0" in out
+        assert "federation: arrived from peers 0 (none, part of received); forwarded none" in out
         assert "replays (not arrivals): 1 into CASES, 6 into INBOX" in out
         code, out, _ = await asyncio.to_thread(run_cli, config, "stats", "--json")
         assert json.loads(out)["conservation"] == report["conservation"]
+
+
+async def test_a_dead_letter_replayed_to_its_back_end_is_no_second_delivery(hub: Hub) -> None:
+    """A back end's dead letter stays in CASES (terminated) and its replay is a second copy
+    there: the balance subtracts both from that back end's deliveries."""
+    async with httpx.AsyncClient(base_url=hub.http_url) as http:
+        for _ in range(2):
+            body = xbau_antrag()[0]
+            assert (await http.post("/v1/submissions", content=body, headers=XML)).is_success
+    [worker] = hub.workers
+    # An event the worker cannot read: dead-lettered at once, replayed, dead-lettered again.
+    subject = worker._subject.replace(">", "antrag")
+    await hub.js.publish(subject, b'{"not": "an event"}', headers={H_MSG_ID: "broken:1"})
+    [letter] = await eventually(lambda: list_dead_letters(hub.js, consumer=worker.durable))
+    balance = await eventually(lambda: _deliveries(hub, delivered=2, delivery_dead_lettered=1))
+    assert balance["routed"] == 3  # the bad event came in through CASES, not the router
+    assert (await replay_dead_letters(hub.js, sequences=[letter.sequence])).replayed
+    await eventually(lambda: _letter_again(hub, worker.durable, letter.sequence))
+    balance = await eventually(lambda: _deliveries(hub, delivered=2, delivery_dead_lettered=1))
+    assert balance["delivered_by_backend"] == {worker.durable: 2}
+    assert (balance["replayed"], balance["delivering"]) == ({"CASES": 1}, 0)
+
+
+async def _letter_again(hub: Hub, consumer: str, first: int) -> bool:
+    letters = await list_dead_letters(hub.js, consumer=consumer)
+    return [letter.sequence != first for letter in letters] == [True]
+
+
+async def _deliveries(hub: Hub, **expected: int) -> dict[str, Any] | None:
+    balance: dict[str, Any] = (await collect_stats(hub.js))["conservation"]
+    return balance if all(balance[key] == n for key, n in expected.items()) else None
