@@ -28,7 +28,9 @@ async def test_publish_before_close(simulator: XtaSimulator, xta_dir: Path) -> N
     ids = [simulator.put(HUB.value, f"<m{i}/>".encode(), author=AMT) for i in range(2)]
     published: list[tuple[bytes, str, dict[str, Any]]] = []
 
-    async def publish_raw(body: bytes, source_id: str, metadata: dict[str, Any]) -> None:
+    async def publish_raw(
+        body: bytes, source_id: str, metadata: dict[str, Any], attachments: Any
+    ) -> None:
         # Still in the mailbox while the hub stores it: close has not happened yet.
         assert source_id in [m.metadata.message_id for m in simulator.mailbox(HUB.value)]
         published.append((body, source_id, metadata))
@@ -47,7 +49,9 @@ async def test_failed_publish_leaves_message_in_mailbox(
 ) -> None:
     message_id = simulator.put(HUB.value, b"<m/>")
 
-    async def publish_raw(body: bytes, source_id: str, metadata: dict[str, Any]) -> None:
+    async def publish_raw(
+        body: bytes, source_id: str, metadata: dict[str, Any], attachments: Any
+    ) -> None:
         raise RuntimeError("JetStream unavailable")
 
     adapter = XtaInboundAdapter(_config(simulator, xta_dir), publish_raw)
