@@ -359,6 +359,8 @@ class RoutingCore:
         if not _header(msg, H_ATTACHMENTS):
             return
         files = _claim_checked_by_intake(msg)
+        if not files:
+            return  # the body alone is checked where it is loaded
         attached = sum(ref.size or 0 for ref in files)
         size = body_ref.size if body_ref is not None else len(msg.data)
         limit = self._inspector.max_bytes
