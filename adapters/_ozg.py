@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,12 +33,16 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from poststelle.adapters._access import portal_headers
+from poststelle.adapters._attachments import (
+    InboundFile,
+    StoreAttachment,
+    attachments_header,
+    claim_check,
+)
 from poststelle.adapters._names import safe_file_name
 from poststelle.adapters._problem import not_stored, problem, problem_response_doc
 from poststelle.adapters.base import Publish
-from poststelle.contracts.envelope import H_ATTACHMENTS
 from poststelle.contracts.events import AttachmentRef
-from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
 from poststelle.contracts.intake import DEFAULT_MAX_ATTACHMENTS
 from poststelle.contracts.message_identity import issued_by
 
@@ -64,8 +68,6 @@ STATUS_NEW = "NEU"
 _TRANSACTION_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
 # Crockford's base32: no I, L, O, U, so a number read over the phone is not misheard.
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-StoreAttachment = Callable[[str, bytes], Awaitable[None]]
 
 
 class Vorgang(BaseModel):
@@ -98,18 +100,10 @@ class _Refused(Exception):
 
 
 @dataclass(frozen=True)
-class _FilePart:
-    role: str
-    name: str
-    media_type: str
-    content: bytes
-
-
-@dataclass(frozen=True)
 class _Submission:
     transaction_id: str
     document: bytes
-    files: list[_FilePart]
+    files: list[InboundFile]
 
 
 def _form_document(raw: bytes) -> tuple[str, bytes]:
@@ -199,7 +193,9 @@ async def _read_submission(request: Request, limit: int, max_files: int) -> _Sub
         raise _Refused(400, "Malformed multipart body", exc.message) from exc
     try:
         form_data: list[bytes] = []
-        files: list[_FilePart] = []
+        # The representation leads, so back ends find the application itself first.
+        representations: list[InboundFile] = []
+        attachments: list[InboundFile] = []
         for part, value in form.multi_items():
             if part == FORM_DATA:
                 # Sent as a plain field or, as JavaScript clients do with a Blob, as a file.
@@ -209,10 +205,10 @@ async def _read_submission(request: Request, limit: int, max_files: int) -> _Sub
                     raise _Refused(
                         400, "Malformed multipart body", f"part {part!r} must be a file upload"
                     )
-                files.append(
-                    _FilePart(
-                        role=part,
-                        name=safe_file_name(value.filename, f"{part}-{len(files) + 1}"),
+                number = len(representations) + len(attachments) + 1
+                (representations if part == REPRESENTATION else attachments).append(
+                    InboundFile(
+                        name=safe_file_name(value.filename, f"{part}-{number}"),
                         media_type=value.content_type or "application/octet-stream",
                         content=await value.read(),
                     )
@@ -225,6 +221,7 @@ async def _read_submission(request: Request, limit: int, max_files: int) -> _Sub
                 )
     finally:
         await form.close()
+    files = representations + attachments
     if len(files) > max_files:
         raise _too_many_files(max_files)
     if len(form_data) != 1:
@@ -234,21 +231,7 @@ async def _read_submission(request: Request, limit: int, max_files: int) -> _Sub
             f"send exactly one formData part, not {len(form_data)}",
         )
     transaction_id, document = _form_document(form_data[0])
-    # The representation leads, so back ends find the application itself first.
-    files.sort(key=lambda file: file.role != REPRESENTATION)
     return _Submission(transaction_id, document, files)
-
-
-async def _claim_check(
-    case_id: str, files: Sequence[_FilePart], store: StoreAttachment
-) -> list[AttachmentRef]:
-    refs: list[AttachmentRef] = []
-    for file in files:
-        ref = claim_check_ref(case_id, file.name, file.media_type, file.content)
-        assert ref.sha256 is not None
-        await store(attachment_object_name(case_id, ref.sha256), file.content)
-        refs.append(ref)
-    return refs
 
 
 _REQUEST_BODY: dict[str, Any] = {
@@ -338,7 +321,7 @@ def add_ozg_intake(
                 # A set-up without a store cannot heal by retrying: not a 503.
                 return problem(500, "No attachment store", "this intake cannot take file parts")
             try:
-                refs = await _claim_check(case_id, submission.files, store_attachment)
+                refs = await claim_check(case_id, submission.files, store_attachment)
             except Exception as exc:  # nothing was published: the answer says if a retry helps
                 return not_stored(exc, "the files")
         try:
@@ -349,7 +332,7 @@ def add_ozg_intake(
                 source_message_id=submission.transaction_id,
                 content_type="application/json",
                 extra_headers={
-                    H_ATTACHMENTS: json.dumps([ref.model_dump(mode="json") for ref in refs]),
+                    **attachments_header(refs),
                     **portal_headers(portal_name),
                 },
             )

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from poststelle.adapters._attachments import InboundFile, attachments_header, claim_check
 from poststelle.adapters._poll_health import PollTask, saturation_of
 from poststelle.adapters.base import (
     AdapterContext,
@@ -85,9 +86,7 @@ from poststelle.adapters.fitconnect._set import (
     read_reported_event,
     security_event,
 )
-from poststelle.contracts.envelope import H_ATTACHMENTS, H_REFUSED, H_REPLY_ROUTE, safe_token
-from poststelle.contracts.events import AttachmentRef
-from poststelle.contracts.inspection import attachment_object_name, claim_check_ref
+from poststelle.contracts.envelope import H_REFUSED, H_REPLY_ROUTE, safe_token
 from poststelle.contracts.message_identity import issued_by
 from poststelle.contracts.replies import Answer
 
@@ -485,36 +484,29 @@ class FitConnectAdapter:
             route["reply_channel"] = json.dumps(channel, separators=(",", ":"))
         return json.dumps(route, separators=(",", ":"))
 
-    async def _claim_check(self, fetched: _Fetched, opened: _Opened) -> list[AttachmentRef]:
+    def _files(self, opened: _Opened) -> list[InboundFile]:
+        """The attachments with the name and type the sender's metadata gives them."""
         if not opened.attachments:
             return []
-        if self._store_attachment is None:
-            raise RuntimeError("the hub lends no attachment store: attachments cannot be kept")
-        case_id = issued_by(CHANNEL, fetched.submission_id).case_id
-        described = {
-            a["attachmentId"]: a for a in opened.metadata["contentStructure"]["attachments"]
-        }
-        refs: list[AttachmentRef] = []
-        for attachment_id, content in opened.attachments.items():
-            about = described[attachment_id]
-            ref = claim_check_ref(
-                case_id,
-                str(about.get("filename") or attachment_id),
-                str(about["mimeType"]),
-                content,
+        structure = opened.metadata["contentStructure"]
+        described = {a["attachmentId"]: a for a in structure["attachments"]}
+        return [
+            InboundFile(
+                name=str(described[attachment_id].get("filename") or attachment_id),
+                media_type=str(described[attachment_id]["mimeType"]),
+                content=content,
             )
-            assert ref.sha256 is not None
-            await self._store_attachment(attachment_object_name(case_id, ref.sha256), content)
-            refs.append(ref)
-        return refs
+            for attachment_id, content in opened.attachments.items()
+        ]
 
     async def _accept(self, fetched: _Fetched, opened: _Opened, result: PollRound) -> None:
         submission_id = fetched.submission_id
         try:
-            refs = await self._claim_check(fetched, opened)
+            case_id = issued_by(CHANNEL, submission_id).case_id
+            refs = await claim_check(case_id, self._files(opened), self._store_attachment)
             headers = {H_REPLY_ROUTE: self._reply_route(fetched, opened.metadata)}
             if refs:
-                headers[H_ATTACHMENTS] = json.dumps([r.model_dump(mode="json") for r in refs])
+                headers.update(attachments_header(refs))
             await self._publish(
                 opened.data,
                 channel=CHANNEL,

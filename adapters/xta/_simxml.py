@@ -136,6 +136,8 @@ def _content(
 
 
 def container_element(parent: Any, message: XtaMessage, xop_id: str | None = None) -> Any:
+    """With ``xop_id`` the message's bytes are the MTOM part of that id and each attachment's
+    the part ``<xop_id>-attachment-<n>`` (n from 1); the caller attaches them."""
     gcc = sub(parent, NS_XTA, "GenericContentContainer")
     cc = sub(gcc, NS_XTA, "ContentContainer")
     _content(
@@ -148,8 +150,9 @@ def container_element(parent: Any, message: XtaMessage, xop_id: str | None = Non
         None,
         xop_id,
     )
-    for a in message.attachments:
-        _content(cc, "Attachment", a.content, a.content_type, a.filename, None, a.description, None)
+    for index, a in enumerate(message.attachments, 1):
+        part = f"{xop_id}-attachment-{index}" if xop_id else None
+        _content(cc, "Attachment", a.content, a.content_type, a.filename, None, a.description, part)
     return gcc
 
 

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from poststelle.adapters._attachments import InboundFile, attachments_header, claim_check
+from poststelle.adapters._names import safe_file_name
 from poststelle.adapters._poll_health import PollTask, saturation_of
 from poststelle.adapters.base import (
     AdapterContext,
@@ -31,6 +33,7 @@ from poststelle.adapters.xta._errors import (
     XtaTransientError,
 )
 from poststelle.adapters.xta._model import (
+    Attachment,
     FetchedMessage,
     MessageType,
     PartyId,
@@ -40,6 +43,7 @@ from poststelle.adapters.xta._model import (
 )
 from poststelle.adapters.xta.client import SendOutcome, XtaClient
 from poststelle.contracts.envelope import H_REPLY_ROUTE as REPLY_ROUTE_HEADER
+from poststelle.contracts.message_identity import identify_message
 from poststelle.contracts.replies import Answer
 
 __all__ = [
@@ -62,9 +66,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_SERVICE = "urn:xoev-de:xleitstelle:standard:xbau"
 DEFAULT_BUSINESS_SCENARIO = "XBAU"
 
-# Supplied by the hub: store the raw message durably (awaiting JetStream's ack) and return.
-# Raising means "not stored": the message stays in the mailbox and is fetched again later.
-PublishRaw = Callable[[bytes, str, dict[str, Any]], Awaitable[None]]
+# Supplied by the hub: store the raw message and its attachments (the ContentContainer's
+# Attachment elements) durably (awaiting JetStream's ack) and return. Raising means "not
+# stored": the message stays in the mailbox and is fetched again later.
+PublishRaw = Callable[[bytes, str, dict[str, Any], tuple[Attachment, ...]], Awaitable[None]]
 
 
 class XtaParty(BaseModel):
@@ -256,7 +261,10 @@ class XtaInboundAdapter:
             return
         try:
             await self._publish_raw(
-                fetched.message.content, fetched.message_id, _transport_facts(fetched, reader)
+                fetched.message.content,
+                fetched.message_id,
+                _transport_facts(fetched, reader),
+                fetched.message.attachments,
             )
         except Exception as exc:
             # Not stored, so not closed: the mailbox keeps it for the next round.
@@ -471,8 +479,11 @@ class XtaMailboxAdapter:
     body's sha256), as on every channel: a resend under a new XTA MessageID is the same
     message. The XTA MessageID is kept as the transport id and as ``in_reply_to`` of the reply
     route; the sender (XTA author) and the mailbox it arrived in travel along too, so answers
-    go back to the sender from the same mailbox. A message over the size limit cannot be
-    refused at a mailbox: it is kept (claim check) and quarantined as ``too-large``.
+    go back to the sender from the same mailbox. The container's attachments (an XBau
+    application's plans) are claim-checked into the ``attachments`` store before the message
+    is published, as the OZG intake does with its file parts, and the CaseEvent references
+    them. A message over the size limit (``intake.max_message_bytes``, attachments included)
+    cannot be refused at a mailbox: it is kept (claim check) and quarantined as ``too-large``.
     """
 
     kind: ClassVar[Literal["inbound"]] = "inbound"
@@ -489,6 +500,7 @@ class XtaMailboxAdapter:
         self.name = name
         self.settings = settings
         self._publish = context.publisher("XTA")
+        self._store_attachment = context.extras.get("store_attachment")
         self.poller = XtaInboundAdapter(
             XtaAdapterConfig(
                 connection=settings.connection,
@@ -503,7 +515,13 @@ class XtaMailboxAdapter:
         self._poll = PollTask()
         self._sender: XtaOutboundSender | None = None
 
-    async def _publish_raw(self, body: bytes, xta_message_id: str, facts: dict[str, Any]) -> None:
+    async def _publish_raw(
+        self,
+        body: bytes,
+        xta_message_id: str,
+        facts: dict[str, Any],
+        attachments: tuple[Attachment, ...],
+    ) -> None:
         reply = {
             "reader": str(facts["author"]),
             "reader_type": str(facts["author_type"]),
@@ -513,12 +531,28 @@ class XtaMailboxAdapter:
             "business_scenario": str(facts.get("business_scenario") or ""),
             "in_reply_to": xta_message_id,
         }
+        headers = {REPLY_ROUTE_HEADER: json.dumps(reply, separators=(",", ":"))}
+        if attachments:
+            files = [
+                InboundFile(
+                    name=safe_file_name(a.filename, f"attachment-{index}"),
+                    media_type=a.content_type,
+                    content=a.content,
+                )
+                for index, a in enumerate(attachments, 1)
+            ]
+            # Under the case id the intake gives the message (its nachrichtenUUID): a refetch
+            # after a crash finds the same objects and publishes the same references.
+            case_id = identify_message(body).case_id
+            headers.update(
+                attachments_header(await claim_check(case_id, files, self._store_attachment))
+            )
         await self._publish(
             body,
             channel="xta",
             adapter=self.name,
             content_type=str(facts.get("content_type") or "application/xml"),
-            extra_headers={REPLY_ROUTE_HEADER: json.dumps(reply, separators=(",", ":"))},
+            extra_headers=headers,
             transport_id=xta_message_id,
             too_large="quarantine",
         )

@@ -41,6 +41,7 @@ from lxml import etree
 from poststelle.adapters._simulator import ThreadedServer
 from poststelle.adapters.xta import _simxml as x
 from poststelle.adapters.xta._model import (
+    Attachment,
     MessageType,
     PartyId,
     ServiceParameter,
@@ -276,8 +277,10 @@ class XtaSimulator(ThreadedServer):
         content_type: str = "application/xml",
         service: str = "urn:poststelle:xta-sim",
         message_type: MessageType | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> str:
-        """Drop a message into ``reader``'s mailbox (created if absent); returns its MessageID."""
+        """Drop a message (with the container's ``attachments``) into ``reader``'s mailbox
+        (created if absent); returns its MessageID."""
         reader_id = reader if isinstance(reader, PartyId) else PartyId(reader)
         author_id = author if isinstance(author, PartyId) else PartyId(author)
         message_id = _new_message_id()
@@ -292,7 +295,11 @@ class XtaSimulator(ThreadedServer):
             delivery=_now(),
         )
         message = XtaMessage(
-            metadata=metadata, content=content, content_type=content_type, filename=filename
+            metadata=metadata,
+            content=content,
+            content_type=content_type,
+            filename=filename,
+            attachments=attachments,
         )
         with self._state.lock:
             self._state.mailboxes.setdefault(reader_id.value, []).append(message)
@@ -733,6 +740,8 @@ class XtaSimulator(ThreadedServer):
         self._msgbox_response(r.header, request_id, pending)
         if self.mtom:
             r.attachments["message"] = message.content
+            for index, attachment in enumerate(message.attachments, 1):
+                r.attachments[f"message-attachment-{index}"] = attachment.content
         x.container_element(r.body, message, xop_id="message" if self.mtom else None)
 
     def _op_getMessage(self, doc: Any, header: Any, r: _Reply, rule: Any) -> None:

@@ -357,8 +357,32 @@ class RoutingCore:
             self._counters.incr(f"core.{outcome}")
             settled(_header(msg, H_CHANNEL, "unknown"), standard, outcome)
 
+    def _check_attached(self, msg: Msg, body_ref: BodyRef | None) -> None:
+        """The message limit holds for a message with the files its intake claim-checked
+        beside it (XTA and FIT-Connect attachments, ``/antrag`` file parts), as it holds for
+        the body: a source that cannot be refused had them kept, and a replay after the
+        limit is raised delivers them."""
+        if not _header(msg, H_ATTACHMENTS):
+            return
+        files = _claim_checked_by_intake(msg)
+        if not files:
+            return  # the body alone is checked where it is loaded
+        attached = sum(ref.size or 0 for ref in files)
+        size = body_ref.size if body_ref is not None else len(msg.data)
+        limit = self._inspector.max_bytes
+        if size + attached > limit:
+            largest = max(files, key=lambda ref: ref.size or 0)
+            raise MessageRejected(
+                "parse",
+                "too-large",
+                f"the message has {size} bytes and its {len(files)} attachments "
+                f"{attached} bytes (largest: {largest.name!r}, {largest.size} bytes), "
+                f"{size + attached} bytes together; the limit is {limit} bytes",
+            )
+
     async def _body(self, msg: Msg, body_ref: BodyRef | None) -> bytes:
         """The arrival's bytes: the message's data, or the claim-checked object."""
+        self._check_attached(msg, body_ref)
         if body_ref is None:
             return bytes(msg.data)
         if body_ref.size > self._inspector.max_bytes:

@@ -110,7 +110,9 @@ async def test_poll_round_pages_through_a_full_mailbox(
     ids = [simulator.put(HUB.value, f"<m{i}/>".encode()) for i in range(5)]
     published: list[str] = []
 
-    async def publish_raw(body: bytes, source_id: str, facts: dict[str, Any]) -> None:
+    async def publish_raw(
+        body: bytes, source_id: str, facts: dict[str, Any], attachments: Any
+    ) -> None:
         published.append(source_id)
 
     config = XtaAdapterConfig(
@@ -132,7 +134,9 @@ async def test_a_failed_next_page_is_a_recorded_failure(
     ids = [simulator.put(HUB.value, f"<m{i}/>".encode()) for i in range(3)]
     published: list[str] = []
 
-    async def publish_raw(body: bytes, source_id: str, facts: dict[str, Any]) -> None:
+    async def publish_raw(
+        body: bytes, source_id: str, facts: dict[str, Any], attachments: Any
+    ) -> None:
         published.append(source_id)
 
     simulator.inject(

@@ -23,7 +23,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.ids: list[str] = []
 
-    async def __call__(self, body: bytes, source_id: str, facts: dict[str, Any]) -> None:
+    async def __call__(
+        self, body: bytes, source_id: str, facts: dict[str, Any], attachments: Any
+    ) -> None:
         self.ids.append(source_id)
 
 

@@ -18,7 +18,7 @@ async def test_the_poller_pauses_while_the_intake_is_saturated(
     ids = [simulator.put(HUB.value, f"<m{i}/>".encode(), author=AMT) for i in range(3)]
     taken: list[str] = []
 
-    async def publish(body: bytes, source_id: str, facts: dict[str, Any]) -> None:
+    async def publish(body: bytes, source_id: str, facts: dict[str, Any], attachments: Any) -> None:
         taken.append(source_id)
 
     # Saturated once the first message is in: the intake would refuse the next.
