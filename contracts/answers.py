@@ -40,6 +40,7 @@ __all__ = [
     "ReplyEvent",
     "SchriftgutobjektErgebnis",
     "build_answer",
+    "latin_text",
 ]
 
 XBAU_NS = "http://www.xleitstelle.de/xbau/2/6"
@@ -103,6 +104,23 @@ class AnsweredMessage(_Model):
     reader: HeaderAuthority
     referenz_antragsservice: str | None = None
     raw: bytes | None = Field(default=None, description="The original message (for 1100)")
+
+
+def _latin_safe(code: int) -> bool:
+    # Tab, line feed, carriage return, printable ASCII and Latin-1's letters and signs but the
+    # soft hyphen: a subset of every XÖV Latin string type (String.Latin, DIN 91379 datatype
+    # C), so a text made of it is valid wherever an answer carries free text.
+    return (
+        code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0x7E or (0xA1 <= code <= 0xFF and code != 0xAD)
+    )
+
+
+def latin_text(text: str) -> str:
+    """``text`` with every character outside the Latin set written as ``U+XXXX``: a schema
+    error quoting a Cyrillic name still fits an 1100's ``fehlertext`` and says what it quoted."""
+    if all(_latin_safe(ord(char)) for char in text):
+        return text
+    return "".join(char if _latin_safe(ord(char)) else f"U+{ord(char):04X}" for char in text)
 
 
 class RejectionReason(_Model):

@@ -38,7 +38,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError, NotFoundError
 
-from poststelle.contracts.answers import RejectionReason, ReplyEvent, build_answer
+from poststelle.contracts.answers import RejectionReason, ReplyEvent, build_answer, latin_text
 from poststelle.contracts.envelope import (
     H_ADAPTER,
     H_ATTACHMENTS,
@@ -631,10 +631,11 @@ class RoutingCore:
             "answered": _answered_facts(header),
         }
         code = _SENDER_FAULTS[rejected.reason]
+        # The errors quote the message, which may hold what the 1100's text cannot carry.
         errors = [
-            RejectionReason(code=code, text=str(e)[:2000])
+            RejectionReason(code=code, text=latin_text(str(e)[:2000]))
             for e in rejected.errors[:_MAX_REJECTION_ERRORS]
-        ] or [RejectionReason(code=code, text=rejected.detail[:2000])]
+        ] or [RejectionReason(code=code, text=latin_text(rejected.detail[:2000]))]
         try:
             answered = answered_message(record).model_copy(update={"raw": raw})
             content = build_answer(

@@ -19,6 +19,7 @@ from poststelle.contracts.answers import (
     RejectionReason,
     ReplyEvent,
     build_answer,
+    latin_text,
 )
 from poststelle.contracts.inspection import MessageInspector
 
@@ -193,3 +194,10 @@ def test_rejection_of_a_message_too_large_without_attachments_is_refused() -> No
     )
     with pytest.raises(ValueError, match="without its attachments"):
         build_answer(_rejection_of(raw))
+
+
+def test_latin_text_keeps_german_and_writes_other_characters_as_code_points() -> None:
+    assert latin_text("Straße, Größe: 3 €?") == "Straße, Größe: 3 U+20AC?"
+    assert latin_text("Жд") == "U+0416U+0434"
+    assert latin_text("soft\u00adhyphen\ttab") == "softU+00ADhyphen\ttab"
+    assert latin_text("plain") == "plain"
