@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nats.js.api import (
     ExternalStream,
@@ -64,8 +64,9 @@ __all__ = [
 
 FEDERATION_STREAM = FEDERATION
 INBOX_STREAM = "INBOX"
-# Kept until every peer sourced it, with room for a long outage of the link.
-FEDERATION_MAX_AGE = 14 * 24 * 3600.0
+# Kept until every peer sourced it, with room for a long outage of the link, and as long as
+# INBOX keeps arrivals: the origin's balance counts a forwarded case from this stream.
+FEDERATION_MAX_AGE = 30 * 24 * 3600.0
 DEDUPE_WINDOW = 24 * 3600.0
 
 # Short state ids (lower-case, usable as JetStream domains) -> Land code in the ARS.
@@ -177,9 +178,13 @@ async def ensure_federation_stream(js: JetStreamContext) -> None:
         duplicate_window=DEDUPE_WINDOW,
     )
     try:
-        await js.stream_info(FEDERATION_STREAM)
+        info = await js.stream_info(FEDERATION_STREAM)
     except NotFoundError:
         await js.add_stream(config)
+        return
+    # Made by a version that kept 14 days: lengthened, never shortened.
+    if info.config.max_age is not None and 0 < info.config.max_age < FEDERATION_MAX_AGE:
+        await js.update_stream(replace(info.config, max_age=FEDERATION_MAX_AGE))
 
 
 async def forward_to_peer(

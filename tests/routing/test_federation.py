@@ -15,6 +15,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 
 from poststelle.routing.federation.states import (
+    FEDERATION_MAX_AGE,
+    FEDERATION_STREAM,
     INBOX_STREAM,
     Territory,
     add_inbox_sources,
@@ -239,3 +241,21 @@ async def test_the_topology_keeps_the_peers_inbox_sources(hubs: Hubs) -> None:
     finally:
         await by_nc.close()
     assert [s.external.api for s in sources if s.external] == ["$JS.sh.API"]
+
+
+async def test_a_federation_stream_of_an_older_version_keeps_cases_as_long_as_the_inbox(
+    hubs: Hubs,
+) -> None:
+    sh_nc = await nats.connect(hubs.sh.client_url)
+    try:
+        js = sh_nc.jetstream()
+        await js.add_stream(
+            StreamConfig(name=FEDERATION_STREAM, subjects=["fed.>"], max_age=14 * 24 * 3600.0)
+        )
+        await ensure_federation_stream(js)
+        kept = (await js.stream_info(FEDERATION_STREAM)).config.max_age
+        await ensure_topology(js)
+        inbox = (await js.stream_info(INBOX_STREAM)).config.max_age
+    finally:
+        await sh_nc.close()
+    assert kept == FEDERATION_MAX_AGE == inbox
