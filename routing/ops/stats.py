@@ -44,7 +44,7 @@ arrival (the equation still holds), a copy into ``CASES`` as one more routing
 ids derived from the arrival, so a redelivered arrival is stored once. Reply quarantines
 (step ``reply``) belong to the way back and are reported apart. The equation holds while
 nothing has aged out: ``INBOX`` keeps 30 days, ``CASES`` 90 (``streams/topology.py``),
-``FEDERATION`` 14. A quarantined arrival from a peer replayed into ``INBOX`` counts as one
+``FEDERATION`` 30. A quarantined arrival from a peer replayed into ``INBOX`` counts as one
 more arrival from that peer.
 """
 
