@@ -156,49 +156,14 @@ async def test_reply_the_origin_cannot_understand_is_quarantined(
     assert (parked.step, parked.reason, parked.case_id) == ("reply", "invalid-reply", case_id)
 
 
-async def test_schema_invalid_xta_message_is_rejected_to_its_sender(
-    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path
-) -> None:
+async def _rejected_over_xta(
+    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path, invalid: bytes
+) -> tuple[Any, Any, list[str]]:
+    """Send a schema-invalid XBau message over XTA; the Rückweisung its sender got (validated
+    against XBau's kernmodul schema), the parked arrival and the case's trail."""
     ContractRegistry.for_data_dir(hub_config.data_dir).add_schema_set(
         corpus_dir / "xbau-2.6" / "xsd"
     )
-    body, nachrichten_uuid = xbau_antrag()
-    start = body.index(b"<referenzAntragsservice")
-    end = body.index(b"</referenzAntragsservice>") + len(b"</referenzAntragsservice>")
-    invalid = body[:start] + body[end:]
-    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
-        sim.create_mailbox(HUB.value)
-        sim.create_mailbox(AMT.value)
-        sim.put(HUB.value, invalid, author=AMT)
-        inbound = [
-            {"name": "xta-hub", "kind": "xta", "settings": _mailbox_settings(sim, corpus_dir)}
-        ]
-        async with Hub(_webhook_config(hub_config, receiver, inbound=inbound)) as hub:
-            [answer] = await eventually(lambda: sim.mailbox(AMT.value), within=30)
-            [parked] = await list_quarantined(hub.js)
-    schema = etree.XMLSchema(
-        etree.parse(str(corpus_dir / "xbau-2.6/xsd/xbau-kernmodul-prozessnachrichten.xsd"))
-    )
-    root = etree.fromstring(answer.content)
-    assert etree.QName(root).localname == "prozessnachrichten.rueckweisung.G2G.1100"
-    assert schema.validate(root), schema.error_log
-    assert b"referenzAntragsservice" in answer.content
-    assert nachrichten_uuid.encode() in answer.content
-    assert parked.reason == "schema-invalid"
-    assert receiver.received == []
-
-
-async def test_rejection_quoting_text_outside_the_latin_set_is_sent_with_it_escaped(
-    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path
-) -> None:
-    ContractRegistry.for_data_dir(hub_config.data_dir).add_schema_set(
-        corpus_dir / "xbau-2.6" / "xsd"
-    )
-    body, _ = xbau_antrag()
-    # The applicant's name leaves DIN 91379's Latin set: the schema error quotes it, and the
-    # 1100's fehlertext (din91379:datatypeC) cannot carry that quote as it is.
-    invalid = body.replace(b"<name>Hansen</name>", "<name>Жданов</name>".encode())
-    assert invalid != body
     with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as sim:
         sim.create_mailbox(HUB.value)
         sim.create_mailbox(AMT.value)
@@ -211,12 +176,40 @@ async def test_rejection_quoting_text_outside_the_latin_set_is_sent_with_it_esca
             [parked] = await list_quarantined(hub.js)
             assert hub.audit is not None
             trail = [e.hop for e in await hub.audit.read(parked.case_id)]
-    assert parked.reason == "schema-invalid" and "Жданов" in parked.detail
     schema = etree.XMLSchema(
         etree.parse(str(corpus_dir / "xbau-2.6/xsd/xbau-kernmodul-prozessnachrichten.xsd"))
     )
+    assert schema.validate(etree.fromstring(answer.content)), schema.error_log
+    return answer, parked, trail
+
+
+async def test_schema_invalid_xta_message_is_rejected_to_its_sender(
+    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path
+) -> None:
+    body, nachrichten_uuid = xbau_antrag()
+    start = body.index(b"<referenzAntragsservice")
+    end = body.index(b"</referenzAntragsservice>") + len(b"</referenzAntragsservice>")
+    invalid = body[:start] + body[end:]
+    answer, parked, _ = await _rejected_over_xta(hub_config, receiver, corpus_dir, invalid)
     root = etree.fromstring(answer.content)
-    assert schema.validate(root), schema.error_log
+    assert etree.QName(root).localname == "prozessnachrichten.rueckweisung.G2G.1100"
+    assert b"referenzAntragsservice" in answer.content
+    assert nachrichten_uuid.encode() in answer.content
+    assert parked.reason == "schema-invalid"
+    assert receiver.received == []
+
+
+async def test_rejection_quoting_text_outside_the_latin_set_is_sent_with_it_escaped(
+    hub_config: HubConfig, receiver: Receiver, corpus_dir: Path
+) -> None:
+    body, _ = xbau_antrag()
+    # The applicant's name leaves DIN 91379's Latin set: the schema error quotes it, and the
+    # 1100's fehlertext (din91379:datatypeC) cannot carry that quote as it is.
+    invalid = body.replace(b"<name>Hansen</name>", "<name>Жданов</name>".encode())
+    assert invalid != body
+    answer, parked, trail = await _rejected_over_xta(hub_config, receiver, corpus_dir, invalid)
+    assert parked.reason == "schema-invalid" and "Жданов" in parked.detail
+    root = etree.fromstring(answer.content)
     texts = [t.text or "" for t in root.iter() if etree.QName(t).localname == "fehlertext"]
     assert any("U+0416U+0434U+0430U+043DU+043EU+0432" in text for text in texts), texts
     assert "answer-refused" not in trail
