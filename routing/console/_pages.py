@@ -157,7 +157,8 @@ def add_pages(app: FastAPI, ctx: Context) -> None:
         user = await guard.user(request)
         consumer = request.query_params.get("consumer", "").strip()[:200]
         letters, more = await list_dead(ctx.hub.js, consumer)
-        everything, _ = await list_dead(ctx.hub.js)
+        # The filter's choices come from every letter: a second walk only when filtered.
+        everything = (await list_dead(ctx.hub.js))[0] if consumer else letters
         return ctx.page(
             request,
             "dlq.html",
