@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/poststelle run $(ARGS)
 
 # The suite runs on TEST_JOBS workers (pytest-xdist; each starts its own nats-server on a free
-# port), then the tests that measure throughput or load (marker `serial`) run on their own so
+# port), then the tests that measure throughput, load or time (marker `serial`) run on their own so
 # the others' load does not skew them. Exit status 5 is pytest's "nothing selected".
 TEST_JOBS ?= 4
 test: $(STAMP)

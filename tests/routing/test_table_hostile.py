@@ -99,14 +99,14 @@ def test_a_csv_cell_over_the_field_limit_is_a_problem_not_a_crash() -> None:
         parse_csv('tenant;backend;note\nkiel;bauamt;"' + "x" * 200_000 + "\n", TENANTS)
 
 
+@pytest.mark.serial  # timed: run alone, not beside the parallel suite's load
 def test_many_identical_rules_give_a_bounded_list_of_ties_quickly() -> None:
     # Every pair was reported: 4,000 copies of one rule made 2.3 GB of problems in 15 s.
     table = parse_csv("tenant;backend\n" + "kiel;bauamt\n" * 20_000, TENANTS)
     began = time.perf_counter()
     with pytest.raises(RouteTableError) as refused:
         compile_table(table)
-    # Linear takes ~0.1 s; pairwise over 20,000 rules takes minutes. The margin is for a busy CI.
-    assert time.perf_counter() - began < 10.0
+    assert time.perf_counter() - began < 1.0
     problems = refused.value.problems
     assert len(problems) == 101
     assert problems[-1] == "... and 19899 further rules tie with the rules above"
