@@ -440,12 +440,11 @@ class PortalAdapter:
     settings_model: ClassVar[type[AdapterSettings]] = PortalSettings
 
     def __init__(self, *, name: str, settings: PortalSettings, context: AdapterContext) -> None:
-        if context.publish is None:
-            raise ValueError("the portal adapter needs a publish callable")
+        publish = context.publisher("portal")
         self.name = name
         self.settings = settings
         self.app = create_portal_app(
-            context.publish,
+            publish,
             max_body_bytes=settings.max_body_bytes,
             health=context.extras.get("health", _no_hub_health),
             accept_reply=context.extras.get("accept_reply"),

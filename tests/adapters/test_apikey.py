@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -19,6 +18,7 @@ from poststelle.adapters._apikey import hash_api_key, is_key_digest, key_digest,
 from poststelle.adapters.portal import create_portal_app
 from poststelle.contracts.intake import Accepted
 from poststelle.routing.hub.config import ConfigError, load_config
+from tests import cli_runner
 
 KIEL_KEY = new_api_key()
 BAUAKTE_KEY = new_api_key()
@@ -118,13 +118,10 @@ def test_a_malformed_digest_is_refused(tmp_path: Path) -> None:
 def _hash_key(argv: list[str], stdin: str, monkeypatch: pytest.MonkeyPatch) -> str:
     from poststelle.routing.cli.security import register
 
-    parser = argparse.ArgumentParser(prog="poststelle")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["hash-key", *argv])
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     output = io.StringIO()
     monkeypatch.setattr("sys.stdout", output)
-    assert args.func(args) == 0
+    assert cli_runner.run(register, ["hash-key", *argv]) == 0
     return output.getvalue()
 
 

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import httpx
+import pytest
 
 from poststelle.adapters.base import AdapterContext
 from poststelle.adapters.portal import PortalAdapter, PortalSettings
@@ -37,3 +38,10 @@ async def test_accepted_connections_have_nodelay(tmp_path: Path) -> None:
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         await portal.stop()
+
+
+def test_a_portal_without_the_hubs_publish_callable_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="the portal adapter needs the hub's publish callable"):
+        PortalAdapter(
+            name="http", settings=PortalSettings(port=0), context=AdapterContext(data_dir=tmp_path)
+        )

@@ -7,17 +7,20 @@ import contextlib
 import io
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from poststelle.adapters.xta.simulator import XtaSimulator
 from poststelle.routing.cli.main import main as poststelle
 from poststelle.routing.hub.config import HubConfig, load_config
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
 from poststelle.routing.hub.runtime import Hub
 from tests.adapters.receiver import Receiver, webhook_receiver
+from tests.xta.conftest import AMT, HUB
 
 
 @pytest.fixture
@@ -65,6 +68,21 @@ async def hub(hub_config: HubConfig) -> AsyncIterator[Hub]:
 async def http(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=hub.http_url, timeout=10.0) as client:
         yield client
+
+
+@contextmanager
+def xta_simulator(corpus_dir: Path, *, mtom: bool = False) -> Iterator[XtaSimulator]:
+    """An XTA server (strict about the schemas) with the mailboxes of HUB and AMT."""
+    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1", mtom=mtom) as simulator:
+        simulator.create_mailbox(HUB.value)
+        simulator.create_mailbox(AMT.value)
+        yield simulator
+
+
+@pytest.fixture
+def xta_sim(corpus_dir: Path) -> Iterator[XtaSimulator]:
+    with xta_simulator(corpus_dir) as simulator:
+        yield simulator
 
 
 async def eventually(check: Callable[[], Any], *, within: float = 30.0) -> Any:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -126,14 +125,6 @@ async def test_refusing_back_end_dead_letters_and_replay_delivers_after_the_fix(
 
 
 # -- XTA mailbox -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def xta_sim(corpus_dir: Path) -> Iterator[XtaSimulator]:
-    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as simulator:
-        simulator.create_mailbox(HUB.value)
-        simulator.create_mailbox(AMT.value)
-        yield simulator
 
 
 def _xta_webhook_config(

@@ -31,7 +31,7 @@ from poststelle.routing.hub.config import HubConfig
 from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
 from poststelle.routing.streams.topology import ATTACHMENTS_BUCKET, AUDIT, CASES, INBOX, QUARANTINE
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, xta_simulator
 from tests.messages import xbau_antrag, xbau_antrag_with_files
 from tests.xta.conftest import AMT, HUB
 
@@ -141,9 +141,7 @@ async def test_39_mb_application_over_http_is_delivered_byte_identical(
 @pytest.fixture(params=[False, True], ids=["inline", "mtom"])
 def xta_sim(corpus_dir: Path, request: pytest.FixtureRequest) -> Iterator[XtaSimulator]:
     """Servers send the container as base64 inside the SOAP body or as an MTOM part."""
-    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1", mtom=request.param) as simulator:
-        simulator.create_mailbox(HUB.value)
-        simulator.create_mailbox(AMT.value)
+    with xta_simulator(corpus_dir, mtom=request.param) as simulator:
         yield simulator
 
 

@@ -20,7 +20,7 @@ from poststelle.routing.hub.runtime import Hub
 from poststelle.routing.ops.quarantine import list_quarantined, replay_quarantined
 from poststelle.routing.streams.topology import ATTACHMENTS_BUCKET, INBOX
 from tests.adapters.receiver import Receiver
-from tests.integration.conftest import eventually
+from tests.integration.conftest import eventually, xta_simulator
 from tests.integration.test_xta_inbound import _mailbox_settings
 from tests.messages import xbau_antrag
 from tests.xta.conftest import AMT, HUB
@@ -44,17 +44,13 @@ def _plans() -> tuple[Attachment, ...]:
 @pytest.fixture(params=[False, True], ids=["inline", "mtom"])
 def xta_sim(corpus_dir: Path, request: pytest.FixtureRequest) -> Iterator[XtaSimulator]:
     """Servers send the container's parts as base64 inside the SOAP body or as MTOM parts."""
-    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1", mtom=request.param) as simulator:
-        simulator.create_mailbox(HUB.value)
-        simulator.create_mailbox(AMT.value)
+    with xta_simulator(corpus_dir, mtom=request.param) as simulator:
         yield simulator
 
 
 @pytest.fixture
 def inline_sim(corpus_dir: Path) -> Iterator[XtaSimulator]:
-    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as simulator:
-        simulator.create_mailbox(HUB.value)
-        simulator.create_mailbox(AMT.value)
+    with xta_simulator(corpus_dir) as simulator:
         yield simulator
 
 

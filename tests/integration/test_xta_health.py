@@ -3,12 +3,10 @@ SOAP/HTTP, asked over real HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from poststelle.adapters.xta.simulator import FaultRule, XtaSimulator
 from poststelle.routing.hub.config import HubConfig
@@ -17,14 +15,6 @@ from tests.integration.conftest import eventually
 from tests.integration.test_xta_inbound import _with_mailbox
 from tests.messages import xbau_antrag
 from tests.xta.conftest import AMT, HUB
-
-
-@pytest.fixture
-def xta_sim(corpus_dir: Path) -> Iterator[XtaSimulator]:
-    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as simulator:
-        simulator.create_mailbox(HUB.value)
-        simulator.create_mailbox(AMT.value)
-        yield simulator
 
 
 async def _mailbox_health(http: httpx.AsyncClient) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,6 @@ from poststelle.routing.ops.stats import collect_stats
 from tests.integration.conftest import eventually
 from tests.messages import xbau_antrag
 from tests.xta.conftest import AMT, HUB
-
-
-@pytest.fixture
-def xta_sim(corpus_dir: Path) -> Iterator[XtaSimulator]:
-    with XtaSimulator(xsd_dir=corpus_dir / "xta-2.1.1") as simulator:
-        simulator.create_mailbox(HUB.value)
-        simulator.create_mailbox(AMT.value)
-        yield simulator
 
 
 def _mailbox_settings(sim: XtaSimulator, corpus_dir: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from poststelle.routing.federation.isolation import (
     tenant_inbox_prefix,
 )
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from tests import cli_runner
 
 from .helpers import table
 
@@ -260,12 +261,8 @@ def test_peer_leaf_users() -> None:
 def test_nats_config_command_writes_private_files_and_keeps_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import argparse
-
     from poststelle.routing.cli.routes import register
 
-    parser = argparse.ArgumentParser(prog="poststelle")
-    register(parser.add_subparsers(dest="command", required=True))
     output, seeds = tmp_path / "auth.conf", tmp_path / "seeds"
     argv = [
         "nats-config",
@@ -280,8 +277,7 @@ def test_nats_config_command_writes_private_files_and_keeps_keys(
         "--peer",
         "by",
     ]
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
+    assert cli_runner.run(register, argv) == 0
     files = sorted(seeds.iterdir())
     assert [f.name for f in files] == [
         "hub.nk",
@@ -297,7 +293,6 @@ def test_nats_config_command_writes_private_files_and_keeps_keys(
     text = output.read_text()
     assert "# kiel" in text and "password" not in text
     assert public_key(first["kiel.nk"]) in text and first["kiel.nk"].strip() not in text
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
+    assert cli_runner.run(register, argv) == 0
     assert {f.name: f.read_text() for f in sorted(seeds.iterdir())} == first
     assert "5 nkey users" in capsys.readouterr().out

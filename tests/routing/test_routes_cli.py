@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import uuid
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from poststelle.routing.cli.routes import register
 from poststelle.routing.hub.embedded import EmbeddedNatsServer
+from tests import cli_runner
 
 from .helpers import BAUGENEHMIGUNG, KIEL, LUEBECK
 
@@ -23,10 +23,7 @@ class Cli:
         self.capsys = capsys
 
     def __call__(self, *argv: str, nats: bool = True) -> tuple[int, str, str]:
-        parser = argparse.ArgumentParser(prog="poststelle")
-        register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args([*argv, *(self.connection if nats else [])])
-        code = args.func(args)
+        code = cli_runner.run(register, [*argv, *(self.connection if nats else [])])
         captured = self.capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -142,10 +139,7 @@ def test_unroutable_message(cli: Cli) -> None:
 
 
 def test_unreachable_nats_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="poststelle")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["routes", "list", "--nats-url", "nats://127.0.0.1:1"])
-    assert args.func(args) == 2
+    assert cli_runner.run(register, ["routes", "list", "--nats-url", "nats://127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach NATS at nats://127.0.0.1:1" in err
     assert "poststelle doctor" in err  # and what to do next

@@ -41,6 +41,25 @@ async def _send(sender: XtaOutboundSender, service: str = XBAU) -> Any:
     )
 
 
+def _paging_adapter(
+    simulator: XtaSimulator, xta_dir: Path, published: list[str]
+) -> XtaInboundAdapter:
+    """An inbound adapter for HUB's mailbox with two status-list items a page, so a few
+    messages take several pages; it records the source id of each message it publishes."""
+
+    async def publish_raw(
+        body: bytes, source_id: str, facts: dict[str, Any], attachments: Any
+    ) -> None:
+        published.append(source_id)
+
+    config = XtaAdapterConfig(
+        connection=make_settings(simulator, xta_dir),
+        readers=[XtaParty(identifier=HUB.value)],
+        max_list_items=2,
+    )
+    return XtaInboundAdapter(config, publish_raw)
+
+
 async def test_answer_to_a_reader_without_the_service_is_refused(
     simulator: XtaSimulator, xta_dir: Path
 ) -> None:
@@ -109,18 +128,7 @@ async def test_poll_round_pages_through_a_full_mailbox(
 ) -> None:
     ids = [simulator.put(HUB.value, f"<m{i}/>".encode()) for i in range(5)]
     published: list[str] = []
-
-    async def publish_raw(
-        body: bytes, source_id: str, facts: dict[str, Any], attachments: Any
-    ) -> None:
-        published.append(source_id)
-
-    config = XtaAdapterConfig(
-        connection=make_settings(simulator, xta_dir),
-        readers=[XtaParty(identifier=HUB.value)],
-        max_list_items=2,
-    )
-    result = await XtaInboundAdapter(config, publish_raw).poll_once()
+    result = await _paging_adapter(simulator, xta_dir, published).poll_once()
     assert result.received == 5 and not result.failures
     assert published == ids
     assert simulator.calls("getStatusList") == 1
@@ -133,21 +141,10 @@ async def test_a_failed_next_page_is_a_recorded_failure(
 ) -> None:
     ids = [simulator.put(HUB.value, f"<m{i}/>".encode()) for i in range(3)]
     published: list[str] = []
-
-    async def publish_raw(
-        body: bytes, source_id: str, facts: dict[str, Any], attachments: Any
-    ) -> None:
-        published.append(source_id)
-
     simulator.inject(
         FaultRule("fault", operation="getNextStatusList", exception="PermissionDeniedException")
     )
-    config = XtaAdapterConfig(
-        connection=make_settings(simulator, xta_dir),
-        readers=[XtaParty(identifier=HUB.value)],
-        max_list_items=2,
-    )
-    result = await XtaInboundAdapter(config, publish_raw).poll_once()
+    result = await _paging_adapter(simulator, xta_dir, published).poll_once()
     assert published == ids[:2]
     [failure] = result.failures
     assert failure.operation == "getNextStatusList"
