@@ -20,7 +20,6 @@ from typing import Any
 from poststelle.adapters.fitconnect._client import FitConnectClient
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
-    authentication_tag,
     decrypt,
     load_key,
 )
@@ -158,10 +157,8 @@ async def receive_reply(
     encrypted_metadata = str(fetched.get("encryptedMetadata") or "")
     encrypted_data = fetched.get("encryptedData")
     try:
-        tags = AuthenticationTags(
-            metadata=authentication_tag(encrypted_metadata),
-            data=authentication_tag(str(encrypted_data)) if encrypted_data else None,
-            attachments={k: authentication_tag(v) for k, v in tokens.items()},
+        tags = AuthenticationTags.of(
+            encrypted_metadata, str(encrypted_data) if encrypted_data else None, tokens
         )
     except CryptoError as exc:
         raise ReplyRefused([_issue("reply", exc)]) from exc

@@ -57,7 +57,6 @@ from poststelle.adapters.fitconnect._client import (
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
-    authentication_tag,
     decrypt,
     load_key,
     protected_header,
@@ -175,10 +174,10 @@ class _Fetched:
 
     def tags(self) -> AuthenticationTags:
         data = self.submission.get("encryptedData")
-        return AuthenticationTags(
-            metadata=authentication_tag(str(self.submission.get("encryptedMetadata", ""))),
-            data=authentication_tag(str(data)) if data else None,
-            attachments={k: authentication_tag(v) for k, v in self.attachments.items()},
+        return AuthenticationTags.of(
+            str(self.submission.get("encryptedMetadata", "")),
+            str(data) if data else None,
+            self.attachments,
         )
 
     def raw(self) -> bytes:

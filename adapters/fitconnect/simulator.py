@@ -56,7 +56,6 @@ from poststelle.adapters._simulator import ThreadedServer
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
     KeyPair,
-    authentication_tag,
     generate_key,
     load_key,
 )
@@ -196,12 +195,10 @@ class _Transfer:
         if missing:
             raise _Refusal(422, "missing-attachments", f"not uploaded: {', '.join(missing)}")
         try:
-            return AuthenticationTags(
-                metadata=authentication_tag(body["encryptedMetadata"]),
-                data=authentication_tag(body["encryptedData"])
-                if body.get("encryptedData")
-                else None,
-                attachments={k: authentication_tag(v) for k, v in self.attachments.items()},
+            return AuthenticationTags.of(
+                body["encryptedMetadata"],
+                body["encryptedData"] if body.get("encryptedData") else None,
+                self.attachments,
             )
         except CryptoError as exc:
             raise _Refusal(400, "request-invalid", str(exc)) from exc
