@@ -193,6 +193,8 @@ class _Opened:
     data: bytes
     media_type: str
     attachments: dict[str, bytes]
+    # The tags checked against submit-submission: what accept-submission names.
+    tags: AuthenticationTags
 
 
 class _Refused(Exception):
@@ -465,7 +467,8 @@ class FitConnectAdapter:
             # attachments has nothing to route on.
             raise _Refused([Problem("missing-data", "Fachdaten fehlen", "no data", "data")])
         schema = data_schema(metadata)
-        return _Opened(metadata, data, schema[1] if schema else "application/json", attachments)
+        media_type = schema[1] if schema else "application/json"
+        return _Opened(metadata, data, media_type, attachments, tags)
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -520,7 +523,7 @@ class FitConnectAdapter:
             # Not stored, so not accepted: the Zustelldienst keeps it for the next round.
             self._fail(result, submission_id, "publish", exc)
             return
-        await self._answer(fetched, ACCEPT_SUBMISSION, result, tags=fetched.tags())
+        await self._answer(fetched, ACCEPT_SUBMISSION, result, tags=opened.tags)
 
     async def _refuse(self, fetched: _Fetched, problems: list[Problem], result: PollRound) -> None:
         submission_id = fetched.submission_id
