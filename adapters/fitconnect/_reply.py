@@ -23,7 +23,12 @@ from poststelle.adapters.fitconnect._crypto import (
     decrypt,
     load_key,
 )
-from poststelle.adapters.fitconnect._metadata import MetadataRejected, check_content
+from poststelle.adapters.fitconnect._metadata import (
+    MetadataRejected,
+    check_content,
+    decrypt_content,
+    encryption_issue,
+)
 from poststelle.adapters.fitconnect._sender import (
     OutgoingAttachment,
     build_metadata,
@@ -137,10 +142,6 @@ async def send_reply(
     return SentReply(reply_id=reply_id, case_id=case_id, tags=tags, metadata=metadata)
 
 
-def _issue(instance: str, exc: CryptoError) -> Problem:
-    return Problem("encryption-issue", "Entschlüsselungs-Fehler", str(exc), instance)
-
-
 async def receive_reply(
     client: FitConnectClient, reply_id: str, key: Any, *, service_keys: Mapping[str, Any]
 ) -> ReceivedReply:
@@ -161,7 +162,7 @@ async def receive_reply(
             encrypted_metadata, str(encrypted_data) if encrypted_data else None, tokens
         )
     except CryptoError as exc:
-        raise ReplyRefused([_issue("reply", exc)]) from exc
+        raise ReplyRefused([encryption_issue("reply", exc)]) from exc
     signed: AuthenticationTags | None = None
     for token in await client.reply_events(reply_id):
         try:
@@ -185,27 +186,17 @@ async def receive_reply(
                 )
             ]
         )
-    problems: list[Problem] = []
     try:
         metadata = json.loads(decrypt(encrypted_metadata, key, what="metadata"))
     except CryptoError as exc:
-        raise ReplyRefused([_issue("metadata", exc)]) from exc
+        raise ReplyRefused([encryption_issue("metadata", exc)]) from exc
     except ValueError as exc:
         raise ReplyRefused(
             [Problem("syntax-violation", "Syntax-Fehler", f"not JSON: {exc}", "metadata")]
         ) from exc
-    data: bytes | None = None
-    if encrypted_data:
-        try:
-            data = decrypt(str(encrypted_data), key, what="data")
-        except CryptoError as exc:
-            problems.append(_issue("data", exc))
-    attachments: dict[str, bytes] = {}
-    for attachment_id, token in tokens.items():
-        try:
-            attachments[attachment_id] = decrypt(token, key, what=f"attachment {attachment_id}")
-        except CryptoError as exc:
-            problems.append(_issue(f"attachment:{attachment_id}", exc))
+    data, attachments, problems = decrypt_content(
+        str(encrypted_data) if encrypted_data else None, tokens, key
+    )
     if problems:
         raise ReplyRefused(problems)
     if not isinstance(metadata, dict):

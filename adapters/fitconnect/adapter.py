@@ -66,6 +66,8 @@ from poststelle.adapters.fitconnect._metadata import (
     MetadataValidator,
     check_content,
     data_schema,
+    decrypt_content,
+    encryption_issue,
 )
 from poststelle.adapters.fitconnect._reply import (
     FITCONNECT_REPLY_CHANNEL,
@@ -201,10 +203,6 @@ class _Refused(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
         self.problems = problems
-
-
-def _encryption_issue(instance: str, exc: CryptoError) -> Problem:
-    return Problem("encryption-issue", "Entschlüsselungs-Fehler", str(exc), instance)
 
 
 class FitConnectAdapter:
@@ -385,7 +383,7 @@ class FitConnectAdapter:
         try:
             tags = fetched.tags()
         except CryptoError as exc:
-            raise _Refused([_encryption_issue("submission", exc)]) from exc
+            raise _Refused([encryption_issue("submission", exc)]) from exc
         signed = await self._verified_submit_event(fetched)
         if signed != tags:
             raise _Refused(
@@ -405,7 +403,7 @@ class FitConnectAdapter:
                 what="metadata",
             )
         except CryptoError as exc:
-            raise _Refused([_encryption_issue("metadata", exc)]) from exc
+            raise _Refused([encryption_issue("metadata", exc)]) from exc
         try:
             metadata = self._metadata.parse(plain)
         except MetadataRejected as exc:
@@ -426,23 +424,12 @@ class FitConnectAdapter:
                         )
                     ]
                 ) from exc
-        problems: list[Problem] = []
-        data: bytes | None = None
-        if fetched.submission.get("encryptedData"):
-            try:
-                data = decrypt(
-                    str(fetched.submission["encryptedData"]), self._decryption_key, what="data"
-                )
-            except CryptoError as exc:
-                problems.append(_encryption_issue("data", exc))
-        attachments: dict[str, bytes] = {}
-        for attachment_id, token in fetched.attachments.items():
-            try:
-                attachments[attachment_id] = decrypt(
-                    token, self._decryption_key, what=f"attachment {attachment_id}"
-                )
-            except CryptoError as exc:
-                problems.append(_encryption_issue(f"attachment:{attachment_id}", exc))
+        encrypted_data = fetched.submission.get("encryptedData")
+        data, attachments, problems = decrypt_content(
+            str(encrypted_data) if encrypted_data else None,
+            fetched.attachments,
+            self._decryption_key,
+        )
         if problems:
             raise _Refused(problems)
         try:
