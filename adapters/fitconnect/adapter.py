@@ -83,6 +83,7 @@ from poststelle.adapters.fitconnect._set import (
     SUBMIT_SUBMISSION,
     AuthenticationTags,
     Problem,
+    SecurityEvent,
     read_event,
     read_reported_event,
     security_event,
@@ -203,6 +204,20 @@ class _Refused(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
         self.problems = problems
+
+
+def _verdict(tokens: list[str], reply_id: str) -> SecurityEvent | None:
+    """The sender's last ``accept-reply`` or ``reject-reply`` on ``reply_id`` among a
+    reply's events, if it gave one."""
+    verdict = None
+    for token in tokens:
+        try:
+            event = read_reported_event(token)
+        except CryptoError:
+            continue
+        if event.reply_id == reply_id and event.event in (ACCEPT_REPLY, REJECT_REPLY):
+            verdict = event
+    return verdict
 
 
 class FitConnectAdapter:
@@ -703,14 +718,7 @@ class FitConnectAdapter:
             except FitConnectError as exc:
                 self._fail(result, reply_id, "reply-events", exc)
                 continue
-            verdict = None
-            for token in tokens:
-                try:
-                    event = read_reported_event(token)
-                except CryptoError:
-                    continue
-                if event.reply_id == reply_id and event.event in (ACCEPT_REPLY, REJECT_REPLY):
-                    verdict = event
+            verdict = _verdict(tokens, reply_id)
             if verdict is None:
                 continue
             accepted = verdict.event == ACCEPT_REPLY
