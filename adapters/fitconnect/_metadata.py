@@ -37,6 +37,7 @@ __all__ = [
     "decrypt_content",
     "encryption_issue",
     "sha512_hex",
+    "tags_mismatch",
 ]
 
 # Metadata describes; it does not carry documents. A bound keeps a hostile one cheap to refuse.
@@ -234,6 +235,16 @@ def _hash_mismatch(instance: str) -> Problem:
 def encryption_issue(instance: str, exc: CryptoError) -> Problem:
     """The problem a JWE that does not open gives (``instance`` names which)."""
     return Problem("encryption-issue", "Entschlüsselungs-Fehler", str(exc), instance)
+
+
+def tags_mismatch(instance: str) -> Problem:
+    """The problem when the JWEs fetched are not those the ``submit-*`` SET signed."""
+    return Problem(
+        "incorrect-authentication-tags",
+        "Authentication-Tags stimmen nicht",
+        "the JWEs fetched are not those the Zustelldienst took",
+        instance,
+    )
 
 
 def decrypt_content(

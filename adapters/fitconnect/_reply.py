@@ -28,6 +28,7 @@ from poststelle.adapters.fitconnect._metadata import (
     check_content,
     decrypt_content,
     encryption_issue,
+    tags_mismatch,
 )
 from poststelle.adapters.fitconnect._sender import (
     OutgoingAttachment,
@@ -176,16 +177,7 @@ async def receive_reply(
             [Problem("invalid-event-log", "Ereignisprotokoll", "no submit-reply", "log")]
         )
     if signed != tags:
-        raise ReplyRefused(
-            [
-                Problem(
-                    "incorrect-authentication-tags",
-                    "Authentication-Tags stimmen nicht",
-                    "the JWEs fetched are not those the Zustelldienst took",
-                    "reply",
-                )
-            ]
-        )
+        raise ReplyRefused([tags_mismatch("reply")])
     try:
         metadata = json.loads(decrypt(encrypted_metadata, key, what="metadata"))
     except CryptoError as exc:

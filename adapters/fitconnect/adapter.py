@@ -68,6 +68,7 @@ from poststelle.adapters.fitconnect._metadata import (
     data_schema,
     decrypt_content,
     encryption_issue,
+    tags_mismatch,
 )
 from poststelle.adapters.fitconnect._reply import (
     FITCONNECT_REPLY_CHANNEL,
@@ -401,16 +402,7 @@ class FitConnectAdapter:
             raise _Refused([encryption_issue("submission", exc)]) from exc
         signed = await self._verified_submit_event(fetched)
         if signed != tags:
-            raise _Refused(
-                [
-                    Problem(
-                        "incorrect-authentication-tags",
-                        "Authentication-Tags stimmen nicht",
-                        "the JWEs fetched are not those the Zustelldienst took",
-                        "submission",
-                    )
-                ]
-            )
+            raise _Refused([tags_mismatch("submission")])
         try:
             plain = decrypt(
                 str(fetched.submission.get("encryptedMetadata")),
