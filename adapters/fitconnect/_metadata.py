@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from poststelle.adapters.fitconnect._crypto import CryptoError, decrypt
-from poststelle.adapters.fitconnect._set import Problem
+from poststelle.adapters.fitconnect._set import Problem, ProblemsFound
 
 __all__ = [
     "FITCONNECT_REPLY_CHANNEL_SCHEMA",
@@ -78,12 +78,8 @@ FITCONNECT_REPLY_CHANNEL_SCHEMA: dict[str, Any] = {
 _REPLY_CHANNEL_VALIDATOR = Draft202012Validator(FITCONNECT_REPLY_CHANNEL_SCHEMA)
 
 
-class MetadataRejected(ValueError):
+class MetadataRejected(ProblemsFound):
     """The submission does not pass; ``problems`` say why, for the reject-submission."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
-        self.problems = problems
 
     @property
     def reason(self) -> str:

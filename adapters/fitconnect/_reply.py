@@ -39,6 +39,7 @@ from poststelle.adapters.fitconnect._set import (
     SUBMIT_REPLY,
     AuthenticationTags,
     Problem,
+    ProblemsFound,
     read_event,
 )
 
@@ -77,12 +78,8 @@ class ReceivedReply:
     tags: AuthenticationTags
 
 
-class ReplyRefused(ValueError):
+class ReplyRefused(ProblemsFound):
     """The reply does not pass; ``problems`` are what a ``reject-reply`` gives."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
-        self.problems = problems
 
 
 def reply_encryption_key(reply_channel: Mapping[str, Any]) -> Any:

@@ -45,6 +45,7 @@ __all__ = [
     "SUBMIT_SUBMISSION",
     "AuthenticationTags",
     "Problem",
+    "ProblemsFound",
     "SecurityEvent",
     "read_event",
     "read_reported_event",
@@ -85,6 +86,15 @@ class Problem:
             "detail": self.detail,
             "instance": self.instance,
         }
+
+
+class ProblemsFound(ValueError):
+    """What does not pass, with the ``problems`` a ``reject-*`` SET gives; the message
+    names each of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)

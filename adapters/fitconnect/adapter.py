@@ -84,6 +84,7 @@ from poststelle.adapters.fitconnect._set import (
     SUBMIT_SUBMISSION,
     AuthenticationTags,
     Problem,
+    ProblemsFound,
     SecurityEvent,
     read_event,
     read_reported_event,
@@ -201,10 +202,8 @@ class _Opened:
     tags: AuthenticationTags
 
 
-class _Refused(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
-        self.problems = problems
+class _Refused(ProblemsFound):
+    """The submission does not pass: stored as fetched and answered with reject-submission."""
 
 
 def _verdict(tokens: list[str], reply_id: str) -> SecurityEvent | None:
