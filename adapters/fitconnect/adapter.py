@@ -365,9 +365,14 @@ class FitConnectAdapter:
     async def _verified_submit_event(self, fetched: _Fetched) -> AuthenticationTags:
         """The tags the Zustelldienst signed for this submission (its ``submit-submission``)."""
         problems: list[Problem] = []
+        # The keys fetched after the log are as new as any token in it: once per log is
+        # enough, though the destination's and the sender's SETs name kids it never has.
+        may_fetch = True
         for token in await self.client.events(fetched.case_id):
             try:
-                event = read_event(token, await self._keys_for(token))
+                keys, fetched_now = await self._keys_for(token, may_fetch=may_fetch)
+                may_fetch = may_fetch and not fetched_now
+                event = read_event(token, keys)
             except CryptoError as exc:
                 problems.append(Problem("invalid-event-log", "Ereignisprotokoll", str(exc), "log"))
                 continue
@@ -378,20 +383,21 @@ class FitConnectAdapter:
             or [Problem("invalid-event-log", "Ereignisprotokoll", "no submit-submission", "log")]
         )
 
-    async def _keys_for(self, token: str) -> dict[str, Any]:
-        """The Zustelldienst's keys; fetched again when a token names a kid not known yet
-        (the service rotated its key)."""
+    async def _keys_for(self, token: str, *, may_fetch: bool) -> tuple[dict[str, Any], bool]:
+        """The Zustelldienst's keys, and whether they were fetched again: when a token names
+        a kid not known yet (the service rotated its key) and ``may_fetch``."""
         try:
             kid = str(protected_header(token, "SET").get("kid"))
         except CryptoError:
-            return self._service_keys  # read_event says what is wrong with it
-        if kid not in self._service_keys:
-            fetched = await self.client.service_keys()
-            self._service_keys = {}
-            for key_id, jwk in fetched.items():
-                with contextlib.suppress(CryptoError):
-                    self._service_keys[key_id] = load_key(jwk, private=False, purpose="service")
-        return self._service_keys
+            return self._service_keys, False  # read_event says what is wrong with it
+        if kid in self._service_keys or not may_fetch:
+            return self._service_keys, False
+        fetched = await self.client.service_keys()
+        self._service_keys = {}
+        for key_id, jwk in fetched.items():
+            with contextlib.suppress(CryptoError):
+                self._service_keys[key_id] = load_key(jwk, private=False, purpose="service")
+        return self._service_keys, True
 
     async def _open(self, fetched: _Fetched) -> _Opened:
         """Decrypt and check everything; ``_Refused`` with every problem found."""
