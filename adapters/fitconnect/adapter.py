@@ -52,7 +52,6 @@ from poststelle.adapters.fitconnect._client import (
     FitConnectClient,
     FitConnectError,
     FitConnectPermanentError,
-    FitConnectTransientError,
 )
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import (
@@ -657,7 +656,7 @@ class FitConnectAdapter:
                 self._await_verdict(known, answer.case_id, case_id)
                 return {**facts, "outcome": "already-sent", "fitconnect_reply_id": known}
             raise PermanentDeliveryError(f"FIT-Connect reply refused: {exc}") from exc
-        except (FitConnectTransientError, FitConnectError) as exc:
+        except FitConnectError as exc:  # transient, or neither kind: try again
             raise RetryableDeliveryError(f"FIT-Connect reply: {exc}") from exc
         except CryptoError as exc:
             raise PermanentDeliveryError(f"FIT-Connect reply: {exc}") from exc
