@@ -24,7 +24,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from poststelle.adapters.fitconnect._set import Problem
+from poststelle.adapters.fitconnect._crypto import CryptoError, decrypt
+from poststelle.adapters.fitconnect._set import Problem, ProblemsFound
 
 __all__ = [
     "FITCONNECT_REPLY_CHANNEL_SCHEMA",
@@ -33,7 +34,10 @@ __all__ = [
     "MetadataValidator",
     "check_content",
     "data_schema",
+    "decrypt_content",
+    "encryption_issue",
     "sha512_hex",
+    "tags_mismatch",
 ]
 
 # Metadata describes; it does not carry documents. A bound keeps a hostile one cheap to refuse.
@@ -74,12 +78,8 @@ FITCONNECT_REPLY_CHANNEL_SCHEMA: dict[str, Any] = {
 _REPLY_CHANNEL_VALIDATOR = Draft202012Validator(FITCONNECT_REPLY_CHANNEL_SCHEMA)
 
 
-class MetadataRejected(ValueError):
+class MetadataRejected(ProblemsFound):
     """The submission does not pass; ``problems`` say why, for the reject-submission."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
-        self.problems = problems
 
     @property
     def reason(self) -> str:
@@ -226,3 +226,40 @@ def _problem(kind: str, detail: str, instance: str = "metadata") -> Problem:
 
 def _hash_mismatch(instance: str) -> Problem:
     return _problem("hash-mismatch", "the SHA-512 in the metadata does not match", instance)
+
+
+def encryption_issue(instance: str, exc: CryptoError) -> Problem:
+    """The problem a JWE that does not open gives (``instance`` names which)."""
+    return Problem("encryption-issue", "Entschlüsselungs-Fehler", str(exc), instance)
+
+
+def tags_mismatch(instance: str) -> Problem:
+    """The problem when the JWEs fetched are not those the ``submit-*`` SET signed."""
+    return Problem(
+        "incorrect-authentication-tags",
+        "Authentication-Tags stimmen nicht",
+        "the JWEs fetched are not those the Zustelldienst took",
+        instance,
+    )
+
+
+def decrypt_content(
+    encrypted_data: str | None, attachments: Mapping[str, str], key: Any
+) -> tuple[bytes | None, dict[str, bytes], list[Problem]]:
+    """Data (when there is any) and every attachment decrypted with ``key``, for a
+    submission and a reply alike; a JWE that does not open is a problem, and the others are
+    still tried so that every problem is named at once."""
+    problems: list[Problem] = []
+    data: bytes | None = None
+    if encrypted_data:
+        try:
+            data = decrypt(encrypted_data, key, what="data")
+        except CryptoError as exc:
+            problems.append(encryption_issue("data", exc))
+    opened: dict[str, bytes] = {}
+    for attachment_id, token in attachments.items():
+        try:
+            opened[attachment_id] = decrypt(token, key, what=f"attachment {attachment_id}")
+        except CryptoError as exc:
+            problems.append(encryption_issue(f"attachment:{attachment_id}", exc))
+    return data, opened, problems

@@ -20,11 +20,16 @@ from typing import Any
 from poststelle.adapters.fitconnect._client import FitConnectClient
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
-    authentication_tag,
     decrypt,
     load_key,
 )
-from poststelle.adapters.fitconnect._metadata import MetadataRejected, check_content
+from poststelle.adapters.fitconnect._metadata import (
+    MetadataRejected,
+    check_content,
+    decrypt_content,
+    encryption_issue,
+    tags_mismatch,
+)
 from poststelle.adapters.fitconnect._sender import (
     OutgoingAttachment,
     build_metadata,
@@ -34,6 +39,7 @@ from poststelle.adapters.fitconnect._set import (
     SUBMIT_REPLY,
     AuthenticationTags,
     Problem,
+    ProblemsFound,
     read_event,
 )
 
@@ -72,12 +78,8 @@ class ReceivedReply:
     tags: AuthenticationTags
 
 
-class ReplyRefused(ValueError):
+class ReplyRefused(ProblemsFound):
     """The reply does not pass; ``problems`` are what a ``reject-reply`` gives."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
-        self.problems = problems
 
 
 def reply_encryption_key(reply_channel: Mapping[str, Any]) -> Any:
@@ -138,10 +140,6 @@ async def send_reply(
     return SentReply(reply_id=reply_id, case_id=case_id, tags=tags, metadata=metadata)
 
 
-def _issue(instance: str, exc: CryptoError) -> Problem:
-    return Problem("encryption-issue", "Entschlüsselungs-Fehler", str(exc), instance)
-
-
 async def receive_reply(
     client: FitConnectClient, reply_id: str, key: Any, *, service_keys: Mapping[str, Any]
 ) -> ReceivedReply:
@@ -158,13 +156,11 @@ async def receive_reply(
     encrypted_metadata = str(fetched.get("encryptedMetadata") or "")
     encrypted_data = fetched.get("encryptedData")
     try:
-        tags = AuthenticationTags(
-            metadata=authentication_tag(encrypted_metadata),
-            data=authentication_tag(str(encrypted_data)) if encrypted_data else None,
-            attachments={k: authentication_tag(v) for k, v in tokens.items()},
+        tags = AuthenticationTags.of(
+            encrypted_metadata, str(encrypted_data) if encrypted_data else None, tokens
         )
     except CryptoError as exc:
-        raise ReplyRefused([_issue("reply", exc)]) from exc
+        raise ReplyRefused([encryption_issue("reply", exc)]) from exc
     signed: AuthenticationTags | None = None
     for token in await client.reply_events(reply_id):
         try:
@@ -178,37 +174,18 @@ async def receive_reply(
             [Problem("invalid-event-log", "Ereignisprotokoll", "no submit-reply", "log")]
         )
     if signed != tags:
-        raise ReplyRefused(
-            [
-                Problem(
-                    "incorrect-authentication-tags",
-                    "Authentication-Tags stimmen nicht",
-                    "the JWEs fetched are not those the Zustelldienst took",
-                    "reply",
-                )
-            ]
-        )
-    problems: list[Problem] = []
+        raise ReplyRefused([tags_mismatch("reply")])
     try:
         metadata = json.loads(decrypt(encrypted_metadata, key, what="metadata"))
     except CryptoError as exc:
-        raise ReplyRefused([_issue("metadata", exc)]) from exc
+        raise ReplyRefused([encryption_issue("metadata", exc)]) from exc
     except ValueError as exc:
         raise ReplyRefused(
             [Problem("syntax-violation", "Syntax-Fehler", f"not JSON: {exc}", "metadata")]
         ) from exc
-    data: bytes | None = None
-    if encrypted_data:
-        try:
-            data = decrypt(str(encrypted_data), key, what="data")
-        except CryptoError as exc:
-            problems.append(_issue("data", exc))
-    attachments: dict[str, bytes] = {}
-    for attachment_id, token in tokens.items():
-        try:
-            attachments[attachment_id] = decrypt(token, key, what=f"attachment {attachment_id}")
-        except CryptoError as exc:
-            problems.append(_issue(f"attachment:{attachment_id}", exc))
+    data, attachments, problems = decrypt_content(
+        str(encrypted_data) if encrypted_data else None, tokens, key
+    )
     if problems:
         raise ReplyRefused(problems)
     if not isinstance(metadata, dict):

@@ -17,7 +17,6 @@ from typing import Any
 from poststelle.adapters.fitconnect._client import FitConnectClient
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
-    authentication_tag,
     encrypt,
     load_key,
 )
@@ -106,21 +105,17 @@ async def encrypt_and_submit(
     encrypt metadata and data and ``submit`` them: the same steps for a submission and for a
     reply, whose resources differ only in their paths. The tags are what the Zustelldienst
     will sign, so the caller can compare them with its event log."""
-    attachment_tags: dict[str, str] = {}
+    uploaded: dict[str, str] = {}
     for attachment in attachments:
         token = encrypt(attachment.content, key, content_type=attachment.mime_type)
         await upload(attachment.attachment_id, token)
-        attachment_tags[attachment.attachment_id] = authentication_tag(token)
+        uploaded[attachment.attachment_id] = token
     encrypted_metadata = encrypt(
         json.dumps(metadata).encode(), key, content_type="application/json"
     )
     encrypted_data = encrypt(data, key, content_type=mime_type) if data is not None else None
     await submit(encrypted_metadata, encrypted_data)
-    return AuthenticationTags(
-        metadata=authentication_tag(encrypted_metadata),
-        data=authentication_tag(encrypted_data) if encrypted_data else None,
-        attachments=attachment_tags,
-    )
+    return AuthenticationTags.of(encrypted_metadata, encrypted_data, uploaded)
 
 
 async def _encryption_key(client: FitConnectClient, destination_id: str) -> Any:

@@ -23,7 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from poststelle.adapters.fitconnect._crypto import CryptoError, protected_header, sign, verify
+from poststelle.adapters.fitconnect._crypto import (
+    CryptoError,
+    authentication_tag,
+    protected_header,
+    sign,
+    verify,
+)
 
 __all__ = [
     "ACCEPT_REPLY",
@@ -39,6 +45,7 @@ __all__ = [
     "SUBMIT_SUBMISSION",
     "AuthenticationTags",
     "Problem",
+    "ProblemsFound",
     "SecurityEvent",
     "read_event",
     "read_reported_event",
@@ -81,6 +88,15 @@ class Problem:
         }
 
 
+class ProblemsFound(ValueError):
+    """What does not pass, with the ``problems`` a ``reject-*`` SET gives; the message
+    names each of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
+        self.problems = problems
+
+
 @dataclass(frozen=True, slots=True)
 class AuthenticationTags:
     """The tags of a submission's JWEs: metadata, data and each attachment by id."""
@@ -96,6 +112,18 @@ class AuthenticationTags:
         if self.attachments:
             tags["attachments"] = dict(self.attachments)
         return tags
+
+    @classmethod
+    def of(
+        cls, metadata: str, data: str | None, attachments: Mapping[str, str]
+    ) -> AuthenticationTags:
+        """The tags of these JWEs (``CryptoError`` when one is no JWE): what both sides of a
+        submission or a reply compare with the ``submit-*`` SET."""
+        return cls(
+            metadata=authentication_tag(metadata),
+            data=authentication_tag(data) if data else None,
+            attachments={k: authentication_tag(v) for k, v in attachments.items()},
+        )
 
     @classmethod
     def from_json(cls, value: Any) -> AuthenticationTags:

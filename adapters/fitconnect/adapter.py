@@ -52,12 +52,10 @@ from poststelle.adapters.fitconnect._client import (
     FitConnectClient,
     FitConnectError,
     FitConnectPermanentError,
-    FitConnectTransientError,
 )
 from poststelle.adapters.fitconnect._config import FitConnectConnectionSettings
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
-    authentication_tag,
     decrypt,
     load_key,
     protected_header,
@@ -67,6 +65,9 @@ from poststelle.adapters.fitconnect._metadata import (
     MetadataValidator,
     check_content,
     data_schema,
+    decrypt_content,
+    encryption_issue,
+    tags_mismatch,
 )
 from poststelle.adapters.fitconnect._reply import (
     FITCONNECT_REPLY_CHANNEL,
@@ -82,6 +83,8 @@ from poststelle.adapters.fitconnect._set import (
     SUBMIT_SUBMISSION,
     AuthenticationTags,
     Problem,
+    ProblemsFound,
+    SecurityEvent,
     read_event,
     read_reported_event,
     security_event,
@@ -175,10 +178,10 @@ class _Fetched:
 
     def tags(self) -> AuthenticationTags:
         data = self.submission.get("encryptedData")
-        return AuthenticationTags(
-            metadata=authentication_tag(str(self.submission.get("encryptedMetadata", ""))),
-            data=authentication_tag(str(data)) if data else None,
-            attachments={k: authentication_tag(v) for k, v in self.attachments.items()},
+        return AuthenticationTags.of(
+            str(self.submission.get("encryptedMetadata", "")),
+            str(data) if data else None,
+            self.attachments,
         )
 
     def raw(self) -> bytes:
@@ -194,16 +197,26 @@ class _Opened:
     data: bytes
     media_type: str
     attachments: dict[str, bytes]
+    # The tags checked against submit-submission: what accept-submission names.
+    tags: AuthenticationTags
 
 
-class _Refused(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.type} ({p.instance}): {p.detail}" for p in problems))
-        self.problems = problems
+class _Refused(ProblemsFound):
+    """The submission does not pass: stored as fetched and answered with reject-submission."""
 
 
-def _encryption_issue(instance: str, exc: CryptoError) -> Problem:
-    return Problem("encryption-issue", "Entschlüsselungs-Fehler", str(exc), instance)
+def _verdict(tokens: list[str], reply_id: str) -> SecurityEvent | None:
+    """The sender's last ``accept-reply`` or ``reject-reply`` on ``reply_id`` among a
+    reply's events, if it gave one."""
+    verdict = None
+    for token in tokens:
+        try:
+            event = read_reported_event(token)
+        except CryptoError:
+            continue
+        if event.reply_id == reply_id and event.event in (ACCEPT_REPLY, REJECT_REPLY):
+            verdict = event
+    return verdict
 
 
 class FitConnectAdapter:
@@ -351,9 +364,14 @@ class FitConnectAdapter:
     async def _verified_submit_event(self, fetched: _Fetched) -> AuthenticationTags:
         """The tags the Zustelldienst signed for this submission (its ``submit-submission``)."""
         problems: list[Problem] = []
+        # The keys fetched after the log are as new as any token in it: once per log is
+        # enough, though the destination's and the sender's SETs name kids it never has.
+        may_fetch = True
         for token in await self.client.events(fetched.case_id):
             try:
-                event = read_event(token, await self._keys_for(token))
+                keys, fetched_now = await self._keys_for(token, may_fetch=may_fetch)
+                may_fetch = may_fetch and not fetched_now
+                event = read_event(token, keys)
             except CryptoError as exc:
                 problems.append(Problem("invalid-event-log", "Ereignisprotokoll", str(exc), "log"))
                 continue
@@ -364,39 +382,31 @@ class FitConnectAdapter:
             or [Problem("invalid-event-log", "Ereignisprotokoll", "no submit-submission", "log")]
         )
 
-    async def _keys_for(self, token: str) -> dict[str, Any]:
-        """The Zustelldienst's keys; fetched again when a token names a kid not known yet
-        (the service rotated its key)."""
+    async def _keys_for(self, token: str, *, may_fetch: bool) -> tuple[dict[str, Any], bool]:
+        """The Zustelldienst's keys, and whether they were fetched again: when a token names
+        a kid not known yet (the service rotated its key) and ``may_fetch``."""
         try:
             kid = str(protected_header(token, "SET").get("kid"))
         except CryptoError:
-            return self._service_keys  # read_event says what is wrong with it
-        if kid not in self._service_keys:
-            fetched = await self.client.service_keys()
-            self._service_keys = {}
-            for key_id, jwk in fetched.items():
-                with contextlib.suppress(CryptoError):
-                    self._service_keys[key_id] = load_key(jwk, private=False, purpose="service")
-        return self._service_keys
+            return self._service_keys, False  # read_event says what is wrong with it
+        if kid in self._service_keys or not may_fetch:
+            return self._service_keys, False
+        fetched = await self.client.service_keys()
+        self._service_keys = {}
+        for key_id, jwk in fetched.items():
+            with contextlib.suppress(CryptoError):
+                self._service_keys[key_id] = load_key(jwk, private=False, purpose="service")
+        return self._service_keys, True
 
     async def _open(self, fetched: _Fetched) -> _Opened:
         """Decrypt and check everything; ``_Refused`` with every problem found."""
         try:
             tags = fetched.tags()
         except CryptoError as exc:
-            raise _Refused([_encryption_issue("submission", exc)]) from exc
+            raise _Refused([encryption_issue("submission", exc)]) from exc
         signed = await self._verified_submit_event(fetched)
         if signed != tags:
-            raise _Refused(
-                [
-                    Problem(
-                        "incorrect-authentication-tags",
-                        "Authentication-Tags stimmen nicht",
-                        "the JWEs fetched are not those the Zustelldienst took",
-                        "submission",
-                    )
-                ]
-            )
+            raise _Refused([tags_mismatch("submission")])
         try:
             plain = decrypt(
                 str(fetched.submission.get("encryptedMetadata")),
@@ -404,7 +414,7 @@ class FitConnectAdapter:
                 what="metadata",
             )
         except CryptoError as exc:
-            raise _Refused([_encryption_issue("metadata", exc)]) from exc
+            raise _Refused([encryption_issue("metadata", exc)]) from exc
         try:
             metadata = self._metadata.parse(plain)
         except MetadataRejected as exc:
@@ -425,23 +435,12 @@ class FitConnectAdapter:
                         )
                     ]
                 ) from exc
-        problems: list[Problem] = []
-        data: bytes | None = None
-        if fetched.submission.get("encryptedData"):
-            try:
-                data = decrypt(
-                    str(fetched.submission["encryptedData"]), self._decryption_key, what="data"
-                )
-            except CryptoError as exc:
-                problems.append(_encryption_issue("data", exc))
-        attachments: dict[str, bytes] = {}
-        for attachment_id, token in fetched.attachments.items():
-            try:
-                attachments[attachment_id] = decrypt(
-                    token, self._decryption_key, what=f"attachment {attachment_id}"
-                )
-            except CryptoError as exc:
-                problems.append(_encryption_issue(f"attachment:{attachment_id}", exc))
+        encrypted_data = fetched.submission.get("encryptedData")
+        data, attachments, problems = decrypt_content(
+            str(encrypted_data) if encrypted_data else None,
+            fetched.attachments,
+            self._decryption_key,
+        )
         if problems:
             raise _Refused(problems)
         try:
@@ -466,7 +465,8 @@ class FitConnectAdapter:
             # attachments has nothing to route on.
             raise _Refused([Problem("missing-data", "Fachdaten fehlen", "no data", "data")])
         schema = data_schema(metadata)
-        return _Opened(metadata, data, schema[1] if schema else "application/json", attachments)
+        media_type = schema[1] if schema else "application/json"
+        return _Opened(metadata, data, media_type, attachments, tags)
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -521,7 +521,7 @@ class FitConnectAdapter:
             # Not stored, so not accepted: the Zustelldienst keeps it for the next round.
             self._fail(result, submission_id, "publish", exc)
             return
-        await self._answer(fetched, ACCEPT_SUBMISSION, result, tags=fetched.tags())
+        await self._answer(fetched, ACCEPT_SUBMISSION, result, tags=opened.tags)
 
     async def _refuse(self, fetched: _Fetched, problems: list[Problem], result: PollRound) -> None:
         submission_id = fetched.submission_id
@@ -656,7 +656,7 @@ class FitConnectAdapter:
                 self._await_verdict(known, answer.case_id, case_id)
                 return {**facts, "outcome": "already-sent", "fitconnect_reply_id": known}
             raise PermanentDeliveryError(f"FIT-Connect reply refused: {exc}") from exc
-        except (FitConnectTransientError, FitConnectError) as exc:
+        except FitConnectError as exc:  # transient, or neither kind: try again
             raise RetryableDeliveryError(f"FIT-Connect reply: {exc}") from exc
         except CryptoError as exc:
             raise PermanentDeliveryError(f"FIT-Connect reply: {exc}") from exc
@@ -714,14 +714,7 @@ class FitConnectAdapter:
             except FitConnectError as exc:
                 self._fail(result, reply_id, "reply-events", exc)
                 continue
-            verdict = None
-            for token in tokens:
-                try:
-                    event = read_reported_event(token)
-                except CryptoError:
-                    continue
-                if event.reply_id == reply_id and event.event in (ACCEPT_REPLY, REJECT_REPLY):
-                    verdict = event
+            verdict = _verdict(tokens, reply_id)
             if verdict is None:
                 continue
             accepted = verdict.event == ACCEPT_REPLY

@@ -56,7 +56,6 @@ from poststelle.adapters._simulator import ThreadedServer
 from poststelle.adapters.fitconnect._crypto import (
     CryptoError,
     KeyPair,
-    authentication_tag,
     generate_key,
     load_key,
 )
@@ -177,7 +176,7 @@ class _Transfer:
         raise NotImplementedError
 
     def upload(self, attachment_id: str, body: bytes) -> str:
-        """The checks for an upload; the JWE as stored (the caller stores it under its lock)."""
+        """The checks for an upload; the JWE as stored (``_upload`` stores it under the lock)."""
         if attachment_id not in self.announced:
             raise _Refusal(404, "attachment-not-found", "attachment was not announced")
         if self.state != "announced":
@@ -196,12 +195,10 @@ class _Transfer:
         if missing:
             raise _Refusal(422, "missing-attachments", f"not uploaded: {', '.join(missing)}")
         try:
-            return AuthenticationTags(
-                metadata=authentication_tag(body["encryptedMetadata"]),
-                data=authentication_tag(body["encryptedData"])
-                if body.get("encryptedData")
-                else None,
-                attachments={k: authentication_tag(v) for k, v in self.attachments.items()},
+            return AuthenticationTags.of(
+                body["encryptedMetadata"],
+                body["encryptedData"] if body.get("encryptedData") else None,
+                self.attachments,
             )
         except CryptoError as exc:
             raise _Refusal(400, "request-invalid", str(exc)) from exc
@@ -557,6 +554,12 @@ class FitConnectSimulator(ThreadedServer):
             "scope": scope or "send:region:DE",
         }
 
+    def _upload(self, transfer: _Transfer, attachment_id: str, body: bytes) -> None:
+        """Take one attachment's JWE for a submission or a reply, checked, then stored."""
+        token = transfer.upload(attachment_id, body)
+        with self._lock:
+            transfer.attachments[attachment_id] = token
+
     def _submit(self, transfer: _Transfer, body: Any) -> None:
         """Take a submit and write the Zustelldienst's signed ``submit-submission`` (or
         ``submit-reply``, also kept with the reply's own events) naming what it took."""
@@ -731,9 +734,7 @@ class FitConnectSimulator(ThreadedServer):
             await sim._gate("upload-attachment")
             client = sim._client_of(request, "sender")
             submission = sim._submission_for(client, submission_id)
-            token = submission.upload(attachment_id, await request.body())
-            with sim._lock:
-                submission.attachments[attachment_id] = token
+            sim._upload(submission, attachment_id, await request.body())
             return Response(status_code=204)
 
         @app.put("/v1/submissions/{submission_id}", status_code=202)
@@ -817,9 +818,7 @@ class FitConnectSimulator(ThreadedServer):
         async def upload_reply(request: Request, reply_id: str, attachment_id: str) -> Response:
             await sim._gate("upload-reply-attachment")
             reply = sim._reply_for(sim._client_of(request, "subscriber"), reply_id)
-            token = reply.upload(attachment_id, await request.body())
-            with sim._lock:
-                reply.attachments[attachment_id] = token
+            sim._upload(reply, attachment_id, await request.body())
             return Response(status_code=204)
 
         @app.put("/v1/replies/{reply_id}", status_code=202)

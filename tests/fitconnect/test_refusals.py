@@ -223,3 +223,29 @@ async def test_a_reply_key_that_no_reply_could_be_encrypted_for_is_refused_at_on
     details = sorted(r["detail"] for r in _refusals(adapter))
     assert all("replyChannel/fitConnect/encryptionPublicKey" in d for d in details), details
     assert any("0 bits" in d for d in details) and any("base64url" in d for d in details)
+
+
+async def test_the_service_keys_are_fetched_once_per_event_log(
+    adapter: FitConnectAdapter,
+    destination: SimulatedDestination,
+    sender: FitConnectClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The destination's own accept-submission SETs name a kid the Zustelldienst never has:
+    # each must not fetch the service's keys again.
+    first = await send_xbau(sender, destination)
+    assert (await adapter.poll_once()).accepted == 1
+    await send_xbau(sender, destination, case_id=first.case_id)
+    assert (await adapter.poll_once()).accepted == 1
+    fetches: list[str] = []
+    service_keys = adapter.client.service_keys
+
+    async def counted() -> dict[str, Any]:
+        fetches.append("service-keys")
+        return await service_keys()
+
+    monkeypatch.setattr(adapter.client, "service_keys", counted)
+    await send_xbau(sender, destination, case_id=first.case_id)
+    result = await adapter.poll_once()
+    assert (result.accepted, result.rejected, result.failures) == (1, 0, [])
+    assert fetches == ["service-keys"]
