@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from nats.js.errors import NotFoundError
 
 from poststelle.contracts.registry import ContractRegistry
 from poststelle.routing.cli.doctor import Check, diagnose, worst
@@ -126,6 +127,17 @@ async def test_no_schemas_and_missing_consumers_fail(
     config = config_for(tmp_path, fresh_nats)
     # The topology exists (a hub ran once) but no hub runs now: no consumers.
     async with Hub(config) as hub:
+
+        async def router_consumer() -> bool:
+            try:
+                await hub.js.consumer_info("INBOX", "router")
+            except NotFoundError:
+                return False
+            return True
+
+        # The routing core makes its consumer as it starts; on a loaded machine that can
+        # come after the hub's start returned.
+        await eventually(router_consumer)
         await hub.js.delete_consumer("INBOX", "router")
         checks = await diagnose(config)
     schemas = row(checks, "schemas")
